@@ -1,0 +1,289 @@
+//! Typed configuration read from the process environment.
+//!
+//! Lambda hands configuration to a function only through environment variables, so every handler and the CLI
+//! read them here, once, into [`Config`]; nothing else in the code base calls `std::env::var`.
+
+use thiserror::Error;
+
+/// Environment variable naming the DynamoDB state table.
+pub const ENV_TABLE: &str = "OPSPLANE_TABLE";
+/// Environment variable naming the S3 state bucket.
+pub const ENV_BUCKET: &str = "OPSPLANE_BUCKET";
+/// The SDK's standard endpoint override, used to point every client at moto in local runs.
+pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
+/// Table name used when [`ENV_TABLE`] is not set.
+pub const DEFAULT_TABLE: &str = "opsplane";
+
+/// Where the control plane keeps its state and how it reaches AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// DynamoDB table holding locks, state, idempotency records and audit events.
+    pub table_name: String,
+    /// S3 bucket holding specs, manifests, reports and the S3 lock backend's objects.
+    pub bucket_name: String,
+    /// AWS region of the control plane.
+    pub region: String,
+    /// Endpoint override (moto in local runs). When set, S3 is addressed path-style.
+    pub endpoint_url: Option<String>,
+    /// Use fixed dummy credentials instead of the default chain (local runs against moto only).
+    pub local_credentials: bool,
+}
+
+/// A configuration value is missing or malformed.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {var} is not set: {fix}")]
+    Missing {
+        /// The variable's name.
+        var: &'static str,
+        /// What to set it to.
+        fix: &'static str,
+    },
+    /// A variable is set to a value that cannot be used.
+    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        var: &'static str,
+        /// The value found.
+        value: String,
+        /// Why it cannot be used and what is allowed.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads the configuration through `lookup`, so that tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = lookup(ENV_TABLE).unwrap_or_else(|| DEFAULT_TABLE.to_owned());
+        validate_table_name(&table_name).map_err(|reason| ConfigError::Invalid {
+            var: ENV_TABLE,
+            value: table_name.clone(),
+            reason,
+        })?;
+        let bucket_name = lookup(ENV_BUCKET).ok_or(ConfigError::Missing {
+            var: ENV_BUCKET,
+            fix: "set it to the state bucket created by `opsplane bootstrap`",
+        })?;
+        validate_bucket_name(&bucket_name).map_err(|reason| ConfigError::Invalid {
+            var: ENV_BUCKET,
+            value: bucket_name.clone(),
+            reason,
+        })?;
+        let region = lookup("AWS_REGION")
+            .or_else(|| lookup("AWS_DEFAULT_REGION"))
+            .ok_or(ConfigError::Missing {
+                var: "AWS_REGION",
+                fix: "set AWS_REGION (Lambda sets it; locally use e.g. us-east-1)",
+            })?;
+        let endpoint_url = lookup(ENV_ENDPOINT);
+        if let Some(url) = &endpoint_url {
+            validate_endpoint(url).map_err(|reason| ConfigError::Invalid {
+                var: ENV_ENDPOINT,
+                value: url.clone(),
+                reason,
+            })?;
+        }
+        // An endpoint override without credentials is a local run against moto, which accepts any keys.
+        let local_credentials = endpoint_url.is_some() && lookup("AWS_ACCESS_KEY_ID").is_none();
+        Ok(Self {
+            table_name,
+            bucket_name,
+            region,
+            endpoint_url,
+            local_credentials,
+        })
+    }
+
+    /// A configuration for the local world: everything pointed at `endpoint` with dummy credentials.
+    pub fn local(
+        endpoint: impl Into<String>,
+        table_name: impl Into<String>,
+        bucket_name: impl Into<String>,
+    ) -> Self {
+        Self {
+            table_name: table_name.into(),
+            bucket_name: bucket_name.into(),
+            region: "us-east-1".to_owned(),
+            endpoint_url: Some(endpoint.into()),
+            local_credentials: true,
+        }
+    }
+
+    /// S3 must be addressed path-style whenever an endpoint override is in force: moto on a loopback port
+    /// has no wildcard DNS for virtual-hosted bucket names.
+    pub fn s3_path_style(&self) -> bool {
+        self.endpoint_url.is_some()
+    }
+}
+
+/// Checks a DynamoDB table name: 3 to 255 characters of `a-z A-Z 0-9 _ - .`.
+pub fn validate_table_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !(3..=255).contains(&name.len()) || !ok_chars {
+        return Err(
+            "a table name has 3 to 255 characters of letters, digits, '_', '-' and '.'".to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Checks an S3 bucket name: 3 to 63 characters of lowercase letters, digits, '-' and '.', starting and ending
+/// with a letter or digit.
+pub fn validate_bucket_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(3..=63).contains(&name.len())
+        || !ok_chars
+        || !ends_ok(name.chars().next())
+        || !ends_ok(name.chars().last())
+    {
+        return Err(
+            "a bucket name has 3 to 63 characters of lowercase letters, digits, '-' and '.', \
+             and starts and ends with a letter or digit"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+fn validate_endpoint(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(
+            "an endpoint is a URL starting with http:// or https://, e.g. http://127.0.0.1:5000"
+                .to_owned(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_every_field_and_defaults_the_table() {
+        let cfg = Config::from_lookup(lookup(&[
+            ("OPSPLANE_BUCKET", "acme-ops"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.table_name, "opsplane");
+        assert_eq!(cfg.bucket_name, "acme-ops");
+        assert_eq!(cfg.region, "eu-west-1");
+        assert_eq!(cfg.endpoint_url, None);
+        assert!(!cfg.s3_path_style());
+        assert!(!cfg.local_credentials);
+    }
+
+    #[test]
+    fn endpoint_override_turns_on_path_style_and_local_credentials() {
+        let cfg = Config::from_lookup(lookup(&[
+            ("OPSPLANE_BUCKET", "b-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.region, "us-east-1");
+        assert!(cfg.s3_path_style());
+        assert!(cfg.local_credentials);
+        let with_keys = Config::from_lookup(lookup(&[
+            ("OPSPLANE_BUCKET", "b-1"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+        ]))
+        .unwrap();
+        assert!(!with_keys.local_credentials);
+    }
+
+    #[test]
+    fn missing_bucket_names_the_variable_and_the_fix() {
+        let err = Config::from_lookup(lookup(&[("AWS_REGION", "us-east-1")])).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                var: "OPSPLANE_BUCKET",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("opsplane bootstrap"));
+    }
+
+    #[test]
+    fn missing_region_is_an_error() {
+        let err = Config::from_lookup(lookup(&[("OPSPLANE_BUCKET", "b-1")])).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                var: "AWS_REGION",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn malformed_values_are_rejected_with_the_rule() {
+        let err = Config::from_lookup(lookup(&[
+            ("OPSPLANE_BUCKET", "Bad_Bucket"),
+            ("AWS_REGION", "us-east-1"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: "OPSPLANE_BUCKET",
+                ..
+            }
+        ));
+        let err = Config::from_lookup(lookup(&[
+            ("OPSPLANE_BUCKET", "ok-bucket"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "localhost:5000"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("http://"));
+        let err = Config::from_lookup(lookup(&[
+            ("OPSPLANE_TABLE", "a b"),
+            ("OPSPLANE_BUCKET", "ok-bucket"),
+            ("AWS_REGION", "us-east-1"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: "OPSPLANE_TABLE",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bucket_name_rules() {
+        assert!(validate_bucket_name("abc").is_ok());
+        assert!(validate_bucket_name("my.bucket-1").is_ok());
+        assert!(validate_bucket_name("ab").is_err());
+        assert!(validate_bucket_name("-abc").is_err());
+        assert!(validate_bucket_name("abc-").is_err());
+        assert!(validate_bucket_name(&"a".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The local Amazon States Language engine and opsplane's workflow definitions.
