@@ -8,7 +8,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.setup-done
 CARGO  ?= cargo
 
-.PHONY: setup demo test unit conformance bench lint fmt build-lambdas clean-venv
+.PHONY: setup demo test unit conformance bench lint build-lambdas clean-venv
 
 setup: $(STAMP)
 
@@ -23,10 +23,11 @@ demo: setup
 	$(CARGO) run --quiet -p opsplane-cli -- demo
 
 ## Every test: unit and end-to-end (against moto), then the conformance floors of the local engine.
-test: setup unit
+test: setup
+	bash scripts/test.sh
 
 unit:
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --lib --bins --tests
 
 conformance:
 	bash scripts/conformance.sh

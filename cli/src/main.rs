@@ -1,5 +1,7 @@
 //! `opsplane`: bootstrap the control plane, run workflows locally or on AWS, inspect locks and history.
 
+mod asl;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -23,6 +25,11 @@ enum Command {
     Bootstrap(Target),
     /// Run the local demo: start moto, bootstrap, and print what was created.
     Demo,
+    /// The local Step Functions engine: run a definition, or score it against the conformance corpus.
+    #[command(subcommand)]
+    Asl(asl::AslCommand),
+    /// Check definitions: validity plus opsplane's safety rules (Lambda retries, paths, lock release).
+    Lint(asl::LintArgs),
 }
 
 /// Where the control plane's state lives.
@@ -82,6 +89,8 @@ async fn main() -> Result<()> {
             println!("{report}");
         }
         Command::Demo => demo().await?,
+        Command::Asl(cmd) => std::process::exit(asl::run(cmd).await?),
+        Command::Lint(args) => std::process::exit(asl::lint_files(args)?),
     }
     Ok(())
 }

@@ -1,1 +1,28 @@
 //! The local Amazon States Language engine and opsplane's workflow definitions.
+//!
+//! Definitions are parsed and validated into a typed model ([`model`]), then run by an [`Engine`]
+//! in-process: handlers are registered by function name and called through the Lambda JSON boundary,
+//! time runs on a virtual clock, and every execution records AWS's history events.
+
+#![warn(missing_docs)]
+
+pub mod choice;
+pub mod conformance;
+pub mod engine;
+pub mod error;
+pub mod intrinsic;
+pub mod item_reader;
+pub mod jsonata;
+pub mod lint;
+pub mod model;
+pub mod path;
+mod runtime;
+#[cfg(feature = "s3")]
+pub mod s3;
+
+pub use engine::{
+    Description, Engine, FunctionError, Handler, HistoryEvent, Status, TaskContext, function_name,
+    substitute,
+};
+pub use error::{EngineError, Failure, ValidationError};
+pub use item_reader::{ItemReader, MemoryItemReader, ObjectSummary};

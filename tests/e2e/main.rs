@@ -8,3 +8,6 @@ mod harness;
 
 // `opsplane bootstrap` against moto: creation, idempotence, convergence of a half-created state.
 mod bootstrap;
+
+// The DISTRIBUTED Map's S3 ItemReader against moto, through the SDK.
+mod engine_s3;

@@ -1,0 +1,408 @@
+//! Runs a conformance corpus file (JSON Lines of cases recorded against AWS) through the engine and
+//! scores it. The corpus only measures the engine: nothing here depends on particular cases.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, FunctionError, TaskContext};
+use crate::model;
+
+/// Result of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// The case's id.
+    pub id: String,
+    /// Passed (status plus exact output or error name).
+    pub passed: bool,
+    /// The secondary score: the cause matched too (failures only).
+    pub cause_matched: Option<bool>,
+    /// The case's feature groups.
+    pub features: Vec<String>,
+    /// Uses JSONata anywhere.
+    pub jsonata: bool,
+    /// History events: the engine's count and the recording's (secondary; executions only).
+    pub history_events: Option<[u64; 2]>,
+    /// The recorded cause, when the causes differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_cause: Option<String>,
+    /// The engine's cause, when the causes differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual_cause: Option<String>,
+    /// What was expected, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Value>,
+    /// What the engine produced, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Value>,
+}
+
+/// Scores of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The file.
+    pub file: String,
+    /// Every case.
+    pub cases: Vec<CaseResult>,
+}
+
+/// Passed and total of a group.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Score {
+    /// Cases passed.
+    pub passed: usize,
+    /// Cases in the group.
+    pub total: usize,
+}
+
+impl Score {
+    /// Percentage passed (100 for an empty group).
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            100.0
+        } else {
+            self.passed as f64 * 100.0 / self.total as f64
+        }
+    }
+
+    fn add(&mut self, passed: bool) {
+        self.total += 1;
+        if passed {
+            self.passed += 1;
+        }
+    }
+}
+
+impl Report {
+    /// The whole file.
+    pub fn total(&self) -> Score {
+        let mut s = Score::default();
+        self.cases.iter().for_each(|c| s.add(c.passed));
+        s
+    }
+
+    /// Cases that use no JSONata.
+    pub fn jsonpath_only(&self) -> Score {
+        let mut s = Score::default();
+        self.cases
+            .iter()
+            .filter(|c| !c.jsonata)
+            .for_each(|c| s.add(c.passed));
+        s
+    }
+
+    /// Cases with a Choice state (reported apart, as the corpus README asks) and the rest.
+    pub fn choice_split(&self) -> (Score, Score) {
+        let (mut with, mut without) = (Score::default(), Score::default());
+        for c in &self.cases {
+            if c.features.iter().any(|f| f == "Choice") {
+                with.add(c.passed)
+            } else {
+                without.add(c.passed)
+            }
+        }
+        (with, without)
+    }
+
+    /// Secondary scores: causes matched (of failed executions) and history lengths matched.
+    pub fn secondary(&self) -> (Score, Score) {
+        let (mut cause, mut history) = (Score::default(), Score::default());
+        for c in &self.cases {
+            if let Some(m) = c.cause_matched {
+                cause.add(m);
+            }
+            if let Some([ours, recorded]) = c.history_events {
+                history.add(ours == recorded);
+            }
+        }
+        (cause, history)
+    }
+
+    /// Per feature group.
+    pub fn by_feature(&self) -> BTreeMap<String, Score> {
+        let mut m: BTreeMap<String, Score> = BTreeMap::new();
+        for c in &self.cases {
+            for f in &c.features {
+                m.entry(f.clone()).or_default().add(c.passed);
+            }
+        }
+        m
+    }
+}
+
+/// Registers the corpus's trivial Lambdas, by behaviour, under the names a case gives them.
+pub fn register_trivial_lambdas(engine: &Engine, handlers: &serde_json::Map<String, Value>) {
+    for (name, source) in handlers {
+        let file = source
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".py");
+        match file {
+            "id_function" => engine.register_handler(name, |v, _| async move { Ok(v) }),
+            "raise_exception" => engine.register_handler(name, |_, _| async move {
+                Err(FunctionError::new(
+                    "Exception",
+                    "Some exception was raised.",
+                ))
+            }),
+            "raise_custom_exception" => engine.register_handler(name, |_, _| async move {
+                Err(FunctionError::new("CustomException", ""))
+            }),
+            "echo_function" => {
+                engine.register_handler(
+                    name,
+                    |_, _| async move { Ok(json!({"Return": "HelloWorld"})) },
+                )
+            }
+            "large_output_string" => engine.register_handler(name, |_, _| async move {
+                Ok(Value::String("a".repeat(300 * 1024)))
+            }),
+            // Sleeps 60 s on AWS; here it declares 60 s of virtual time instead.
+            "wait_60_seconds" => engine.register_handler(name, |v, ctx: TaskContext| async move {
+                ctx.advance(Duration::from_secs(60));
+                Ok(v)
+            }),
+            "return_bytes_str" => {
+                engine.register_handler(name, |_, _| async move { Ok(json!("HelloWorld!")) })
+            }
+            "return_decorated_input" => engine.register_handler(name, |v, _| async move {
+                let s = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                Ok(Value::String(format!("input-event-{s}")))
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// Deep equality where an expected string of the form `<name>`, or one containing a listed
+/// placeholder, matches any value.
+pub fn matches(expected: &Value, actual: &Value, placeholders: &[String]) -> bool {
+    match (expected, actual) {
+        (Value::String(e), _) if is_wildcard(e, placeholders) => true,
+        (Value::Object(e), Value::Object(a)) => {
+            e.len() == a.len()
+                && e.iter().all(|(k, v)| {
+                    // The recordings replace per-run values (request ids, trace ids) with their key's name.
+                    let normalised = v.as_str().is_some_and(|s| s == k);
+                    a.get(k)
+                        .is_some_and(|x| normalised || matches(v, x, placeholders))
+                })
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| matches(x, y, placeholders))
+        }
+        (Value::Number(e), Value::Number(a)) => e.as_f64() == a.as_f64(),
+        _ => expected == actual,
+    }
+}
+
+fn is_wildcard(s: &str, placeholders: &[String]) -> bool {
+    (s.len() > 2
+        && s.starts_with('<')
+        && s.ends_with('>')
+        && !s[1..s.len() - 1].contains(['<', '>']))
+        || placeholders
+            .iter()
+            .any(|p| !p.is_empty() && s.contains(p.as_str()))
+}
+
+fn placeholders_of(case: &Value) -> Vec<String> {
+    case.get("placeholders")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs one case.
+pub async fn run_case(case: &Value) -> CaseResult {
+    let id = case
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let features: Vec<String> = case
+        .get("features")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let definition = case.get("definition").cloned().unwrap_or(Value::Null);
+    let jsonata =
+        features.iter().any(|f| f == "JSONata") || definition.to_string().contains("JSONata");
+    let expected = case.get("expected").cloned().unwrap_or(Value::Null);
+    let placeholders = placeholders_of(case);
+    let kind = case.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let mut result = CaseResult {
+        id,
+        passed: false,
+        cause_matched: None,
+        history_events: None,
+        expected_cause: None,
+        actual_cause: None,
+        features,
+        jsonata,
+        expected: None,
+        actual: None,
+    };
+
+    let validation = model::parse_value(&definition);
+    if kind == "invalid_definition"
+        || expected.get("status").and_then(Value::as_str) == Some("REJECTED")
+    {
+        result.passed = validation.is_err();
+        if !result.passed {
+            result.expected = Some(expected);
+            result.actual = Some(json!({"status": "ACCEPTED"}));
+        }
+        return result;
+    }
+    if let Err(e) = validation {
+        result.expected = Some(expected);
+        result.actual = Some(json!({"status": "REJECTED", "cause": e.to_string()}));
+        return result;
+    }
+
+    let engine = Engine::new();
+    if let Some(h) = case.get("lambda_handlers").and_then(Value::as_object) {
+        register_trivial_lambdas(&engine, h);
+    }
+    let input = case.get("input").cloned().unwrap_or(json!({}));
+    let actual = match engine.register_state_machine(
+        "conformance",
+        &definition.to_string(),
+        &HashMap::new(),
+    ) {
+        Err(e) => json!({"status": "REJECTED", "cause": e.to_string()}),
+        Ok(arn) => {
+            let run = engine.run(&arn, input);
+            match tokio::time::timeout(Duration::from_secs(30), run).await {
+                Err(_) => json!({"status": "TIMEOUT_LOCAL"}),
+                Ok(Err(e)) => json!({"status": "ENGINE_ERROR", "cause": e.to_string()}),
+                Ok(Ok(d)) => {
+                    if let Some(n) = case.get("history_events").and_then(Value::as_u64) {
+                        let events = engine
+                            .get_execution_history(&d.execution_arn)
+                            .map(|h| h.len())
+                            .unwrap_or(0);
+                        result.history_events = Some([events as u64, n]);
+                    }
+                    let mut v = json!({"status": d.status.as_str()});
+                    if let Some(o) = d.output {
+                        v["output"] = o;
+                    }
+                    if let Some(e) = d.error {
+                        v["error"] = Value::String(e);
+                    }
+                    if let Some(c) = d.cause {
+                        v["cause"] = Value::String(c);
+                    }
+                    v
+                }
+            }
+        }
+    };
+    let status_ok = expected.get("status") == actual.get("status");
+    let passed = status_ok
+        && match expected.get("status").and_then(Value::as_str) {
+            Some("SUCCEEDED") => matches(
+                expected.get("output").unwrap_or(&Value::Null),
+                actual.get("output").unwrap_or(&Value::Null),
+                &placeholders,
+            ),
+            _ => {
+                let ok = matches(
+                    expected.get("error").unwrap_or(&Value::Null),
+                    actual.get("error").unwrap_or(&Value::Null),
+                    &placeholders,
+                );
+                let cause_expected = match expected.get("cause") {
+                    Some(Value::String(s)) => Value::String(s.clone()),
+                    Some(other) => Value::String(other.to_string()),
+                    None => Value::Null,
+                };
+                let actual_cause = actual.get("cause").unwrap_or(&Value::Null);
+                let cause_ok = matches(&cause_expected, actual_cause, &placeholders);
+                result.cause_matched = Some(cause_ok);
+                if !cause_ok {
+                    result.expected_cause = cause_expected.as_str().map(str::to_string);
+                    result.actual_cause = actual_cause.as_str().map(str::to_string);
+                }
+                ok
+            }
+        };
+    result.passed = passed;
+    if !passed {
+        result.expected = Some(expected);
+        result.actual = Some(actual);
+    }
+    result
+}
+
+/// Runs every case of a JSON Lines file.
+pub async fn run_file(path: &std::path::Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut cases = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let case: Value =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        cases.push(run_case(&case).await);
+    }
+    Ok(Report {
+        file: path.display().to_string(),
+        cases,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholder_matching() {
+        let ph = vec!["<uuid:".to_string()];
+        assert!(matches(&json!({"a": "<timestamp>"}), &json!({"a": 5}), &[]));
+        assert!(matches(
+            &json!({"a": "x <uuid:1> y"}),
+            &json!({"a": "anything"}),
+            &ph
+        ));
+        assert!(!matches(&json!({"a": "x"}), &json!({"a": "y"}), &ph));
+        assert!(!matches(&json!({"a": 1}), &json!({"a": 1, "b": 2}), &[]));
+        assert!(matches(&json!(1.0), &json!(1), &[]));
+    }
+
+    #[tokio::test]
+    async fn runs_a_case() {
+        let case = json!({
+            "id": "t", "kind": "execution", "features": ["Pass"],
+            "definition": {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"x": 1}, "End": true}}},
+            "input": {}, "expected": {"status": "SUCCEEDED", "output": {"x": 1}}
+        });
+        assert!(run_case(&case).await.passed);
+        let case = json!({
+            "id": "t", "kind": "invalid_definition", "features": [],
+            "definition": {"StartAt": "A"}, "expected": {"status": "REJECTED"}
+        });
+        assert!(run_case(&case).await.passed);
+    }
+}

@@ -1,0 +1,570 @@
+//! The engine's API: state machines, handlers, executions, history, task tokens.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+use crate::error::{EngineError, Failure, ValidationError};
+use crate::item_reader::ItemReader;
+use crate::model::{self, StateMachine};
+
+/// The error a handler returns, as a Rust Lambda reports it: `{"errorType", "errorMessage"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunctionError {
+    /// The error name workflows match in `Retry`/`Catch`.
+    #[serde(rename = "errorType")]
+    pub error_type: String,
+    /// The message.
+    #[serde(rename = "errorMessage")]
+    pub error_message: String,
+}
+
+impl FunctionError {
+    /// An error with a type and a message.
+    pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
+        FunctionError {
+            error_type: error_type.into(),
+            error_message: error_message.into(),
+        }
+    }
+}
+
+/// What a handler receives besides its payload.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub(crate) elapsed_ms: Arc<AtomicU64>,
+    /// The task token, for `.waitForTaskToken` tasks.
+    pub task_token: Option<String>,
+    /// The execution's ARN.
+    pub execution_arn: String,
+}
+
+impl TaskContext {
+    /// Declares that the handler took `d` more of virtual time. The engine advances the execution's
+    /// clock by it and applies `TimeoutSeconds` to it, so a handler that models a slow call (a 60-second
+    /// sleep) costs no real time.
+    pub fn advance(&self, d: Duration) {
+        self.elapsed_ms
+            .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The virtual time the handler declared so far.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.elapsed_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, FunctionError>> + Send>>;
+
+/// A registered handler: the Lambda JSON boundary, payload in, result or error out.
+pub type Handler = Arc<dyn Fn(Value, TaskContext) -> HandlerFuture + Send + Sync>;
+
+/// Status of an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Still running.
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Exceeded the machine's `TimeoutSeconds`.
+    TimedOut,
+    /// Stopped by `stop_execution`.
+    Aborted,
+}
+
+impl Status {
+    /// The AWS spelling: `RUNNING`, `SUCCEEDED`, ...
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Running => "RUNNING",
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+            Status::Aborted => "ABORTED",
+        }
+    }
+}
+
+/// `DescribeExecution`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Description {
+    /// The execution's ARN.
+    pub execution_arn: String,
+    /// The state machine's ARN.
+    pub state_machine_arn: String,
+    /// The execution's name.
+    pub name: String,
+    /// Current status.
+    pub status: Status,
+    /// The input.
+    pub input: Value,
+    /// The output, once SUCCEEDED.
+    pub output: Option<Value>,
+    /// The error name, once FAILED, TIMED_OUT or ABORTED.
+    pub error: Option<String>,
+    /// The cause.
+    pub cause: Option<String>,
+    /// Start (virtual clock; starts at real now).
+    pub start_date: DateTime<Utc>,
+    /// Stop (virtual clock).
+    pub stop_date: Option<DateTime<Utc>>,
+}
+
+/// One history event, as `GetExecutionHistory` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEvent {
+    /// 1-based id.
+    pub id: u64,
+    /// The event this one follows (0 for the first).
+    pub previous_event_id: u64,
+    /// When (virtual clock).
+    pub timestamp: DateTime<Utc>,
+    /// AWS's type name, e.g. `TaskStateEntered`.
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    /// The event's details (`name`, `input`, `output`, `error`, `cause`, `resource`, ...).
+    pub details: Value,
+}
+
+pub(crate) struct Machine {
+    pub(crate) arn: String,
+    pub(crate) name: String,
+    pub(crate) model: Arc<StateMachine>,
+}
+
+pub(crate) struct ExecState {
+    pub(crate) status: Status,
+    pub(crate) output: Option<Value>,
+    pub(crate) error: Option<String>,
+    pub(crate) cause: Option<String>,
+    pub(crate) stop_date: Option<DateTime<Utc>>,
+}
+
+pub(crate) struct Execution {
+    pub(crate) arn: String,
+    pub(crate) name: String,
+    pub(crate) machine: Arc<Machine>,
+    pub(crate) input: Value,
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) state: Mutex<ExecState>,
+    pub(crate) history: Mutex<Vec<HistoryEvent>>,
+    pub(crate) done: watch::Sender<bool>,
+    pub(crate) abort: watch::Sender<Option<Failure>>,
+}
+
+pub(crate) enum TokenReply {
+    Success(Value),
+    Failure(Failure),
+}
+
+pub(crate) struct TokenSlot {
+    pub(crate) reply: Option<oneshot::Sender<TokenReply>>,
+    pub(crate) heartbeat: watch::Sender<u64>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) region: String,
+    pub(crate) account: String,
+    pub(crate) handlers: RwLock<HashMap<String, Handler>>,
+    pub(crate) machines: RwLock<HashMap<String, Arc<Machine>>>,
+    pub(crate) executions: RwLock<HashMap<String, Arc<Execution>>>,
+    pub(crate) tokens: Mutex<HashMap<String, TokenSlot>>,
+    pub(crate) item_reader: RwLock<Option<Arc<dyn ItemReader>>>,
+    pub(crate) record_history: bool,
+}
+
+/// The local Step Functions engine. Cheap to clone; every clone shares the same state.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("region", &self.inner.region)
+            .field("account", &self.inner.account)
+            .finish()
+    }
+}
+
+/// Applies CloudFormation `DefinitionSubstitutions`: every `${Name}` becomes its value.
+pub fn substitute(
+    definition: &str,
+    substitutions: &HashMap<String, String>,
+) -> Result<String, EngineError> {
+    let mut out = String::with_capacity(definition.len());
+    let mut rest = definition;
+    while let Some(pos) = rest.find("${") {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        match after.find('}') {
+            Some(end)
+                if after[..end]
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
+                    && end > 0 =>
+            {
+                let name = &after[..end];
+                let value = substitutions
+                    .get(name)
+                    .ok_or_else(|| EngineError::MissingSubstitution(name.to_string()))?;
+                out.push_str(value);
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The function name in a Lambda ARN, partial ARN or bare name, qualifier dropped.
+pub fn function_name(reference: &str) -> &str {
+    let parts: Vec<&str> = reference.split(':').collect();
+    match parts.as_slice() {
+        // arn:aws:lambda:region:account:function:name[:qualifier]
+        ["arn", _, "lambda", _, _, "function", name, ..] => name,
+        // account:function:name[:qualifier]
+        [_, "function", name, ..] => name,
+        // name:qualifier
+        [name, _] => name,
+        _ => reference,
+    }
+}
+
+impl Engine {
+    /// An engine with region `us-east-1` and account `123456789012`.
+    pub fn new() -> Self {
+        Self::with_account("us-east-1", "123456789012")
+    }
+
+    /// An engine whose ARNs use this region and account.
+    pub fn with_account(region: &str, account: &str) -> Self {
+        Self::build(region, account, true)
+    }
+
+    /// An engine that keeps no history events (for benchmarks and bulk runs).
+    pub fn without_history() -> Self {
+        Self::build("us-east-1", "123456789012", false)
+    }
+
+    fn build(region: &str, account: &str, record_history: bool) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                region: region.to_string(),
+                account: account.to_string(),
+                handlers: RwLock::default(),
+                machines: RwLock::default(),
+                executions: RwLock::default(),
+                tokens: Mutex::default(),
+                item_reader: RwLock::default(),
+                record_history,
+            }),
+        }
+    }
+
+    /// Registers (or replaces) the handler of a function. `name` is the function name; definitions may
+    /// refer to it by full ARN, partial ARN or bare name, with or without a qualifier. A name that
+    /// starts with `arn:aws:states:::` registers a handler for that service integration instead.
+    pub fn register_handler<F, Fut>(&self, name: &str, f: F)
+    where
+        F: Fn(Value, TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, FunctionError>> + Send + 'static,
+    {
+        let key = if name.starts_with("arn:aws:states:::") {
+            name.to_string()
+        } else {
+            function_name(name).to_string()
+        };
+        let h: Handler = Arc::new(move |v, ctx| Box::pin(f(v, ctx)));
+        self.inner
+            .handlers
+            .write()
+            .expect("handlers lock")
+            .insert(key, h);
+    }
+
+    /// Sets the S3 port DISTRIBUTED Maps read their `ItemReader` through.
+    pub fn set_item_reader(&self, reader: Arc<dyn ItemReader>) {
+        *self.inner.item_reader.write().expect("reader lock") = Some(reader);
+    }
+
+    /// Validates a definition after applying `substitutions` and registers it under `name`. Returns
+    /// the state machine's ARN. Registering the same name again replaces the definition.
+    pub fn register_state_machine(
+        &self,
+        name: &str,
+        definition: &str,
+        substitutions: &HashMap<String, String>,
+    ) -> Result<String, EngineError> {
+        let text = substitute(definition, substitutions)?;
+        let model = model::parse(&text)?;
+        let arn = format!(
+            "arn:aws:states:{}:{}:stateMachine:{}",
+            self.inner.region, self.inner.account, name
+        );
+        let m = Arc::new(Machine {
+            arn: arn.clone(),
+            name: name.to_string(),
+            model: Arc::new(model),
+        });
+        self.inner
+            .machines
+            .write()
+            .expect("machines lock")
+            .insert(arn.clone(), m);
+        Ok(arn)
+    }
+
+    /// Validates a definition without registering it.
+    pub fn validate(definition: &str) -> Result<(), ValidationError> {
+        model::parse(definition).map(|_| ())
+    }
+
+    /// Starts an execution and returns its ARN. A name that already exists returns the existing
+    /// execution when the input is the same (idempotent, as AWS), and `ExecutionAlreadyExists` otherwise.
+    pub fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<String>,
+        input: Value,
+    ) -> Result<String, EngineError> {
+        let machine = self
+            .inner
+            .machines
+            .read()
+            .expect("machines lock")
+            .get(state_machine_arn)
+            .cloned()
+            .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine_arn.to_string()))?;
+        let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:{}",
+            self.inner.region, self.inner.account, machine.name, name
+        );
+        let exec = {
+            let mut execs = self.inner.executions.write().expect("executions lock");
+            if let Some(existing) = execs.get(&arn) {
+                if existing.input == input {
+                    return Ok(arn);
+                }
+                return Err(EngineError::ExecutionAlreadyExists(arn));
+            }
+            let (done, _) = watch::channel(false);
+            let (abort, _) = watch::channel(None);
+            let exec = Arc::new(Execution {
+                arn: arn.clone(),
+                name,
+                machine,
+                input,
+                start: Utc::now(),
+                state: Mutex::new(ExecState {
+                    status: Status::Running,
+                    output: None,
+                    error: None,
+                    cause: None,
+                    stop_date: None,
+                }),
+                history: Mutex::new(Vec::new()),
+                done,
+                abort,
+            });
+            execs.insert(arn.clone(), exec.clone());
+            exec
+        };
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            // An engine bug must not leave the execution RUNNING forever: record it as a failure.
+            let run =
+                std::panic::AssertUnwindSafe(crate::runtime::run_execution(inner, exec.clone()));
+            if futures::FutureExt::catch_unwind(run).await.is_err() {
+                crate::runtime::record_crash(&exec);
+            }
+        });
+        Ok(arn)
+    }
+
+    fn execution(&self, arn: &str) -> Result<Arc<Execution>, EngineError> {
+        self.inner
+            .executions
+            .read()
+            .expect("executions lock")
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| EngineError::ExecutionDoesNotExist(arn.to_string()))
+    }
+
+    /// Waits until the execution is no longer RUNNING and describes it.
+    pub async fn wait_for(&self, execution_arn: &str) -> Result<Description, EngineError> {
+        let exec = self.execution(execution_arn)?;
+        let mut rx = exec.done.subscribe();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+        self.describe_execution(execution_arn)
+    }
+
+    /// Starts an execution of a registered machine (named by a fresh UUID) and waits for it.
+    pub async fn run(
+        &self,
+        state_machine_arn: &str,
+        input: Value,
+    ) -> Result<Description, EngineError> {
+        let arn = self.start_execution(state_machine_arn, None, input)?;
+        self.wait_for(&arn).await
+    }
+
+    /// `DescribeExecution`.
+    pub fn describe_execution(&self, execution_arn: &str) -> Result<Description, EngineError> {
+        let exec = self.execution(execution_arn)?;
+        let st = exec.state.lock().expect("state lock");
+        Ok(Description {
+            execution_arn: exec.arn.clone(),
+            state_machine_arn: exec.machine.arn.clone(),
+            name: exec.name.clone(),
+            status: st.status,
+            input: exec.input.clone(),
+            output: st.output.clone(),
+            error: st.error.clone(),
+            cause: st.cause.clone(),
+            start_date: exec.start,
+            stop_date: st.stop_date,
+        })
+    }
+
+    /// True while the execution is RUNNING (what a lock asks of its holder).
+    pub fn is_running(&self, execution_arn: &str) -> bool {
+        self.describe_execution(execution_arn)
+            .map(|d| d.status == Status::Running)
+            .unwrap_or(false)
+    }
+
+    /// `GetExecutionHistory`: every event so far, oldest first.
+    pub fn get_execution_history(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Vec<HistoryEvent>, EngineError> {
+        Ok(self
+            .execution(execution_arn)?
+            .history
+            .lock()
+            .expect("history lock")
+            .clone())
+    }
+
+    /// `StopExecution`: the execution ends ABORTED with this error and cause.
+    pub fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<(), EngineError> {
+        let exec = self.execution(execution_arn)?;
+        exec.abort.send_replace(Some(Failure::new(
+            error.unwrap_or_default(),
+            cause.unwrap_or_default(),
+        )));
+        Ok(())
+    }
+
+    /// `SendTaskSuccess`.
+    pub fn send_task_success(&self, task_token: &str, output: Value) -> Result<(), EngineError> {
+        if output.to_string().len() > crate::error::MAX_PAYLOAD_BYTES {
+            return Err(EngineError::PayloadTooLarge);
+        }
+        self.reply(task_token, TokenReply::Success(output))
+    }
+
+    /// `SendTaskFailure`.
+    pub fn send_task_failure(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), EngineError> {
+        self.reply(task_token, TokenReply::Failure(Failure::new(error, cause)))
+    }
+
+    /// `SendTaskHeartbeat`: restarts the task's `HeartbeatSeconds` countdown.
+    pub fn send_task_heartbeat(&self, task_token: &str) -> Result<(), EngineError> {
+        let tokens = self.inner.tokens.lock().expect("tokens lock");
+        let slot = tokens
+            .get(task_token)
+            .ok_or_else(|| EngineError::TaskDoesNotExist(task_token.to_string()))?;
+        slot.heartbeat.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    fn reply(&self, task_token: &str, reply: TokenReply) -> Result<(), EngineError> {
+        let sender = self
+            .inner
+            .tokens
+            .lock()
+            .expect("tokens lock")
+            .get_mut(task_token)
+            .and_then(|s| s.reply.take())
+            .ok_or_else(|| EngineError::TaskDoesNotExist(task_token.to_string()))?;
+        sender
+            .send(reply)
+            .map_err(|_| EngineError::TaskDoesNotExist(task_token.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_from_arns() {
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123:function:lock"),
+            "lock"
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123:function:lock:prod"),
+            "lock"
+        );
+        assert_eq!(function_name("123:function:lock:$LATEST"), "lock");
+        assert_eq!(function_name("lock:$LATEST"), "lock");
+        assert_eq!(function_name("lock"), "lock");
+    }
+
+    #[test]
+    fn substitutions() {
+        let subs: HashMap<String, String> =
+            [("LockFunctionArn".to_string(), "arn:x".to_string())].into();
+        assert_eq!(
+            substitute("{\"R\": \"${LockFunctionArn}\"}", &subs).unwrap(),
+            "{\"R\": \"arn:x\"}"
+        );
+        assert_eq!(
+            substitute("${Missing}", &subs),
+            Err(EngineError::MissingSubstitution("Missing".into()))
+        );
+        assert_eq!(substitute("cost: $5 {x}", &subs).unwrap(), "cost: $5 {x}");
+    }
+}
