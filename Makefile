@@ -35,6 +35,7 @@ conformance:
 ## Benchmarks (not tests): figures go to docs/BENCHMARKS.md.
 bench: setup
 	$(CARGO) bench -p opsplane-statemachines --bench engine
+	$(CARGO) bench -p opsplane-e2e --bench locks
 
 lint:
 	$(CARGO) fmt --all --check

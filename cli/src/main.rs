@@ -1,6 +1,7 @@
 //! `opsplane`: bootstrap the control plane, run workflows locally or on AWS, inspect locks and history.
 
 mod asl;
+mod lock;
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::bootstrap::bootstrap;
 use opsplane_shared::config::{self, Config};
-use opsplane_shared::local::{MotoServer, project_root};
+use opsplane_shared::local::project_root;
 
 /// opsplane: an event-driven control plane for RDS and EKS operations.
 #[derive(Debug, Parser)]
@@ -23,13 +24,53 @@ struct Cli {
 enum Command {
     /// Create or converge the control plane's DynamoDB table and S3 bucket.
     Bootstrap(Target),
-    /// Run the local demo: start moto, bootstrap, and print what was created.
+    /// Run the local demo: moto, bootstrap, an environment seeded, backed up and drilled on the local engine.
     Demo,
     /// The local Step Functions engine: run a definition, or score it against the conformance corpus.
     #[command(subcommand)]
     Asl(asl::AslCommand),
     /// Check definitions: validity plus opsplane's safety rules (Lambda retries, paths, lock release).
     Lint(asl::LintArgs),
+    /// Run a workflow (backup, dr-drill) for an environment and follow it to its end.
+    Run(RunArgs),
+    /// Reports of past runs.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Environment locks: show who holds them, or release one by force (audited).
+    #[command(subcommand)]
+    Lock(lock::LockCommand),
+}
+
+/// `opsplane report`.
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// DR drill reports: one line per drill, or the newest with its HTML page written to the current directory.
+    Drill {
+        /// The environment.
+        #[arg(long = "env")]
+        environment: String,
+        /// Print the newest drill and write its HTML page.
+        #[arg(long)]
+        latest: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `opsplane run`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The workflow: backup or dr-drill.
+    workflow: String,
+    /// The environment, e.g. staging.
+    #[arg(long = "env")]
+    environment: String,
+    /// Run on the local engine against a fresh moto instead of the deployed state machine.
+    #[arg(long)]
+    local: bool,
+    /// With --local: the environment's spec (YAML) to seed the local world with (default: the demo's staging).
+    #[arg(long, requires = "local")]
+    spec: Option<PathBuf>,
 }
 
 /// Where the control plane's state lives.
@@ -88,9 +129,35 @@ async fn main() -> Result<()> {
             .await?;
             println!("{report}");
         }
+        Command::Lock(cmd) => lock::run(cmd).await?,
         Command::Demo => demo().await?,
         Command::Asl(cmd) => std::process::exit(asl::run(cmd).await?),
         Command::Lint(args) => std::process::exit(asl::lint_files(args)?),
+        Command::Report(ReportCommand::Drill {
+            environment,
+            latest,
+            target,
+        }) => {
+            let cfg = target.config()?;
+            let clients = Clients::load(&cfg).await;
+            let objects = opsplane_shared::aws::objects::ObjectStore::new(
+                clients.s3.clone(),
+                cfg.bucket_name.clone(),
+            );
+            let cwd = std::env::current_dir().context("reading the current directory")?;
+            let out = opsplane_cli::report::drill(&objects, &environment, latest, &cwd).await?;
+            print!("{}", out.text);
+            if let Some(file) = out.html_file {
+                println!("HTML report written to {}", file.display());
+            }
+        }
+        Command::Run(args) => {
+            let outcome = run_workflow(args).await?;
+            println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
+            if !outcome.succeeded() {
+                std::process::exit(1);
+            }
+        }
     }
     Ok(())
 }
@@ -99,18 +166,28 @@ async fn demo() -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root: PathBuf =
         project_root(&cwd).context("run the demo from inside the opsplane checkout")?;
-    let moto = MotoServer::start(&root)?;
-    println!("moto_server answering on {}", moto.endpoint());
-    let cfg = Config::local(moto.endpoint(), "opsplane", "opsplane-demo-state");
-    let clients = Clients::load(&cfg).await;
-    let report = bootstrap(
-        &clients.dynamodb,
-        &clients.s3,
-        &cfg.table_name,
-        &cfg.bucket_name,
-        &cfg.region,
-    )
-    .await?;
-    println!("{report}");
-    Ok(())
+    opsplane_cli::demo::run(&root).await
+}
+
+async fn run_workflow(args: RunArgs) -> Result<opsplane_cli::run::RunOutcome> {
+    if args.local {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let root = project_root(&cwd).context("run --local from inside the opsplane checkout")?;
+        let spec = match &args.spec {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            ),
+            None => None,
+        };
+        return opsplane_cli::run::local(&root, &args.workflow, &args.environment, spec).await;
+    }
+    let region = std::env::var("AWS_REGION").ok();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    let sfn = aws_sdk_sfn::Client::new(&loader.load().await);
+    let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+    opsplane_cli::run::aws(&sfn, &args.workflow, &args.environment, &actor).await
 }

@@ -66,6 +66,8 @@ pub enum Outcome {
     Updated,
     /// The resource or setting was already as wanted.
     AlreadyExisted,
+    /// The setting was not applied, by request (see [`BootstrapOptions`]).
+    Skipped,
 }
 
 impl fmt::Display for Outcome {
@@ -74,6 +76,7 @@ impl fmt::Display for Outcome {
             Outcome::Created => "created",
             Outcome::Updated => "updated",
             Outcome::AlreadyExisted => "already existed",
+            Outcome::Skipped => "skipped",
         })
     }
 }
@@ -105,7 +108,7 @@ impl BootstrapReport {
     pub fn changed(&self) -> bool {
         self.steps
             .iter()
-            .any(|s| s.outcome != Outcome::AlreadyExisted)
+            .any(|s| matches!(s.outcome, Outcome::Created | Outcome::Updated))
     }
 }
 
@@ -124,7 +127,33 @@ impl fmt::Display for BootstrapReport {
     }
 }
 
-/// Creates or converges the state table and bucket.
+/// What bootstrap applies beyond the fixed settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootstrapOptions {
+    /// Write the bucket policy that denies plain-HTTP requests. Always on AWS; off only for the local world,
+    /// whose endpoint (moto on loopback) speaks plain HTTP and enforces bucket policies, so the policy would
+    /// deny every object request there.
+    pub tls_only_policy: bool,
+}
+
+impl Default for BootstrapOptions {
+    fn default() -> Self {
+        Self {
+            tls_only_policy: true,
+        }
+    }
+}
+
+impl BootstrapOptions {
+    /// The options for the local world (moto over plain HTTP): everything but the TLS-only policy.
+    pub const fn local_world() -> Self {
+        Self {
+            tls_only_policy: false,
+        }
+    }
+}
+
+/// Creates or converges the state table and bucket with every setting, the TLS-only policy included.
 pub async fn bootstrap(
     dynamodb: &aws_sdk_dynamodb::Client,
     s3: &aws_sdk_s3::Client,
@@ -132,20 +161,36 @@ pub async fn bootstrap(
     bucket: &str,
     region: &str,
 ) -> Result<BootstrapReport, BootstrapError> {
-    let mut steps = Vec::new();
-    ensure_table(dynamodb, table, &mut steps).await?;
-    ensure_bucket(s3, bucket, region, &mut steps).await?;
-    tracing::info!(
+    bootstrap_with(
+        dynamodb,
+        s3,
         table,
         bucket,
-        changed = steps.iter().any(|s| s.outcome != Outcome::AlreadyExisted),
-        "bootstrap done"
-    );
-    Ok(BootstrapReport {
+        region,
+        BootstrapOptions::default(),
+    )
+    .await
+}
+
+/// Creates or converges the state table and bucket with `options`.
+pub async fn bootstrap_with(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    s3: &aws_sdk_s3::Client,
+    table: &str,
+    bucket: &str,
+    region: &str,
+    options: BootstrapOptions,
+) -> Result<BootstrapReport, BootstrapError> {
+    let mut steps = Vec::new();
+    ensure_table(dynamodb, table, &mut steps).await?;
+    ensure_bucket(s3, bucket, region, options, &mut steps).await?;
+    let report = BootstrapReport {
         table: table.to_owned(),
         bucket: bucket.to_owned(),
         steps,
-    })
+    };
+    tracing::info!(table, bucket, changed = report.changed(), "bootstrap done");
+    Ok(report)
 }
 
 fn aws_err<E>(operation: &'static str, resource: &str) -> impl FnOnce(E) -> BootstrapError
@@ -406,6 +451,7 @@ async fn ensure_bucket(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     region: &str,
+    options: BootstrapOptions,
     steps: &mut Vec<Step>,
 ) -> Result<(), BootstrapError> {
     let resource = format!("bucket {bucket}");
@@ -534,6 +580,10 @@ async fn ensure_bucket(
         push("public access block", Outcome::Updated);
     }
 
+    if !options.tls_only_policy {
+        push("tls-only policy", Outcome::Skipped);
+        return Ok(());
+    }
     let current = match client.get_bucket_policy().bucket(bucket).send().await {
         Ok(out) => out.policy,
         Err(err) if err.code() == Some("NoSuchBucketPolicy") => None,
@@ -650,5 +700,7 @@ mod tests {
         report.steps.push(step(Outcome::Updated));
         assert!(report.changed());
         assert!(report.to_string().contains("updated"));
+        report.steps = vec![step(Outcome::Skipped)];
+        assert!(!report.changed(), "a skipped setting is not a change");
     }
 }

@@ -13,6 +13,29 @@ pub const ENV_BUCKET: &str = "OPSPLANE_BUCKET";
 pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
 /// Table name used when [`ENV_TABLE`] is not set.
 pub const DEFAULT_TABLE: &str = "opsplane";
+/// Environment variable choosing the lock backend: `dynamodb` (default) or `s3`.
+pub const ENV_LOCK_BACKEND: &str = "OPSPLANE_LOCK_BACKEND";
+
+/// Where environment locks live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockBackend {
+    /// The `LOCK` item in the state table (one request per acquire and per release).
+    #[default]
+    DynamoDb,
+    /// `locks/<env>.lock` objects in the state bucket, written with conditional PUTs.
+    S3,
+}
+
+impl LockBackend {
+    /// Parses the value of [`ENV_LOCK_BACKEND`] (case-insensitive).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "dynamodb" => Ok(LockBackend::DynamoDb),
+            "s3" => Ok(LockBackend::S3),
+            _ => Err("the lock backend is `dynamodb` (the default) or `s3`".to_owned()),
+        }
+    }
+}
 
 /// Where the control plane keeps its state and how it reaches AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +50,8 @@ pub struct Config {
     pub endpoint_url: Option<String>,
     /// Use fixed dummy credentials instead of the default chain (local runs against moto only).
     pub local_credentials: bool,
+    /// Where environment locks live ([`ENV_LOCK_BACKEND`]).
+    pub lock_backend: LockBackend,
 }
 
 /// A configuration value is missing or malformed.
@@ -91,12 +116,21 @@ impl Config {
         }
         // An endpoint override without credentials is a local run against moto, which accepts any keys.
         let local_credentials = endpoint_url.is_some() && lookup("AWS_ACCESS_KEY_ID").is_none();
+        let lock_backend = match lookup(ENV_LOCK_BACKEND) {
+            None => LockBackend::default(),
+            Some(value) => LockBackend::parse(&value).map_err(|reason| ConfigError::Invalid {
+                var: ENV_LOCK_BACKEND,
+                value,
+                reason,
+            })?,
+        };
         Ok(Self {
             table_name,
             bucket_name,
             region,
             endpoint_url,
             local_credentials,
+            lock_backend,
         })
     }
 
@@ -112,6 +146,7 @@ impl Config {
             region: "us-east-1".to_owned(),
             endpoint_url: Some(endpoint.into()),
             local_credentials: true,
+            lock_backend: LockBackend::default(),
         }
     }
 
@@ -275,6 +310,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn lock_backend_defaults_to_dynamodb_and_accepts_s3() {
+        let base = [("OPSPLANE_BUCKET", "b-1"), ("AWS_REGION", "us-east-1")];
+        let cfg = Config::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(cfg.lock_backend, LockBackend::DynamoDb);
+        let mut with = base.to_vec();
+        with.push(("OPSPLANE_LOCK_BACKEND", "S3"));
+        assert_eq!(
+            Config::from_lookup(lookup(&with)).unwrap().lock_backend,
+            LockBackend::S3
+        );
+        with.pop();
+        with.push(("OPSPLANE_LOCK_BACKEND", "dynamodb"));
+        assert_eq!(
+            Config::from_lookup(lookup(&with)).unwrap().lock_backend,
+            LockBackend::DynamoDb
+        );
+        with.pop();
+        with.push(("OPSPLANE_LOCK_BACKEND", "redis"));
+        let err = Config::from_lookup(lookup(&with)).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: "OPSPLANE_LOCK_BACKEND",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("`dynamodb`"), "{err}");
     }
 
     #[test]

@@ -3,9 +3,15 @@
 
 pub mod aws;
 pub mod bootstrap;
+pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod error;
+pub mod execution;
+pub mod idempotency;
 pub mod local;
+pub mod lock;
+pub mod state;
 pub mod telemetry;
 
 pub use config::Config;

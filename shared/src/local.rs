@@ -12,13 +12,29 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+// moto checks a condition and then writes without a lock, so two concurrent conditional writes (DynamoDB
+// `ConditionExpression`, S3 `If-None-Match`) can both succeed, which AWS never allows. Serialising requests
+// restores AWS's per-request atomicity; moto holds the GIL for nearly all of a request anyway.
+// Once ready, the launcher's stderr goes to /dev/null: nobody drains the pipe after start-up, and werkzeug
+// logs every request there, so after about a thousand requests a full pipe would block moto for good.
 const LAUNCHER: &str = r#"
+import os
 import sys
+import threading
+from moto.moto_server import werkzeug_app
+_serial = threading.Lock()
+_dispatch = werkzeug_app.DomainDispatcherApplication.__call__
+def _serialised(self, environ, start_response):
+    with _serial:
+        return _dispatch(self, environ, start_response)
+werkzeug_app.DomainDispatcherApplication.__call__ = _serialised
 from moto.server import ThreadedMotoServer
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 server.start()
 host, port = server.get_host_and_port()
 print("READY %d" % port, flush=True)
+sys.stderr.flush()
+os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 sys.stdin.read()
 server.stop()
 "#;

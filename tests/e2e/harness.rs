@@ -54,7 +54,6 @@ impl World {
     }
 
     /// A name unique to this test, from `what`.
-    #[allow(dead_code)] // for test modules that need names beyond the table and bucket
     pub fn name(&self, what: &str) -> String {
         format!("{}-{what}", self.prefix)
     }

@@ -9,5 +9,26 @@ mod harness;
 // `opsplane bootstrap` against moto: creation, idempotence, convergence of a half-created state.
 mod bootstrap;
 
+// Environment locks on both backends: contention, leases, stale holders, fencing, the lock function.
+mod locks;
+
+// A real PostgreSQL (from the machine's packages) for the drill's SQL probe.
+mod postgres;
+
+// The backup workflow on the local engine: three instances, manifest hashes, catalog, lock, retention.
+mod backup;
+
+// The DR drill on the local engine: restore, verify (SQL probe), RTO/RPO, teardown on every path, reports.
+mod drill;
+
+// S3 lock faults moto cannot produce (lost PUT response, foreign 412, 409 conflict), via aws-smithy-mocks.
+mod lock_faults;
+
 // The DISTRIBUTED Map's S3 ItemReader against moto, through the SDK.
 mod engine_s3;
+
+// The state store: typed records, newest-first paged queries by environment and time, fencing, audit.
+mod state_store;
+
+// Idempotent handler actions: one side effect per task, duplicates and reused keys refused.
+mod idempotency;

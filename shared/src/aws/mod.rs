@@ -1,5 +1,9 @@
 //! AWS adapters: the one `SdkConfig` and the clients built from it.
 
+pub mod eks;
+pub mod objects;
+pub mod rds;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use crate::config::Config;

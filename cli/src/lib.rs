@@ -1,0 +1,7 @@
+//! The library half of the `opsplane` CLI: the local plane the demo, `run --local` and the end-to-end tests
+//! share.
+
+pub mod demo;
+pub mod plane;
+pub mod report;
+pub mod run;

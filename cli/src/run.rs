@@ -1,0 +1,220 @@
+//! `opsplane run <workflow> --env E [--local]`: start a workflow and follow it to its end.
+//!
+//! Locally the workflow runs on the local engine against a fresh moto, so the environment is seeded from a
+//! spec first. On AWS the execution is started on the deployed state machine `opsplane-<workflow>` with a
+//! name derived from the caller and the minute, so a repeated command within the minute starts nothing new
+//! (Step Functions answers an identical `StartExecution` with the running execution).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_sfn::types::ExecutionStatus;
+use serde_json::{Value, json};
+
+use crate::plane::{LocalPlane, WORKFLOWS};
+
+/// The spec seeded for a local run when none is given: the demo's environment.
+pub const DEMO_SPEC: &str = include_str!("../demo/staging.yaml");
+/// The demo environment's name.
+pub const DEMO_ENVIRONMENT: &str = "staging";
+
+/// How an execution ended, as printed by `opsplane run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// The execution's ARN.
+    pub execution_arn: String,
+    /// `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
+    pub status: String,
+    /// `{"status", "output"}` or `{"status", "error", "cause"}`.
+    pub summary: Value,
+}
+
+impl RunOutcome {
+    /// Whether the workflow succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+}
+
+fn check_workflow(workflow: &str) -> Result<()> {
+    if WORKFLOWS.iter().any(|(name, _)| *name == workflow) {
+        return Ok(());
+    }
+    let known: Vec<&str> = WORKFLOWS.iter().map(|(name, _)| *name).collect();
+    bail!("unknown workflow {workflow:?}: one of {}", known.join(", "))
+}
+
+fn summary(
+    status: &str,
+    output: Option<Value>,
+    error: Option<String>,
+    cause: Option<String>,
+) -> Value {
+    match output {
+        Some(output) if status == "SUCCEEDED" => json!({ "status": status, "output": output }),
+        _ => json!({ "status": status, "error": error, "cause": cause }),
+    }
+}
+
+/// Runs `workflow` for `environment` on the local engine against a fresh moto started from `root`'s `.venv`,
+/// after seeding the environment from `spec_yaml` (the demo's spec when `None` and the environment is the
+/// demo's). A drill is preceded by a backup, since a fresh world has nothing to restore.
+pub async fn local(
+    root: &Path,
+    workflow: &str,
+    environment: &str,
+    spec_yaml: Option<String>,
+) -> Result<RunOutcome> {
+    check_workflow(workflow)?;
+    let spec_yaml = match spec_yaml {
+        Some(text) => text,
+        None if environment == DEMO_ENVIRONMENT => DEMO_SPEC.to_owned(),
+        None => bail!(
+            "--spec is required for a local run of {environment:?}: a fresh local world has no environment but \
+             the demo's {DEMO_ENVIRONMENT:?}"
+        ),
+    };
+    let (plane, _report) = LocalPlane::start(root, "opsplane", "opsplane-local-state").await?;
+    let spec = plane.seed_environment(&spec_yaml).await?;
+    if spec.environment != environment {
+        bail!(
+            "--env {environment:?} does not match the spec's environment {:?}",
+            spec.environment
+        );
+    }
+    let input = json!({ "environment": environment });
+    if workflow == "dr-drill" {
+        // A fresh local world holds no backup, and a drill restores the newest one: take it first.
+        eprintln!("a fresh local world has no backup of {environment}: running backup first");
+        let backup = plane.run("backup", input.clone()).await?;
+        if backup.status.as_str() != "SUCCEEDED" {
+            bail!(
+                "the backup before the drill ended {}: {}",
+                backup.status.as_str(),
+                backup.cause.unwrap_or_default()
+            );
+        }
+    }
+    let run = plane.run(workflow, input).await?;
+    let status = run.status.as_str().to_owned();
+    Ok(RunOutcome {
+        execution_arn: run.execution_arn,
+        summary: summary(&status, run.output, run.error, run.cause),
+        status,
+    })
+}
+
+/// Starts `workflow` on the deployed state machine `opsplane-<workflow>` and polls it to its end.
+pub async fn aws(
+    client: &aws_sdk_sfn::Client,
+    workflow: &str,
+    environment: &str,
+    actor: &str,
+) -> Result<RunOutcome> {
+    check_workflow(workflow)?;
+    let wanted = format!("opsplane-{workflow}");
+    let mut next = None;
+    let arn = loop {
+        let page = client
+            .list_state_machines()
+            .set_next_token(next)
+            .send()
+            .await
+            .context("ListStateMachines")?;
+        if let Some(found) = page.state_machines().iter().find(|m| m.name() == wanted) {
+            break found.state_machine_arn().to_owned();
+        }
+        match page.next_token() {
+            Some(token) => next = Some(token.to_owned()),
+            None => bail!(
+                "no state machine named {wanted}: deploy the control plane first (bootstrap/README.md)"
+            ),
+        }
+    };
+    let name = execution_name(actor, environment, chrono::Utc::now());
+    let started = client
+        .start_execution()
+        .state_machine_arn(&arn)
+        .name(&name)
+        .input(json!({ "environment": environment }).to_string())
+        .send()
+        .await
+        .context("StartExecution")?;
+    let execution_arn = started.execution_arn().to_owned();
+    eprintln!("started {execution_arn}");
+    loop {
+        let d = client
+            .describe_execution()
+            .execution_arn(&execution_arn)
+            .send()
+            .await
+            .context("DescribeExecution")?;
+        if *d.status() != ExecutionStatus::Running && *d.status() != ExecutionStatus::PendingRedrive
+        {
+            let status = d.status().as_str().to_owned();
+            let output = d.output().and_then(|o| serde_json::from_str(o).ok());
+            return Ok(RunOutcome {
+                execution_arn,
+                summary: summary(
+                    &status,
+                    output,
+                    d.error().map(str::to_owned),
+                    d.cause().map(str::to_owned),
+                ),
+                status,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// A Step Functions execution name (at most 80 characters of `[A-Za-z0-9_-]`) from who started it, for what,
+/// and the minute.
+pub fn execution_name(actor: &str, environment: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let mut name = format!(
+        "cli-{}-{}-{}",
+        clean(environment),
+        clean(actor),
+        at.format("%Y%m%dT%H%M")
+    );
+    name.truncate(80);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_names_are_valid_and_stable_within_a_minute() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-21T21:05:07Z")
+            .unwrap()
+            .to_utc();
+        let later = chrono::DateTime::parse_from_rfc3339("2026-11-21T21:05:59Z")
+            .unwrap()
+            .to_utc();
+        let name = execution_name("jane@host.example", "prod", at);
+        assert_eq!(name, "cli-prod-jane-host-example-20261121T2105");
+        assert_eq!(name, execution_name("jane@host.example", "prod", later));
+        assert!(execution_name(&"x".repeat(200), "prod", at).len() <= 80);
+    }
+
+    #[test]
+    fn unknown_workflows_are_refused_with_the_list() {
+        let err = check_workflow("deploy").unwrap_err().to_string();
+        assert!(err.contains("backup") && err.contains("dr-drill"), "{err}");
+        assert!(check_workflow("backup").is_ok());
+    }
+}

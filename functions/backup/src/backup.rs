@@ -1,0 +1,538 @@
+//! The backup workflow's actions: validate, snapshot, check, copy, export EKS, manifest, record, retention.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use opsplane_shared::OpsError;
+use opsplane_shared::aws::rds::Rds;
+use opsplane_shared::domain::backup::{
+    KeepReason, MANAGED_BY_VALUE, Manifest, ManifestObject, ManifestSnapshot, TAG_BACKUP_ID,
+    TAG_DRILL, TAG_DRILL_SNAPSHOT, TAG_ENVIRONMENT, TAG_MANAGED_BY, backup_prefix, key_timestamp,
+    manifest_key, select_for_deletion, snapshot_identifier,
+};
+use opsplane_shared::state::{BackupRecord, BackupStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::{Deps, short_id};
+
+/// `validate-backup`: the workflow's input and the execution.
+#[derive(Debug, Deserialize)]
+pub struct ValidateInput {
+    /// The workflow's input, as given.
+    pub input: serde_json::Value,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+}
+
+/// The backup's plan: everything later steps need, small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupPlan {
+    /// The environment.
+    pub environment: String,
+    /// This run's id (derived from the execution).
+    pub backup_id: String,
+    /// This run's key: timestamp and id (`20260101T000000Z-<id>`), the folder of its objects.
+    pub ts: String,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// The instances to snapshot.
+    pub instances: Vec<String>,
+    /// The region snapshots are copied to, if any.
+    pub copy_to_region: Option<String>,
+    /// The EKS cluster to export, if any.
+    pub cluster: Option<String>,
+}
+
+/// Checks the input and the environment's spec; touches nothing.
+pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, OpsError> {
+    let obj = input.input.as_object().ok_or_else(|| {
+        OpsError::invalid(
+            "input",
+            "must be an object like {\"environment\": \"prod\"}",
+        )
+    })?;
+    for key in obj.keys() {
+        if key != "environment" {
+            return Err(OpsError::invalid(
+                key.clone(),
+                "unknown field; the backup workflow takes only `environment`",
+            ));
+        }
+    }
+    let environment = obj
+        .get("environment")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            OpsError::invalid(
+                "environment",
+                "required: the environment's name, e.g. \"prod\"",
+            )
+        })?;
+    let spec = deps.spec(environment).await?;
+    if spec.rds.is_empty() && spec.eks.is_none() {
+        return Err(OpsError::invalid(
+            "environment",
+            format!(
+                "the spec of `{environment}` has neither rds instances nor an eks cluster: nothing to back up"
+            ),
+        ));
+    }
+    let started_at = deps.now();
+    let backup_id = short_id(&input.execution);
+    Ok(BackupPlan {
+        environment: environment.to_owned(),
+        // The id keeps two runs within one second apart; the timestamp first keeps keys in time order.
+        ts: format!("{}-{backup_id}", key_timestamp(started_at)),
+        backup_id,
+        started_at,
+        instances: spec.rds.iter().map(|d| d.identifier.clone()).collect(),
+        copy_to_region: spec.backup.copy_to_region.clone(),
+        cluster: spec.eks.as_ref().map(|e| e.cluster.clone()),
+    })
+}
+
+/// The tags every backup snapshot carries.
+pub fn backup_tags(
+    environment: &str,
+    backup_id: &str,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut tags: BTreeMap<String, String> = extra
+        .iter()
+        .filter(|(k, _)| !k.starts_with("opsplane:") && !k.starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    tags.insert(TAG_ENVIRONMENT.into(), environment.into());
+    tags.insert(TAG_BACKUP_ID.into(), backup_id.into());
+    tags.insert(TAG_MANAGED_BY.into(), MANAGED_BY_VALUE.into());
+    tags
+}
+
+/// `snapshot`: one instance of the plan.
+#[derive(Debug, Deserialize)]
+pub struct SnapshotInput {
+    /// The environment.
+    pub environment: String,
+    /// The run's id.
+    pub backup_id: String,
+    /// The instance.
+    pub instance: String,
+}
+
+/// A snapshot started or found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    /// The instance.
+    pub instance: String,
+    /// The snapshot's identifier.
+    pub snapshot_id: String,
+    /// Its ARN.
+    pub arn: String,
+    /// Its status when last seen.
+    pub status: String,
+    /// Its creation time, once stamped.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Starts a tagged manual snapshot of one instance (idempotent on retry).
+pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<SnapshotRef, OpsError> {
+    let spec = deps.spec(&input.environment).await?;
+    if spec.instance(&input.instance).is_none() {
+        return Err(OpsError::invalid(
+            "instance",
+            format!(
+                "{} is not an instance of environment `{}`",
+                input.instance, input.environment
+            ),
+        ));
+    }
+    let id = snapshot_identifier(&input.instance, &input.backup_id);
+    let tags = backup_tags(&input.environment, &input.backup_id, &spec.tags);
+    let s = deps
+        .rds
+        .create_snapshot(&input.instance, &id, &tags)
+        .await?;
+    tracing::info!(instance = %input.instance, snapshot = %s.id, status = %s.status, "snapshot requested");
+    Ok(SnapshotRef {
+        instance: input.instance,
+        snapshot_id: s.id,
+        arn: s.arn,
+        status: s.status,
+        created_at: s.created_at,
+    })
+}
+
+/// `check-snapshot`: poll one snapshot, here or in another region.
+#[derive(Debug, Deserialize)]
+pub struct CheckSnapshotInput {
+    /// The snapshot's identifier.
+    pub snapshot_id: String,
+    /// The region it lives in (the control plane's when absent).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+fn rds_in(deps: &Deps, region: Option<&str>) -> Rds {
+    match region {
+        Some(r) if r != deps.config.region => deps.rds.in_region(r),
+        _ => deps.rds.clone(),
+    }
+}
+
+/// `NotReady` until the snapshot is `available`; a failed snapshot is an error.
+pub async fn check_snapshot(
+    deps: &Deps,
+    input: CheckSnapshotInput,
+) -> Result<SnapshotRef, OpsError> {
+    let rds = rds_in(deps, input.region.as_deref());
+    let s = rds.snapshot(&input.snapshot_id).await?.ok_or_else(|| {
+        OpsError::ResourceNotFound(format!("snapshot {} does not exist", input.snapshot_id))
+    })?;
+    match s.status.as_str() {
+        "available" => Ok(SnapshotRef {
+            instance: s.instance,
+            snapshot_id: s.id,
+            arn: s.arn,
+            status: s.status,
+            created_at: s.created_at,
+        }),
+        "failed" | "deleted" | "deleting" => Err(OpsError::Internal(format!(
+            "snapshot {} is {}",
+            s.id, s.status
+        ))),
+        other => Err(OpsError::NotReady(format!("snapshot {} is {other}", s.id))),
+    }
+}
+
+/// `copy-snapshot`: copy one available snapshot to another region.
+#[derive(Debug, Deserialize)]
+pub struct CopyInput {
+    /// The snapshot's ARN (in the control plane's region).
+    pub arn: String,
+    /// Its identifier, reused for the copy.
+    pub snapshot_id: String,
+    /// The destination region.
+    pub region: String,
+}
+
+/// A copy started or found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRef {
+    /// The destination region.
+    pub region: String,
+    /// The copy's identifier.
+    pub snapshot_id: String,
+}
+
+/// Starts the cross-region copy, keeping the tags (idempotent on retry).
+pub async fn copy_snapshot(deps: &Deps, input: CopyInput) -> Result<CopyRef, OpsError> {
+    let target = deps.rds.in_region(&input.region);
+    let copy = target
+        .copy_snapshot_here(&input.arn, &input.snapshot_id)
+        .await?;
+    Ok(CopyRef {
+        region: input.region,
+        snapshot_id: copy.id,
+    })
+}
+
+/// `export-eks`: the cluster's configuration to S3.
+#[derive(Debug, Deserialize)]
+pub struct ExportInput {
+    /// The environment.
+    pub environment: String,
+    /// The run's key timestamp.
+    pub ts: String,
+}
+
+/// The export, if the environment has a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportOutput {
+    /// The object written (absent without a cluster).
+    pub object: Option<ManifestObject>,
+}
+
+/// Writes the cluster and node group descriptions to `backups/<env>/<ts>/eks.json`.
+pub async fn export_eks(deps: &Deps, input: ExportInput) -> Result<ExportOutput, OpsError> {
+    let spec = deps.spec(&input.environment).await?;
+    let Some(eks) = &spec.eks else {
+        return Ok(ExportOutput { object: None });
+    };
+    let doc = deps.eks.export(&eks.cluster).await?;
+    let bytes = serde_json::to_vec_pretty(&doc)
+        .map_err(|e| OpsError::Internal(format!("serialising the EKS export: {e}")))?;
+    let key = format!("{}/eks.json", backup_prefix(&input.environment, &input.ts));
+    let object = deps.objects.put(&key, bytes, "application/json").await?;
+    Ok(ExportOutput {
+        object: Some(object),
+    })
+}
+
+/// One Map iteration's result.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IterationResult {
+    /// The snapshot.
+    pub snapshot: SnapshotRef,
+    /// Its copy, if one was made.
+    #[serde(default)]
+    pub copy: Option<CopyRef>,
+}
+
+/// `write-manifest`.
+#[derive(Debug, Deserialize)]
+pub struct ManifestInput {
+    /// The plan.
+    pub plan: BackupPlan,
+    /// The Map's results, one per instance.
+    pub snapshots: Vec<IterationResult>,
+    /// The EKS export.
+    #[serde(default)]
+    pub export: Option<ExportOutput>,
+}
+
+/// Where the manifest is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRef {
+    /// Its key.
+    pub manifest_key: String,
+    /// SHA-256 of its bytes.
+    pub manifest_sha256: String,
+    /// The snapshots it lists.
+    pub snapshot_ids: Vec<String>,
+}
+
+/// Writes each snapshot's description and the manifest listing every snapshot and object with its SHA-256.
+pub async fn write_manifest(deps: &Deps, input: ManifestInput) -> Result<ManifestRef, OpsError> {
+    let plan = &input.plan;
+    let prefix = backup_prefix(&plan.environment, &plan.ts);
+    let mut snapshots = Vec::with_capacity(input.snapshots.len());
+    for it in &input.snapshots {
+        let s = deps
+            .rds
+            .snapshot(&it.snapshot.snapshot_id)
+            .await?
+            .ok_or_else(|| {
+                OpsError::ResourceNotFound(format!(
+                    "snapshot {} vanished before the manifest was written",
+                    it.snapshot.snapshot_id
+                ))
+            })?;
+        let bytes = serde_json::to_vec_pretty(&s)
+            .map_err(|e| OpsError::Internal(format!("serialising snapshot {}: {e}", s.id)))?;
+        let key = format!("{prefix}/rds/{}.json", s.instance);
+        let description = deps.objects.put(&key, bytes, "application/json").await?;
+        snapshots.push(ManifestSnapshot {
+            instance: s.instance.clone(),
+            snapshot_id: s.id.clone(),
+            arn: s.arn.clone(),
+            created_at: s.created_at,
+            copy: it
+                .copy
+                .as_ref()
+                .map(|c| format!("{}:{}", c.region, c.snapshot_id)),
+            description,
+        });
+    }
+    let manifest = Manifest {
+        environment: plan.environment.clone(),
+        backup_id: plan.backup_id.clone(),
+        ts: plan.ts.clone(),
+        created_at: deps.now(),
+        snapshots,
+        objects: input.export.and_then(|e| e.object).into_iter().collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| OpsError::Internal(format!("serialising the manifest: {e}")))?;
+    let key = manifest_key(&plan.environment, &plan.ts);
+    let written = deps.objects.put(&key, bytes, "application/json").await?;
+    Ok(ManifestRef {
+        manifest_key: written.key,
+        manifest_sha256: written.sha256,
+        snapshot_ids: manifest
+            .snapshots
+            .iter()
+            .map(|s| s.snapshot_id.clone())
+            .collect(),
+    })
+}
+
+/// `record-backup`: the catalog record, on success or failure.
+#[derive(Debug, Deserialize)]
+pub struct RecordInput {
+    /// The plan.
+    pub plan: BackupPlan,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+    /// The lock's fencing token.
+    pub token: u64,
+    /// The manifest, on success.
+    #[serde(default)]
+    pub manifest: Option<ManifestRef>,
+    /// The error that ended the run, on failure (`{"Error", "Cause"}`).
+    #[serde(default)]
+    pub error: Option<serde_json::Value>,
+}
+
+/// The record written.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordOutput {
+    /// The record's status.
+    pub status: BackupStatus,
+    /// Its id.
+    pub id: String,
+}
+
+/// Writes the backup's catalog record, fenced by the lock's token.
+pub async fn record(deps: &Deps, input: RecordInput) -> Result<RecordOutput, OpsError> {
+    let status = match (&input.manifest, &input.error) {
+        (Some(_), None) => BackupStatus::Completed,
+        _ => BackupStatus::Failed,
+    };
+    let snapshot_ids = match &input.manifest {
+        Some(m) => m.snapshot_ids.clone(),
+        // A failed run may have made some snapshots: list them so a person can find them.
+        None => deps
+            .rds
+            .manual_snapshots(None)
+            .await?
+            .into_iter()
+            .filter(|s| s.tags.get(TAG_BACKUP_ID) == Some(&input.plan.backup_id))
+            .map(|s| s.id)
+            .collect(),
+    };
+    if let Some(err) = &input.error {
+        tracing::warn!(environment = %input.plan.environment, error = %err, "backup failed");
+    }
+    let record = BackupRecord {
+        environment: input.plan.environment.clone(),
+        id: input.plan.backup_id.clone(),
+        created_at: input.plan.started_at,
+        snapshot_ids,
+        manifest_key: input.manifest.as_ref().map(|m| m.manifest_key.clone()),
+        manifest_sha256: input.manifest.as_ref().map(|m| m.manifest_sha256.clone()),
+        status,
+        execution: Some(input.execution),
+    };
+    deps.state
+        .put(&record, input.token)
+        .await
+        .map_err(OpsError::from)?;
+    Ok(RecordOutput {
+        status,
+        id: record.id,
+    })
+}
+
+/// `retention`.
+#[derive(Debug, Deserialize)]
+pub struct RetentionInput {
+    /// The environment.
+    pub environment: String,
+}
+
+/// What retention did in one region.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// The region.
+    pub region: String,
+    /// Snapshots deleted.
+    pub deleted: Vec<String>,
+    /// How many were kept, by reason.
+    pub kept: BTreeMap<String, usize>,
+}
+
+/// What retention did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RetentionOutput {
+    /// One outcome per region (home, then the copy region).
+    pub regions: Vec<RetentionOutcome>,
+}
+
+/// Snapshots in use: the source of every live drill scratch instance (a running drill, or one that died and
+/// awaits the orphan sweep).
+pub async fn referenced_snapshots(rds: &Rds) -> Result<BTreeSet<String>, OpsError> {
+    Ok(rds
+        .instances_tagged(TAG_DRILL)
+        .await?
+        .into_iter()
+        .filter_map(|i| i.tags.get(TAG_DRILL_SNAPSHOT).cloned())
+        .collect())
+}
+
+fn reason_name(r: KeepReason) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{r:?}"))
+}
+
+/// Deletes what the pure selection allows, in the home region and the copy region.
+pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOutput, OpsError> {
+    let spec = deps.spec(&input.environment).await?;
+    let now = deps.now();
+    let referenced = referenced_snapshots(&deps.rds).await?;
+    let mut regions = vec![(deps.config.region.clone(), deps.rds.clone())];
+    if let Some(r) = &spec.backup.copy_to_region
+        && r != &deps.config.region
+    {
+        regions.push((r.clone(), deps.rds.in_region(r)));
+    }
+    let mut out = Vec::new();
+    for (region, rds) in regions {
+        let infos: Vec<_> = rds
+            .manual_snapshots(None)
+            .await?
+            .iter()
+            .map(|s| s.info())
+            .collect();
+        let decision =
+            select_for_deletion(&input.environment, &infos, &spec.backup, &referenced, now);
+        let mut deleted = Vec::new();
+        for id in &decision.delete {
+            if rds.delete_snapshot(id).await? {
+                tracing::info!(environment = %input.environment, %region, snapshot = %id, "snapshot deleted by retention");
+                deleted.push(id.clone());
+            }
+        }
+        let mut kept: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, r) in &decision.keep {
+            *kept.entry(reason_name(*r)).or_default() += 1;
+        }
+        out.push(RetentionOutcome {
+            region,
+            deleted,
+            kept,
+        });
+    }
+    Ok(RetentionOutput { regions: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_tags_cannot_be_overridden_by_the_spec() {
+        let extra: BTreeMap<String, String> = [
+            ("Project", "acme"),
+            ("ManagedBy", "terraform"),
+            ("opsplane:environment", "other"),
+            ("aws:reserved", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let tags = backup_tags("prod", "b1", &extra);
+        assert_eq!(tags["Project"], "acme");
+        assert_eq!(tags[TAG_MANAGED_BY], MANAGED_BY_VALUE);
+        assert_eq!(tags[TAG_ENVIRONMENT], "prod");
+        assert_eq!(tags[TAG_BACKUP_ID], "b1");
+        assert!(!tags.contains_key("aws:reserved"));
+    }
+
+    #[test]
+    fn keep_reasons_have_stable_names() {
+        assert_eq!(reason_name(KeepReason::AmongNewest), "among-newest");
+        assert_eq!(reason_name(KeepReason::NotOurs), "not-ours");
+    }
+}

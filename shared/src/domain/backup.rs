@@ -1,0 +1,423 @@
+//! Backups: the tags that mark what opsplane owns, the manifest, and retention as a pure function.
+//!
+//! Retention is the one place where a bug loses data, so the decision is made here from plain values
+//! (the snapshots as listed, the references, the clock) and the adapter only carries it out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::spec::BackupPolicy;
+
+/// Tag naming the environment a snapshot or drill instance belongs to.
+pub const TAG_ENVIRONMENT: &str = "opsplane:environment";
+/// Tag naming the backup run that made a snapshot.
+pub const TAG_BACKUP_ID: &str = "opsplane:backup-id";
+/// Tag key marking resources opsplane manages.
+pub const TAG_MANAGED_BY: &str = "ManagedBy";
+/// Value of [`TAG_MANAGED_BY`] on opsplane's resources.
+pub const MANAGED_BY_VALUE: &str = "opsplane";
+/// Tag carried by every drill scratch instance; its value is the drill id.
+pub const TAG_DRILL: &str = "opsplane:drill";
+/// Tag on a drill scratch instance naming the snapshot it was restored from: retention keeps that snapshot
+/// while the instance exists.
+pub const TAG_DRILL_SNAPSHOT: &str = "opsplane:drill-snapshot";
+/// Tag any workflow (a pending rollback) may set on a snapshot to keep retention away from it.
+pub const TAG_HOLD: &str = "opsplane:hold";
+
+/// The S3 prefix of one backup run.
+pub fn backup_prefix(environment: &str, ts: &str) -> String {
+    format!("backups/{environment}/{ts}")
+}
+
+/// The S3 key of a backup run's manifest.
+pub fn manifest_key(environment: &str, ts: &str) -> String {
+    format!("{}/manifest.json", backup_prefix(environment, ts))
+}
+
+/// A timestamp as used in keys: fixed width to the millisecond, so keys sort in time order; no ':' (S3- and
+/// console-friendly).
+pub fn key_timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y%m%dT%H%M%S%3fZ").to_string()
+}
+
+/// The snapshot identifier a backup run gives an instance's snapshot. Deterministic, so a retried
+/// `CreateDBSnapshot` finds its own snapshot instead of making a second one.
+pub fn snapshot_identifier(instance: &str, backup_id: &str) -> String {
+    // RDS identifiers: at most 255 characters, letters, digits and single hyphens, starting with a letter.
+    let base = format!("opsplane-{instance}-{backup_id}");
+    base.chars().take(255).collect()
+}
+
+/// A snapshot as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// The snapshot identifier.
+    pub id: String,
+    /// The DB instance it was taken from.
+    pub instance: String,
+    /// When it was created (absent while RDS has not stamped it).
+    pub created_at: Option<DateTime<Utc>>,
+    /// RDS status (`available`, `creating`, ...).
+    pub status: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl SnapshotInfo {
+    /// Whether the snapshot carries every tag opsplane puts on its backups of `environment`.
+    pub fn is_ours(&self, environment: &str) -> bool {
+        self.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+            && self.tags.get(TAG_ENVIRONMENT).map(String::as_str) == Some(environment)
+            && self.tags.get(TAG_BACKUP_ID).is_some_and(|v| !v.is_empty())
+    }
+
+    /// Whether the snapshot can be restored.
+    pub fn is_available(&self) -> bool {
+        self.status == "available"
+    }
+}
+
+/// Why retention keeps a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepReason {
+    /// It does not carry all of opsplane's tags for this environment: never ours to delete.
+    NotOurs,
+    /// It is not `available` (still creating, failed, being copied): never deleted mid-flight.
+    NotAvailable,
+    /// It is younger than `retention_days`.
+    NotExpired,
+    /// It is among the newest `keep_last` available snapshots of its instance.
+    AmongNewest,
+    /// A running drill or a pending rollback uses it.
+    Referenced,
+    /// It has no creation time, so its age is unknown.
+    AgeUnknown,
+}
+
+/// What retention decided, snapshot by snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionDecision {
+    /// Snapshots to delete.
+    pub delete: Vec<String>,
+    /// Snapshots kept, with the first reason that kept each.
+    pub keep: Vec<(String, KeepReason)>,
+}
+
+/// Chooses the snapshots to delete. A snapshot is deleted only if it carries opsplane's tags for
+/// `environment`, is available, is older than `retention_days` at `now`, is not among the newest
+/// `keep_last` available tagged snapshots of its instance, and is not in `referenced`. Everything else is
+/// kept, whatever its age.
+pub fn select_for_deletion(
+    environment: &str,
+    snapshots: &[SnapshotInfo],
+    policy: &BackupPolicy,
+    referenced: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> RetentionDecision {
+    // The newest `keep_last` of each instance, counted among our own available snapshots only: a foreign
+    // snapshot must not push one of ours out of the protected set.
+    let mut by_instance: BTreeMap<&str, Vec<&SnapshotInfo>> = BTreeMap::new();
+    for s in snapshots {
+        if s.is_ours(environment) && s.is_available() && s.created_at.is_some() {
+            by_instance.entry(s.instance.as_str()).or_default().push(s);
+        }
+    }
+    let mut newest: BTreeSet<&str> = BTreeSet::new();
+    for list in by_instance.values_mut() {
+        list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        newest.extend(
+            list.iter()
+                .take(policy.keep_last as usize)
+                .map(|s| s.id.as_str()),
+        );
+    }
+    let cutoff = now - Duration::days(i64::from(policy.retention_days));
+    let mut decision = RetentionDecision::default();
+    for s in snapshots {
+        let reason = if !s.is_ours(environment) {
+            Some(KeepReason::NotOurs)
+        } else if !s.is_available() {
+            Some(KeepReason::NotAvailable)
+        } else if referenced.contains(&s.id) || s.tags.contains_key(TAG_HOLD) {
+            Some(KeepReason::Referenced)
+        } else if newest.contains(s.id.as_str()) {
+            Some(KeepReason::AmongNewest)
+        } else {
+            match s.created_at {
+                None => Some(KeepReason::AgeUnknown),
+                Some(at) if at > cutoff => Some(KeepReason::NotExpired),
+                Some(_) => None,
+            }
+        };
+        match reason {
+            Some(r) => decision.keep.push((s.id.clone(), r)),
+            None => decision.delete.push(s.id.clone()),
+        }
+    }
+    decision
+}
+
+/// One object of a backup, with its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestObject {
+    /// S3 key in the state bucket.
+    pub key: String,
+    /// Hex SHA-256 of the object's bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// One snapshot of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSnapshot {
+    /// The DB instance.
+    pub instance: String,
+    /// The snapshot identifier.
+    pub snapshot_id: String,
+    /// The snapshot's ARN.
+    pub arn: String,
+    /// When RDS created it.
+    pub created_at: Option<DateTime<Utc>>,
+    /// The copy in the spec's second region, as `region:snapshot-id`.
+    #[serde(default)]
+    pub copy: Option<String>,
+    /// The snapshot's description as exported (key and SHA-256 of the JSON object).
+    pub description: ManifestObject,
+}
+
+/// `backups/<env>/<ts>/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The environment.
+    pub environment: String,
+    /// The backup run's id.
+    pub backup_id: String,
+    /// The run's timestamp (as in the keys).
+    pub ts: String,
+    /// When the manifest was written.
+    pub created_at: DateTime<Utc>,
+    /// Every snapshot.
+    pub snapshots: Vec<ManifestSnapshot>,
+    /// Every other object (the EKS export).
+    pub objects: Vec<ManifestObject>,
+}
+
+impl Manifest {
+    /// Every object the manifest vouches for: the snapshot descriptions and the other objects.
+    pub fn all_objects(&self) -> impl Iterator<Item = &ManifestObject> {
+        self.snapshots
+            .iter()
+            .map(|s| &s.description)
+            .chain(self.objects.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn ours(id: &str, instance: &str, days_old: i64) -> SnapshotInfo {
+        SnapshotInfo {
+            id: id.into(),
+            instance: instance.into(),
+            created_at: Some(now() - Duration::days(days_old)),
+            status: "available".into(),
+            tags: [
+                (TAG_MANAGED_BY, MANAGED_BY_VALUE),
+                (TAG_ENVIRONMENT, "prod"),
+                (TAG_BACKUP_ID, "b1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        }
+    }
+
+    fn policy(retention_days: u32, keep_last: u32) -> BackupPolicy {
+        BackupPolicy {
+            retention_days,
+            keep_last,
+            copy_to_region: None,
+        }
+    }
+
+    fn decide(snaps: &[SnapshotInfo], p: &BackupPolicy, refs: &[&str]) -> RetentionDecision {
+        let refs = refs.iter().map(|s| s.to_string()).collect();
+        select_for_deletion("prod", snaps, p, &refs, now())
+    }
+
+    fn reason(d: &RetentionDecision, id: &str) -> Option<KeepReason> {
+        d.keep.iter().find(|(k, _)| k == id).map(|(_, r)| *r)
+    }
+
+    #[test]
+    fn all_expired_keeps_the_newest_keep_last_per_instance() {
+        let snaps: Vec<_> = (0..5)
+            .map(|i| ours(&format!("a-{i}"), "a", 100 + i))
+            .chain((0..2).map(|i| ours(&format!("b-{i}"), "b", 200 + i)))
+            .collect();
+        let d = decide(&snaps, &policy(14, 2), &[]);
+        assert_eq!(d.delete, ["a-2", "a-3", "a-4"]);
+        assert_eq!(reason(&d, "a-0"), Some(KeepReason::AmongNewest));
+        assert_eq!(reason(&d, "a-1"), Some(KeepReason::AmongNewest));
+        // Instance b has only keep_last snapshots: both stay however old.
+        assert_eq!(reason(&d, "b-0"), Some(KeepReason::AmongNewest));
+        assert_eq!(reason(&d, "b-1"), Some(KeepReason::AmongNewest));
+    }
+
+    #[test]
+    fn young_snapshots_stay_even_beyond_keep_last() {
+        let snaps: Vec<_> = (0..4).map(|i| ours(&format!("a-{i}"), "a", i)).collect();
+        let d = decide(&snaps, &policy(14, 1), &[]);
+        assert!(d.delete.is_empty());
+        assert_eq!(reason(&d, "a-3"), Some(KeepReason::NotExpired));
+    }
+
+    #[test]
+    fn the_retention_boundary_is_exclusive_of_younger() {
+        let mut at_cutoff = ours("edge", "a", 14);
+        at_cutoff.created_at = Some(now() - Duration::days(14));
+        let just_younger = SnapshotInfo {
+            created_at: Some(now() - Duration::days(14) + Duration::seconds(1)),
+            ..ours("young", "a", 0)
+        };
+        let newest = ours("new", "a", 0);
+        let d = decide(&[at_cutoff, just_younger, newest], &policy(14, 1), &[]);
+        assert_eq!(d.delete, ["edge"]);
+        assert_eq!(reason(&d, "young"), Some(KeepReason::NotExpired));
+    }
+
+    #[test]
+    fn foreign_and_untagged_snapshots_are_never_touched() {
+        let mut untagged = ours("untagged", "a", 3000);
+        untagged.tags.clear();
+        let mut other_env = ours("staging-snap", "a", 3000);
+        other_env
+            .tags
+            .insert(TAG_ENVIRONMENT.into(), "staging".into());
+        let mut not_managed = ours("hand-made", "a", 3000);
+        not_managed
+            .tags
+            .insert(TAG_MANAGED_BY.into(), "terraform".into());
+        let mut no_backup_id = ours("no-id", "a", 3000);
+        no_backup_id.tags.remove(TAG_BACKUP_ID);
+        let snaps = vec![
+            untagged,
+            other_env,
+            not_managed,
+            no_backup_id,
+            ours("a-new", "a", 0),
+        ];
+        let d = decide(&snaps, &policy(1, 1), &[]);
+        assert!(d.delete.is_empty(), "{d:?}");
+        for id in ["untagged", "staging-snap", "hand-made", "no-id"] {
+            assert_eq!(reason(&d, id), Some(KeepReason::NotOurs), "{id}");
+        }
+    }
+
+    #[test]
+    fn foreign_snapshots_do_not_count_towards_keep_last() {
+        let mut foreign_newer = ours("foreign", "a", 0);
+        foreign_newer.tags.clear();
+        let snaps = vec![foreign_newer, ours("ours-old", "a", 500)];
+        let d = decide(&snaps, &policy(14, 1), &[]);
+        assert!(d.delete.is_empty());
+        assert_eq!(reason(&d, "ours-old"), Some(KeepReason::AmongNewest));
+    }
+
+    #[test]
+    fn referenced_and_held_snapshots_stay() {
+        let mut held = ours("held", "a", 400);
+        held.tags.insert(TAG_HOLD.into(), "rollback-42".into());
+        let snaps = vec![
+            ours("new", "a", 0),
+            ours("drilled", "a", 300),
+            held,
+            ours("old", "a", 500),
+        ];
+        let d = decide(&snaps, &policy(14, 1), &["drilled"]);
+        assert_eq!(d.delete, ["old"]);
+        assert_eq!(reason(&d, "drilled"), Some(KeepReason::Referenced));
+        assert_eq!(reason(&d, "held"), Some(KeepReason::Referenced));
+    }
+
+    #[test]
+    fn unavailable_snapshots_are_neither_deleted_nor_counted_as_good() {
+        let mut creating = ours("creating", "a", 0);
+        creating.status = "creating".into();
+        let mut failed = ours("failed", "a", 900);
+        failed.status = "failed".into();
+        let snaps = vec![
+            creating,
+            failed,
+            ours("good-old", "a", 100),
+            ours("older", "a", 200),
+        ];
+        let d = decide(&snaps, &policy(14, 1), &[]);
+        // The last good backup is the available one, not the one still being created.
+        assert_eq!(reason(&d, "good-old"), Some(KeepReason::AmongNewest));
+        assert_eq!(reason(&d, "creating"), Some(KeepReason::NotAvailable));
+        assert_eq!(reason(&d, "failed"), Some(KeepReason::NotAvailable));
+        assert_eq!(d.delete, ["older"]);
+    }
+
+    #[test]
+    fn unknown_age_is_kept() {
+        let mut unknown = ours("unknown", "a", 0);
+        unknown.created_at = None;
+        let d = decide(&[unknown, ours("new", "a", 0)], &policy(1, 1), &[]);
+        assert_eq!(reason(&d, "unknown"), Some(KeepReason::AgeUnknown));
+        assert!(d.delete.is_empty());
+    }
+
+    #[test]
+    fn every_snapshot_lands_in_exactly_one_list() {
+        let snaps: Vec<_> = (0..20)
+            .map(|i| {
+                ours(
+                    &format!("s-{i}"),
+                    if i % 2 == 0 { "a" } else { "b" },
+                    i * 10,
+                )
+            })
+            .collect();
+        for keep_last in 1..5 {
+            for days in [1, 14, 100, 1000] {
+                let d = decide(&snaps, &policy(days, keep_last), &["s-19"]);
+                assert_eq!(d.delete.len() + d.keep.len(), snaps.len());
+                assert!(!d.delete.contains(&"s-19".to_string()));
+                for inst in ["a", "b"] {
+                    let left = snaps
+                        .iter()
+                        .filter(|s| s.instance == inst && !d.delete.contains(&s.id))
+                        .count();
+                    assert!(
+                        left >= keep_last as usize,
+                        "{inst} keeps {left} < {keep_last}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_and_identifiers() {
+        let at: DateTime<Utc> = "2026-03-04T05:06:07.089Z".parse().unwrap();
+        assert_eq!(key_timestamp(at), "20260304T050607089Z");
+        let whole: DateTime<Utc> = "2026-03-04T05:06:07Z".parse().unwrap();
+        assert_eq!(key_timestamp(whole), "20260304T050607000Z");
+        assert_eq!(
+            manifest_key("prod", "20260304T050607Z"),
+            "backups/prod/20260304T050607Z/manifest.json"
+        );
+        assert_eq!(snapshot_identifier("db-1", "abc"), "opsplane-db-1-abc");
+    }
+}

@@ -1,0 +1,588 @@
+//! The DynamoDB lock backend.
+//!
+//! The item `pk=ENV#<env>, sk=LOCK` holds `holder`, `operation`, `token` (Number), `acquired_at` and
+//! `lease_expires_at` (Numbers, epoch milliseconds, so the condition can compare them with `<`). Release
+//! removes the holder but keeps the item and its token, so the next grant continues the sequence.
+//!
+//! A fresh acquire (free or expired) is one `UpdateItem` returning the old item (`ALL_OLD`), from which the
+//! new token (old + 1) and any displaced holder follow. When the condition fails, DynamoDB returns the item
+//! that made it fail (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so deciding between "held", "ours
+//! already" and "stale holder" costs no extra read.
+//!
+//! A retried acquire by the same holder keeps its token and only extends the lease: the first attempt may
+//! have succeeded with its response lost, and a caller that did see that token must not find it outdated.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::{
+    AcquireRequest, Lock, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome,
+    TakeoverReason, audit_force_release, audit_takeover, lease_ms,
+};
+use crate::clock::from_ms;
+use crate::execution::{BoxFuture, ExecutionState, ExecutionStatus};
+use crate::state::{LOCK_SK, StateError, StateStore, env_pk};
+
+/// How many times acquire re-reads and re-decides when the lock changes under it.
+const ROUNDS: usize = 4;
+
+/// The lock item as read.
+#[derive(Debug, Clone, Default)]
+struct Item {
+    holder: Option<String>,
+    operation: String,
+    token: u64,
+    acquired_at: i64,
+    lease_expires_at: i64,
+}
+
+impl Item {
+    fn parse(environment: &str, item: &HashMap<String, AttributeValue>) -> Result<Self, LockError> {
+        let corrupt = |what: &str| LockError::Corrupt {
+            environment: environment.to_owned(),
+            reason: format!("attribute {what} is missing or not of its type"),
+        };
+        let num = |name: &str| -> Result<i64, LockError> {
+            match item.get(name) {
+                None => Ok(0),
+                Some(v) => v
+                    .as_n()
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| corrupt(name)),
+            }
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Ok(Self {
+            holder: text("holder"),
+            operation: text("operation").unwrap_or_default(),
+            token: u64::try_from(num("token")?).map_err(|_| corrupt("token"))?,
+            acquired_at: num("acquired_at")?,
+            lease_expires_at: num("lease_expires_at")?,
+        })
+    }
+
+    fn info(&self, environment: &str) -> Option<LockInfo> {
+        self.holder.as_ref().map(|holder| LockInfo {
+            environment: environment.to_owned(),
+            holder: holder.clone(),
+            operation: self.operation.clone(),
+            token: self.token,
+            acquired_at: from_ms(self.acquired_at),
+            lease_expires_at: from_ms(self.lease_expires_at),
+        })
+    }
+
+    fn describe(&self) -> String {
+        match &self.holder {
+            Some(h) => format!("held by {h} with token {}", self.token),
+            None if self.token == 0 => "the lock does not exist".to_owned(),
+            None => format!("released (last token {})", self.token),
+        }
+    }
+}
+
+/// The DynamoDB-backed [`Lock`].
+#[derive(Clone)]
+pub struct DynamoDbLock {
+    store: StateStore,
+    executions: Arc<dyn ExecutionStatus>,
+}
+
+impl std::fmt::Debug for DynamoDbLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoDbLock")
+            .field("table", &self.store.table())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Attempt {
+    /// The write happened; the returned attributes (old or new, as asked).
+    Done(Option<HashMap<String, AttributeValue>>),
+    /// The condition failed; the item as it was (None when it did not exist).
+    Refused(Option<HashMap<String, AttributeValue>>),
+}
+
+impl DynamoDbLock {
+    /// A lock over the store's table and clock, asking `executions` whether holders still run.
+    pub fn new(store: StateStore, executions: Arc<dyn ExecutionStatus>) -> Self {
+        Self { store, executions }
+    }
+
+    fn key(environment: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(env_pk(environment))),
+            ("sk".to_owned(), AttributeValue::S(LOCK_SK.to_owned())),
+        ])
+    }
+
+    fn update(
+        &self,
+        environment: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(Self::key(environment)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    async fn send(
+        builder: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<Attempt, LockError> {
+        match builder.send().await {
+            Ok(out) => Ok(Attempt::Done(out.attributes)),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(
+                    ctx.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                let UpdateItemError::ConditionalCheckFailedException(e) = ctx.into_err() else {
+                    unreachable!("matched above")
+                };
+                Ok(Attempt::Refused(e.item))
+            }
+            Err(err) => Err(aws_err("UpdateItem", err)),
+        }
+    }
+
+    /// Writes a new grant over `condition` (free/expired, or one named stale holder) and bumps the token.
+    async fn grant(
+        &self,
+        req: &AcquireRequest,
+        now: i64,
+        condition: &str,
+        stale: Option<&Item>,
+    ) -> Result<Attempt, LockError> {
+        let mut b = self
+            .update(&req.environment)
+            .update_expression(
+                "SET holder = :me, operation = :op, acquired_at = :now, lease_expires_at = :exp, \
+                 #token = if_not_exists(#token, :zero) + :one REMOVE released_at",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":me", AttributeValue::S(req.holder.clone()))
+            .expression_attribute_values(":op", AttributeValue::S(req.operation.clone()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(
+                ":exp",
+                AttributeValue::N((now + lease_ms(req.lease)).to_string()),
+            )
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::AllOld);
+        if let Some(stale) = stale {
+            b = b
+                .expression_attribute_values(
+                    ":stale_holder",
+                    AttributeValue::S(stale.holder.clone().unwrap_or_default()),
+                )
+                .expression_attribute_values(
+                    ":stale_token",
+                    AttributeValue::N(stale.token.to_string()),
+                );
+        }
+        Self::send(b).await
+    }
+
+    async fn acquire_inner(&self, req: &AcquireRequest) -> Result<LockGrant, LockError> {
+        let env = req.environment.as_str();
+        let mut stale: Option<(Item, String)> = None;
+        for _ in 0..ROUNDS {
+            let now = self.store.clock().now_ms();
+            let attempt = match &stale {
+                None => {
+                    self.grant(
+                        req,
+                        now,
+                        "attribute_not_exists(holder) OR lease_expires_at < :now",
+                        None,
+                    )
+                    .await?
+                }
+                Some((item, _)) => {
+                    self.grant(
+                        req,
+                        now,
+                        "holder = :stale_holder AND #token = :stale_token",
+                        Some(item),
+                    )
+                    .await?
+                }
+            };
+            match attempt {
+                Attempt::Done(attrs) => {
+                    let old = match &attrs {
+                        Some(attrs) => Item::parse(env, attrs)?,
+                        None => Item::default(),
+                    };
+                    let took_over_from = old.holder.clone().map(|holder| PreviousHolder {
+                        holder,
+                        operation: old.operation.clone(),
+                        token: old.token,
+                        reason: match &stale {
+                            Some((_, status)) => TakeoverReason::HolderNotRunning {
+                                status: status.clone(),
+                            },
+                            None => TakeoverReason::LeaseExpired,
+                        },
+                    });
+                    let grant = LockGrant {
+                        environment: env.to_owned(),
+                        holder: req.holder.clone(),
+                        operation: req.operation.clone(),
+                        token: old.token + 1,
+                        acquired_at: from_ms(now),
+                        lease_expires_at: from_ms(now + lease_ms(req.lease)),
+                        took_over_from,
+                    };
+                    tracing::info!(
+                        environment = env,
+                        holder = grant.holder,
+                        token = grant.token,
+                        took_over_from = grant.took_over_from.as_ref().map(|p| p.holder.as_str()),
+                        "lock acquired"
+                    );
+                    audit_takeover(&self.store, &grant).await;
+                    return Ok(grant);
+                }
+                Attempt::Refused(None) => {
+                    // Only the stale-holder condition can fail on a missing item: it was released and
+                    // deleted by hand. Start over with the plain condition.
+                    stale = None;
+                }
+                Attempt::Refused(Some(attrs)) => {
+                    let cur = Item::parse(env, &attrs)?;
+                    let Some(holder) = cur.holder.clone() else {
+                        stale = None;
+                        continue;
+                    };
+                    if holder == req.holder {
+                        match self.reacquire(req, &cur, now).await? {
+                            Some(grant) => return Ok(grant),
+                            None => {
+                                stale = None;
+                                continue;
+                            }
+                        }
+                    }
+                    if cur.lease_expires_at < now {
+                        stale = None;
+                        continue;
+                    }
+                    match self.executions.state(&holder).await {
+                        ExecutionState::NotRunning { status } => {
+                            tracing::warn!(
+                                environment = env,
+                                stale_holder = holder,
+                                status,
+                                "lock holder is not running; taking over"
+                            );
+                            stale = Some((cur, status));
+                        }
+                        ExecutionState::Running | ExecutionState::Unknown { .. } => {
+                            return Err(LockError::Held {
+                                environment: env.to_owned(),
+                                holder,
+                                operation: cur.operation,
+                                since: from_ms(cur.acquired_at),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        // The lock changed under every attempt: someone else is winning the same race.
+        let cur = self.read(env).await?;
+        Err(LockError::Held {
+            environment: env.to_owned(),
+            holder: cur.holder.unwrap_or_default(),
+            operation: cur.operation,
+            since: from_ms(cur.acquired_at),
+        })
+    }
+
+    /// Extends the lease of a lock the same holder already has; `None` when it changed meanwhile.
+    async fn reacquire(
+        &self,
+        req: &AcquireRequest,
+        cur: &Item,
+        now: i64,
+    ) -> Result<Option<LockGrant>, LockError> {
+        let exp = now + lease_ms(req.lease);
+        let b = self
+            .update(&req.environment)
+            .update_expression("SET lease_expires_at = :exp")
+            .condition_expression("holder = :me AND #token = :tok")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":me", AttributeValue::S(req.holder.clone()))
+            .expression_attribute_values(":tok", AttributeValue::N(cur.token.to_string()))
+            .expression_attribute_values(":exp", AttributeValue::N(exp.to_string()));
+        match Self::send(b).await? {
+            Attempt::Done(_) => {
+                tracing::info!(
+                    environment = req.environment,
+                    holder = req.holder,
+                    token = cur.token,
+                    "lock re-acquired by its holder"
+                );
+                Ok(Some(LockGrant {
+                    environment: req.environment.clone(),
+                    holder: req.holder.clone(),
+                    operation: cur.operation.clone(),
+                    token: cur.token,
+                    acquired_at: from_ms(cur.acquired_at),
+                    lease_expires_at: from_ms(exp),
+                    took_over_from: None,
+                }))
+            }
+            Attempt::Refused(_) => Ok(None),
+        }
+    }
+
+    async fn read(&self, environment: &str) -> Result<Item, LockError> {
+        let out = self
+            .store
+            .client()
+            .get_item()
+            .table_name(self.store.table())
+            .set_key(Some(Self::key(environment)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_err("GetItem", e))?;
+        match out.item() {
+            Some(item) => Item::parse(environment, item),
+            None => Ok(Item::default()),
+        }
+    }
+
+    async fn renew_inner(
+        &self,
+        environment: &str,
+        holder: &str,
+        token: u64,
+        lease: Duration,
+    ) -> Result<LockGrant, LockError> {
+        let now = self.store.clock().now_ms();
+        let exp = now + lease_ms(lease);
+        let b = self
+            .update(environment)
+            .update_expression("SET lease_expires_at = :exp")
+            .condition_expression("holder = :me AND #token = :tok")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
+            .expression_attribute_values(":tok", AttributeValue::N(token.to_string()))
+            .expression_attribute_values(":exp", AttributeValue::N(exp.to_string()))
+            .return_values(ReturnValue::AllNew);
+        match Self::send(b).await? {
+            Attempt::Done(attrs) => {
+                let item = Item::parse(environment, &attrs.unwrap_or_default())?;
+                Ok(LockGrant {
+                    environment: environment.to_owned(),
+                    holder: holder.to_owned(),
+                    operation: item.operation,
+                    token,
+                    acquired_at: from_ms(item.acquired_at),
+                    lease_expires_at: from_ms(exp),
+                    took_over_from: None,
+                })
+            }
+            Attempt::Refused(old) => {
+                let cur = match old {
+                    Some(attrs) => Item::parse(environment, &attrs)?,
+                    None => Item::default(),
+                };
+                Err(LockError::Lost {
+                    environment: environment.to_owned(),
+                    reason: format!(
+                        "{holder} with token {token} no longer holds it: {}",
+                        cur.describe()
+                    ),
+                })
+            }
+        }
+    }
+
+    async fn release_inner(
+        &self,
+        environment: &str,
+        holder: &str,
+        token: u64,
+    ) -> Result<ReleaseOutcome, LockError> {
+        let now = self.store.clock().now_ms();
+        let b = self
+            .update(environment)
+            .update_expression(
+                "REMOVE holder, operation SET lease_expires_at = :zero, released_at = :now",
+            )
+            .condition_expression("holder = :me AND #token = :tok")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
+            .expression_attribute_values(":tok", AttributeValue::N(token.to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
+        match Self::send(b).await? {
+            Attempt::Done(_) => {
+                tracing::info!(environment, holder, token, "lock released");
+                Ok(ReleaseOutcome::released())
+            }
+            Attempt::Refused(old) => {
+                let cur = match old {
+                    Some(attrs) => Item::parse(environment, &attrs)?,
+                    None => Item::default(),
+                };
+                let reason = format!(
+                    "not held by {holder} with token {token}: {}",
+                    cur.describe()
+                );
+                tracing::info!(environment, holder, token, reason, "nothing to release");
+                Ok(ReleaseOutcome::not_released(reason))
+            }
+        }
+    }
+
+    async fn force_release_inner(
+        &self,
+        environment: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<LockInfo>, LockError> {
+        let now = self.store.clock().now_ms();
+        let b = self
+            .update(environment)
+            .update_expression(
+                "REMOVE holder, operation SET lease_expires_at = :zero, released_at = :now",
+            )
+            .condition_expression("attribute_exists(holder)")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllOld);
+        let released = match Self::send(b).await? {
+            Attempt::Done(attrs) => {
+                Item::parse(environment, &attrs.unwrap_or_default())?.info(environment)
+            }
+            Attempt::Refused(_) => None,
+        };
+        tracing::warn!(
+            environment,
+            actor,
+            reason,
+            released_holder = released.as_ref().map(|l| l.holder.as_str()),
+            "lock force-released"
+        );
+        audit_force_release(&self.store, environment, actor, reason, released.as_ref()).await?;
+        Ok(released)
+    }
+
+    async fn list_inner(&self) -> Result<Vec<LockInfo>, LockError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .store
+                .client()
+                .scan()
+                .table_name(self.store.table())
+                .filter_expression("sk = :lock AND attribute_exists(holder)")
+                .expression_attribute_values(":lock", AttributeValue::S(LOCK_SK.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| aws_err("Scan", e))?;
+            for item in page.items() {
+                let env = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("ENV#"))
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(info) = Item::parse(&env, item)?.info(&env) {
+                    out.push(info);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.environment.cmp(&b.environment));
+        Ok(out)
+    }
+}
+
+fn aws_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> LockError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match StateError::aws(operation, err) {
+        StateError::Aws {
+            operation,
+            throttled,
+            source,
+        } => LockError::Aws {
+            operation,
+            throttled,
+            source,
+        },
+        other => LockError::State(other),
+    }
+}
+
+impl Lock for DynamoDbLock {
+    fn acquire<'a>(
+        &'a self,
+        req: &'a AcquireRequest,
+    ) -> BoxFuture<'a, Result<LockGrant, LockError>> {
+        Box::pin(self.acquire_inner(req))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        environment: &'a str,
+        holder: &'a str,
+        token: u64,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<LockGrant, LockError>> {
+        Box::pin(self.renew_inner(environment, holder, token, lease))
+    }
+
+    fn release<'a>(
+        &'a self,
+        environment: &'a str,
+        holder: &'a str,
+        token: u64,
+    ) -> BoxFuture<'a, Result<ReleaseOutcome, LockError>> {
+        Box::pin(self.release_inner(environment, holder, token))
+    }
+
+    fn status<'a>(
+        &'a self,
+        environment: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LockInfo>, LockError>> {
+        Box::pin(async move { Ok(self.read(environment).await?.info(environment)) })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LockInfo>, LockError>> {
+        Box::pin(self.list_inner())
+    }
+
+    fn force_release<'a>(
+        &'a self,
+        environment: &'a str,
+        actor: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LockInfo>, LockError>> {
+        Box::pin(self.force_release_inner(environment, actor, reason))
+    }
+}
