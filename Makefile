@@ -36,6 +36,7 @@ conformance:
 bench: setup
 	$(CARGO) bench -p opsplane-statemachines --bench engine
 	$(CARGO) bench -p opsplane-e2e --bench locks
+	$(CARGO) test -p opsplane-e2e --test e2e -- drill::state_transitions --nocapture
 
 lint:
 	$(CARGO) fmt --all --check
@@ -43,7 +44,7 @@ lint:
 
 ## Deployable Lambdas for Graviton (cargo-lambda and zig come from .venv).
 build-lambdas: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 -p opsplane-fn-lock -p opsplane-fn-backup
 
 clean-venv:
 	rm -rf $(VENV)
