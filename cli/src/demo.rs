@@ -46,6 +46,17 @@ pub async fn run(root: &Path) -> Result<()> {
             );
         }
     }
+    let lock = plane.lock().status(&spec.environment).await?;
+    match lock {
+        Some(held) if held.lease_expires_at > chrono::Utc::now() => {
+            bail!(
+                "the lock of {} is still held by {}",
+                spec.environment,
+                held.holder
+            )
+        }
+        _ => println!("== lock of {}: free", spec.environment),
+    }
     println!(
         "== done: table {}, bucket {}",
         plane.config.table_name, plane.config.bucket_name

@@ -141,15 +141,16 @@ impl LocalPlane {
         Ok((plane, report))
     }
 
+    /// The environment lock as the `lock` function sees it (backend from the configuration).
+    pub fn lock(&self) -> Arc<dyn opsplane_shared::lock::Lock> {
+        let executions: Arc<dyn ExecutionStatus> = Arc::new(EngineExecutions(self.engine.clone()));
+        opsplane_shared::lock::from_config(&self.config, &self.clients, executions)
+    }
+
     /// (Re-)registers every function; `backup` takes the given deps so tests can move its clock or point
     /// its probe at a local PostgreSQL.
     pub fn register_functions(&self, backup: opsplane_fn_backup::Deps) {
-        let executions: Arc<dyn ExecutionStatus> = Arc::new(EngineExecutions(self.engine.clone()));
-        let lock = opsplane_fn_lock::LockDeps::new(opsplane_shared::lock::from_config(
-            &self.config,
-            &self.clients,
-            executions,
-        ));
+        let lock = opsplane_fn_lock::LockDeps::new(self.lock());
         self.engine
             .register_handler(LOCK_FUNCTION, move |input: Value, _ctx| {
                 let lock = lock.clone();
