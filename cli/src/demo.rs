@@ -46,6 +46,17 @@ pub async fn run(root: &Path) -> Result<()> {
             );
         }
     }
+    // moto's world ends with the demo: keep the drill's page where a browser can open it.
+    let out_dir = root.join(".local").join("demo");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let objects = opsplane_shared::aws::objects::ObjectStore::new(
+        plane.clients.s3.clone(),
+        plane.config.bucket_name.clone(),
+    );
+    let report = crate::report::drill(&objects, &spec.environment, true, &out_dir).await?;
+    if let Some(file) = report.html_file {
+        println!("== drill report page: {}", file.display());
+    }
     let lock = plane.lock().status(&spec.environment).await?;
     match lock {
         Some(held) if held.lease_expires_at > chrono::Utc::now() => {
