@@ -1,6 +1,8 @@
 //! The library half of the `opsplane` CLI: the local plane the demo, `run --local` and the end-to-end tests
 //! share.
 
+#![warn(missing_docs)]
+
 pub mod demo;
 pub mod plane;
 pub mod report;

@@ -1,6 +1,8 @@
 //! opsplane's library: typed configuration, AWS adapters, the control plane's own bootstrap, error names,
 //! telemetry and the local AWS world. Handlers in `functions/` and the `opsplane` CLI are thin layers over it.
 
+#![warn(missing_docs)]
+
 pub mod aws;
 pub mod bootstrap;
 pub mod clock;

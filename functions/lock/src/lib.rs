@@ -10,6 +10,8 @@
 //! `lease_seconds` is optional (900). Failures: `LockHeld` (with holder, operation, since), `LockLost`,
 //! `InvalidInput` naming the field and what is allowed; bad input is refused before any AWS call.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
