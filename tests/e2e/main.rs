@@ -32,3 +32,6 @@ mod state_store;
 
 // Idempotent handler actions: one side effect per task, duplicates and reused keys refused.
 mod idempotency;
+
+// The local plane's wiring: locks ask the local engine whether their holder still runs.
+mod plane;
