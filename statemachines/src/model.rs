@@ -1114,28 +1114,9 @@ fn state(
             }))
         }
         "Choice" => {
-            let Some(items) = b
-                .get("Choices")
-                .and_then(Value::as_array)
-                .filter(|a| !a.is_empty())
-            else {
-                ctx.push(ValidationError::field(
-                    name,
-                    "Choices",
-                    "is required and must be a non-empty array",
-                ));
-                return None;
-            };
+            let items = required_objects(b, name, "Choices", "choice", ctx)?;
             let mut choices = Vec::new();
-            for c in items {
-                let Some(o) = c.as_object() else {
-                    ctx.push(ValidationError::field(
-                        name,
-                        "Choices",
-                        "each choice must be an object",
-                    ));
-                    continue;
-                };
+            for o in items {
                 let Some(n) = o.get("Next") else {
                     ctx.push(ValidationError::field(
                         name,
@@ -1183,28 +1164,9 @@ fn state(
             Kind::Choice { choices, default }
         }
         "Parallel" => {
-            let Some(items) = b
-                .get("Branches")
-                .and_then(Value::as_array)
-                .filter(|a| !a.is_empty())
-            else {
-                ctx.push(ValidationError::field(
-                    name,
-                    "Branches",
-                    "is required and must be a non-empty array",
-                ));
-                return None;
-            };
+            let items = required_objects(b, name, "Branches", "branch", ctx)?;
             let mut branches = Vec::new();
-            for br in items {
-                let Some(o) = br.as_object() else {
-                    ctx.push(ValidationError::field(
-                        name,
-                        "Branches",
-                        "each branch must be an object",
-                    ));
-                    continue;
-                };
+            for o in items {
                 if let Some(sm) = sub_machine(o, qlang, name, ctx) {
                     branches.push(Arc::new(sm));
                 }
@@ -1234,6 +1196,41 @@ fn state(
         catch,
         kind,
     })
+}
+
+/// A field that must hold a non-empty array of objects (`Choices`, `Branches`): the objects, with an error
+/// pushed for each element that is not one; `None`, with an error, when the array is missing or empty.
+fn required_objects<'a>(
+    b: &'a Map<String, Value>,
+    name: &str,
+    field: &str,
+    element: &str,
+    ctx: &mut Ctx,
+) -> Option<Vec<&'a Map<String, Value>>> {
+    let Some(items) = b
+        .get(field)
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    else {
+        ctx.push(ValidationError::field(
+            name,
+            field,
+            "is required and must be a non-empty array",
+        ));
+        return None;
+    };
+    let mut objects = Vec::with_capacity(items.len());
+    for item in items {
+        match item.as_object() {
+            Some(o) => objects.push(o),
+            None => ctx.push(ValidationError::field(
+                name,
+                field,
+                format!("each {element} must be an object"),
+            )),
+        }
+    }
+    Some(objects)
 }
 
 fn sub_machine(
