@@ -197,6 +197,20 @@ impl Plane {
     }
 }
 
+/// `run` failed with `InvalidInput` and its cause names `field`.
+pub fn assert_fails_naming(run: &Description, field: &str, input: &Value) {
+    assert_eq!(run.status, Status::Failed, "{input}");
+    assert_eq!(run.error.as_deref(), Some("InvalidInput"), "{input}");
+    assert!(
+        run.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&format!("`{field}`")),
+        "{input}: {:?}",
+        run.cause
+    );
+}
+
 fn output(d: &Description) -> &Value {
     d.output.as_ref().expect("output of a succeeded execution")
 }
@@ -308,16 +322,7 @@ async fn bad_input_fails_first_naming_the_field_and_touches_nothing() {
             .run(&plane.backup, input.clone())
             .await
             .unwrap();
-        assert_eq!(run.status, Status::Failed, "{input}");
-        assert_eq!(run.error.as_deref(), Some("InvalidInput"), "{input}");
-        assert!(
-            run.cause
-                .as_deref()
-                .unwrap_or_default()
-                .contains(&format!("`{field}`")),
-            "{input}: {:?}",
-            run.cause
-        );
+        assert_fails_naming(&run, field, &input);
         let history = plane
             .engine
             .get_execution_history(&run.execution_arn)

@@ -394,15 +394,7 @@ async fn drill_input_is_checked_before_anything_is_touched() {
         (json!({"environment": plane.env}), "environment"),
     ] {
         let run = run_drill(&plane, input.clone()).await;
-        assert_eq!(run.error.as_deref(), Some("InvalidInput"), "{input}");
-        assert!(
-            run.cause
-                .as_deref()
-                .unwrap_or_default()
-                .contains(&format!("`{field}`")),
-            "{input}: {:?}",
-            run.cause
-        );
+        crate::backup::assert_fails_naming(&run, field, &input);
     }
     assert!(drill_instances(&plane).await.is_empty());
 }
