@@ -98,6 +98,26 @@ struct Env<'a> {
 }
 
 impl Env<'_> {
+    /// A JSONata state that produces no result of its own (Pass, Wait): `Assign` and `Output` both read the
+    /// state's input, and the variables are set only once both have evaluated, so a failing `Output` leaves
+    /// them untouched.
+    fn jsonata_pass_through(&self, raw: Value) -> Result<Value, Failure> {
+        let assign = self
+            .state
+            .assign
+            .as_ref()
+            .map(|a| self.assign(a, &raw, None))
+            .transpose()?;
+        let out = match &self.state.output {
+            Some(o) => self.ja_template(o, &raw, None)?,
+            None => raw,
+        };
+        if let Some(a) = assign {
+            self.scope.set_all(a);
+        }
+        Ok(out)
+    }
+
     /// The preamble of AWS's runtime error causes.
     fn prefix(&self) -> String {
         if self.entered.id == 0 {
@@ -557,19 +577,7 @@ impl Runner {
         match &st.kind {
             Kind::Pass { result } => {
                 if jsonata {
-                    let assign = st
-                        .assign
-                        .as_ref()
-                        .map(|a| env.assign(a, &raw, None))
-                        .transpose()?;
-                    let out = match &st.output {
-                        Some(o) => env.ja_template(o, &raw, None)?,
-                        None => raw,
-                    };
-                    if let Some(a) = assign {
-                        scope.set_all(a);
-                    }
-                    return Ok((out, st.next));
+                    return Ok((env.jsonata_pass_through(raw)?, st.next));
                 }
                 let input = apply_input_path(&env, st, &raw)?;
                 let result = match (&st.parameters, result) {
@@ -665,19 +673,7 @@ impl Runner {
                 // A long wait still lets a stop request or other branches in.
                 tokio::task::yield_now().await;
                 if jsonata {
-                    let assign = st
-                        .assign
-                        .as_ref()
-                        .map(|a| env.assign(a, &raw, None))
-                        .transpose()?;
-                    let out = match &st.output {
-                        Some(o) => env.ja_template(o, &raw, None)?,
-                        None => raw,
-                    };
-                    if let Some(a) = assign {
-                        scope.set_all(a);
-                    }
-                    return Ok((out, st.next));
+                    return Ok((env.jsonata_pass_through(raw)?, st.next));
                 }
                 if let Some(a) = &st.assign {
                     let vals = env.assign(a, &input, None)?;
