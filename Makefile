@@ -1,28 +1,34 @@
 # opsplane: the two commands for a fresh machine are `make demo` and `make test`.
 #
-# `make setup` builds .venv (moto's server for the local AWS world, cargo-lambda for deployable builds). It is
-# a real file target: a second run finds .venv up to date with requirements-dev.txt and does nothing.
+# `make setup` builds .venv (moto's server for the local AWS world, cargo-lambda for deployable builds, cfn-lint
+# and the SAM translator for the deploy template) and .venv/checkov (checkov, whose pins clash with moto's). It
+# is a real file target: a second run finds both up to date with their requirements and does nothing.
 
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.setup-done
 CARGO  ?= cargo
 
-.PHONY: setup demo test unit conformance bench lint build-lambdas clean-venv
+CHECKOV_REQ := bootstrap/checkov/requirements.txt
+
+.PHONY: setup demo test unit conformance template-check bench lint build-lambdas clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): requirements-dev.txt
+$(STAMP): requirements-dev.txt $(CHECKOV_REQ)
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required for the local AWS world (moto)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -r $(CHECKOV_REQ)
 	@touch $@
 
 ## The main job on the local default: moto, bootstrap, the workflows on the local engine.
 demo: setup
 	$(CARGO) run --quiet -p opsplane-cli -- demo
 
-## Every test: unit and end-to-end (against moto), then the conformance floors of the local engine.
+## Every test: the deploy template's checks, unit and end-to-end (against moto), then the conformance floors
+## of the local engine.
 test: setup
 	bash scripts/test.sh
 
@@ -31,6 +37,10 @@ unit:
 
 conformance:
 	bash scripts/conformance.sh
+
+## cfn-lint and checkov on bootstrap/template.yaml; a finding fails unless skipped in the template with a reason.
+template-check: setup
+	bash scripts/template-check.sh
 
 ## Benchmarks (not tests): figures go to docs/BENCHMARKS.md.
 bench: setup
