@@ -35,3 +35,6 @@ mod idempotency;
 
 // The local plane's wiring: locks ask the local engine whether their holder still runs.
 mod plane;
+
+// The deploy template: a stack in moto's CloudFormation, the alarm rule against real events, GitHub trust.
+mod template;
