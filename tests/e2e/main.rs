@@ -35,3 +35,12 @@ mod idempotency;
 
 // The local plane's wiring: locks ask the local engine whether their holder still runs.
 mod plane;
+
+// Outcome events: the definitions publish to EventBridge on moto, delivered through a rule to SQS.
+mod notify;
+
+// The dispatch function: GitHub OIDC tokens against a JWKS served on loopback, the policy, idempotent starts.
+mod dispatch;
+
+// The operator CLI: run with progress, watch over the engine's history, history from the state table.
+mod cli;
