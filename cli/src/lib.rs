@@ -4,6 +4,8 @@
 #![warn(missing_docs)]
 
 pub mod demo;
+pub mod history;
 pub mod plane;
 pub mod report;
 pub mod run;
+pub mod watch;

@@ -11,6 +11,7 @@ use opsplane_shared::aws::Clients;
 use opsplane_shared::bootstrap::bootstrap;
 use opsplane_shared::config::{self, Config};
 use opsplane_shared::local::project_root;
+use opsplane_shared::notify::console_url;
 
 /// opsplane: an event-driven control plane for RDS and EKS operations.
 #[derive(Debug, Parser)]
@@ -31,8 +32,12 @@ enum Command {
     Asl(asl::AslCommand),
     /// Check definitions: validity plus opsplane's safety rules (Lambda retries, paths, lock release).
     Lint(asl::LintArgs),
-    /// Run a workflow (backup, dr-drill) for an environment and follow it to its end.
+    /// Run a workflow (backup, dr-drill) for an environment; --wait (always with --local) follows it to its end.
     Run(RunArgs),
+    /// Follow a deployed execution to its end: state, elapsed time, retries; exits non-zero unless it succeeds.
+    Watch(WatchArgs),
+    /// An environment's deployments, backups and drills, newest first, with console links.
+    History(HistoryArgs),
     /// Reports of past runs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -71,6 +76,32 @@ struct RunArgs {
     /// With --local: the environment's spec (YAML) to seed the local world with (default: the demo's staging).
     #[arg(long, requires = "local")]
     spec: Option<PathBuf>,
+    /// A JSON file whose object adds fields to the workflow's input (e.g. {"mode": "point-in-time"}).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Follow the execution to its end with a progress line, and exit non-zero unless it succeeds.
+    #[arg(long)]
+    wait: bool,
+}
+
+/// `opsplane watch`.
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// The execution's ARN.
+    execution_arn: String,
+}
+
+/// `opsplane history`.
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    /// The environment.
+    #[arg(long = "env")]
+    environment: String,
+    /// How many entries, newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// Where the control plane's state lives.
@@ -152,10 +183,40 @@ async fn main() -> Result<()> {
             }
         }
         Command::Run(args) => {
-            let outcome = run_workflow(args).await?;
+            let Some(outcome) = run_workflow(args).await? else {
+                return Ok(());
+            };
+            println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
+            println!("{}", console_url(&outcome.execution_arn));
+            if !outcome.succeeded() {
+                std::process::exit(1);
+            }
+        }
+        Command::Watch(args) => {
+            let sfn = aws_sdk_sfn::Client::new(&aws_sdk_config().await);
+            println!("{}", console_url(&args.execution_arn));
+            let outcome =
+                opsplane_cli::run::wait_aws(&sfn, &args.execution_arn, &mut std::io::stderr())
+                    .await?;
             println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
             if !outcome.succeeded() {
                 std::process::exit(1);
+            }
+        }
+        Command::History(args) => {
+            let cfg = args.target.config()?;
+            let clients = Clients::load(&cfg).await;
+            let store = opsplane_shared::state::StateStore::from_config(&cfg, &clients);
+            let entries =
+                opsplane_cli::history::history(&store, &args.environment, args.limit).await?;
+            if entries.is_empty() {
+                println!(
+                    "no deployments, backups or drills recorded for {}",
+                    args.environment
+                );
+            }
+            for entry in entries {
+                println!("{}", entry.render());
             }
         }
     }
@@ -169,7 +230,26 @@ async fn demo() -> Result<()> {
     opsplane_cli::demo::run(&root).await
 }
 
-async fn run_workflow(args: RunArgs) -> Result<opsplane_cli::run::RunOutcome> {
+async fn aws_sdk_config() -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader.load().await
+}
+
+/// Runs the workflow; `None` when it was started on AWS without `--wait`.
+async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutcome>> {
+    let extra = match &args.input {
+        Some(path) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", path.display()))?,
+        ),
+        None => None,
+    };
     if args.local {
         let cwd = std::env::current_dir().context("reading the current directory")?;
         let root = project_root(&cwd).context("run --local from inside the opsplane checkout")?;
@@ -180,14 +260,28 @@ async fn run_workflow(args: RunArgs) -> Result<opsplane_cli::run::RunOutcome> {
             ),
             None => None,
         };
-        return opsplane_cli::run::local(&root, &args.workflow, &args.environment, spec).await;
+        return opsplane_cli::run::local(
+            &root,
+            &args.workflow,
+            &args.environment,
+            spec,
+            extra,
+            &mut std::io::stderr(),
+        )
+        .await
+        .map(Some);
     }
-    let region = std::env::var("AWS_REGION").ok();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region));
-    }
-    let sfn = aws_sdk_sfn::Client::new(&loader.load().await);
+    let sfn = aws_sdk_sfn::Client::new(&aws_sdk_config().await);
     let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-    opsplane_cli::run::aws(&sfn, &args.workflow, &args.environment, &actor).await
+    let input = opsplane_cli::run::workflow_input(&args.environment, extra)?;
+    let arn = opsplane_cli::run::start_aws(&sfn, &args.workflow, &args.environment, &input, &actor)
+        .await?;
+    eprintln!("started {arn}");
+    if !args.wait {
+        println!("{arn}\n{}", console_url(&arn));
+        return Ok(None);
+    }
+    opsplane_cli::run::wait_aws(&sfn, &arn, &mut std::io::stderr())
+        .await
+        .map(Some)
 }

@@ -23,6 +23,10 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 /// The lock function's name, as registered on the local engine and deployed.
 pub const LOCK_FUNCTION: &str = "lock";
+/// The event bus the local plane's definitions publish their outcome events to (`${EventBusName}`).
+pub const EVENT_BUS: &str = "default";
+/// Step Functions' optimized EventBridge integration, served on the local plane by EventBridge on moto.
+pub const PUT_EVENTS: &str = "arn:aws:states:::events:putEvents";
 
 /// The workflows and their definitions, as deployed (the files in `statemachines/definitions/`).
 pub const WORKFLOWS: [(&str, &str); 2] = [
@@ -161,10 +165,24 @@ impl LocalPlane {
                 }
             });
         opsplane_fn_backup::register(&self.engine, backup);
+        let events = self.clients.events.clone();
+        self.engine
+            .register_handler(PUT_EVENTS, move |parameters: Value, ctx| {
+                let events = events.clone();
+                async move {
+                    opsplane_shared::aws::events::put_events_integration(
+                        &events,
+                        &parameters,
+                        &ctx.execution_arn,
+                    )
+                    .await
+                    .map_err(|e| FunctionError::new(e.error_name(), e.to_string()))
+                }
+            });
     }
 
     fn register_workflows(&mut self) -> Result<(), PlaneError> {
-        let substitutions: HashMap<String, String> = FUNCTIONS
+        let mut substitutions: HashMap<String, String> = FUNCTIONS
             .iter()
             .map(|(placeholder, function)| {
                 (
@@ -173,6 +191,7 @@ impl LocalPlane {
                 )
             })
             .collect();
+        substitutions.insert("EventBusName".to_owned(), EVENT_BUS.to_owned());
         for (name, definition) in WORKFLOWS {
             let arn = self
                 .engine

@@ -1,18 +1,20 @@
-//! `opsplane run <workflow> --env E [--local]`: start a workflow and follow it to its end.
+//! `opsplane run <workflow> --env E [--input FILE] [--wait] [--local]`: start a workflow, and follow it.
 //!
 //! Locally the workflow runs on the local engine against a fresh moto, so the environment is seeded from a
-//! spec first. On AWS the execution is started on the deployed state machine `opsplane-<workflow>` with a
-//! name derived from the caller and the minute, so a repeated command within the minute starts nothing new
-//! (Step Functions answers an identical `StartExecution` with the running execution).
+//! spec first, and the run is always followed to its end (the local world ends with the command). On AWS the
+//! execution is started on the deployed state machine `opsplane-<workflow>` with a name derived from the
+//! caller and the minute, so a repeated command within the minute starts nothing new (Step Functions answers
+//! an identical `StartExecution` with the running execution); `--wait` follows it. Following shows a progress
+//! line from the execution's history ([`crate::watch`]) and the outcome decides the exit code.
 
+use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_sfn::types::ExecutionStatus;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::plane::{LocalPlane, WORKFLOWS};
+use crate::watch::{EngineHistory, SfnHistory, follow};
 
 /// The spec seeded for a local run when none is given: the demo's environment.
 pub const DEMO_SPEC: &str = include_str!("../demo/staging.yaml");
@@ -57,6 +59,48 @@ fn summary(
     }
 }
 
+/// The workflow's input: `{"environment": E}` plus the fields of `extra` (an `--input` file's object), which
+/// may repeat the environment but not name another.
+pub fn workflow_input(environment: &str, extra: Option<Value>) -> Result<Value> {
+    let mut input = match extra {
+        None => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(other) => bail!("--input must hold a JSON object, not {other}"),
+    };
+    match input.get("environment") {
+        Some(Value::String(e)) if e == environment => {}
+        Some(other) => bail!("--input names environment {other}, but --env is {environment:?}"),
+        None => {}
+    }
+    input.insert("environment".into(), Value::String(environment.to_owned()));
+    Ok(Value::Object(input))
+}
+
+/// Starts `workflow` on `plane` with `input` and follows it to its end, writing progress to `progress`.
+pub async fn run_on_plane(
+    plane: &LocalPlane,
+    workflow: &str,
+    input: Value,
+    progress: &mut (dyn Write + Send),
+) -> Result<RunOutcome> {
+    let machine = plane.state_machine(workflow)?;
+    let execution_arn = plane.engine.start_execution(machine, None, input)?;
+    writeln!(progress, "started {execution_arn}").ok();
+    follow(
+        &EngineHistory(plane.engine.clone()),
+        &execution_arn,
+        progress,
+    )
+    .await?;
+    let d = plane.engine.wait_for(&execution_arn).await?;
+    let status = d.status.as_str().to_owned();
+    Ok(RunOutcome {
+        execution_arn,
+        summary: summary(&status, d.output, d.error, d.cause),
+        status,
+    })
+}
+
 /// Runs `workflow` for `environment` on the local engine against a fresh moto started from `root`'s `.venv`,
 /// after seeding the environment from `spec_yaml` (the demo's spec when `None` and the environment is the
 /// demo's). A drill is preceded by a backup, since a fresh world has nothing to restore.
@@ -65,8 +109,11 @@ pub async fn local(
     workflow: &str,
     environment: &str,
     spec_yaml: Option<String>,
+    extra_input: Option<Value>,
+    progress: &mut (dyn Write + Send),
 ) -> Result<RunOutcome> {
     check_workflow(workflow)?;
+    let input = workflow_input(environment, extra_input)?;
     let spec_yaml = match spec_yaml {
         Some(text) => text,
         None if environment == DEMO_ENVIRONMENT => DEMO_SPEC.to_owned(),
@@ -83,39 +130,37 @@ pub async fn local(
             spec.environment
         );
     }
-    let input = json!({ "environment": environment });
     if workflow == "dr-drill" {
         // A fresh local world holds no backup, and a drill restores the newest one: take it first.
-        eprintln!("a fresh local world has no backup of {environment}: running backup first");
-        let backup = plane.run("backup", input.clone()).await?;
-        if backup.status.as_str() != "SUCCEEDED" {
+        writeln!(
+            progress,
+            "a fresh local world has no backup of {environment}: running backup first"
+        )
+        .ok();
+        let backup = run_on_plane(
+            &plane,
+            "backup",
+            json!({ "environment": environment }),
+            progress,
+        )
+        .await?;
+        if !backup.succeeded() {
             bail!(
                 "the backup before the drill ended {}: {}",
-                backup.status.as_str(),
-                backup.cause.unwrap_or_default()
+                backup.status,
+                backup.summary["cause"].as_str().unwrap_or_default()
             );
         }
     }
-    let run = plane.run(workflow, input).await?;
-    let status = run.status.as_str().to_owned();
-    Ok(RunOutcome {
-        execution_arn: run.execution_arn,
-        summary: summary(&status, run.output, run.error, run.cause),
-        status,
-    })
+    run_on_plane(&plane, workflow, input, progress).await
 }
 
-/// Starts `workflow` on the deployed state machine `opsplane-<workflow>` and polls it to its end.
-pub async fn aws(
-    client: &aws_sdk_sfn::Client,
-    workflow: &str,
-    environment: &str,
-    actor: &str,
-) -> Result<RunOutcome> {
+/// The ARN of the deployed state machine `opsplane-<workflow>`.
+pub async fn state_machine_arn(client: &aws_sdk_sfn::Client, workflow: &str) -> Result<String> {
     check_workflow(workflow)?;
     let wanted = format!("opsplane-{workflow}");
     let mut next = None;
-    let arn = loop {
+    loop {
         let page = client
             .list_state_machines()
             .set_next_token(next)
@@ -123,50 +168,69 @@ pub async fn aws(
             .await
             .context("ListStateMachines")?;
         if let Some(found) = page.state_machines().iter().find(|m| m.name() == wanted) {
-            break found.state_machine_arn().to_owned();
+            return Ok(found.state_machine_arn().to_owned());
         }
         match page.next_token() {
             Some(token) => next = Some(token.to_owned()),
             None => bail!(
-                "no state machine named {wanted}: deploy the control plane first (bootstrap/README.md)"
+                "no state machine named {wanted}: deploy the control plane first (README, Deploying)"
             ),
         }
-    };
+    }
+}
+
+/// Starts `workflow` on the deployed state machine with `input`, named for `actor` and the minute; returns
+/// the execution's ARN.
+pub async fn start_aws(
+    client: &aws_sdk_sfn::Client,
+    workflow: &str,
+    environment: &str,
+    input: &Value,
+    actor: &str,
+) -> Result<String> {
+    let arn = state_machine_arn(client, workflow).await?;
     let name = execution_name(actor, environment, chrono::Utc::now());
     let started = client
         .start_execution()
         .state_machine_arn(&arn)
         .name(&name)
-        .input(json!({ "environment": environment }).to_string())
+        .input(input.to_string())
         .send()
         .await
         .context("StartExecution")?;
-    let execution_arn = started.execution_arn().to_owned();
-    eprintln!("started {execution_arn}");
-    loop {
-        let d = client
-            .describe_execution()
-            .execution_arn(&execution_arn)
-            .send()
-            .await
-            .context("DescribeExecution")?;
-        if *d.status() != ExecutionStatus::Running && *d.status() != ExecutionStatus::PendingRedrive
-        {
-            let status = d.status().as_str().to_owned();
-            let output = d.output().and_then(|o| serde_json::from_str(o).ok());
-            return Ok(RunOutcome {
-                execution_arn,
-                summary: summary(
-                    &status,
-                    output,
-                    d.error().map(str::to_owned),
-                    d.cause().map(str::to_owned),
-                ),
-                status,
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
+    Ok(started.execution_arn().to_owned())
+}
+
+/// How the execution `execution_arn` stands now (`DescribeExecution`).
+pub async fn describe_aws(client: &aws_sdk_sfn::Client, execution_arn: &str) -> Result<RunOutcome> {
+    let d = client
+        .describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .context("DescribeExecution")?;
+    let status = d.status().as_str().to_owned();
+    let output = d.output().and_then(|o| serde_json::from_str(o).ok());
+    Ok(RunOutcome {
+        execution_arn: execution_arn.to_owned(),
+        summary: summary(
+            &status,
+            output,
+            d.error().map(str::to_owned),
+            d.cause().map(str::to_owned),
+        ),
+        status,
+    })
+}
+
+/// Follows a deployed execution to its end (`GetExecutionHistory` with back-off) and describes it.
+pub async fn wait_aws(
+    client: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    progress: &mut (dyn Write + Send),
+) -> Result<RunOutcome> {
+    follow(&SfnHistory(client.clone()), execution_arn, progress).await?;
+    describe_aws(client, execution_arn).await
 }
 
 /// A Step Functions execution name (at most 80 characters of `[A-Za-z0-9_-]`) from who started it, for what,
@@ -209,6 +273,20 @@ mod tests {
         assert_eq!(name, "cli-prod-jane-host-example-20261121T2105");
         assert_eq!(name, execution_name("jane@host.example", "prod", later));
         assert!(execution_name(&"x".repeat(200), "prod", at).len() <= 80);
+    }
+
+    #[test]
+    fn input_files_add_fields_but_never_another_environment() {
+        assert_eq!(
+            workflow_input("prod", Some(json!({"mode": "point-in-time"}))).unwrap(),
+            json!({"environment": "prod", "mode": "point-in-time"})
+        );
+        assert_eq!(
+            workflow_input("prod", None).unwrap(),
+            json!({"environment": "prod"})
+        );
+        assert!(workflow_input("prod", Some(json!({"environment": "staging"}))).is_err());
+        assert!(workflow_input("prod", Some(json!([1]))).is_err());
     }
 
     #[test]

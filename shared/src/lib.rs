@@ -13,6 +13,7 @@ pub mod execution;
 pub mod idempotency;
 pub mod local;
 pub mod lock;
+pub mod notify;
 pub mod state;
 pub mod telemetry;
 

@@ -301,10 +301,10 @@ async fn backup_of_three_instances_snapshots_manifests_records_and_unlocks() {
     assert_eq!(r.execution.as_deref(), Some(run.execution_arn.as_str()));
 
     assert!(plane.lock_is_free().await, "the lock was released");
-    // Nothing polled twice on moto: 9 top-level states and 6 per instance (docs/BENCHMARKS.md).
+    // Nothing polled twice on moto: 10 top-level states and 6 per instance (docs/BENCHMARKS.md).
     assert_eq!(
         crate::drill::transitions(&plane, &run.execution_arn),
-        9 + 3 * 6
+        10 + 3 * 6
     );
 }
 
@@ -332,7 +332,12 @@ async fn bad_input_fails_first_naming_the_field_and_touches_nothing() {
             .filter(|e| e.event_type == "TaskStateEntered")
             .map(|e| e.details["name"].as_str().unwrap_or_default().to_owned())
             .collect();
-        assert_eq!(tasks, ["ValidateInput"], "{input}");
+        // Validation, then the outcome event: nothing else ran.
+        assert_eq!(
+            tasks,
+            ["ValidateInput", "NotifyValidationFailed"],
+            "{input}"
+        );
     }
     assert!(
         plane

@@ -544,11 +544,11 @@ async fn state_transitions_of_a_backup_and_a_25_minute_drill() {
         transitions(&plane, &backup.execution_arn),
         transitions(&plane, &drill.execution_arn),
     );
-    // Backup: 9 top-level states; per instance 6 states + 6 snapshot polls retried + 5 copy polls retried.
-    assert_eq!(b, 9 + 3 * (6 + 6 + 5));
-    // Drill: 16 states; 7 restore polls retried; 6 teardown polls retried (30, 75, 142.5, 243.75, 395.6 and
+    // Backup: 10 top-level states; per instance 6 states + 6 snapshot polls retried + 5 copy polls retried.
+    assert_eq!(b, 10 + 3 * (6 + 6 + 5));
+    // Drill: 17 states; 7 restore polls retried; 6 teardown polls retried (30, 75, 142.5, 243.75, 395.6 and
     // 623.4 s after the deletion request).
-    assert_eq!(d, 16 + 7 + 6);
+    assert_eq!(d, 17 + 7 + 6);
     let backup_elapsed = (backup.stop_date.unwrap() - backup.start_date).num_seconds();
     let drill_elapsed = (drill.stop_date.unwrap() - drill.start_date).num_seconds();
     println!(

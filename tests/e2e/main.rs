@@ -38,3 +38,12 @@ mod plane;
 
 // The deploy template: a stack in moto's CloudFormation, the alarm rule against real events, GitHub trust.
 mod template;
+
+// Outcome events: the definitions publish to EventBridge on moto, delivered through a rule to SQS.
+mod notify;
+
+// The dispatch function: GitHub OIDC tokens against a JWKS served on loopback, the policy, idempotent starts.
+mod dispatch;
+
+// The operator CLI: run with progress, watch over the engine's history, history from the state table.
+mod cli;

@@ -51,11 +51,15 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, O
             "must be an object like {\"environment\": \"prod\"}",
         )
     })?;
-    for key in obj.keys() {
+    for (key, value) in obj {
+        // `github`: the caller's GitHub context, added by the dispatch function; kept in the history only.
+        if key == "github" && value.is_object() {
+            continue;
+        }
         if key != "environment" {
             return Err(OpsError::invalid(
                 key.clone(),
-                "unknown field; the backup workflow takes only `environment`",
+                "unknown field; the backup workflow takes only `environment` (and the object `github`)",
             ));
         }
     }

@@ -71,11 +71,15 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, Op
             "must be an object like {\"environment\": \"prod\"}",
         )
     })?;
-    for key in obj.keys() {
+    for (key, value) in obj {
+        // `github`: the caller's GitHub context, added by the dispatch function; kept in the history only.
+        if key == "github" && value.is_object() {
+            continue;
+        }
         if !matches!(key.as_str(), "environment" | "mode" | "instance") {
             return Err(OpsError::invalid(
                 key.clone(),
-                "unknown field; the drill takes `environment`, and optionally `mode` and `instance`",
+                "unknown field; the drill takes `environment`, and optionally `mode`, `instance` and the object `github`",
             ));
         }
     }

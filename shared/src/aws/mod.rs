@@ -1,6 +1,7 @@
 //! AWS adapters: the one `SdkConfig` and the clients built from it.
 
 pub mod eks;
+pub mod events;
 pub mod objects;
 pub mod rds;
 
@@ -41,6 +42,8 @@ pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     /// EKS: clusters and node groups.
     pub eks: aws_sdk_eks::Client,
+    /// EventBridge: workflow outcome events (the local plane's `events:putEvents`).
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
@@ -55,6 +58,7 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(sdk),
             rds: aws_sdk_rds::Client::new(sdk),
             eks: aws_sdk_eks::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
         }
     }
 
