@@ -3,6 +3,7 @@
 pub mod eks;
 pub mod objects;
 pub mod rds;
+pub mod specs;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
