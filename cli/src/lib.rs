@@ -3,7 +3,9 @@
 
 #![warn(missing_docs)]
 
+pub mod approve;
 pub mod demo;
+pub mod plan;
 pub mod plane;
 pub mod report;
 pub mod run;

@@ -2,6 +2,7 @@
 
 pub mod eks;
 pub mod objects;
+pub mod observe;
 pub mod rds;
 pub mod specs;
 
