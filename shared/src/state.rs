@@ -161,7 +161,8 @@ pub struct DeploymentRecord {
     pub status: DeploymentStatus,
     /// The spec version applied.
     pub spec_version: String,
-    /// The plan applied (its changes), as produced by the planner.
+    /// The plan applied (its changes), as produced by the planner; null when it failed before planning.
+    #[serde(default)]
     pub plan: Value,
     /// The execution ARN that ran it.
     pub execution: String,
