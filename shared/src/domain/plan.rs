@@ -378,6 +378,26 @@ fn shown<T: std::fmt::Display>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
 }
 
+fn change(
+    resource: &Resource,
+    kind: ChangeKind,
+    field: &str,
+    from: Option<String>,
+    to: String,
+    reversible: bool,
+    reason: &str,
+) -> Change {
+    Change {
+        resource: resource.clone(),
+        kind,
+        field: field.to_owned(),
+        from,
+        to,
+        reversible,
+        reason: reason.to_owned(),
+    }
+}
+
 struct Planner<'a> {
     spec: &'a EnvironmentSpec,
     changes: Vec<Change>,
@@ -385,27 +405,6 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    fn change(
-        &mut self,
-        resource: &Resource,
-        kind: ChangeKind,
-        field: &str,
-        from: Option<String>,
-        to: String,
-        reversible: bool,
-        reason: &str,
-    ) {
-        self.changes.push(Change {
-            resource: resource.clone(),
-            kind,
-            field: field.to_owned(),
-            from,
-            to,
-            reversible,
-            reason: reason.to_owned(),
-        });
-    }
-
     fn finding(&mut self, severity: Severity, resource: &Resource, rule: &str, message: String) {
         self.findings.push(Finding {
             severity,
@@ -459,7 +458,7 @@ impl Planner<'_> {
             identifier: db.identifier.clone(),
         };
         let Some(a) = actual else {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Create,
                 "resource",
@@ -472,7 +471,7 @@ impl Planner<'_> {
                 ),
                 true,
                 "a new instance: nothing that exists changes",
-            );
+            ));
             return;
         };
         if a.storage_encrypted == Some(false) && db.storage_encrypted == Some(true) {
@@ -485,7 +484,7 @@ impl Planner<'_> {
             );
         }
         if a.instance_class != db.instance_class {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Modify,
                 "instance_class",
@@ -493,12 +492,12 @@ impl Planner<'_> {
                 db.instance_class.clone(),
                 true,
                 "an instance class can be changed back",
-            );
+            ));
         }
         if let Some(want) = db.multi_az
             && a.multi_az != Some(want)
         {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Modify,
                 "multi_az",
@@ -506,12 +505,12 @@ impl Planner<'_> {
                 want.to_string(),
                 true,
                 "Multi-AZ can be switched back",
-            );
+            ));
         }
         if let Some(want) = db.backup_retention_days
             && a.backup_retention_days != Some(want)
         {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Modify,
                 "backup_retention_days",
@@ -519,12 +518,12 @@ impl Planner<'_> {
                 want.to_string(),
                 true,
                 "retention can be set back (automated backups already dropped by a shorter one do not come back)",
-            );
+            ));
         }
         if let Some(want) = db.deletion_protection
             && a.deletion_protection != Some(want)
         {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Modify,
                 "deletion_protection",
@@ -532,12 +531,12 @@ impl Planner<'_> {
                 want.to_string(),
                 true,
                 "deletion protection can be switched back",
-            );
+            ));
         }
         if let Some(want) = db.publicly_accessible
             && a.publicly_accessible != Some(want)
         {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Modify,
                 "publicly_accessible",
@@ -545,11 +544,11 @@ impl Planner<'_> {
                 want.to_string(),
                 true,
                 "public access can be switched back",
-            );
+            ));
         }
         if let (Some(want), Some(have)) = (db.allocated_storage_gb, a.allocated_storage_gb) {
             if want > have {
-                self.change(
+                self.changes.push(change(
                     &r,
                     ChangeKind::Modify,
                     "allocated_storage_gb",
@@ -557,7 +556,7 @@ impl Planner<'_> {
                     want.to_string(),
                     false,
                     "allocated storage cannot shrink back",
-                );
+                ));
             } else if want < have {
                 self.finding(
                     Severity::Block,
@@ -571,7 +570,7 @@ impl Planner<'_> {
             match compare_versions(have, want) {
                 std::cmp::Ordering::Greater => {
                     let major = version_parts(want).first() != version_parts(have).first();
-                    self.change(
+                    self.changes.push(change(
                         &r,
                         ChangeKind::Upgrade,
                         "engine_version",
@@ -583,7 +582,7 @@ impl Planner<'_> {
                         } else {
                             "RDS cannot downgrade an engine, not even a minor version"
                         },
-                    );
+                    ));
                 }
                 std::cmp::Ordering::Less => self.finding(
                     Severity::Block,
@@ -612,7 +611,7 @@ impl Planner<'_> {
                             .into(),
                     );
                 }
-                self.change(
+                self.changes.push(change(
                     &r,
                     ChangeKind::Create,
                     "resource",
@@ -620,12 +619,12 @@ impl Planner<'_> {
                     format!("kubernetes {}", version.as_deref().unwrap_or("default")),
                     true,
                     "a new cluster: nothing that exists changes",
-                );
+                ));
             }
             Some(a) => {
                 if let (Some(want), Some(have)) = (&version, &a.version) {
                     match compare_versions(have, want) {
-                        std::cmp::Ordering::Greater => self.change(
+                        std::cmp::Ordering::Greater => self.changes.push(change(
                             &r,
                             ChangeKind::Upgrade,
                             "version",
@@ -633,7 +632,7 @@ impl Planner<'_> {
                             want.clone(),
                             false,
                             "EKS cannot downgrade a cluster's Kubernetes version",
-                        ),
+                        )),
                         std::cmp::Ordering::Less => self.finding(
                             Severity::Block,
                             &r,
@@ -666,7 +665,7 @@ impl Planner<'_> {
                         .into(),
                 );
             }
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Create,
                 "resource",
@@ -678,7 +677,7 @@ impl Planner<'_> {
                 ),
                 true,
                 "a new node group: nothing that exists changes",
-            );
+            ));
             return;
         };
         if !ng.instance_types.is_empty() && ng.instance_types != a.instance_types {
@@ -695,7 +694,7 @@ impl Planner<'_> {
         }
         let want = (ng.min.or(a.min), ng.max.or(a.max), ng.desired.or(a.desired));
         if want != (a.min, a.max, a.desired) {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Scale,
                 "scaling",
@@ -703,12 +702,12 @@ impl Planner<'_> {
                 scaling_text(want.0, want.1, want.2),
                 true,
                 "a node group can be scaled back",
-            );
+            ));
         }
         if let (Some(want), Some(have)) = (&eks.version, &a.version)
             && compare_versions(have, want) == std::cmp::Ordering::Greater
         {
-            self.change(
+            self.changes.push(change(
                 &r,
                 ChangeKind::Upgrade,
                 "version",
@@ -716,7 +715,7 @@ impl Planner<'_> {
                 want.clone(),
                 false,
                 "a node group's Kubernetes version cannot go back",
-            );
+            ));
         }
     }
 }
