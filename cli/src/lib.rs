@@ -3,8 +3,10 @@
 
 #![warn(missing_docs)]
 
+pub mod approve;
 pub mod demo;
 pub mod history;
+pub mod plan;
 pub mod plane;
 pub mod report;
 pub mod run;

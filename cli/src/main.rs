@@ -44,6 +44,58 @@ enum Command {
     /// Environment locks: show who holds them, or release one by force (audited).
     #[command(subcommand)]
     Lock(lock::LockCommand),
+    /// Show what provisioning a spec would change (and its policy findings), without changing anything.
+    Plan(PlanArgs),
+    /// Show what differs from the environment's spec in force, and the policy findings of what exists.
+    Drift(DriftArgs),
+    /// Approve the change a provision execution waits for.
+    Approve(DecideArgs),
+    /// Reject the change a provision execution waits for: it ends ApprovalRejected, nothing changed.
+    Reject(DecideArgs),
+}
+
+/// `opsplane plan`.
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The environment.
+    #[arg(long = "env")]
+    environment: String,
+    /// The spec (YAML).
+    #[arg(long)]
+    spec: PathBuf,
+    /// Print the plan as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `opsplane drift`.
+#[derive(Debug, Args)]
+struct DriftArgs {
+    /// The environment.
+    #[arg(long = "env")]
+    environment: String,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `opsplane approve|reject`.
+#[derive(Debug, Args)]
+struct DecideArgs {
+    /// The waiting execution's ARN.
+    execution: String,
+    /// Why (kept in the approval record and the audit log).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Refused: a local engine lives in the process that runs it.
+    #[arg(long)]
+    local: bool,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// `opsplane report`.
@@ -73,8 +125,9 @@ struct RunArgs {
     /// Run on the local engine against a fresh moto instead of the deployed state machine.
     #[arg(long)]
     local: bool,
-    /// With --local: the environment's spec (YAML) to seed the local world with (default: the demo's staging).
-    #[arg(long, requires = "local")]
+    /// The environment's spec (YAML). With --local: seeds the local world (default: the demo's staging).
+    /// For provision: uploaded to specs/<env>/spec.yaml first, then applied.
+    #[arg(long)]
     spec: Option<PathBuf>,
     /// A JSON file whose object adds fields to the workflow's input (e.g. {"mode": "point-in-time"}).
     #[arg(long)]
@@ -182,6 +235,38 @@ async fn main() -> Result<()> {
                 println!("HTML report written to {}", file.display());
             }
         }
+        Command::Plan(args) => {
+            let cfg = args.target.config()?;
+            let clients = Clients::load(&cfg).await;
+            let plan = opsplane_cli::plan::plan_file(
+                &opsplane_shared::aws::rds::Rds::new(clients.rds.clone()),
+                &opsplane_shared::aws::eks::Eks::new(clients.eks.clone()),
+                &args.environment,
+                &args.spec,
+            )
+            .await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", plan.render_table());
+            }
+            if plan.blocked {
+                std::process::exit(1);
+            }
+        }
+        Command::Drift(args) => {
+            let cfg = args.target.config()?;
+            let clients = Clients::load(&cfg).await;
+            let deps = opsplane_fn_provision::Deps::new(cfg, &clients);
+            let report = opsplane_fn_provision::drift::report(&deps, &args.environment).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+        }
+        Command::Approve(args) => decide(args, opsplane_cli::approve::Decision::Approve).await?,
+        Command::Reject(args) => decide(args, opsplane_cli::approve::Decision::Reject).await?,
         Command::Run(args) => {
             let Some(outcome) = run_workflow(args).await? else {
                 return Ok(());
@@ -223,6 +308,38 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+async fn decide(args: DecideArgs, decision: opsplane_cli::approve::Decision) -> Result<()> {
+    if args.local {
+        anyhow::bail!(
+            "--local: a local engine lives inside the process that runs it (opsplane demo, run --local, the \
+             tests), so a separate opsplane process cannot reach it; approve in-process with \
+             LocalPlane::approve/reject, or on AWS without --local"
+        );
+    }
+    let cfg = args.target.config()?;
+    let clients = Clients::load(&cfg).await;
+    let state = opsplane_shared::state::StateStore::from_config(&cfg, &clients);
+    let control = opsplane_shared::execution::SfnExecutionControl::new(clients.sfn.clone());
+    let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+    let record = opsplane_cli::approve::decide(
+        &state,
+        &control,
+        &args.execution,
+        decision,
+        &actor,
+        args.reason.as_deref(),
+    )
+    .await?;
+    println!(
+        "{} {:?} by {} for {}",
+        record.execution,
+        record.status,
+        record.decided_by.as_deref().unwrap_or(&actor),
+        record.environment
+    );
+    Ok(())
+}
+
 async fn demo() -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root: PathBuf =
@@ -240,7 +357,7 @@ async fn aws_sdk_config() -> aws_config::SdkConfig {
 
 /// Runs the workflow; `None` when it was started on AWS without `--wait`.
 async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutcome>> {
-    let extra = match &args.input {
+    let mut extra = match &args.input {
         Some(path) => Some(
             serde_json::from_str(
                 &std::fs::read_to_string(path)
@@ -270,6 +387,37 @@ async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutc
         )
         .await
         .map(Some);
+    }
+    if let Some(path) = &args.spec {
+        if args.workflow != "provision" {
+            anyhow::bail!(
+                "--spec without --local is for provision only (it uploads the spec first)"
+            );
+        }
+        let cfg = Config::from_env()?;
+        let clients = Clients::load(&cfg).await;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let stored =
+            opsplane_shared::aws::specs::SpecStore::new(clients.s3.clone(), cfg.bucket_name)
+                .put(&text)
+                .await
+                .with_context(|| format!("uploading {}", path.display()))?;
+        eprintln!(
+            "uploaded {} as specs/{}/spec.yaml version {}",
+            path.display(),
+            stored.spec.environment,
+            stored.version
+        );
+        // Pin the version just uploaded: a later upload must not change what this run applies.
+        if let serde_json::Value::Object(map) =
+            extra.get_or_insert_with(|| serde_json::Value::Object(Default::default()))
+        {
+            map.insert(
+                "spec_version".to_owned(),
+                serde_json::Value::String(stored.version),
+            );
+        }
     }
     let sfn = aws_sdk_sfn::Client::new(&aws_sdk_config().await);
     let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());

@@ -12,7 +12,9 @@ use opsplane_shared::bootstrap::{
     BootstrapError, BootstrapOptions, BootstrapReport, bootstrap_with,
 };
 use opsplane_shared::config::Config;
-use opsplane_shared::execution::{BoxFuture, ExecutionState, ExecutionStatus};
+use opsplane_shared::execution::{
+    BoxFuture, ControlError, ExecutionControl, ExecutionState, ExecutionStatus,
+};
 use opsplane_shared::local::{LocalError, MotoServer};
 use opsplane_statemachines::{Description, Engine, EngineError, FunctionError, Status};
 use serde_json::Value;
@@ -29,7 +31,7 @@ pub const EVENT_BUS: &str = "default";
 pub const PUT_EVENTS: &str = "arn:aws:states:::events:putEvents";
 
 /// The workflows and their definitions, as deployed (the files in `statemachines/definitions/`).
-pub const WORKFLOWS: [(&str, &str); 2] = [
+pub const WORKFLOWS: [(&str, &str); 6] = [
     (
         "backup",
         include_str!("../../statemachines/definitions/backup.asl.json"),
@@ -38,13 +40,35 @@ pub const WORKFLOWS: [(&str, &str); 2] = [
         "dr-drill",
         include_str!("../../statemachines/definitions/dr-drill.asl.json"),
     ),
+    (
+        "provision",
+        include_str!("../../statemachines/definitions/provision.asl.json"),
+    ),
+    (
+        "rollback",
+        include_str!("../../statemachines/definitions/rollback.asl.json"),
+    ),
+    (
+        "health-sweep",
+        include_str!("../../statemachines/definitions/health-sweep.asl.json"),
+    ),
+    (
+        "drift",
+        include_str!("../../statemachines/definitions/drift.asl.json"),
+    ),
 ];
 
 /// The `${...}` placeholders of the definitions and the function each names, as CloudFormation's
 /// `DefinitionSubstitutions` fill them in the deployed stack.
-pub const FUNCTIONS: [(&str, &str); 2] = [
+pub const FUNCTIONS: [(&str, &str); 5] = [
     ("LockFunctionArn", LOCK_FUNCTION),
     ("BackupFunctionArn", opsplane_fn_backup::FUNCTION_NAME),
+    ("ProvisionFunctionArn", opsplane_fn_provision::FUNCTION_NAME),
+    (
+        "HealthCheckFunctionArn",
+        opsplane_fn_health_check::FUNCTION_NAME,
+    ),
+    ("RollbackFunctionArn", opsplane_fn_rollback::FUNCTION_NAME),
 ];
 
 /// The local plane could not be set up or run.
@@ -60,8 +84,69 @@ pub enum PlaneError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// The workflow name is not one of [`WORKFLOWS`].
-    #[error("unknown workflow {0:?}; one of backup, dr-drill")]
+    #[error(
+        "unknown workflow {0:?}; one of backup, dr-drill, provision, rollback, health-sweep, drift"
+    )]
     UnknownWorkflow(String),
+}
+
+/// [`ExecutionControl`] over the local engine: what a rollback stops and what approve/reject answer.
+#[derive(Clone)]
+pub struct EngineControl(pub Engine);
+
+fn engine_control_error(err: EngineError) -> ControlError {
+    match err {
+        EngineError::TaskDoesNotExist(token) => ControlError::TaskGone(token),
+        EngineError::ExecutionDoesNotExist(arn) => ControlError::NoExecution(arn),
+        other => ControlError::Service {
+            operation: "local engine",
+            source: Box::new(other),
+        },
+    }
+}
+
+impl ExecutionControl for EngineControl {
+    fn stop<'a>(
+        &'a self,
+        execution_arn: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            self.0
+                .stop_execution(
+                    execution_arn,
+                    Some(error.to_owned()),
+                    Some(cause.to_owned()),
+                )
+                .map_err(engine_control_error)
+        })
+    }
+
+    fn send_task_success<'a>(
+        &'a self,
+        task_token: &'a str,
+        output: Value,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            self.0
+                .send_task_success(task_token, output)
+                .map_err(engine_control_error)
+        })
+    }
+
+    fn send_task_failure<'a>(
+        &'a self,
+        task_token: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            self.0
+                .send_task_failure(task_token, error, cause)
+                .map_err(engine_control_error)
+        })
+    }
 }
 
 /// [`ExecutionStatus`] over the local engine: a lock whose holder execution has ended is stale.
@@ -179,6 +264,86 @@ impl LocalPlane {
                     .map_err(|e| FunctionError::new(e.error_name(), e.to_string()))
                 }
             });
+        opsplane_fn_provision::register(
+            &self.engine,
+            opsplane_fn_provision::Deps::new(self.config.clone(), &self.clients),
+        );
+        opsplane_fn_health_check::register(
+            &self.engine,
+            opsplane_fn_health_check::Deps::new(self.config.clone(), &self.clients),
+        );
+        opsplane_fn_rollback::register(
+            &self.engine,
+            opsplane_fn_rollback::Deps::with_executions(
+                self.config.clone(),
+                &self.clients,
+                Arc::new(EngineExecutions(self.engine.clone())),
+                Arc::new(EngineControl(self.engine.clone())),
+            ),
+        );
+    }
+
+    /// Approves the change `execution` waits for, in-process (a separate CLI process cannot reach this
+    /// process's local engine).
+    pub async fn approve(
+        &self,
+        execution: &str,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<opsplane_shared::state::ApprovalRecord, crate::approve::ApproveError> {
+        crate::approve::decide(
+            &self.state(),
+            &EngineControl(self.engine.clone()),
+            execution,
+            crate::approve::Decision::Approve,
+            actor,
+            reason,
+        )
+        .await
+    }
+
+    /// Rejects the change `execution` waits for, in-process: it ends `ApprovalRejected`, nothing changed.
+    pub async fn reject(
+        &self,
+        execution: &str,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<opsplane_shared::state::ApprovalRecord, crate::approve::ApproveError> {
+        crate::approve::decide(
+            &self.state(),
+            &EngineControl(self.engine.clone()),
+            execution,
+            crate::approve::Decision::Reject,
+            actor,
+            reason,
+        )
+        .await
+    }
+
+    /// The state store of this plane.
+    pub fn state(&self) -> opsplane_shared::state::StateStore {
+        opsplane_shared::state::StateStore::from_config(&self.config, &self.clients)
+    }
+
+    /// Uploads a spec to `specs/<env>/spec.yaml` (a new version) without creating anything: what a
+    /// provision then applies.
+    pub async fn upload_spec(
+        &self,
+        spec_yaml: &str,
+    ) -> Result<opsplane_shared::aws::specs::StoredSpec, opsplane_shared::aws::specs::SpecStoreError>
+    {
+        opsplane_shared::aws::specs::SpecStore::new(
+            self.clients.s3.clone(),
+            self.config.bucket_name.clone(),
+        )
+        .put(spec_yaml)
+        .await
+    }
+
+    /// Starts a workflow without waiting for it.
+    pub fn start_workflow(&self, workflow: &str, input: Value) -> Result<String, PlaneError> {
+        let arn = self.state_machine(workflow)?;
+        Ok(self.engine.start_execution(arn, None, input)?)
     }
 
     fn register_workflows(&mut self) -> Result<(), PlaneError> {

@@ -123,7 +123,12 @@ pub async fn local(
         ),
     };
     let (plane, _report) = LocalPlane::start(root, "opsplane", "opsplane-local-state").await?;
-    let spec = plane.seed_environment(&spec_yaml).await?;
+    // A provision creates the environment itself: its spec is only uploaded.
+    let spec = if workflow == "provision" {
+        plane.upload_spec(&spec_yaml).await?.spec
+    } else {
+        plane.seed_environment(&spec_yaml).await?
+    };
     if spec.environment != environment {
         bail!(
             "--env {environment:?} does not match the spec's environment {:?}",

@@ -1,4 +1,6 @@
-//! Whether a lock holder's execution is still running: the port and its Step Functions adapter.
+//! Executions: whether a lock holder's execution is still running ([`ExecutionStatus`]), and acting on one
+//! ([`ExecutionControl`]: stop it, answer its task token), each with its Step Functions adapter. The local
+//! engine's adapters live in the CLI's local plane.
 //!
 //! A lock's holder is an execution ARN. When that execution has ended (failed, aborted, timed out) its lock is
 //! stale and may be taken over before the lease runs out, so nobody waits for a lease or runs `force-unlock`.
@@ -7,6 +9,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use aws_sdk_sfn::types::ExecutionStatus as SfnStatus;
+
+use crate::error::{BoxError, OpsError};
 
 /// A boxed, sendable future: the return type of the ports' methods, so they can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -77,6 +81,174 @@ impl ExecutionStatus for SfnExecutionStatus {
                     tracing::warn!(execution_arn, %reason, "execution status unknown");
                     ExecutionState::Unknown { reason }
                 }
+            }
+        })
+    }
+}
+
+/// Acting on an execution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The task token is unknown or already answered (the task ended, timed out, or was answered once).
+    #[error("task token is no longer valid: {0}")]
+    TaskGone(String),
+    /// The execution does not exist.
+    #[error("execution {0} does not exist")]
+    NoExecution(String),
+    /// The service refused or failed the call.
+    #[error("{operation} failed")]
+    Service {
+        /// The operation.
+        operation: &'static str,
+        /// The error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl From<ControlError> for OpsError {
+    fn from(err: ControlError) -> Self {
+        match err {
+            ControlError::TaskGone(_) | ControlError::NoExecution(_) => {
+                OpsError::ResourceNotFound(err.to_string())
+            }
+            ControlError::Service { operation, source } => OpsError::Aws { operation, source },
+        }
+    }
+}
+
+/// Stops executions and answers their task tokens: what a rollback does to an in-flight deployment, and what
+/// `opsplane approve|reject` does to one waiting for a person.
+pub trait ExecutionControl: Send + Sync {
+    /// `StopExecution`: ends the execution ABORTED with `error` and `cause`. Stopping one that has already
+    /// ended is not an error.
+    fn stop<'a>(
+        &'a self,
+        execution_arn: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>>;
+
+    /// `SendTaskSuccess`: resumes the task waiting on `task_token` with `output`.
+    fn send_task_success<'a>(
+        &'a self,
+        task_token: &'a str,
+        output: serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), ControlError>>;
+
+    /// `SendTaskFailure`: fails the task waiting on `task_token` with `error` and `cause`.
+    fn send_task_failure<'a>(
+        &'a self,
+        task_token: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>>;
+}
+
+/// [`ExecutionControl`] over Step Functions.
+#[derive(Debug, Clone)]
+pub struct SfnExecutionControl {
+    client: aws_sdk_sfn::Client,
+}
+
+impl SfnExecutionControl {
+    /// An adapter over `client`.
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        Self { client }
+    }
+}
+
+fn service<E>(operation: &'static str, err: E) -> ControlError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    ControlError::Service {
+        operation,
+        source: Box::new(err),
+    }
+}
+
+/// Step Functions limits a cause to 32768 characters and an error to 256.
+fn clip(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+impl ExecutionControl for SfnExecutionControl {
+    fn stop<'a>(
+        &'a self,
+        execution_arn: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .stop_execution()
+                .execution_arn(execution_arn)
+                .error(clip(error, 256))
+                .cause(clip(cause, 32_768))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) => match err.as_service_error() {
+                    Some(e) if e.is_execution_does_not_exist() => {
+                        Err(ControlError::NoExecution(execution_arn.to_owned()))
+                    }
+                    _ => Err(service("StopExecution", err)),
+                },
+            }
+        })
+    }
+
+    fn send_task_success<'a>(
+        &'a self,
+        task_token: &'a str,
+        output: serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .send_task_success()
+                .task_token(task_token)
+                .output(output.to_string())
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) => match err.as_service_error() {
+                    Some(e) if e.is_task_does_not_exist() || e.is_task_timed_out() => {
+                        Err(ControlError::TaskGone(e.to_string()))
+                    }
+                    _ => Err(service("SendTaskSuccess", err)),
+                },
+            }
+        })
+    }
+
+    fn send_task_failure<'a>(
+        &'a self,
+        task_token: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .send_task_failure()
+                .task_token(task_token)
+                .error(clip(error, 256))
+                .cause(clip(cause, 32_768))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) => match err.as_service_error() {
+                    Some(e) if e.is_task_does_not_exist() || e.is_task_timed_out() => {
+                        Err(ControlError::TaskGone(e.to_string()))
+                    }
+                    _ => Err(service("SendTaskFailure", err)),
+                },
             }
         })
     }

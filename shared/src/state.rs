@@ -161,12 +161,16 @@ pub struct DeploymentRecord {
     pub status: DeploymentStatus,
     /// The spec version applied.
     pub spec_version: String,
-    /// The plan applied (its changes), as produced by the planner.
+    /// The plan applied (its changes), as produced by the planner; null when it failed before planning.
+    #[serde(default)]
     pub plan: Value,
     /// The execution ARN that ran it.
     pub execution: String,
     /// Who started it (GitHub subject, IAM principal, operator).
     pub actor: String,
+    /// Why it failed or was rolled back (`Error: cause`), when it did.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Where a backup stands.
@@ -256,6 +260,18 @@ pub struct LastKnownGood {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The spec version the environment was last brought to (kept in the environment's `META` item): what
+/// drift detection compares the world with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InForce {
+    /// The spec version applied.
+    pub spec_version: String,
+    /// The deployment (or rollback) that applied it.
+    pub deployment_id: String,
+    /// When it was applied.
+    pub applied_at: DateTime<Utc>,
+}
+
 /// An environment's `META` item.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EnvMeta {
@@ -263,6 +279,95 @@ pub struct EnvMeta {
     pub fence: u64,
     /// The last known good deployment.
     pub last_known_good: Option<LastKnownGood>,
+    /// The spec version in force.
+    pub in_force: Option<InForce>,
+}
+
+/// A health assessment of an environment (`sk=HEALTH#<checked_at>#<id>`), written by the sweep and by
+/// deployments' checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// The environment.
+    pub environment: String,
+    /// Unique id.
+    pub id: String,
+    /// When it was checked; part of the sort key.
+    pub checked_at: DateTime<Utc>,
+    /// `healthy`, `degraded` or `unhealthy`.
+    pub verdict: String,
+    /// Every reason, as JSON (see `domain::health::HealthReason`).
+    pub reasons: Value,
+    /// The execution that checked.
+    pub execution: Option<String>,
+}
+
+/// A drift check of an environment (`sk=DRIFT#<checked_at>#<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftRecord {
+    /// The environment.
+    pub environment: String,
+    /// Unique id.
+    pub id: String,
+    /// When it was checked; part of the sort key.
+    pub checked_at: DateTime<Utc>,
+    /// The spec version compared with.
+    pub spec_version: String,
+    /// Whether anything differs from the spec.
+    pub drifted: bool,
+    /// What differs: the changes it would take to return to the spec.
+    pub changes: Value,
+    /// Policy findings of the plan and of what exists now.
+    pub findings: Value,
+    /// The report object's key.
+    pub report_key: Option<String>,
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApprovalStatus {
+    /// Waiting for a person.
+    Pending,
+    /// Approved: the change went ahead.
+    Approved,
+    /// Rejected: nothing changed.
+    Rejected,
+    /// The workflow ended before anyone answered (timeout, stopped).
+    Closed,
+}
+
+/// A change waiting for approval (`pk=APPROVAL#<execution ARN>`, `sk=APPROVAL`): found by the execution
+/// ARN alone, which is all `opsplane approve EXECUTION` is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The execution waiting.
+    pub execution: String,
+    /// The environment.
+    pub environment: String,
+    /// The Step Functions task token that resumes it.
+    pub task_token: String,
+    /// The plan waiting, as JSON.
+    pub plan: Value,
+    /// When it was asked for.
+    pub requested_at: DateTime<Utc>,
+    /// When the workflow stops waiting (a rejection).
+    pub expires_at: DateTime<Utc>,
+    /// Where it stands.
+    pub status: ApprovalStatus,
+    /// Who decided.
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// The partition key of an execution's approval.
+pub fn approval_pk(execution: &str) -> String {
+    format!("APPROVAL#{execution}")
 }
 
 /// One audit event (`pk=AUDIT#<day>`, `sk=<at>#<id>`).
@@ -325,6 +430,32 @@ impl EnvRecord for DeploymentRecord {
     }
     fn at(&self) -> DateTime<Utc> {
         self.started_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl EnvRecord for HealthRecord {
+    const PREFIX: &'static str = "HEALTH";
+    fn environment(&self) -> &str {
+        &self.environment
+    }
+    fn at(&self) -> DateTime<Utc> {
+        self.checked_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl EnvRecord for DriftRecord {
+    const PREFIX: &'static str = "DRIFT";
+    fn environment(&self) -> &str {
+        &self.environment
+    }
+    fn at(&self) -> DateTime<Utc> {
+        self.checked_at
     }
     fn id(&self) -> &str {
         &self.id
@@ -506,7 +637,7 @@ impl StateStore {
             &environment,
             token,
             vec![TransactWriteItem::builder().put(put).build()],
-            None,
+            Vec::new(),
         )
         .await?;
         tracing::info!(
@@ -535,15 +666,172 @@ impl StateStore {
             environment,
             token,
             Vec::new(),
-            Some(("last_known_good", to_attr(&value))),
+            vec![("last_known_good", to_attr(&value))],
         )
         .await
+    }
+
+    /// Records a deployment's outcome in one fenced transaction: the record, the spec version now in force
+    /// and, when it was healthy, the new last known good. Either all of it is written or, for a stale
+    /// token, none.
+    pub async fn record_deployment(
+        &self,
+        record: &DeploymentRecord,
+        in_force: Option<&InForce>,
+        last_known_good: Option<&LastKnownGood>,
+        token: u64,
+    ) -> Result<(), StateError> {
+        let environment = record.environment.clone();
+        let corrupt = |reason: String| StateError::Corrupt {
+            pk: env_pk(&environment),
+            sk: record_sk(record),
+            reason,
+        };
+        let mut item = to_item(record).map_err(corrupt)?;
+        item.insert("pk".into(), AttributeValue::S(env_pk(&environment)));
+        item.insert("sk".into(), AttributeValue::S(record_sk(record)));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .expect("table and item are set");
+        let mut fields = Vec::new();
+        if let Some(f) = in_force {
+            let v = serde_json::to_value(f).map_err(|e| corrupt(e.to_string()))?;
+            fields.push(("spec_in_force", to_attr(&v)));
+        }
+        if let Some(l) = last_known_good {
+            let v = serde_json::to_value(l).map_err(|e| corrupt(e.to_string()))?;
+            fields.push(("last_known_good", to_attr(&v)));
+        }
+        self.fenced_write(
+            &environment,
+            token,
+            vec![TransactWriteItem::builder().put(put).build()],
+            fields,
+        )
+        .await?;
+        tracing::info!(
+            environment,
+            id = record.id,
+            status = ?record.status,
+            in_force = in_force.map(|f| f.spec_version.as_str()),
+            last_known_good = last_known_good.map(|l| l.spec_version.as_str()),
+            token,
+            "deployment recorded"
+        );
+        Ok(())
+    }
+
+    /// Writes an observation (health, drift) without a fence: it records what was seen, changes nothing,
+    /// and runs without the environment's lock.
+    pub async fn put_observation<R: EnvRecord>(&self, record: &R) -> Result<(), StateError> {
+        let environment = record.environment().to_owned();
+        let mut item = to_item(record).map_err(|reason| StateError::Corrupt {
+            pk: env_pk(&environment),
+            sk: record_sk(record),
+            reason,
+        })?;
+        item.insert("pk".into(), AttributeValue::S(env_pk(&environment)));
+        item.insert("sk".into(), AttributeValue::S(record_sk(record)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StateError::aws("PutItem", e))?;
+        tracing::info!(
+            environment,
+            kind = R::PREFIX,
+            id = record.id(),
+            "observation written"
+        );
+        Ok(())
+    }
+
+    /// Stores a pending approval (replacing one of the same execution: a retried request).
+    pub async fn put_approval(&self, record: &ApprovalRecord) -> Result<(), StateError> {
+        let pk = approval_pk(&record.execution);
+        let mut item = to_item(record).map_err(|reason| StateError::Corrupt {
+            pk: pk.clone(),
+            sk: "APPROVAL".into(),
+            reason,
+        })?;
+        item.insert("pk".into(), AttributeValue::S(pk));
+        item.insert("sk".into(), AttributeValue::S("APPROVAL".into()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StateError::aws("PutItem", e))?;
+        Ok(())
+    }
+
+    /// The approval of an execution, if it asked for one.
+    pub async fn approval(&self, execution: &str) -> Result<Option<ApprovalRecord>, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(approval_pk(execution)))
+            .key("sk", AttributeValue::S("APPROVAL".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StateError::aws("GetItem", e))?;
+        out.item.as_ref().map(from_item).transpose()
+    }
+
+    /// Moves a pending approval to `status`, recording who and why. `Ok(false)` when it was not pending
+    /// (already decided or closed): a decision is taken once.
+    pub async fn decide_approval(
+        &self,
+        execution: &str,
+        status: ApprovalStatus,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, StateError> {
+        let status_value = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(approval_pk(execution)))
+            .key("sk", AttributeValue::S("APPROVAL".into()))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", AttributeValue::S("PENDING".into()))
+            .expression_attribute_values(":s", AttributeValue::S(status_value))
+            .expression_attribute_values(":by", AttributeValue::S(actor.to_owned()))
+            .expression_attribute_values(":at", AttributeValue::S(rfc3339(self.clock.now())));
+        let mut expr = "SET #status = :s, decided_by = :by, decided_at = :at".to_owned();
+        if let Some(reason) = reason {
+            expr.push_str(", reason = :r");
+            update = update.expression_attribute_values(":r", AttributeValue::S(reason.to_owned()));
+        }
+        match update.update_expression(expr).send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(StateError::aws("UpdateItem", err)),
+        }
     }
 
     /// Raises the environment's fence to `token` without writing a record: an S3-backed lock calls this
     /// when it grants a token, so that writes with older tokens fail from then on.
     pub async fn raise_fence(&self, environment: &str, token: u64) -> Result<(), StateError> {
-        self.fenced_write(environment, token, Vec::new(), None)
+        self.fenced_write(environment, token, Vec::new(), Vec::new())
             .await
     }
 
@@ -552,7 +840,7 @@ impl StateStore {
         environment: &str,
         token: u64,
         extra: Vec<TransactWriteItem>,
-        meta_field: Option<(&str, AttributeValue)>,
+        meta_fields: Vec<(&str, AttributeValue)>,
     ) -> Result<(), StateError> {
         let pk = env_pk(environment);
         let key = |sk: &str| {
@@ -569,11 +857,11 @@ impl StateStore {
             .expression_attribute_names("#fence", "fence")
             .expression_attribute_values(":t", AttributeValue::N(token.to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some((name, value)) = meta_field {
-            update_expr.push_str(", #f = :v");
+        for (i, (name, value)) in meta_fields.into_iter().enumerate() {
+            update_expr.push_str(&format!(", #f{i} = :v{i}"));
             update = update
-                .expression_attribute_names("#f", name)
-                .expression_attribute_values(":v", value);
+                .expression_attribute_names(format!("#f{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), value);
         }
         let update = update
             .update_expression(update_expr)
@@ -693,9 +981,16 @@ impl StateStore {
                 Some(serde_json::from_value(from_attr(v)).map_err(|e| corrupt(e.to_string()))?)
             }
         };
+        let in_force = match item.get("spec_in_force") {
+            None => None,
+            Some(v) => {
+                Some(serde_json::from_value(from_attr(v)).map_err(|e| corrupt(e.to_string()))?)
+            }
+        };
         Ok(EnvMeta {
             fence,
             last_known_good,
+            in_force,
         })
     }
 

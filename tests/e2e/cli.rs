@@ -143,6 +143,7 @@ async fn history_lists_deployments_backups_and_drills_newest_first_with_links() 
         plan: json!({"changes": []}),
         execution: holder.to_owned(),
         actor: "repo:acme/infra:environment:staging".to_owned(),
+        error: None,
     };
     plane.store().put(&deploy, grant.token).await.unwrap();
     lock.release(&plane.env, holder, grant.token).await.unwrap();

@@ -53,6 +53,16 @@ impl World {
         }
     }
 
+    /// A world over an existing configuration (a second view of the same table and bucket).
+    pub async fn from_config(config: Config) -> Self {
+        let clients = Clients::load(&config).await;
+        Self {
+            prefix: unique("t"),
+            config,
+            clients,
+        }
+    }
+
     /// A name unique to this test, from `what`.
     pub fn name(&self, what: &str) -> String {
         format!("{}-{what}", self.prefix)

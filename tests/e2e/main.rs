@@ -47,3 +47,15 @@ mod dispatch;
 
 // The operator CLI: run with progress, watch over the engine's history, history from the state table.
 mod cli;
+
+// The provision workflow: the dev example created, nothing planned twice, approval, policy, bad input, lint.
+mod provision;
+
+// Health: a change failing its health check reverted to the last known good; the sweep.
+mod health;
+
+// Alarm-driven rollback: the in-flight provision stopped, one rollback for five copies of the event.
+mod rollback;
+
+// Drift: a change behind opsplane's back reported on demand and recorded by the workflow.
+mod drift;

@@ -117,6 +117,7 @@ async fn records_come_back_typed_newest_first_paged_and_by_time_range() {
         plan: json!({"changes": [{"resource": "rds", "field": "allocated_storage_gb", "from": 100, "to": 200}]}),
         execution: "arn:aws:states:us-east-1:1:execution:provision:run-1".into(),
         actor: "github:acme/infra".into(),
+        error: None,
     };
     store.put(&deploy, 1).await.unwrap();
     assert_eq!(

@@ -1,12 +1,18 @@
-//! EKS: the cluster and node group descriptions a backup exports, as JSON.
+//! EKS: the cluster and node group descriptions a backup exports, as JSON; the typed view the planner and
+//! the health check read; and the calls a provision makes (create, scale, upgrade).
 //!
 //! Only configuration is exported (what it takes to recreate the cluster), not credentials: the
 //! certificate authority data and the OIDC issuer's thumbprints are left out.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use crate::domain::plan::{ActualCluster, ActualNodegroup};
+use crate::domain::spec::{EksSpec, NodegroupSpec};
 use crate::error::{BoxError, OpsError};
 
 /// An EKS call failed.
@@ -171,5 +177,270 @@ impl Eks {
             }));
         }
         Ok(json!({ "cluster": cluster_json, "nodegroups": nodegroups }))
+    }
+}
+
+fn tags_of(tags: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn size(v: Option<i32>) -> Option<u32> {
+    v.and_then(|v| u32::try_from(v).ok())
+}
+
+fn nodegroup_sizes(ng: &NodegroupSpec) -> NodegroupScalingConfig {
+    NodegroupScalingConfig::builder()
+        .set_min_size(ng.min.and_then(|v| i32::try_from(v).ok()))
+        .set_max_size(ng.max.and_then(|v| i32::try_from(v).ok()))
+        .set_desired_size(ng.desired.and_then(|v| i32::try_from(v).ok()))
+        .build()
+}
+
+impl Eks {
+    /// The cluster and its node groups for planning and health; `None` when the cluster does not exist.
+    pub async fn actual(&self, cluster: &str) -> Result<Option<ActualCluster>, EksError> {
+        let out = match self.client.describe_cluster().name(cluster).send().await {
+            Ok(out) => out,
+            Err(err) => {
+                return match classify("DescribeCluster", &format!("cluster {cluster}"), err) {
+                    EksError::NotFound(_) => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let Some(c) = out.cluster() else {
+            return Ok(None);
+        };
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_nodegroups()
+                .cluster_name(cluster)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| classify("ListNodegroups", &format!("cluster {cluster}"), e))?;
+            names.extend(page.nodegroups().iter().cloned());
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        names.sort();
+        let mut nodegroups = Vec::with_capacity(names.len());
+        for name in &names {
+            let out = self
+                .client
+                .describe_nodegroup()
+                .cluster_name(cluster)
+                .nodegroup_name(name)
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        "DescribeNodegroup",
+                        &format!("node group {cluster}/{name}"),
+                        e,
+                    )
+                })?;
+            let Some(n) = out.nodegroup() else { continue };
+            let scaling = n.scaling_config();
+            nodegroups.push(ActualNodegroup {
+                name: name.clone(),
+                status: n
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                version: n.version().map(str::to_owned),
+                instance_types: n.instance_types().to_vec(),
+                min: size(scaling.and_then(|s| s.min_size())),
+                max: size(scaling.and_then(|s| s.max_size())),
+                desired: size(scaling.and_then(|s| s.desired_size())),
+                health_issues: n
+                    .health()
+                    .map(|h| {
+                        h.issues()
+                            .iter()
+                            .map(|i| {
+                                format!(
+                                    "{}: {}",
+                                    i.code().map(|c| c.as_str()).unwrap_or("Unknown"),
+                                    i.message().unwrap_or_default()
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                tags: tags_of(n.tags()),
+            });
+        }
+        Ok(Some(ActualCluster {
+            name: cluster.to_owned(),
+            status: c
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            version: c.version().map(str::to_owned),
+            health_issues: c
+                .health()
+                .map(|h| {
+                    h.issues()
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "{}: {}",
+                                i.code().map(|c| c.as_str()).unwrap_or("Unknown"),
+                                i.message().unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            tags: tags_of(c.tags()),
+            nodegroups,
+        }))
+    }
+
+    /// Creates the cluster the spec describes. Idempotent: a cluster of that name that already exists (a
+    /// retried call) is left as it is.
+    pub async fn create_cluster(
+        &self,
+        eks: &EksSpec,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), EksError> {
+        let role = eks.role_arn.clone().ok_or_else(|| EksError::Aws {
+            operation: "CreateCluster",
+            source: "eks.role_arn is required to create a cluster".into(),
+        })?;
+        match self
+            .client
+            .create_cluster()
+            .name(&eks.cluster)
+            .set_version(eks.version.clone())
+            .role_arn(role)
+            .resources_vpc_config(
+                VpcConfigRequest::builder()
+                    .set_subnet_ids(Some(eks.subnet_ids.clone()))
+                    .endpoint_public_access(false)
+                    .endpoint_private_access(true)
+                    .build(),
+            )
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err.as_service_error().and_then(|e| e.code())
+                    == Some("ResourceInUseException") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify(
+                "CreateCluster",
+                &format!("cluster {}", eks.cluster),
+                err,
+            )),
+        }
+    }
+
+    /// Creates a managed node group at the cluster's version. Idempotent like [`Eks::create_cluster`].
+    pub async fn create_nodegroup(
+        &self,
+        eks: &EksSpec,
+        ng: &NodegroupSpec,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), EksError> {
+        let role = eks.node_role_arn.clone().ok_or_else(|| EksError::Aws {
+            operation: "CreateNodegroup",
+            source: "eks.node_role_arn is required to create a node group".into(),
+        })?;
+        let what = format!("node group {}/{}", eks.cluster, ng.name);
+        match self
+            .client
+            .create_nodegroup()
+            .cluster_name(&eks.cluster)
+            .nodegroup_name(&ng.name)
+            .set_version(eks.version.clone())
+            .node_role(role)
+            .set_subnets(Some(eks.subnet_ids.clone()))
+            .set_instance_types((!ng.instance_types.is_empty()).then(|| ng.instance_types.clone()))
+            .scaling_config(nodegroup_sizes(ng))
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err.as_service_error().and_then(|e| e.code())
+                    == Some("ResourceInUseException") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify("CreateNodegroup", &what, err)),
+        }
+    }
+
+    /// Sets a node group's min, max and desired sizes (`UpdateNodegroupConfig`).
+    pub async fn update_scaling(&self, cluster: &str, ng: &NodegroupSpec) -> Result<(), EksError> {
+        self.client
+            .update_nodegroup_config()
+            .cluster_name(cluster)
+            .nodegroup_name(&ng.name)
+            .scaling_config(nodegroup_sizes(ng))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "UpdateNodegroupConfig",
+                    &format!("node group {cluster}/{}", ng.name),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Upgrades the cluster's Kubernetes version (`UpdateClusterVersion`; one minor version at a time,
+    /// as EKS requires).
+    pub async fn update_cluster_version(
+        &self,
+        cluster: &str,
+        version: &str,
+    ) -> Result<(), EksError> {
+        self.client
+            .update_cluster_version()
+            .name(cluster)
+            .version(version)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateClusterVersion", &format!("cluster {cluster}"), e))?;
+        Ok(())
+    }
+
+    /// Upgrades a node group to `version` (`UpdateNodegroupVersion`, rolling its nodes).
+    pub async fn update_nodegroup_version(
+        &self,
+        cluster: &str,
+        nodegroup: &str,
+        version: &str,
+    ) -> Result<(), EksError> {
+        self.client
+            .update_nodegroup_version()
+            .cluster_name(cluster)
+            .nodegroup_name(nodegroup)
+            .version(version)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "UpdateNodegroupVersion",
+                    &format!("node group {cluster}/{nodegroup}"),
+                    e,
+                )
+            })?;
+        Ok(())
     }
 }

@@ -3,7 +3,9 @@
 pub mod eks;
 pub mod events;
 pub mod objects;
+pub mod observe;
 pub mod rds;
+pub mod specs;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 

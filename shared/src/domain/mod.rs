@@ -1,6 +1,10 @@
-//! The domain: pure values and decisions, no I/O. The environment spec, backups (tags, manifest,
-//! retention) and drills (RTO/RPO, verdict, report rendering).
+//! The domain: pure values and decisions, no I/O. The environment spec, plans (changes, reversibility,
+//! policy findings), health verdicts, alarm resolution, backups (tags, manifest, retention) and drills
+//! (RTO/RPO, verdict, report rendering).
 
 pub mod backup;
 pub mod drill;
+pub mod health;
+pub mod plan;
+pub mod rollback;
 pub mod spec;

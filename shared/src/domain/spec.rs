@@ -19,6 +19,31 @@ pub enum SpecError {
     /// The document is not YAML of the spec's shape (unknown field, wrong type, missing field).
     #[error("spec is not valid YAML of the expected shape: {0}")]
     Syntax(String),
+    /// A field does not have the spec's shape (unknown field, wrong type, missing field).
+    #[error("spec field `{field}`: {reason}")]
+    Shape {
+        /// The field's path, e.g. `rds[0].instance_class`.
+        field: String,
+        /// What serde found wrong, with what is allowed.
+        reason: String,
+    },
+    /// A spec file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A spec file is invalid; names the file.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        #[source]
+        source: Box<SpecError>,
+    },
     /// A field has a value that is not allowed.
     #[error("spec field `{field}`: {reason}")]
     Invalid {
@@ -33,8 +58,9 @@ impl SpecError {
     /// The path of the offending field (`spec` when the whole document is malformed).
     pub fn field(&self) -> &str {
         match self {
-            SpecError::Syntax(_) => "spec",
-            SpecError::Invalid { field, .. } => field,
+            SpecError::Syntax(_) | SpecError::Read { .. } => "spec",
+            SpecError::Invalid { field, .. } | SpecError::Shape { field, .. } => field,
+            SpecError::InFile { source, .. } => source.field(),
         }
     }
 
@@ -61,18 +87,106 @@ pub struct EnvironmentSpec {
     /// The EKS cluster, if any.
     #[serde(default)]
     pub eks: Option<EksSpec>,
-    /// Health checks (read by the health-check function; kept opaque here).
+    /// Health checks run after every change and by the sweep.
     #[serde(default)]
-    pub health: Option<serde_json::Value>,
+    pub health: HealthSpec,
     /// Backup policy.
     #[serde(default)]
     pub backup: BackupPolicy,
     /// DR drill policy; without it the environment cannot be drilled.
     #[serde(default)]
     pub drill: Option<DrillPolicy>,
-    /// Approval policy (read by the provision workflow; kept opaque here).
+    /// Whether a change waits for a person's approval, and for how long.
     #[serde(default)]
-    pub approval: Option<serde_json::Value>,
+    pub approval: ApprovalPolicy,
+    /// The CloudWatch alarms that belong to this environment: one going to ALARM rolls it back.
+    #[serde(default)]
+    pub alarms: AlarmMapping,
+}
+
+/// The health checks of an environment (RDS and EKS are always checked; these add to them).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    /// HTTP endpoints that must answer as expected.
+    #[serde(default)]
+    pub http: Vec<HttpCheck>,
+    /// The newest completed backup may be at most this old (default: the drill's RPO target, if any).
+    #[serde(default)]
+    pub backup_max_age_minutes: Option<u32>,
+}
+
+/// One HTTP health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// The URL (`http://` or `https://`).
+    pub url: String,
+    /// The status the endpoint must answer with.
+    #[serde(default = "default_expect_status")]
+    pub expect_status: u16,
+    /// The latency budget: a slower answer (or none) fails the check.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// A string the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+}
+
+fn default_expect_status() -> u16 {
+    200
+}
+
+fn default_timeout_ms() -> u64 {
+    2000
+}
+
+/// Whether changes wait for a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    /// Every change waits for approval (irreversible changes always do).
+    #[serde(default)]
+    pub required: bool,
+    /// How long a change waits; no answer in time is a rejection.
+    #[serde(default = "default_approval_timeout")]
+    pub timeout_minutes: u32,
+}
+
+/// One day: a change requested at the end of a working day can still be approved the next morning.
+pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 1440;
+
+fn default_approval_timeout() -> u32 {
+    DEFAULT_APPROVAL_TIMEOUT_MINUTES
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        Self {
+            required: false,
+            timeout_minutes: DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+        }
+    }
+}
+
+/// Which CloudWatch alarms belong to the environment: exact names, or name prefixes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmMapping {
+    /// Alarm names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Alarm name prefixes.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+impl AlarmMapping {
+    /// Whether the alarm named `alarm` belongs here.
+    pub fn matches(&self, alarm: &str) -> bool {
+        self.names.iter().any(|n| n == alarm)
+            || self.prefixes.iter().any(|p| alarm.starts_with(p.as_str()))
+    }
 }
 
 /// One RDS instance of the spec.
@@ -106,6 +220,10 @@ pub struct RdsSpec {
     /// Public accessibility.
     #[serde(default)]
     pub publicly_accessible: Option<bool>,
+    /// The master user, used only when the instance is created (its password is kept by RDS in Secrets
+    /// Manager, never in the spec).
+    #[serde(default)]
+    pub master_username: Option<String>,
 }
 
 /// The EKS part of the spec.
@@ -117,6 +235,15 @@ pub struct EksSpec {
     /// Kubernetes version.
     #[serde(default)]
     pub version: Option<String>,
+    /// The cluster's IAM role; needed only to create the cluster.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The subnets of the cluster and its node groups; needed only to create them.
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    /// The node groups' IAM role; needed only to create a node group.
+    #[serde(default)]
+    pub node_role_arn: Option<String>,
     /// Managed node groups.
     #[serde(default)]
     pub nodegroups: Vec<NodegroupSpec>,
@@ -247,13 +374,88 @@ fn validate_region(region: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `v` is a version of digits separated by dots (`16.4`, `1.30`).
+fn is_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn validate_eks(eks: &EksSpec) -> Result<(), SpecError> {
+    if eks.cluster.is_empty() {
+        return Err(SpecError::invalid("eks.cluster", "must not be empty"));
+    }
+    if let Some(v) = &eks.version
+        && !is_version(v)
+    {
+        return Err(SpecError::invalid(
+            "eks.version",
+            format!("{v:?} is not a Kubernetes version, e.g. \"1.30\""),
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, ng) in eks.nodegroups.iter().enumerate() {
+        let field = |f: &str| format!("eks.nodegroups[{i}].{f}");
+        if ng.name.is_empty() {
+            return Err(SpecError::invalid(field("name"), "must not be empty"));
+        }
+        if !names.insert(ng.name.as_str()) {
+            return Err(SpecError::invalid(
+                field("name"),
+                format!("{:?} appears twice; node group names are unique", ng.name),
+            ));
+        }
+        if ng.max == Some(0) {
+            return Err(SpecError::invalid(field("max"), "must be at least 1"));
+        }
+        if let (Some(min), Some(max)) = (ng.min, ng.max)
+            && min > max
+        {
+            return Err(SpecError::invalid(
+                field("min"),
+                format!("{min} is above max {max}: min <= desired <= max"),
+            ));
+        }
+        if let Some(desired) = ng.desired
+            && (ng.min.is_some_and(|m| desired < m) || ng.max.is_some_and(|m| desired > m))
+        {
+            return Err(SpecError::invalid(
+                field("desired"),
+                format!("{desired} is outside min..max: min <= desired <= max"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl EnvironmentSpec {
     /// Parses and validates a spec document.
     pub fn parse(yaml: &str) -> Result<Self, SpecError> {
-        let spec: EnvironmentSpec =
-            serde_yaml_ng::from_str(yaml).map_err(|e| SpecError::Syntax(e.to_string()))?;
+        let de = serde_yaml_ng::Deserializer::from_str(yaml);
+        let spec: EnvironmentSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let reason = e.into_inner().to_string();
+            if field.is_empty() || field == "." {
+                SpecError::Syntax(reason)
+            } else {
+                SpecError::Shape { field, reason }
+            }
+        })?;
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// Reads, parses and validates a spec file; every error names the file (and the field).
+    pub fn parse_file(path: &std::path::Path) -> Result<Self, SpecError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|e| SpecError::InFile {
+            path: shown,
+            source: Box::new(e),
+        })
     }
 
     /// Checks every rule a parsed spec must follow.
@@ -268,6 +470,37 @@ impl EnvironmentSpec {
                 return Err(SpecError::invalid(
                     format!("rds[{i}].identifier"),
                     format!("{:?} appears twice; identifiers are unique", db.identifier),
+                ));
+            }
+            if db.engine != "postgres" {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].engine"),
+                    format!("{:?} is not supported; allowed: postgres", db.engine),
+                ));
+            }
+            if let Some(gb) = db.allocated_storage_gb
+                && !(20..=65_536).contains(&gb)
+            {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].allocated_storage_gb"),
+                    format!("{gb} is out of range: 20 to 65536 GiB"),
+                ));
+            }
+            if let Some(days) = db.backup_retention_days
+                && days > 35
+            {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].backup_retention_days"),
+                    format!("{days} is out of range: 0 to 35 days"),
+                ));
+            }
+            if db.engine_version.as_deref().is_some_and(|v| !is_version(v)) {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].engine_version"),
+                    format!(
+                        "{:?} is not a version: digits and dots, e.g. \"16.4\"",
+                        db.engine_version.as_deref().unwrap_or_default()
+                    ),
                 ));
             }
             if !db.instance_class.starts_with("db.") {
@@ -339,10 +572,66 @@ impl EnvironmentSpec {
                 }
             }
         }
-        if let Some(eks) = &self.eks
-            && eks.cluster.is_empty()
-        {
-            return Err(SpecError::invalid("eks.cluster", "must not be empty"));
+        if let Some(eks) = &self.eks {
+            validate_eks(eks)?;
+        }
+        for (i, check) in self.health.http.iter().enumerate() {
+            let field = |f: &str| format!("health.http[{i}].{f}");
+            if !(check.url.starts_with("http://") || check.url.starts_with("https://"))
+                || check.url.len() < "http://x".len()
+            {
+                return Err(SpecError::invalid(
+                    field("url"),
+                    format!("{:?} is not an http:// or https:// URL", check.url),
+                ));
+            }
+            if !(100..=599).contains(&check.expect_status) {
+                return Err(SpecError::invalid(
+                    field("expect_status"),
+                    format!("{} is not an HTTP status (100 to 599)", check.expect_status),
+                ));
+            }
+            if !(1..=60_000).contains(&check.timeout_ms) {
+                return Err(SpecError::invalid(
+                    field("timeout_ms"),
+                    format!(
+                        "{} is out of range: 1 to 60000 milliseconds",
+                        check.timeout_ms
+                    ),
+                ));
+            }
+        }
+        if self.health.backup_max_age_minutes == Some(0) {
+            return Err(SpecError::invalid(
+                "health.backup_max_age_minutes",
+                "must be at least 1 minute; leave it out to use the drill's RPO target",
+            ));
+        }
+        // Step Functions ends an execution after a year: a longer wait could never be answered.
+        if !(1..=525_600).contains(&self.approval.timeout_minutes) {
+            return Err(SpecError::invalid(
+                "approval.timeout_minutes",
+                format!(
+                    "{} is out of range: 1 to 525600 minutes (one year, the longest a workflow runs)",
+                    self.approval.timeout_minutes
+                ),
+            ));
+        }
+        for (i, name) in self.alarms.names.iter().enumerate() {
+            if name.trim().is_empty() {
+                return Err(SpecError::invalid(
+                    format!("alarms.names[{i}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (i, prefix) in self.alarms.prefixes.iter().enumerate() {
+            if prefix.trim().is_empty() {
+                return Err(SpecError::invalid(
+                    format!("alarms.prefixes[{i}]"),
+                    "must not be empty: an empty prefix would claim every alarm",
+                ));
+            }
         }
         Ok(())
     }
@@ -403,8 +692,9 @@ approval: { required: false }     # prod: true
     fn unknown_fields_are_errors_not_silently_ignored() {
         let doc = DESIGN_EXAMPLE.replace("keep_last: 3", "keep_lats: 3");
         let err = EnvironmentSpec::parse(&doc).unwrap_err();
-        assert!(matches!(err, SpecError::Syntax(_)));
+        assert!(matches!(err, SpecError::Shape { .. }), "{err:?}");
         assert!(err.to_string().contains("keep_lats"), "{err}");
+        assert!(err.field().starts_with("backup"), "{err:?}");
     }
 
     fn field_of(doc: &str) -> String {
@@ -486,5 +776,146 @@ drill:
         assert!(validate_environment_name("prod_1").is_err());
         assert!(validate_environment_name(&"a".repeat(33)).is_err());
         assert_eq!(spec_key("prod"), "specs/prod/spec.yaml");
+    }
+
+    const FULL: &str = r#"
+environment: prod
+tags: { Project: acme, Environment: prod, ManagedBy: opsplane }
+rds:
+  - { identifier: acme-prod-db, engine: postgres, engine_version: "16.4", instance_class: db.r6g.large,
+      allocated_storage_gb: 200, multi_az: true, backup_retention_days: 30, deletion_protection: true,
+      storage_encrypted: true, publicly_accessible: false }
+eks:
+  cluster: acme-prod
+  version: "1.30"
+  role_arn: arn:aws:iam::123456789012:role/eks
+  subnet_ids: [subnet-a, subnet-b]
+  nodegroups:
+    - { name: general, instance_types: [m6i.large], min: 3, max: 12, desired: 4 }
+health:
+  http: [ { url: "https://acme.example/health", body_contains: ok } ]
+  backup_max_age_minutes: 1500
+approval: { required: true }
+alarms: { names: [acme-prod-5xx], prefixes: [acme-prod-] }
+"#;
+
+    #[test]
+    fn health_approval_and_alarms_are_typed_with_defaults() {
+        let spec = EnvironmentSpec::parse(FULL).unwrap();
+        let http = &spec.health.http[0];
+        assert_eq!(http.expect_status, 200);
+        assert_eq!(http.timeout_ms, 2000);
+        assert_eq!(http.body_contains.as_deref(), Some("ok"));
+        assert_eq!(spec.health.backup_max_age_minutes, Some(1500));
+        assert!(spec.approval.required);
+        assert_eq!(
+            spec.approval.timeout_minutes,
+            DEFAULT_APPROVAL_TIMEOUT_MINUTES
+        );
+        assert!(spec.alarms.matches("acme-prod-5xx"));
+        assert!(spec.alarms.matches("acme-prod-latency"));
+        assert!(!spec.alarms.matches("acme-staging-5xx"));
+        let eks = spec.eks.unwrap();
+        assert_eq!(eks.subnet_ids.len(), 2);
+        // Without the sections: no checks, no approval, no alarms.
+        let bare = EnvironmentSpec::parse("environment: dev\n").unwrap();
+        assert_eq!(bare.health, HealthSpec::default());
+        assert!(!bare.approval.required);
+        assert!(!bare.alarms.matches("anything"));
+    }
+
+    #[test]
+    fn shape_errors_name_the_dotted_path() {
+        let err = EnvironmentSpec::parse(
+            &FULL.replace("instance_class: db.r6g.large", "instance_class: [x]"),
+        )
+        .unwrap_err();
+        assert_eq!(err.field(), "rds[0].instance_class", "{err}");
+        let err = EnvironmentSpec::parse(&FULL.replace("min: 3", "minimum: 3")).unwrap_err();
+        assert!(err.field().starts_with("eks.nodegroups[0]"), "{err}");
+        assert!(err.to_string().contains("minimum"), "{err}");
+        let err = EnvironmentSpec::parse(&FULL.replace("required: true", "required: yes please"))
+            .unwrap_err();
+        assert_eq!(err.field(), "approval.required", "{err}");
+    }
+
+    #[test]
+    fn new_rules_name_their_fields() {
+        let cases = [
+            ("engine: postgres", "engine: mysql", "rds[0].engine"),
+            (
+                "allocated_storage_gb: 200",
+                "allocated_storage_gb: 5",
+                "rds[0].allocated_storage_gb",
+            ),
+            (
+                "backup_retention_days: 30",
+                "backup_retention_days: 40",
+                "rds[0].backup_retention_days",
+            ),
+            (
+                "engine_version: \"16.4\"",
+                "engine_version: latest",
+                "rds[0].engine_version",
+            ),
+            ("desired: 4", "desired: 20", "eks.nodegroups[0].desired"),
+            ("min: 3", "min: 13", "eks.nodegroups[0].min"),
+            ("version: \"1.30\"", "version: newest", "eks.version"),
+            (
+                "url: \"https://acme.example/health\"",
+                "url: acme.example",
+                "health.http[0].url",
+            ),
+            (
+                "body_contains: ok",
+                "expect_status: 42",
+                "health.http[0].expect_status",
+            ),
+            (
+                "body_contains: ok",
+                "timeout_ms: 0",
+                "health.http[0].timeout_ms",
+            ),
+            (
+                "backup_max_age_minutes: 1500",
+                "backup_max_age_minutes: 0",
+                "health.backup_max_age_minutes",
+            ),
+            (
+                "required: true",
+                "required: true, timeout_minutes: 0",
+                "approval.timeout_minutes",
+            ),
+            (
+                "prefixes: [acme-prod-]",
+                "prefixes: [\"\"]",
+                "alarms.prefixes[0]",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(FULL.contains(from), "{from}");
+            assert_eq!(field_of(&FULL.replace(from, to)), field, "{to}");
+        }
+    }
+
+    #[test]
+    fn files_are_named_in_errors() {
+        let dir = std::env::temp_dir().join(format!("opsplane-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("prod.yaml");
+        std::fs::write(&path, FULL.replace("desired: 4", "desired: 20")).unwrap();
+        let err = EnvironmentSpec::parse_file(&path).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("prod.yaml"), "{text}");
+        assert!(text.contains("eks.nodegroups[0].desired"), "{text}");
+        assert_eq!(err.field(), "eks.nodegroups[0].desired");
+        std::fs::write(&path, FULL).unwrap();
+        assert_eq!(
+            EnvironmentSpec::parse_file(&path).unwrap().environment,
+            "prod"
+        );
+        let missing = EnvironmentSpec::parse_file(&dir.join("nope.yaml")).unwrap_err();
+        assert!(missing.to_string().contains("nope.yaml"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,126 @@
+//! `opsplane approve|reject EXECUTION [--reason]`: answer a deployment waiting for a person.
+//!
+//! The pending approval is found by the execution ARN alone (`APPROVAL#<execution>` in the table, written by
+//! the provision workflow's approval step with its task token). The decision is taken once (a conditional
+//! write from `PENDING`), then sent through [`ExecutionControl`]: `SendTaskSuccess` resumes the deployment,
+//! `SendTaskFailure` with `ApprovalRejected` ends it with nothing changed. Who decided and why is kept in
+//! the record and the audit log.
+
+use opsplane_shared::execution::{ControlError, ExecutionControl};
+use opsplane_shared::state::{ApprovalRecord, ApprovalStatus, AuditEvent, StateError, StateStore};
+use serde_json::json;
+use thiserror::Error;
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The change goes ahead.
+    Approve,
+    /// The change is abandoned; nothing changes.
+    Reject,
+}
+
+/// A decision could not be taken.
+#[derive(Debug, Error)]
+pub enum ApproveError {
+    /// The execution never asked for approval.
+    #[error(
+        "execution {0} is not waiting for approval (no approval record): check the ARN with `opsplane lock status`"
+    )]
+    NotFound(String),
+    /// It was decided already, or the workflow stopped waiting.
+    #[error("the approval of {execution} is already {status:?}{}: a decision is taken once", by.as_deref().map(|b| format!(" (by {b})")).unwrap_or_default())]
+    AlreadyDecided {
+        /// The execution.
+        execution: String,
+        /// Its status.
+        status: ApprovalStatus,
+        /// Who decided.
+        by: Option<String>,
+    },
+    /// The workflow no longer waits on its token (it timed out or was stopped).
+    #[error("the workflow no longer waits for this decision; the approval is closed")]
+    Gone(#[source] ControlError),
+    /// The state table could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Step Functions (or the local engine) refused the call.
+    #[error(transparent)]
+    Control(ControlError),
+}
+
+/// Takes the decision on `execution`'s pending approval and resumes or fails it.
+pub async fn decide(
+    state: &StateStore,
+    control: &dyn ExecutionControl,
+    execution: &str,
+    decision: Decision,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<ApprovalRecord, ApproveError> {
+    let record = state
+        .approval(execution)
+        .await?
+        .ok_or_else(|| ApproveError::NotFound(execution.to_owned()))?;
+    let status = match decision {
+        Decision::Approve => ApprovalStatus::Approved,
+        Decision::Reject => ApprovalStatus::Rejected,
+    };
+    let already = |r: &ApprovalRecord| ApproveError::AlreadyDecided {
+        execution: execution.to_owned(),
+        status: r.status,
+        by: r.decided_by.clone(),
+    };
+    if record.status != ApprovalStatus::Pending {
+        return Err(already(&record));
+    }
+    if !state
+        .decide_approval(execution, status, actor, reason)
+        .await?
+    {
+        let now = state.approval(execution).await?.unwrap_or(record);
+        return Err(already(&now));
+    }
+    let sent = match decision {
+        Decision::Approve => {
+            control
+                .send_task_success(
+                    &record.task_token,
+                    json!({ "approved_by": actor, "reason": reason }),
+                )
+                .await
+        }
+        Decision::Reject => {
+            let cause = format!(
+                "rejected by {actor}: {}; nothing was changed",
+                reason.unwrap_or("no reason given")
+            );
+            control
+                .send_task_failure(&record.task_token, "ApprovalRejected", &cause)
+                .await
+        }
+    };
+    let result = match &sent {
+        Ok(()) => "ok",
+        Err(_) => "workflow_gone",
+    };
+    let event = AuditEvent::new(
+        chrono::Utc::now(),
+        actor,
+        match decision {
+            Decision::Approve => "approval.approve",
+            Decision::Reject => "approval.reject",
+        },
+        Some(record.environment.clone()),
+        result,
+        json!({ "execution": execution, "reason": reason }),
+    );
+    state.append_audit(&event).await?;
+    match sent {
+        Ok(()) => {}
+        Err(err @ ControlError::TaskGone(_)) => return Err(ApproveError::Gone(err)),
+        Err(err) => return Err(ApproveError::Control(err)),
+    }
+    tracing::info!(execution, actor, ?decision, "approval decided");
+    Ok(state.approval(execution).await?.unwrap_or(record))
+}

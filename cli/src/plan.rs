@@ -1,0 +1,28 @@
+//! `opsplane plan --env E --spec FILE` and `opsplane drift --env E`: what a provision would change, and what
+//! changed behind opsplane's back. Both only read.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::observe::observe;
+use opsplane_shared::aws::rds::Rds;
+use opsplane_shared::domain::plan::{Plan, plan};
+use opsplane_shared::domain::spec::EnvironmentSpec;
+
+/// Reads `spec` (every error names the file and the field), checks it describes `environment`, and plans
+/// it against what RDS and EKS describe. Changes nothing.
+pub async fn plan_file(rds: &Rds, eks: &Eks, environment: &str, spec: &Path) -> Result<Plan> {
+    let parsed = EnvironmentSpec::parse_file(spec)?;
+    if parsed.environment != environment {
+        bail!(
+            "{}: describes environment {:?}, not --env {environment:?}",
+            spec.display(),
+            parsed.environment
+        );
+    }
+    let actual = observe(rds, eks, &parsed)
+        .await
+        .with_context(|| format!("describing {environment}'s RDS instances and EKS cluster"))?;
+    Ok(plan(&parsed, &actual))
+}

@@ -1,0 +1,387 @@
+//! The health-check Lambda: is an environment healthy, as its spec defines it?
+//!
+//! `check` gathers what RDS and EKS describe, what each HTTP check answers (status, latency against its
+//! budget, an optional body match) and when the newest completed backup was taken, and judges them with
+//! `domain::health::assess`: `healthy`, `degraded` or `unhealthy`, with every reason. A deployment's check
+//! (`fail_on_unhealthy`) fails with `HealthCheckFailed` on `unhealthy`, which sends the deployment into its
+//! revert; the sweep's check records the verdict (`HEALTH#<ts>#<id>`) and never fails because an
+//! environment is unhealthy.
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opsplane_shared::aws::Clients;
+use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::observe::observe;
+use opsplane_shared::aws::rds::Rds;
+use opsplane_shared::aws::specs::{SpecStore, SpecStoreError};
+use opsplane_shared::clock::{Clock, SystemClock};
+use opsplane_shared::domain::health::{
+    HealthReport, HttpObservation, Observations, Verdict, assess,
+};
+use opsplane_shared::domain::spec::{HttpCheck, validate_environment_name};
+use opsplane_shared::execution::BoxFuture;
+use opsplane_shared::state::{BackupRecord, BackupStatus, HealthRecord, StateStore};
+use opsplane_shared::{Config, OpsError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The function's name, as registered on the local engine and deployed.
+pub const FUNCTION_NAME: &str = "health-check";
+/// How many backup records are read to find the newest completed one.
+const BACKUPS_SCANNED: u32 = 20;
+
+/// Runs one HTTP check.
+pub trait HttpProber: Send + Sync {
+    /// GETs the check's URL within its latency budget and says what came back. Never fails: a refused
+    /// connection or a timeout is an observation.
+    fn probe<'a>(&'a self, check: &'a HttpCheck) -> BoxFuture<'a, HttpObservation>;
+}
+
+/// [`HttpProber`] over reqwest (rustls), redirects not followed: a health endpoint answers itself.
+#[derive(Debug, Clone)]
+pub struct ReqwestProber {
+    client: reqwest::Client,
+}
+
+impl Default for ReqwestProber {
+    fn default() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent("opsplane-health-check")
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl HttpProber for ReqwestProber {
+    fn probe<'a>(&'a self, check: &'a HttpCheck) -> BoxFuture<'a, HttpObservation> {
+        Box::pin(async move {
+            let budget = Duration::from_millis(check.timeout_ms);
+            let started = Instant::now();
+            let result = tokio::time::timeout(budget, async {
+                let resp = self.client.get(&check.url).send().await?;
+                let status = resp.status().as_u16();
+                let body = match &check.body_contains {
+                    Some(_) => Some(resp.text().await?),
+                    None => None,
+                };
+                Ok::<_, reqwest::Error>((status, body))
+            })
+            .await;
+            let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (status, body_matched, error) = match result {
+                Err(_) => (
+                    None,
+                    None,
+                    Some(format!("timed out after {} ms", check.timeout_ms)),
+                ),
+                Ok(Err(e)) => (None, None, Some(e.to_string())),
+                Ok(Ok((status, body))) => {
+                    let matched = match (&check.body_contains, body) {
+                        (Some(want), Some(body)) => Some(body.contains(want.as_str())),
+                        _ => None,
+                    };
+                    (Some(status), matched, None)
+                }
+            };
+            tracing::info!(url = check.url, ?status, latency_ms, ?error, "http check");
+            HttpObservation {
+                url: check.url.clone(),
+                status,
+                latency_ms,
+                body_matched,
+                error,
+            }
+        })
+    }
+}
+
+/// What the handler needs.
+#[derive(Clone)]
+pub struct Deps {
+    /// RDS.
+    pub rds: Rds,
+    /// EKS.
+    pub eks: Eks,
+    /// The specs.
+    pub specs: SpecStore,
+    /// Backup records and health records.
+    pub state: StateStore,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The HTTP checks.
+    pub http: Arc<dyn HttpProber>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// The production wiring over `clients`: the wall clock, reqwest.
+    pub fn new(config: Config, clients: &Clients) -> Self {
+        Self {
+            rds: Rds::new(clients.rds.clone()),
+            eks: Eks::new(clients.eks.clone()),
+            specs: SpecStore::new(clients.s3.clone(), config.bucket_name.clone()),
+            state: StateStore::from_config(&config, clients),
+            clock: Arc::new(SystemClock),
+            http: Arc::new(ReqwestProber::default()),
+        }
+    }
+}
+
+/// `check`: which environment, at which spec version, and what to do with the verdict.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    /// Always `check`.
+    pub action: String,
+    /// The environment.
+    pub environment: String,
+    /// The spec version to judge against (the latest when absent).
+    #[serde(default)]
+    pub spec_version: Option<String>,
+    /// Fail with `HealthCheckFailed` when the verdict is `unhealthy` (a deployment's check).
+    #[serde(default)]
+    pub fail_on_unhealthy: bool,
+    /// Record the verdict (`HEALTH#<ts>#<id>`).
+    #[serde(default)]
+    pub record: bool,
+    /// `$$.Execution.Id`, for the record.
+    #[serde(default)]
+    pub execution: Option<String>,
+}
+
+/// Assesses one environment.
+pub async fn check(deps: &Deps, input: CheckInput) -> Result<HealthReport, OpsError> {
+    validate_environment_name(&input.environment)
+        .map_err(|r| OpsError::invalid("environment", r))?;
+    let stored = match deps
+        .specs
+        .get(&input.environment, input.spec_version.as_deref())
+        .await
+    {
+        Ok(s) => s,
+        Err(err @ SpecStoreError::Missing { .. }) if input.spec_version.is_some() => {
+            return Err(OpsError::invalid("spec_version", err.to_string()));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let spec = &stored.spec;
+    let actual = observe(&deps.rds, &deps.eks, spec).await?;
+    let mut http = Vec::with_capacity(spec.health.http.len());
+    for c in &spec.health.http {
+        http.push(deps.http.probe(c).await);
+    }
+    let backups: Vec<BackupRecord> = deps
+        .state
+        .latest(&input.environment, BACKUPS_SCANNED)
+        .await?;
+    let newest_backup = backups
+        .iter()
+        .filter(|b| b.status == BackupStatus::Completed)
+        .map(|b| b.created_at)
+        .max();
+    let report = assess(
+        spec,
+        &Observations {
+            actual: &actual,
+            http: &http,
+            newest_backup,
+            now: deps.clock.now(),
+        },
+    );
+    tracing::info!(
+        environment = input.environment,
+        verdict = report.verdict.as_str(),
+        reasons = report.reasons.len(),
+        "health assessed"
+    );
+    if input.record {
+        let execution = input.execution.clone().unwrap_or_default();
+        let id = hex::encode(
+            &Sha256::digest(format!("{execution}#{}", input.environment).as_bytes())[..5],
+        );
+        deps.state
+            .put_observation(&HealthRecord {
+                environment: input.environment.clone(),
+                id,
+                checked_at: report.checked_at,
+                verdict: report.verdict.as_str().to_owned(),
+                reasons: serde_json::to_value(&report.reasons).unwrap_or_default(),
+                execution: input.execution.clone(),
+            })
+            .await?;
+    }
+    if input.fail_on_unhealthy && report.verdict == Verdict::Unhealthy {
+        return Err(OpsError::HealthCheckFailed(report.summary()));
+    }
+    Ok(report)
+}
+
+/// The sweep's environments from its input (`{}` or `{"environments": [...]}`): every one with a spec, or
+/// those named, each of which must have one.
+pub async fn sweep_environments(specs: &SpecStore, input: &Value) -> Result<Vec<String>, OpsError> {
+    let known = specs.environments().await?;
+    let obj = match input {
+        Value::Null => return Ok(known),
+        Value::Object(obj) => obj,
+        _ => {
+            return Err(OpsError::invalid(
+                "input",
+                "must be {} or {\"environments\": [\"prod\", ...]}",
+            ));
+        }
+    };
+    if let Some(key) = obj.keys().find(|k| *k != "environments") {
+        return Err(OpsError::invalid(
+            key.clone(),
+            "unknown field; the sweep takes only `environments`",
+        ));
+    }
+    let Some(named) = obj.get("environments") else {
+        return Ok(known);
+    };
+    let named = named
+        .as_array()
+        .ok_or_else(|| OpsError::invalid("environments", "must be a list of environment names"))?;
+    let mut out = Vec::with_capacity(named.len());
+    for (i, env) in named.iter().enumerate() {
+        let field = format!("environments[{i}]");
+        let env = env
+            .as_str()
+            .ok_or_else(|| OpsError::invalid(field.clone(), "must be a string"))?;
+        validate_environment_name(env).map_err(|r| OpsError::invalid(field.clone(), r))?;
+        if !known.iter().any(|k| k == env) {
+            return Err(OpsError::invalid(
+                field,
+                format!(
+                    "no spec for environment `{env}`; known: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        out.push(env.to_owned());
+    }
+    Ok(out)
+}
+
+/// The JSON boundary: `check` or `list-environments`.
+pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
+    let action = input
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    tracing::info!(action, "health-check function invoked");
+    match action.as_str() {
+        "check" => {
+            let parsed: CheckInput = serde_json::from_value(input).map_err(|e| {
+                let msg = e.to_string();
+                let field = msg
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| msg.contains("field"))
+                    .unwrap_or("input")
+                    .to_owned();
+                OpsError::invalid(field, msg)
+            })?;
+            let report = check(deps, parsed).await?;
+            serde_json::to_value(report)
+                .map_err(|e| OpsError::Internal(format!("serialising the report: {e}")))
+        }
+        "list-environments" => {
+            let sweep = input.get("input").cloned().unwrap_or(Value::Null);
+            let environments = sweep_environments(&deps.specs, &sweep).await?;
+            Ok(json!({ "environments": environments }))
+        }
+        other => Err(OpsError::invalid(
+            "action",
+            format!("unknown action {other:?}; one of check, list-environments"),
+        )),
+    }
+}
+
+/// Registers the function on a local engine under [`FUNCTION_NAME`].
+#[cfg(feature = "local")]
+pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
+    let deps = Arc::new(deps);
+    engine.register_handler(FUNCTION_NAME, move |input, _ctx| {
+        let deps = deps.clone();
+        async move {
+            handle(&deps, input).await.map_err(|e| {
+                opsplane_statemachines::FunctionError::new(e.name().as_str(), e.full_message())
+            })
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn serve(answer: &'static str, delay: Duration) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
+                let _ = sock.write_all(answer.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}/health")
+    }
+
+    fn check(url: String, body: Option<&str>, timeout_ms: u64) -> HttpCheck {
+        HttpCheck {
+            url,
+            expect_status: 200,
+            timeout_ms,
+            body_contains: body.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_prober_reports_status_body_and_timeouts() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nall ok\n";
+        let url = serve(ok, Duration::ZERO).await;
+        let seen = ReqwestProber::default()
+            .probe(&check(url.clone(), Some("ok"), 2000))
+            .await;
+        assert_eq!(seen.status, Some(200));
+        assert_eq!(seen.body_matched, Some(true));
+        assert!(seen.error.is_none());
+        let seen = ReqwestProber::default()
+            .probe(&check(url, Some("nope"), 2000))
+            .await;
+        assert_eq!(seen.body_matched, Some(false));
+
+        let err =
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let url = serve(err, Duration::ZERO).await;
+        assert_eq!(
+            ReqwestProber::default()
+                .probe(&check(url, None, 2000))
+                .await
+                .status,
+            Some(500)
+        );
+
+        let slow = serve(ok, Duration::from_secs(5)).await;
+        let seen = ReqwestProber::default().probe(&check(slow, None, 50)).await;
+        assert_eq!(seen.status, None);
+        assert!(seen.error.unwrap().contains("timed out"));
+    }
+}

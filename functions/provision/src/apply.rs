@@ -1,0 +1,388 @@
+//! Changing the world: pre-change snapshots, apply, convergence and the revert to the last known good.
+//!
+//! Apply only ever carries out changes of an approved plan (matched by resource and field against a fresh
+//! plan, so a retried call does nothing twice), and each mutation call is preceded by a fence check with
+//! the lock's token. The same path applies a deployment and reverts one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use opsplane_shared::OpsError;
+use opsplane_shared::aws::observe::observe;
+use opsplane_shared::aws::rds::InstanceModification;
+use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
+use opsplane_shared::domain::plan::{ActualState, Change, ChangeKind, Plan, Resource, plan};
+use opsplane_shared::domain::spec::EnvironmentSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::{Deps, TAG_DEPLOYMENT, resource_tags};
+
+/// `snapshot`: the plan about to be applied.
+#[derive(Debug, Deserialize)]
+pub struct SnapshotInput {
+    /// The environment.
+    pub environment: String,
+    /// The deployment's id.
+    pub deployment_id: String,
+    /// The plan.
+    pub plan: Plan,
+}
+
+/// The pre-change snapshots started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshots {
+    /// Their identifiers.
+    pub snapshots: Vec<String>,
+}
+
+/// The identifier of an instance's pre-change snapshot for a deployment (deterministic: a retry finds it).
+pub fn pre_change_snapshot_id(instance: &str, deployment_id: &str) -> String {
+    format!("opsplane-pre-{deployment_id}-{instance}")
+        .chars()
+        .take(255)
+        .collect()
+}
+
+/// Starts a tagged manual snapshot of every existing instance the plan changes.
+pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<Snapshots, OpsError> {
+    let mut snapshots = Vec::new();
+    for instance in input.plan.instances_changed() {
+        let id = pre_change_snapshot_id(&instance, &input.deployment_id);
+        let tags = BTreeMap::from([
+            (TAG_ENVIRONMENT.to_owned(), input.environment.clone()),
+            (TAG_MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
+            (TAG_DEPLOYMENT.to_owned(), input.deployment_id.clone()),
+        ]);
+        deps.rds.create_snapshot(&instance, &id, &tags).await?;
+        tracing::info!(
+            environment = input.environment,
+            instance,
+            snapshot = id,
+            "pre-change snapshot started"
+        );
+        snapshots.push(id);
+    }
+    Ok(Snapshots { snapshots })
+}
+
+/// Polls the pre-change snapshots: `NotReady` until every one is available.
+pub async fn check_snapshots(deps: &Deps, input: Snapshots) -> Result<Snapshots, OpsError> {
+    for id in &input.snapshots {
+        let snap = deps
+            .rds
+            .snapshot(id)
+            .await?
+            .ok_or_else(|| OpsError::ResourceNotFound(format!("pre-change snapshot {id}")))?;
+        match snap.status.as_str() {
+            "available" => {}
+            "failed" | "error" => {
+                return Err(OpsError::Internal(format!(
+                    "pre-change snapshot {id} is {}: nothing was changed",
+                    snap.status
+                )));
+            }
+            other => return Err(OpsError::NotReady(format!("snapshot {id} is {other}"))),
+        }
+    }
+    Ok(input)
+}
+
+/// `apply` and `check-stable`: what to bring the environment to, under which token.
+#[derive(Debug, Deserialize)]
+pub struct ApplyInput {
+    /// The environment.
+    pub environment: String,
+    /// The spec version applied.
+    pub spec_version: String,
+    /// The lock's fencing token.
+    pub token: u64,
+    /// The approved plan: only its changes are carried out.
+    pub plan: Plan,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// One line per call made.
+    pub issued: Vec<String>,
+    /// Whether the environment has converged (`check-stable` only).
+    pub stable: bool,
+}
+
+fn key(c: &Change) -> (Resource, String) {
+    (c.resource.clone(), c.field.clone())
+}
+
+fn modification(
+    db: &opsplane_shared::domain::spec::RdsSpec,
+    fields: &BTreeSet<&str>,
+) -> InstanceModification {
+    let has = |f: &str| fields.contains(f);
+    InstanceModification {
+        instance_class: has("instance_class").then(|| db.instance_class.clone()),
+        multi_az: db.multi_az.filter(|_| has("multi_az")),
+        backup_retention_days: db
+            .backup_retention_days
+            .filter(|_| has("backup_retention_days")),
+        deletion_protection: db
+            .deletion_protection
+            .filter(|_| has("deletion_protection")),
+        publicly_accessible: db
+            .publicly_accessible
+            .filter(|_| has("publicly_accessible")),
+        allocated_storage_gb: db
+            .allocated_storage_gb
+            .filter(|_| has("allocated_storage_gb")),
+        engine_version: db.engine_version.clone().filter(|_| has("engine_version")),
+    }
+}
+
+/// Carries out the approved changes still outstanding against `actual`, in an order AWS accepts: node
+/// groups of a cluster that does not exist yet, or is being upgraded, wait for the next round.
+async fn apply_outstanding(
+    deps: &Deps,
+    spec: &EnvironmentSpec,
+    approved: &Plan,
+    actual: &ActualState,
+    token: u64,
+) -> Result<Vec<String>, OpsError> {
+    let wanted: BTreeSet<(Resource, String)> = approved.changes.iter().map(key).collect();
+    let current = plan(spec, actual);
+    let todo: Vec<&Change> = current
+        .changes
+        .iter()
+        .filter(|c| wanted.contains(&key(c)))
+        .collect();
+    if todo.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The fence check: a holder that lost the lock stops here, before any call.
+    deps.state.raise_fence(&spec.environment, token).await?;
+    let tags = resource_tags(spec);
+    let cluster_busy = todo.iter().any(|c| {
+        matches!(c.resource, Resource::Cluster { .. })
+            && matches!(c.kind, ChangeKind::Create | ChangeKind::Upgrade)
+    }) || actual
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.status != "ACTIVE");
+    let mut modifications: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut issued = Vec::new();
+    for c in &todo {
+        match (&c.resource, c.kind) {
+            (Resource::Instance { identifier }, ChangeKind::Create) => {
+                let db = spec.instance(identifier).ok_or_else(|| {
+                    OpsError::Internal(format!("plan names {identifier}, which the spec lacks"))
+                })?;
+                deps.rds.create_instance(db, &tags).await?;
+                issued.push(format!("CreateDBInstance {identifier}"));
+            }
+            (Resource::Instance { identifier }, _) => {
+                modifications
+                    .entry(identifier.as_str())
+                    .or_default()
+                    .insert(c.field.as_str());
+            }
+            (Resource::Cluster { name }, ChangeKind::Create) => {
+                let eks = spec.eks.as_ref().ok_or_else(|| {
+                    OpsError::Internal(format!("plan names cluster {name}, which the spec lacks"))
+                })?;
+                deps.eks.create_cluster(eks, &tags).await?;
+                issued.push(format!("CreateCluster {name}"));
+            }
+            (Resource::Cluster { name }, ChangeKind::Upgrade) => {
+                deps.eks.update_cluster_version(name, &c.to).await?;
+                issued.push(format!("UpdateClusterVersion {name} {}", c.to));
+            }
+            (Resource::Nodegroup { cluster, name }, kind) => {
+                let eks = spec.eks.as_ref().ok_or_else(|| {
+                    OpsError::Internal(format!(
+                        "plan names node group {name}, which the spec lacks"
+                    ))
+                })?;
+                let ng = eks
+                    .nodegroups
+                    .iter()
+                    .find(|n| &n.name == name)
+                    .ok_or_else(|| {
+                        OpsError::Internal(format!(
+                            "plan names node group {name}, which the spec lacks"
+                        ))
+                    })?;
+                match kind {
+                    ChangeKind::Create | ChangeKind::Upgrade if cluster_busy => {
+                        tracing::info!(
+                            cluster,
+                            nodegroup = name,
+                            "waiting for the cluster before the node group"
+                        );
+                    }
+                    ChangeKind::Create => {
+                        deps.eks.create_nodegroup(eks, ng, &tags).await?;
+                        issued.push(format!("CreateNodegroup {cluster}/{name}"));
+                    }
+                    ChangeKind::Scale => {
+                        deps.eks.update_scaling(cluster, ng).await?;
+                        issued.push(format!("UpdateNodegroupConfig {cluster}/{name} {}", c.to));
+                    }
+                    ChangeKind::Upgrade => {
+                        deps.eks
+                            .update_nodegroup_version(cluster, name, &c.to)
+                            .await?;
+                        issued.push(format!("UpdateNodegroupVersion {cluster}/{name} {}", c.to));
+                    }
+                    ChangeKind::Modify => {}
+                }
+            }
+            (Resource::Cluster { .. } | Resource::Environment { .. }, _) => {}
+        }
+    }
+    for (identifier, fields) in modifications {
+        let Some(db) = spec.instance(identifier) else {
+            continue;
+        };
+        let m = modification(db, &fields);
+        if !m.is_empty() {
+            deps.rds.modify_instance(identifier, &m).await?;
+            let names: Vec<&str> = fields.into_iter().collect();
+            issued.push(format!("ModifyDBInstance {identifier} {}", names.join(",")));
+        }
+    }
+    for line in &issued {
+        tracing::info!(
+            environment = spec.environment,
+            token,
+            call = line,
+            "applied"
+        );
+    }
+    Ok(issued)
+}
+
+/// Applies the approved plan's outstanding changes.
+pub async fn apply(deps: &Deps, input: ApplyInput) -> Result<Applied, OpsError> {
+    let stored = deps
+        .spec(&input.environment, Some(&input.spec_version))
+        .await?;
+    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let issued = apply_outstanding(deps, &stored.spec, &input.plan, &actual, input.token).await?;
+    Ok(Applied {
+        issued,
+        stable: false,
+    })
+}
+
+fn unstable(actual: &ActualState) -> Option<String> {
+    for i in &actual.instances {
+        if i.status != "available" {
+            return Some(format!("instance {} is {}", i.identifier, i.status));
+        }
+        if !i.pending.is_empty() {
+            return Some(format!(
+                "instance {} has pending {}",
+                i.identifier,
+                i.pending.join(",")
+            ));
+        }
+    }
+    if let Some(c) = &actual.cluster {
+        if c.status != "ACTIVE" {
+            return Some(format!("cluster {} is {}", c.name, c.status));
+        }
+        for n in &c.nodegroups {
+            if n.status != "ACTIVE" {
+                return Some(format!("node group {}/{} is {}", c.name, n.name, n.status));
+            }
+        }
+    }
+    None
+}
+
+/// Polls until every resource is available/ACTIVE with nothing pending and no approved change is
+/// outstanding; carries out the changes that had to wait for an earlier one (node groups after their
+/// cluster). `NotReady` until then.
+pub async fn check_stable(deps: &Deps, input: ApplyInput) -> Result<Applied, OpsError> {
+    let stored = deps
+        .spec(&input.environment, Some(&input.spec_version))
+        .await?;
+    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    if let Some(why) = unstable(&actual) {
+        return Err(OpsError::NotReady(why));
+    }
+    let issued = apply_outstanding(deps, &stored.spec, &input.plan, &actual, input.token).await?;
+    if !issued.is_empty() {
+        return Err(OpsError::NotReady(format!("applied {}", issued.join("; "))));
+    }
+    Ok(Applied {
+        issued,
+        stable: true,
+    })
+}
+
+/// `revert`: back to the last known good.
+#[derive(Debug, Deserialize)]
+pub struct RevertInput {
+    /// The environment.
+    pub environment: String,
+    /// The lock's fencing token.
+    pub token: u64,
+}
+
+/// What a revert did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reverted {
+    /// Whether there was a last known good to go back to.
+    pub reverted: bool,
+    /// Its spec version.
+    pub spec_version: Option<String>,
+    /// The revert's plan (reversible changes only).
+    pub plan: Option<Plan>,
+    /// Changes that cannot be reverted (an upgrade, a storage grow), left in place.
+    pub skipped: Vec<Change>,
+    /// The calls made.
+    pub issued: Vec<String>,
+    /// Why nothing was reverted.
+    pub reason: Option<String>,
+}
+
+/// Plans the last known good spec against what exists and applies its reversible changes, through the
+/// same path as a deployment.
+pub async fn revert(deps: &Deps, input: RevertInput) -> Result<Reverted, OpsError> {
+    let Some(lkg) = deps.state.last_known_good(&input.environment).await? else {
+        tracing::warn!(
+            environment = input.environment,
+            "no last known good: nothing to revert to"
+        );
+        return Ok(Reverted {
+            reverted: false,
+            spec_version: None,
+            plan: None,
+            skipped: Vec::new(),
+            issued: Vec::new(),
+            reason: Some(format!(
+                "environment `{}` has no last known good deployment to revert to",
+                input.environment
+            )),
+        });
+    };
+    let stored = deps
+        .spec(&input.environment, Some(&lkg.spec_version))
+        .await?;
+    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let (p, skipped) = plan(&stored.spec, &actual).revertible();
+    let issued = apply_outstanding(deps, &stored.spec, &p, &actual, input.token).await?;
+    tracing::info!(
+        environment = input.environment,
+        spec_version = lkg.spec_version,
+        changes = p.changes.len(),
+        skipped = skipped.len(),
+        "reverting to the last known good"
+    );
+    Ok(Reverted {
+        reverted: true,
+        spec_version: Some(lkg.spec_version),
+        plan: Some(p),
+        skipped,
+        issued,
+        reason: None,
+    })
+}

@@ -1,0 +1,554 @@
+//! The provision Lambda: every step of `provision.asl.json` (validate, plan, approval request, pre-change
+//! snapshots, apply, convergence, revert to the last known good, record), the revert and record steps of
+//! `rollback.asl.json`, and drift detection (`drift.asl.json`, `opsplane drift`).
+//!
+//! One function, dispatched on the input's `action`. Every action is a plain async function over a typed
+//! input; [`handle`] is the JSON boundary Lambda (and the local engine) calls. Every AWS mutation is preceded
+//! by a fence check with the caller's lock token, so a holder that lost the lock (a deployment a rollback
+//! stopped and took over from) changes nothing.
+
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod drift;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use opsplane_shared::aws::Clients;
+use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::objects::ObjectStore;
+use opsplane_shared::aws::observe::observe;
+use opsplane_shared::aws::rds::Rds;
+use opsplane_shared::aws::specs::{SpecStore, SpecStoreError, StoredSpec};
+use opsplane_shared::clock::{Clock, SystemClock};
+use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
+use opsplane_shared::domain::plan::{Plan, plan};
+use opsplane_shared::domain::spec::validate_environment_name;
+use opsplane_shared::state::{
+    ApprovalRecord, ApprovalStatus, DeploymentRecord, DeploymentStatus, InForce, LastKnownGood,
+    StateStore,
+};
+use opsplane_shared::{Config, OpsError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The function's name, as registered on the local engine and deployed.
+pub const FUNCTION_NAME: &str = "provision";
+/// The tag naming the deployment a pre-change snapshot was taken for.
+pub const TAG_DEPLOYMENT: &str = "opsplane:deployment";
+
+/// What the handler needs: adapters over the AWS clients and the clock.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    /// Where state lives.
+    pub config: Config,
+    /// RDS.
+    pub rds: Rds,
+    /// EKS.
+    pub eks: Eks,
+    /// The specs (versioned).
+    pub specs: SpecStore,
+    /// The state bucket (drift reports).
+    pub objects: ObjectStore,
+    /// Records, fence, last known good, approvals.
+    pub state: StateStore,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    /// The production wiring: every adapter over `clients`, the wall clock.
+    pub fn new(config: Config, clients: &Clients) -> Self {
+        Self {
+            rds: Rds::new(clients.rds.clone()),
+            eks: Eks::new(clients.eks.clone()),
+            specs: SpecStore::new(clients.s3.clone(), config.bucket_name.clone()),
+            objects: ObjectStore::new(clients.s3.clone(), config.bucket_name.clone()),
+            state: StateStore::from_config(&config, clients),
+            clock: Arc::new(SystemClock),
+            config,
+        }
+    }
+
+    /// The environment's spec at `version` (latest when `None`).
+    pub async fn spec(
+        &self,
+        environment: &str,
+        version: Option<&str>,
+    ) -> Result<StoredSpec, OpsError> {
+        validate_environment_name(environment).map_err(|r| OpsError::invalid("environment", r))?;
+        match self.specs.get(environment, version).await {
+            Ok(s) => Ok(s),
+            // A version that does not exist is the caller's mistake about that field.
+            Err(err @ SpecStoreError::Missing { .. }) if version.is_some() => {
+                Err(OpsError::invalid("spec_version", err.to_string()))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// A short id derived from an execution ARN: the same execution (a retried task) gets the same id.
+pub fn short_id(execution: &str) -> String {
+    hex::encode(&Sha256::digest(execution.as_bytes())[..5])
+}
+
+/// The tags every resource opsplane creates carries: the spec's, `ManagedBy=opsplane` and the environment.
+pub fn resource_tags(
+    spec: &opsplane_shared::domain::spec::EnvironmentSpec,
+) -> std::collections::BTreeMap<String, String> {
+    let mut tags = spec.tags.clone();
+    tags.entry(TAG_MANAGED_BY.to_owned())
+        .or_insert_with(|| MANAGED_BY_VALUE.to_owned());
+    tags.insert(TAG_ENVIRONMENT.to_owned(), spec.environment.clone());
+    tags
+}
+
+/// Parses an action's input; a malformed one is `InvalidInput` naming the field serde complains about.
+pub fn parse<T: DeserializeOwned>(input: Value) -> Result<T, OpsError> {
+    serde_json::from_value(input).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg
+            .split('`')
+            .nth(1)
+            .filter(|_| msg.contains("field"))
+            .unwrap_or("input")
+            .to_owned();
+        OpsError::invalid(field, msg)
+    })
+}
+
+fn to_value<T: Serialize>(out: T) -> Result<Value, OpsError> {
+    serde_json::to_value(out)
+        .map_err(|e| OpsError::Internal(format!("serialising the output: {e}")))
+}
+
+/// `validate`: the workflow's input as given, and the execution.
+#[derive(Debug, Deserialize)]
+pub struct ValidateInput {
+    /// The workflow's input.
+    pub input: Value,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+}
+
+/// The provision workflow's input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// The environment.
+    pub environment: String,
+    /// The S3 version of `specs/<env>/spec.yaml` to apply; the latest when absent.
+    #[serde(default)]
+    pub spec_version: Option<String>,
+    /// Who asks (GitHub subject, operator); the execution when absent.
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// One deployment's identity, carried through the workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The environment.
+    pub environment: String,
+    /// The spec version applied (pinned at validation, so what is approved is what is applied).
+    pub spec_version: String,
+    /// The deployment's id (derived from the execution).
+    pub deployment_id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Who asked.
+    pub actor: String,
+    /// How long an approval may take, seconds (the spec's `approval.timeout_minutes`).
+    pub approval_timeout_seconds: u64,
+}
+
+/// Checks the input and pins the spec version; touches nothing.
+pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<Deployment, OpsError> {
+    if !input.input.is_object() {
+        return Err(OpsError::invalid(
+            "input",
+            "must be an object like {\"environment\": \"prod\", \"spec_version\": \"<S3 version id>\"}",
+        ));
+    }
+    let req: ProvisionRequest = parse(input.input)?;
+    if req
+        .spec_version
+        .as_deref()
+        .is_some_and(|v| v.trim().is_empty())
+    {
+        return Err(OpsError::invalid(
+            "spec_version",
+            "must be an S3 version id of specs/<env>/spec.yaml; leave it out for the latest",
+        ));
+    }
+    let stored = deps
+        .spec(&req.environment, req.spec_version.as_deref())
+        .await?;
+    Ok(Deployment {
+        environment: req.environment,
+        spec_version: stored.version,
+        deployment_id: short_id(&input.execution),
+        started_at: deps.clock.now(),
+        actor: req.actor.unwrap_or(input.execution),
+        approval_timeout_seconds: u64::from(stored.spec.approval.timeout_minutes) * 60,
+    })
+}
+
+/// `plan`: which spec version to plan.
+#[derive(Debug, Deserialize)]
+pub struct PlanInput {
+    /// The environment.
+    pub environment: String,
+    /// The spec version.
+    pub spec_version: String,
+}
+
+/// Plans the spec version against what RDS and EKS describe. A blocked plan fails with `PolicyViolation`
+/// listing every blocking finding.
+pub async fn plan_action(deps: &Deps, input: PlanInput) -> Result<Plan, OpsError> {
+    let stored = deps
+        .spec(&input.environment, Some(&input.spec_version))
+        .await?;
+    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let p = plan(&stored.spec, &actual);
+    tracing::info!(
+        environment = input.environment,
+        spec_version = input.spec_version,
+        changes = p.changes.len(),
+        blocked = p.blocked,
+        needs_approval = p.needs_approval,
+        "planned"
+    );
+    if p.blocked {
+        let reasons: Vec<String> = p
+            .blocking()
+            .map(|f| format!("{} [{}] {}", f.resource, f.rule, f.message))
+            .collect();
+        return Err(OpsError::PolicyViolation(format!(
+            "the plan for `{}` is blocked and nothing was changed: {}",
+            input.environment,
+            reasons.join("; ")
+        )));
+    }
+    Ok(p)
+}
+
+/// `request-approval`: the task token the workflow waits on.
+#[derive(Debug, Deserialize)]
+pub struct ApprovalInput {
+    /// The environment.
+    pub environment: String,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+    /// `$$.Task.Token`.
+    pub task_token: String,
+    /// The plan waiting.
+    pub plan: Value,
+    /// How long the workflow waits, seconds.
+    pub timeout_seconds: u64,
+}
+
+/// Records the pending approval, keyed by the execution, with the token that resumes it.
+pub async fn request_approval(deps: &Deps, input: ApprovalInput) -> Result<Value, OpsError> {
+    if input.task_token.is_empty() {
+        return Err(OpsError::invalid(
+            "task_token",
+            "required: pass \"task_token.$\": \"$$.Task.Token\" from a .waitForTaskToken task",
+        ));
+    }
+    let now = deps.clock.now();
+    let record = ApprovalRecord {
+        execution: input.execution.clone(),
+        environment: input.environment.clone(),
+        task_token: input.task_token,
+        plan: input.plan,
+        requested_at: now,
+        expires_at: now
+            + chrono::Duration::seconds(
+                i64::try_from(input.timeout_seconds).unwrap_or(i64::MAX / 2),
+            ),
+        status: ApprovalStatus::Pending,
+        decided_by: None,
+        reason: None,
+        decided_at: None,
+    };
+    deps.state.put_approval(&record).await?;
+    tracing::info!(
+        environment = input.environment,
+        execution = input.execution,
+        timeout_seconds = input.timeout_seconds,
+        "waiting for approval: opsplane approve|reject EXECUTION"
+    );
+    Ok(json!({ "requested": true, "expires_at": record.expires_at }))
+}
+
+/// `record`: how a deployment (or rollback) ended.
+#[derive(Debug, Deserialize)]
+pub struct RecordInput {
+    /// The deployment.
+    pub deployment: Deployment,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+    /// The lock's fencing token.
+    pub token: u64,
+    /// `succeeded`, `failed` or `rolled_back`.
+    pub outcome: String,
+    /// The plan applied, if there was one.
+    #[serde(default)]
+    pub plan: Value,
+    /// The error, as Step Functions caught it (`{"Error", "Cause"}`).
+    #[serde(default)]
+    pub error: Option<Value>,
+    /// The revert's output, when the environment was reverted.
+    #[serde(default)]
+    pub revert: Option<Value>,
+    /// The workflow's whole state (`"state.$": "$"`): `plan`, `error` and `revert` are taken from it when
+    /// not given, since a failure path cannot know which of them exist.
+    #[serde(default)]
+    pub state: Option<Value>,
+}
+
+fn error_text(error: &Value) -> String {
+    let name = error
+        .get("Error")
+        .and_then(Value::as_str)
+        .unwrap_or("Error");
+    let cause = error
+        .get("Cause")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if cause.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}: {cause}")
+    }
+}
+
+/// Writes the deployment record, fenced; a healthy deployment becomes the last known good, and the spec
+/// version in force follows what was applied (the new one, or the last known good after a revert).
+pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsError> {
+    if let Some(state) = input.state.take() {
+        let field = |name: &str| state.get(name).filter(|v| !v.is_null()).cloned();
+        if input.plan.is_null() {
+            input.plan = field("plan").unwrap_or_default();
+        }
+        input.error = input.error.or_else(|| field("error"));
+        input.revert = input.revert.or_else(|| field("revert"));
+    }
+    let d = &input.deployment;
+    let now = deps.clock.now();
+    let status = match input.outcome.as_str() {
+        "succeeded" => DeploymentStatus::Succeeded,
+        "failed" => DeploymentStatus::Failed,
+        "rolled_back" => DeploymentStatus::RolledBack,
+        other => {
+            return Err(OpsError::invalid(
+                "outcome",
+                format!("{other:?}; one of succeeded, failed, rolled_back"),
+            ));
+        }
+    };
+    let reverted_to = input
+        .revert
+        .as_ref()
+        .filter(|r| r.get("reverted").and_then(Value::as_bool) == Some(true))
+        .and_then(|r| r.get("spec_version"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let record = DeploymentRecord {
+        environment: d.environment.clone(),
+        id: d.deployment_id.clone(),
+        started_at: d.started_at,
+        finished_at: Some(now),
+        status,
+        spec_version: d.spec_version.clone(),
+        plan: input.plan.clone(),
+        execution: input.execution.clone(),
+        actor: d.actor.clone(),
+        error: input.error.as_ref().map(error_text),
+    };
+    let in_force = match status {
+        DeploymentStatus::Succeeded => Some(d.spec_version.clone()),
+        DeploymentStatus::RolledBack => reverted_to.clone(),
+        _ => None,
+    }
+    .map(|spec_version| InForce {
+        spec_version,
+        deployment_id: d.deployment_id.clone(),
+        applied_at: now,
+    });
+    let lkg = (status == DeploymentStatus::Succeeded).then(|| LastKnownGood {
+        deployment_id: d.deployment_id.clone(),
+        spec_version: d.spec_version.clone(),
+        recorded_at: now,
+    });
+    deps.state
+        .record_deployment(&record, in_force.as_ref(), lkg.as_ref(), input.token)
+        .await?;
+    // An approval nobody answered (timeout, a failure while waiting) is closed, so it cannot be answered
+    // later against a finished workflow.
+    if deps.state.approval(&input.execution).await?.is_some() {
+        deps.state
+            .decide_approval(
+                &input.execution,
+                ApprovalStatus::Closed,
+                &input.execution,
+                Some(
+                    &record
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the workflow went on".into()),
+                ),
+            )
+            .await?;
+    }
+    Ok(json!({
+        "status": status,
+        "last_known_good": lkg.map(|l| l.spec_version),
+        "in_force": in_force.map(|f| f.spec_version),
+    }))
+}
+
+/// `list-environments`: the sweep's input, `{}` or `{"environments": [...]}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListInput {
+    /// The workflow's input.
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// A sweep's environments: every one with a spec, or those the input names (each must have a spec).
+pub async fn list_environments(specs: &SpecStore, input: ListInput) -> Result<Value, OpsError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SweepRequest {
+        #[serde(default)]
+        environments: Option<Vec<String>>,
+    }
+    let req: SweepRequest = if input.input.is_null() {
+        SweepRequest { environments: None }
+    } else {
+        parse(input.input)?
+    };
+    let known = specs.environments().await?;
+    let environments = match req.environments {
+        None => known,
+        Some(named) => {
+            for (i, env) in named.iter().enumerate() {
+                validate_environment_name(env)
+                    .map_err(|r| OpsError::invalid(format!("environments[{i}]"), r))?;
+                if !known.contains(env) {
+                    return Err(OpsError::invalid(
+                        format!("environments[{i}]"),
+                        format!(
+                            "no spec for environment `{env}`; known: {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            named
+        }
+    };
+    Ok(json!({ "environments": environments }))
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    action: String,
+}
+
+/// Every action, for documentation and the error message on an unknown one.
+pub const ACTIONS: [&str; 11] = [
+    "validate",
+    "plan",
+    "request-approval",
+    "snapshot",
+    "check-snapshots",
+    "apply",
+    "check-stable",
+    "revert",
+    "record",
+    "list-environments",
+    "drift",
+];
+
+/// The JSON boundary: dispatches on `action` and returns the action's output as JSON.
+pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
+    let Envelope { action } = serde_json::from_value(input.clone()).map_err(|_| {
+        OpsError::invalid(
+            "action",
+            format!("missing or not a string; one of {}", ACTIONS.join(", ")),
+        )
+    })?;
+    tracing::info!(action, "provision function invoked");
+    match action.as_str() {
+        "validate" => to_value(validate(deps, parse(input)?).await?),
+        "plan" => to_value(plan_action(deps, parse(input)?).await?),
+        "request-approval" => request_approval(deps, parse(input)?).await,
+        "snapshot" => to_value(apply::snapshot(deps, parse(input)?).await?),
+        "check-snapshots" => to_value(apply::check_snapshots(deps, parse(input)?).await?),
+        "apply" => to_value(apply::apply(deps, parse(input)?).await?),
+        "check-stable" => to_value(apply::check_stable(deps, parse(input)?).await?),
+        "revert" => to_value(apply::revert(deps, parse(input)?).await?),
+        "record" => record(deps, parse(input)?).await,
+        "list-environments" => list_environments(&deps.specs, parse(input)?).await,
+        "drift" => to_value(drift::drift_action(deps, parse(input)?).await?),
+        other => Err(OpsError::invalid(
+            "action",
+            format!("unknown action {other:?}; one of {}", ACTIONS.join(", ")),
+        )),
+    }
+}
+
+/// Registers the function on a local engine under [`FUNCTION_NAME`].
+#[cfg(feature = "local")]
+pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
+    let deps = Arc::new(deps);
+    engine.register_handler(FUNCTION_NAME, move |input, _ctx| {
+        let deps = deps.clone();
+        async move {
+            handle(&deps, input).await.map_err(|e| {
+                opsplane_statemachines::FunctionError::new(e.name().as_str(), e.full_message())
+            })
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_become_readable_text() {
+        assert_eq!(
+            error_text(&json!({"Error": "HealthCheckFailed", "Cause": "500"})),
+            "HealthCheckFailed: 500"
+        );
+        assert_eq!(
+            error_text(&json!({"Error": "States.Timeout"})),
+            "States.Timeout"
+        );
+    }
+
+    #[test]
+    fn unknown_request_fields_are_named() {
+        let err = parse::<ProvisionRequest>(json!({"environment": "dev", "extra": 1})).unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "extra"),
+            "{err}"
+        );
+        let err = parse::<ProvisionRequest>(json!({})).unwrap_err();
+        assert!(matches!(err, OpsError::InvalidInput { ref field, .. } if field == "environment"));
+    }
+
+    #[test]
+    fn short_ids_are_stable() {
+        assert_eq!(short_id("arn:x"), short_id("arn:x"));
+        assert_eq!(short_id("arn:x").len(), 10);
+    }
+}

@@ -1,0 +1,466 @@
+//! The rollback Lambda: the first steps of `rollback.asl.json`. The revert itself, its convergence and its
+//! record are the provision function's (the same plan and apply path as a deployment), the health check
+//! the health-check function's.
+//!
+//! - `resolve`: the raw EventBridge "CloudWatch Alarm State Change" event, or a manual request
+//!   `{"environment", "reason", "actor"?}`, to the environment whose spec claims the alarm, and its last
+//!   known good. Nothing is touched before this succeeds.
+//! - `claim`: one rollback per incident (alarm name and state-change time): every other execution started
+//!   by a copy of the same event learns it is a duplicate and ends without changing anything.
+//! - `stop-inflight`: the environment's running provision (the lock's holder) is stopped, so its lock is
+//!   stale and the rollback takes it over.
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use opsplane_shared::aws::Clients;
+use opsplane_shared::aws::specs::SpecStore;
+use opsplane_shared::clock::{Clock, SystemClock};
+use opsplane_shared::domain::rollback::{incident_id, resolve_environment};
+use opsplane_shared::domain::spec::{EnvironmentSpec, validate_environment_name};
+use opsplane_shared::execution::{
+    ExecutionControl, ExecutionState, ExecutionStatus, SfnExecutionControl, SfnExecutionStatus,
+};
+use opsplane_shared::idempotency::{Idempotency, IdempotencyKey, TaskContext};
+use opsplane_shared::lock::Lock;
+use opsplane_shared::state::{ApprovalStatus, StateStore};
+use opsplane_shared::{Config, OpsError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The function's name, as registered on the local engine and deployed.
+pub const FUNCTION_NAME: &str = "rollback";
+/// The EventBridge detail type of an alarm's state change.
+pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
+/// The error a stopped deployment ends with.
+pub const STOPPED_ERROR: &str = "RollbackStarted";
+/// How long `stop-inflight` waits for a stopped execution to be reported as no longer running.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// What the handler needs.
+#[derive(Clone)]
+pub struct Deps {
+    /// The specs (alarm mappings).
+    pub specs: SpecStore,
+    /// The last known good, approvals.
+    pub state: StateStore,
+    /// The environment lock (who holds it).
+    pub lock: Arc<dyn Lock>,
+    /// Whether the holder still runs.
+    pub executions: Arc<dyn ExecutionStatus>,
+    /// Stopping the holder.
+    pub control: Arc<dyn ExecutionControl>,
+    /// One rollback per incident.
+    pub idempotency: Idempotency,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// The production wiring over `clients`: Step Functions for executions, the configured lock backend.
+    pub fn new(config: Config, clients: &Clients) -> Self {
+        let executions: Arc<dyn ExecutionStatus> =
+            Arc::new(SfnExecutionStatus::new(clients.sfn.clone()));
+        let control: Arc<dyn ExecutionControl> =
+            Arc::new(SfnExecutionControl::new(clients.sfn.clone()));
+        Self::with_executions(config, clients, executions, control)
+    }
+
+    /// The wiring with another execution service (the local engine's).
+    pub fn with_executions(
+        config: Config,
+        clients: &Clients,
+        executions: Arc<dyn ExecutionStatus>,
+        control: Arc<dyn ExecutionControl>,
+    ) -> Self {
+        let state = StateStore::from_config(&config, clients);
+        Self {
+            specs: SpecStore::new(clients.s3.clone(), config.bucket_name.clone()),
+            idempotency: Idempotency::new(&state),
+            lock: opsplane_shared::lock::from_config(&config, clients, executions.clone()),
+            state,
+            executions,
+            control,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// `resolve`: the workflow's input as given.
+#[derive(Debug, Deserialize)]
+pub struct ResolveInput {
+    /// The raw event or manual request.
+    pub input: Value,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+}
+
+/// A manual rollback request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualRequest {
+    /// The environment.
+    pub environment: String,
+    /// Why (kept in the record and the audit).
+    pub reason: String,
+    /// Who asks.
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// The resolved rollback, shaped as the provision function's deployment (so its `record` takes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    /// The environment.
+    pub environment: String,
+    /// The last known good spec version the environment goes back to.
+    pub spec_version: String,
+    /// This rollback's id.
+    pub deployment_id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Who asked: `alarm:<name>` or the manual actor.
+    pub actor: String,
+    /// Unused by a rollback (it never waits for approval); kept for the deployment's shape.
+    pub approval_timeout_seconds: u64,
+    /// The incident (alarm and state-change time); `None` for a manual request.
+    pub incident: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+fn invalid_from_serde(e: serde_json::Error, prefix: &str) -> OpsError {
+    let msg = e.to_string();
+    let field = msg
+        .split('`')
+        .nth(1)
+        .filter(|_| msg.contains("field"))
+        .map(|f| format!("{prefix}{f}"))
+        .unwrap_or_else(|| prefix.trim_end_matches('.').to_owned());
+    OpsError::invalid(
+        if field.is_empty() {
+            "input".into()
+        } else {
+            field
+        },
+        msg,
+    )
+}
+
+async fn all_specs(deps: &Deps) -> Result<Vec<EnvironmentSpec>, OpsError> {
+    let mut specs = Vec::new();
+    for env in deps.specs.environments().await? {
+        match deps.specs.get(&env, None).await {
+            Ok(s) => specs.push(s.spec),
+            // One broken spec must not stop another environment's rollback.
+            Err(err) => {
+                tracing::warn!(environment = env, error = %err, "spec skipped while resolving an alarm")
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// Resolves the trigger to an environment and its last known good; changes nothing.
+pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsError> {
+    let obj = input.input.as_object().ok_or_else(|| {
+        OpsError::invalid(
+            "input",
+            "must be a CloudWatch Alarm State Change event or {\"environment\", \"reason\"}",
+        )
+    })?;
+    let (environment, actor, incident, reason) = if obj.contains_key("detail-type") {
+        let event: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> =
+            serde_json::from_value(input.input.clone())
+                .map_err(|e| invalid_from_serde(e, "detail."))?;
+        if event.detail_type != ALARM_DETAIL_TYPE {
+            return Err(OpsError::invalid(
+                "detail-type",
+                format!(
+                    "{:?}; only {ALARM_DETAIL_TYPE:?} events start a rollback",
+                    event.detail_type
+                ),
+            ));
+        }
+        let alarm = event.detail.alarm_name.clone();
+        let state =
+            event.detail.state.as_ref().ok_or_else(|| {
+                OpsError::invalid("detail.state", "required: the alarm's new state")
+            })?;
+        if state.value != CloudWatchAlarmStateValue::Alarm {
+            return Err(OpsError::invalid(
+                "detail.state.value",
+                format!(
+                    "{:?}: only a transition to ALARM rolls back (the rule should filter on it)",
+                    state.value
+                ),
+            ));
+        }
+        let specs = all_specs(deps).await?;
+        let environment = resolve_environment(&alarm, &specs)
+            .map_err(|e| OpsError::invalid("detail.alarmName", e.to_string()))?;
+        (
+            environment,
+            format!("alarm:{alarm}"),
+            Some(incident_id(&alarm, state.timestamp)),
+            format!(
+                "alarm {alarm} in ALARM since {}: {}",
+                state.timestamp, state.reason
+            ),
+        )
+    } else {
+        let req: ManualRequest =
+            serde_json::from_value(input.input.clone()).map_err(|e| invalid_from_serde(e, ""))?;
+        validate_environment_name(&req.environment)
+            .map_err(|r| OpsError::invalid("environment", r))?;
+        if req.reason.trim().is_empty() {
+            return Err(OpsError::invalid(
+                "reason",
+                "must say why the environment is rolled back",
+            ));
+        }
+        // The spec must exist: an environment opsplane does not know is a typo, not a rollback.
+        deps.specs.get(&req.environment, None).await?;
+        (
+            req.environment,
+            req.actor.unwrap_or_else(|| input.execution.clone()),
+            None,
+            req.reason,
+        )
+    };
+    let lkg = deps
+        .state
+        .last_known_good(&environment)
+        .await?
+        .ok_or_else(|| {
+            OpsError::ResourceNotFound(format!(
+                "environment `{environment}` has no last known good deployment: nothing to roll back to, nothing was changed"
+            ))
+        })?;
+    tracing::info!(
+        environment,
+        incident,
+        actor,
+        spec_version = lkg.spec_version,
+        "rollback resolved"
+    );
+    Ok(Resolved {
+        environment,
+        spec_version: lkg.spec_version,
+        deployment_id: hex::encode(&Sha256::digest(input.execution.as_bytes())[..5]),
+        started_at: deps.clock.now(),
+        actor,
+        approval_timeout_seconds: 0,
+        incident,
+        reason,
+    })
+}
+
+/// `claim`: this execution's incident.
+#[derive(Debug, Deserialize)]
+pub struct ClaimInput {
+    /// The resolved rollback.
+    pub rollback: Resolved,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+}
+
+/// Whether this execution owns the incident's rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Another execution already rolls this incident back: this one ends without changing anything.
+    pub duplicate: bool,
+    /// The execution that owns the rollback.
+    pub owner: String,
+}
+
+/// Claims the incident: the first execution owns it; every other copy of the event is a duplicate.
+pub async fn claim(deps: &Deps, input: ClaimInput) -> Result<Claim, OpsError> {
+    let Some(incident) = &input.rollback.incident else {
+        return Ok(Claim {
+            duplicate: false,
+            owner: input.execution,
+        });
+    };
+    // The key is the incident's, not the task's: every execution started by a copy of the event shares it.
+    let key = IdempotencyKey::for_task(&TaskContext {
+        execution: format!("rollback:{}", input.rollback.environment),
+        state: incident.clone(),
+        map_index: None,
+    })?;
+    let payload = json!({ "environment": input.rollback.environment, "incident": incident });
+    let me = input.execution.clone();
+    let outcome = deps
+        .idempotency
+        .run_once(&key, &payload, None, || async move {
+            Ok(json!({ "owner": me }))
+        })
+        .await;
+    let owner = match outcome {
+        Ok(v) => v
+            .get("owner")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        // Another copy is claiming it this very moment: it owns the rollback.
+        Err(OpsError::AlreadyInProgress(_)) => String::from("another execution"),
+        Err(e) => return Err(e),
+    };
+    let duplicate = owner != input.execution;
+    tracing::info!(
+        environment = input.rollback.environment,
+        incident,
+        owner,
+        duplicate,
+        "incident claimed"
+    );
+    Ok(Claim { duplicate, owner })
+}
+
+/// `stop-inflight`: the rollback's environment.
+#[derive(Debug, Deserialize)]
+pub struct StopInput {
+    /// The resolved rollback.
+    pub rollback: Resolved,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+}
+
+/// What `stop-inflight` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// The provision execution stopped, if one ran.
+    pub stopped: Option<String>,
+}
+
+/// Stops the environment's running provision, if it holds the lock, and waits until it is no longer
+/// running (so the lock is stale when the rollback asks for it). Its pending approval is closed.
+pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, OpsError> {
+    let env = &input.rollback.environment;
+    let Some(held) = deps.lock.status(env).await? else {
+        return Ok(Stopped { stopped: None });
+    };
+    if held.holder == input.execution || held.operation != "provision" {
+        return Ok(Stopped { stopped: None });
+    }
+    if deps.executions.state(&held.holder).await != ExecutionState::Running {
+        return Ok(Stopped { stopped: None });
+    }
+    let cause = format!(
+        "stopped by rollback {} of `{env}`: {}",
+        input.execution, input.rollback.reason
+    );
+    deps.control
+        .stop(&held.holder, STOPPED_ERROR, &cause)
+        .await?;
+    tracing::warn!(
+        environment = env,
+        stopped = held.holder,
+        "in-flight provision stopped"
+    );
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    while deps.executions.state(&held.holder).await == ExecutionState::Running {
+        if tokio::time::Instant::now() > deadline {
+            return Err(OpsError::NotReady(format!(
+                "{} is still running after StopExecution",
+                held.holder
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if deps.state.approval(&held.holder).await?.is_some() {
+        deps.state
+            .decide_approval(
+                &held.holder,
+                ApprovalStatus::Closed,
+                &input.execution,
+                Some(&cause),
+            )
+            .await?;
+    }
+    Ok(Stopped {
+        stopped: Some(held.holder),
+    })
+}
+
+fn to_value<T: Serialize>(out: T) -> Result<Value, OpsError> {
+    serde_json::to_value(out)
+        .map_err(|e| OpsError::Internal(format!("serialising the output: {e}")))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, OpsError> {
+    serde_json::from_value(input).map_err(|e| invalid_from_serde(e, ""))
+}
+
+/// The JSON boundary: dispatches on `action`.
+pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
+    let action = input
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    tracing::info!(action, "rollback function invoked");
+    match action.as_str() {
+        "resolve" => to_value(resolve(deps, parse(input)?).await?),
+        "claim" => to_value(claim(deps, parse(input)?).await?),
+        "stop-inflight" => to_value(stop_inflight(deps, parse(input)?).await?),
+        other => Err(OpsError::invalid(
+            "action",
+            format!("unknown action {other:?}; one of resolve, claim, stop-inflight"),
+        )),
+    }
+}
+
+/// Registers the function on a local engine under [`FUNCTION_NAME`].
+#[cfg(feature = "local")]
+pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
+    let deps = Arc::new(deps);
+    engine.register_handler(FUNCTION_NAME, move |input, _ctx| {
+        let deps = deps.clone();
+        async move {
+            handle(&deps, input).await.map_err(|e| {
+                opsplane_statemachines::FunctionError::new(e.name().as_str(), e.full_message())
+            })
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = include_str!("../../../tests/fixtures/events/alarm-staging.json");
+
+    #[test]
+    fn the_real_event_shape_parses() {
+        let event: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> =
+            serde_json::from_str(EVENT).unwrap();
+        assert_eq!(event.detail_type, ALARM_DETAIL_TYPE);
+        assert_eq!(event.detail.alarm_name, "{env}-api-5xx");
+        let state = event.detail.state.unwrap();
+        assert_eq!(state.value, CloudWatchAlarmStateValue::Alarm);
+        assert_eq!(state.timestamp.timestamp_subsec_millis(), 989);
+    }
+
+    #[test]
+    fn manual_requests_name_unknown_fields() {
+        let err = parse::<ManualRequest>(json!({"environment": "s", "reason": "r", "why": 1}))
+            .unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "why"),
+            "{err}"
+        );
+    }
+}
