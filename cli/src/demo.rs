@@ -1,136 +1,470 @@
-//! `opsplane demo`: the main job on the local default. moto stands in for AWS; the workflows run on the local
-//! engine with every handler in-process, exactly as the deployed definitions run on Step Functions.
+//! `opsplane demo`: the whole control plane on the local default. moto stands in for AWS; the workflows run on
+//! the local engine with every handler in-process, exactly as the deployed definitions run on Step Functions.
+//!
+//! The story: provision dev, staging and prod from `examples/` (prod's approval given by the demo's operator),
+//! back every environment up, drill a restore of prod, then ship a bad change to staging. Its health endpoint
+//! starts answering 500, the CloudWatch alarm on the API's 5xx rate fires, and the alarm event stops the
+//! deploy and rolls staging back to its last known good. Every step is checked: the demo exits non-zero when
+//! one does not end as expected.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use opsplane_shared::aws::rds::Rds;
 use opsplane_statemachines::{Description, Status};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Notify};
 
 use crate::plane::LocalPlane;
 
-/// The environment the demo seeds and operates.
-const SPEC: &str = include_str!("../demo/staging.yaml");
+/// The example environments, as a platform team writes them.
+const EXAMPLES: [(&str, &str); 3] = [
+    ("dev", include_str!("../../examples/dev.yaml")),
+    ("staging", include_str!("../../examples/staging.yaml")),
+    ("prod", include_str!("../../examples/prod.yaml")),
+];
+/// The bad change: staging's database squeezed onto a burstable micro instance.
+const BAD_CLASS: &str = "db.t4g.micro";
+/// The alarm CloudWatch raises when staging's API answers 5xx (named in staging's `alarms` mapping).
+const STAGING_ALARM: &str = "acme-staging-api-5xx";
+/// The demo's own outputs: reports and the run summary.
+const OUT_DIR: &str = "opsplane-out";
 
-/// Runs the demo from the checkout at `root`: bootstrap, seed an environment, back it up, drill a restore.
-/// Fails when a workflow does not succeed, so `make demo` exits non-zero on a broken build.
+/// One finished workflow, for the summary table.
+struct Row {
+    workflow: &'static str,
+    environment: String,
+    result: String,
+    workflow_time: chrono::Duration,
+    wall: Duration,
+    transitions: usize,
+}
+
+/// Runs the demo from the checkout at `root`. Fails when any step does not end as expected, so `make demo`
+/// exits non-zero on a broken build.
 pub async fn run(root: &Path) -> Result<()> {
+    let started = Instant::now();
     let (plane, report) = LocalPlane::start(root, "opsplane", "opsplane-demo-state").await?;
-    println!(
-        "== local AWS world: moto on {}",
+    step(&format!(
+        "local AWS world: moto on {}",
         plane.config.endpoint_url.as_deref().unwrap_or("?")
-    );
-    println!("== bootstrap\n{report}");
+    ));
+    println!("{report}");
 
-    let spec = plane
-        .seed_environment(SPEC)
+    // What the environments' load balancers would answer: `/health/<env>` is 200 "ok", except staging under
+    // the bad change, which answers 500 and trips the alarm CloudWatch raises on the API's 5xx rate.
+    let app = App::start(Rds::new(plane.clients.rds.clone())).await?;
+    step(&format!(
+        "the environments' health endpoints: http://{}/health/<env>",
+        app.addr
+    ));
+
+    let mut rows = Vec::new();
+    let mut specs = Vec::new();
+    for (env, yaml) in EXAMPLES {
+        specs.push((env, localise(yaml, env, &app.addr)?));
+    }
+
+    // 1. Provision every environment from its spec; prod waits for a person's approval.
+    for (env, yaml) in &specs {
+        plane.upload_spec(yaml).await?;
+        step(&format!("provision {env}: examples/{env}.yaml"));
+        let run = if *env == "prod" {
+            provision_with_approval(&plane, env).await?
+        } else {
+            plane.run("provision", json!({ "environment": env })).await?
+        };
+        rows.push(expect(&plane, "provision", env, run, Status::Succeeded)?);
+        show(&plane, yaml).await?;
+    }
+
+    // 2. A second provision of dev plans nothing: what exists is what the spec asks for.
+    step("provision dev again: nothing to change");
+    let run = plane
+        .run("provision", json!({ "environment": "dev" }))
+        .await?;
+    let row = expect(&plane, "provision", "dev", run, Status::Succeeded)?;
+    rows.push(row);
+
+    // 3. Back up every environment.
+    for (env, _) in &specs {
+        step(&format!("backup {env}"));
+        let run = plane.run("backup", json!({ "environment": env })).await?;
+        let output = run.output.clone().unwrap_or(Value::Null);
+        rows.push(expect(&plane, "backup", env, run, Status::Succeeded)?);
+        detail("snapshots", output.pointer("/manifest/snapshot_ids"));
+        detail("manifest", output.pointer("/manifest/manifest_key"));
+    }
+
+    // 4. A DR drill of prod: a real restore, measured, torn down.
+    step("dr-drill prod: restore the newest backup to a scratch instance, verify, measure, tear down");
+    let run = plane
+        .run("dr-drill", json!({ "environment": "prod" }))
+        .await?;
+    let output = run.output.clone().unwrap_or(Value::Null);
+    if run.status != Status::Succeeded {
+        // The report says which check failed; show it before failing.
+        let objects = opsplane_shared::aws::objects::ObjectStore::new(
+            plane.clients.s3.clone(),
+            plane.config.bucket_name.clone(),
+        );
+        if let Ok(report) = crate::report::drill(&objects, "prod", false, &root.join(OUT_DIR)).await {
+            print!("{}", report.text);
+        }
+    }
+    rows.push(expect(&plane, "dr-drill", "prod", run, Status::Succeeded)?);
+    for (label, pointer) in [
+        ("restored from", "/pick/snapshot_id"),
+        ("RTO seconds", "/measurement/rto_seconds"),
+        ("RPO seconds", "/measurement/rpo_seconds"),
+        ("verdict", "/report/verdict"),
+        ("torn down", "/teardown/deleted"),
+    ] {
+        detail(label, output.pointer(pointer));
+    }
+
+    // 5. A bad change to staging. Its health endpoint starts failing; CloudWatch's alarm fires; the alarm
+    //    event stops the deploy and rolls staging back to the last known good.
+    let (_, staging_yaml) = specs
+        .iter()
+        .find(|(env, _)| *env == "staging")
+        .expect("staging is an example");
+    let good_class = primary_class(staging_yaml)?;
+    let bad = staging_yaml.replacen(
+        &format!("instance_class: {good_class}"),
+        &format!("instance_class: {BAD_CLASS}"),
+        1,
+    );
+    ensure!(bad != *staging_yaml, "staging's spec has no instance class to change");
+    plane.upload_spec(&bad).await?;
+    *app.bad.lock().await = Some(("staging".to_owned(), BAD_CLASS.to_owned()));
+    step(&format!(
+        "bad change to staging: acme-staging-db {good_class} -> {BAD_CLASS}"
+    ));
+    let deploy_started = Instant::now();
+    let deploy = plane.start_workflow("provision", json!({ "environment": "staging" }))?;
+    tokio::time::timeout(Duration::from_secs(60), app.alarm.notified())
         .await
-        .context("seeding the demo environment")?;
-    println!(
-        "== environment {}: {} RDS instance(s), EKS cluster {}",
-        spec.environment,
-        spec.rds.len(),
-        spec.eks.as_ref().map_or("-", |e| e.cluster.as_str())
+        .map_err(|_| anyhow!("staging's health endpoint was never asked about the bad change"))?;
+    println!("   staging's /health answers 500 under {BAD_CLASS}");
+    step(&format!(
+        "CloudWatch alarm {STAGING_ALARM} -> ALARM; the EventBridge rule starts the rollback workflow"
+    ));
+    let event = alarm_event(STAGING_ALARM, chrono::Utc::now());
+    let rollback_started = Instant::now();
+    let rollback = plane.start_workflow("rollback", event.clone())?;
+    // EventBridge delivers at least once: the same event again must not start a second rollback.
+    let duplicate = plane.start_workflow("rollback", event)?;
+    let done = plane.engine.wait_for(&rollback).await?;
+    let rollback_wall = rollback_started.elapsed();
+    let output = done.output.clone().unwrap_or(Value::Null);
+    let mut row = expect(&plane, "rollback", "staging", done, Status::Succeeded)?;
+    row.wall = rollback_wall;
+    rows.push(row);
+    let stopped = plane.engine.wait_for(&deploy).await?;
+    let mut row = expect(&plane, "provision", "staging", stopped, Status::Aborted)?;
+    row.wall = deploy_started.elapsed();
+    row.result = "ABORTED by the rollback".to_owned();
+    rows.push(row);
+    let dup = plane.engine.wait_for(&duplicate).await?;
+    let mut row = expect(&plane, "rollback", "staging", dup, Status::Succeeded)?;
+    row.result = "SUCCEEDED: duplicate event, nothing done".to_owned();
+    rows.push(row);
+    detail("stopped deploy", output.pointer("/stopped"));
+    let class_now = Rds::new(plane.clients.rds.clone())
+        .actual("acme-staging-db")
+        .await?
+        .map(|i| i.instance_class)
+        .unwrap_or_default();
+    ensure!(
+        class_now == good_class,
+        "acme-staging-db is {class_now} after the rollback; the last known good is {good_class}"
     );
+    println!("   acme-staging-db is back on {class_now}: the last known good");
 
-    let input = json!({ "environment": spec.environment });
-    for workflow in ["backup", "dr-drill"] {
-        let run = plane.run(workflow, input.clone()).await?;
-        print_run(&plane, workflow, &run)?;
-        if run.status != Status::Succeeded {
-            bail!(
-                "{workflow} ended {}: {} {}",
-                run.status.as_str(),
-                run.error.as_deref().unwrap_or(""),
-                run.cause.as_deref().unwrap_or("")
+    // Nothing may be left locked.
+    for (env, _) in &specs {
+        if let Some(held) = plane.lock().status(env).await? {
+            ensure!(
+                held.lease_expires_at <= chrono::Utc::now(),
+                "the lock of {env} is still held by {}",
+                held.holder
             );
         }
     }
-    // moto's world ends with the demo: keep the drill's page where a browser can open it.
-    let out_dir = root.join(".local").join("demo");
+
+    // moto's world ends with the demo: keep the reports where a browser can open them.
+    let out_dir = root.join(OUT_DIR);
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let objects = opsplane_shared::aws::objects::ObjectStore::new(
         plane.clients.s3.clone(),
         plane.config.bucket_name.clone(),
     );
-    let report = crate::report::drill(&objects, &spec.environment, true, &out_dir).await?;
-    if let Some(file) = report.html_file {
-        println!("== drill report page: {}", file.display());
+    let drill = crate::report::drill(&objects, "prod", true, &out_dir).await?;
+    let summary = summary_table(&rows);
+    std::fs::write(out_dir.join("summary.txt"), &summary)
+        .with_context(|| format!("writing {}/summary.txt", out_dir.display()))?;
+
+    step("summary");
+    print!("{summary}");
+    println!("locks: every environment's lock is free");
+    if let Some(file) = drill.html_file {
+        println!("DR drill report (HTML): {}", file.display());
     }
-    let lock = plane.lock().status(&spec.environment).await?;
-    match lock {
-        Some(held) if held.lease_expires_at > chrono::Utc::now() => {
-            bail!(
-                "the lock of {} is still held by {}",
-                spec.environment,
-                held.holder
-            )
-        }
-        _ => println!("== lock of {}: free", spec.environment),
-    }
-    println!(
-        "== done: table {}, bucket {}",
-        plane.config.table_name, plane.config.bucket_name
-    );
+    println!("summary: {}/summary.txt", out_dir.display());
+    println!("done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn print_run(plane: &LocalPlane, workflow: &str, run: &Description) -> Result<()> {
+/// Starts prod's provision, waits until it asks for approval, approves it visibly, and waits for the end.
+async fn provision_with_approval(plane: &LocalPlane, env: &str) -> Result<Description> {
+    let execution = plane.start_workflow("provision", json!({ "environment": env }))?;
+    let state = plane.state();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let approval = loop {
+        if let Some(record) = state.approval(&execution).await? {
+            break record;
+        }
+        let now = plane.engine.describe_execution(&execution)?;
+        if now.status != Status::Running {
+            bail!(
+                "provision {env} ended {} before asking for approval: {} {}",
+                now.status.as_str(),
+                now.error.as_deref().unwrap_or(""),
+                now.cause.as_deref().unwrap_or("")
+            );
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "provision {env} never asked for approval"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let changes = approval
+        .plan
+        .get("changes")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    println!(
+        "   approval waiting: {changes} change(s) to {env}, until {}",
+        approval.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    println!("   $ opsplane approve {execution} --reason \"reviewed the plan\"");
+    plane
+        .approve(&execution, "demo-operator", Some("reviewed the plan"))
+        .await?;
+    Ok(plane.engine.wait_for(&execution).await?)
+}
+
+/// Checks a run ended as expected and turns it into a summary row.
+fn expect(
+    plane: &LocalPlane,
+    workflow: &'static str,
+    environment: &str,
+    run: Description,
+    expected: Status,
+) -> Result<Row> {
     let history = plane.engine.get_execution_history(&run.execution_arn)?;
     let transitions = history
         .iter()
         .filter(|e| e.event_type.ends_with("StateEntered"))
         .count();
-    let took = run
+    let workflow_time = run
         .stop_date
         .map(|stop| stop - run.start_date)
         .unwrap_or_default();
+    let wall = history
+        .first()
+        .zip(history.last())
+        .map(|(a, b)| (b.timestamp - a.timestamp).to_std().unwrap_or_default())
+        .unwrap_or_default();
+    if run.status != expected {
+        bail!(
+            "{workflow} {environment} ended {} (expected {}): {} {}",
+            run.status.as_str(),
+            expected.as_str(),
+            run.error.as_deref().unwrap_or(""),
+            run.cause.as_deref().unwrap_or("")
+        );
+    }
     println!(
-        "== {workflow}: {} in {}s of workflow time (virtual clock), {} state transitions, {} history events",
+        "   {}: {} state transitions, {}s of workflow time",
         run.status.as_str(),
-        took.num_seconds(),
         transitions,
-        history.len()
+        workflow_time.num_seconds()
     );
-    let output = run.output.clone().unwrap_or(Value::Null);
-    for (label, pointer) in highlights(workflow) {
-        if let Some(value) = output.pointer(pointer) {
-            println!("   {label:<22} {}", compact(value));
+    Ok(Row {
+        workflow,
+        environment: environment.to_owned(),
+        result: run.status.as_str().to_owned(),
+        workflow_time,
+        wall,
+        transitions,
+    })
+}
+
+/// The examples name their real health endpoints; the demo points them at its own and leaves the SQL probe
+/// out (the demo runs without a PostgreSQL server).
+fn localise(yaml: &str, env: &str, addr: &std::net::SocketAddr) -> Result<String> {
+    let mut doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(yaml).with_context(|| format!("examples/{env}.yaml"))?;
+    let map = doc
+        .as_mapping_mut()
+        .ok_or_else(|| anyhow!("examples/{env}.yaml is not a mapping"))?;
+    let health = serde_yaml_ng::to_value(json!({
+        "http": [{ "url": format!("http://{addr}/health/{env}"), "expect_status": 200,
+                   "timeout_ms": 5000, "body_contains": "ok" }]
+    }))?;
+    map.insert("health".into(), health);
+    if let Some(drill) = map
+        .get_mut("drill")
+        .and_then(serde_yaml_ng::Value::as_mapping_mut)
+    {
+        drill.remove("probe");
+    }
+    Ok(serde_yaml_ng::to_string(&doc)?)
+}
+
+/// The instance class of a spec's first RDS instance.
+fn primary_class(yaml: &str) -> Result<String> {
+    let spec = opsplane_shared::domain::spec::EnvironmentSpec::parse(yaml)
+        .map_err(|e| anyhow!("staging's spec: {e}"))?;
+    spec.rds
+        .first()
+        .map(|db| db.instance_class.clone())
+        .ok_or_else(|| anyhow!("staging's spec has no RDS instance"))
+}
+
+/// A "CloudWatch Alarm State Change" event as EventBridge delivers it to the rollback workflow.
+fn alarm_event(alarm: &str, at: chrono::DateTime<chrono::Utc>) -> Value {
+    let ts = at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}")],
+        "detail": {
+            "alarmName": alarm,
+            "configuration": { "description": "5xx rate of the staging API above 5% for 2 minutes" },
+            "previousState": { "reason": "Threshold Crossed", "timestamp": ts, "value": "OK" },
+            "state": { "reason": "Threshold Crossed: 2 out of the last 2 datapoints were greater than the threshold (5.0)",
+                       "timestamp": ts, "value": "ALARM" }
+        }
+    })
+}
+
+fn summary_table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<10} {:<9} {:<42} {:>14} {:>9} {:>11}\n",
+        "workflow", "env", "result", "workflow time", "wall", "transitions"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<10} {:<9} {:<42} {:>13}s {:>8.2}s {:>11}\n",
+            r.workflow,
+            r.environment,
+            r.result,
+            r.workflow_time.num_seconds(),
+            r.wall.as_secs_f64(),
+            r.transitions
+        ));
+    }
+    out
+}
+
+fn step(what: &str) {
+    println!("== {what}");
+}
+
+fn detail(label: &str, value: Option<&Value>) {
+    if let Some(value) = value {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("   {label:<16} {text}");
+    }
+}
+
+/// Prints what RDS now describes for the instances of a spec.
+async fn show(plane: &LocalPlane, yaml: &str) -> Result<()> {
+    let spec = opsplane_shared::domain::spec::EnvironmentSpec::parse(yaml)
+        .map_err(|e| anyhow!("{e}"))?;
+    let rds = Rds::new(plane.clients.rds.clone());
+    for db in &spec.rds {
+        if let Some(actual) = rds.actual(&db.identifier).await? {
+            println!(
+                "   {:<24} {:<10} {} multi-AZ {}",
+                actual.identifier,
+                actual.status,
+                actual.instance_class,
+                actual.multi_az.unwrap_or(false)
+            );
         }
     }
     Ok(())
 }
 
-/// The fields of each workflow's output worth a line in the demo.
-fn highlights(workflow: &str) -> &'static [(&'static str, &'static str)] {
-    match workflow {
-        "backup" => &[
-            ("snapshots", "/manifest/snapshot_ids"),
-            ("manifest", "/manifest/manifest_key"),
-            ("manifest sha256", "/manifest/manifest_sha256"),
-            ("EKS export", "/export/object/key"),
-            ("catalog record", "/record/status"),
-            ("retention", "/retention/regions"),
-            ("lock token", "/lock/token"),
-        ],
-        "dr-drill" => &[
-            ("restored from", "/pick/snapshot_id"),
-            ("scratch instance", "/scratch/scratch_id"),
-            ("RTO seconds", "/measurement/rto_seconds"),
-            ("RPO seconds", "/measurement/rpo_seconds"),
-            ("targets", "/measurement/targets"),
-            ("verdict", "/report/verdict"),
-            ("torn down", "/teardown/deleted"),
-            ("report (JSON)", "/report/json_key"),
-            ("report (HTML)", "/report/html_key"),
-        ],
-        _ => &[],
-    }
+/// The environments' application, as their load balancers answer `/health`.
+struct App {
+    addr: std::net::SocketAddr,
+    /// `(environment, instance class)` under which that environment's application fails.
+    bad: Arc<Mutex<Option<(String, String)>>>,
+    /// Raised the first time the application fails: CloudWatch's alarm on its 5xx rate.
+    alarm: Arc<Notify>,
 }
 
-fn compact(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+impl App {
+    async fn start(rds: Rds) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let bad: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+        let alarm = Arc::new(Notify::new());
+        let (bad_in, alarm_in) = (bad.clone(), alarm.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (bad, alarm, rds) = (bad_in.clone(), alarm_in.clone(), rds.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]);
+                    let env = request
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|path| path.strip_prefix("/health/"))
+                        .unwrap_or("")
+                        .to_owned();
+                    let failing = match bad.lock().await.clone() {
+                        Some((bad_env, class)) if bad_env == env => {
+                            let id = format!("acme-{env}-db");
+                            matches!(rds.actual(&id).await, Ok(Some(db)) if db.instance_class == class)
+                        }
+                        _ => false,
+                    };
+                    let (status, body) = if failing {
+                        alarm.notify_one();
+                        // The 5xx burst lasts while the alarm fires and the rollback stops the deploy.
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
+                        ("500 Internal Server Error", "error")
+                    } else {
+                        ("200 OK", "ok")
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Ok(Self { addr, bad, alarm })
     }
 }

@@ -463,6 +463,15 @@ impl Rds {
                 .map_err(|e| (code(&e), classify("RestoreDBInstanceToPointInTime", e))),
         };
         match result {
+            // The request asked for no deletion protection; an implementation that copied it from the
+            // snapshot anyway would leave a scratch instance nobody can delete.
+            Ok(Some(i)) if i.deletion_protection == Some(true) => {
+                self.unprotect(target_id).await?;
+                Ok(Instance {
+                    deletion_protection: Some(false),
+                    ..i
+                })
+            }
             Ok(Some(i)) => Ok(i),
             Ok(None) => Err(RdsError::Incomplete {
                 operation: "RestoreDBInstance",
@@ -546,8 +555,32 @@ impl Rds {
     }
 
     /// Deletes an instance without a final snapshot (scratch instances only). `Ok(false)` when it was
-    /// already gone.
+    /// already gone. A scratch instance that came up with deletion protection (restored from a snapshot
+    /// of a protected instance by an implementation that copies the setting) has it turned off first:
+    /// a drill always cleans up.
     pub async fn delete_instance(&self, id: &str) -> Result<bool, RdsError> {
+        match self.delete_unprotected(id).await {
+            Err(err) if is_protected(&err) => {
+                self.unprotect(id).await?;
+                self.delete_unprotected(id).await
+            }
+            other => other,
+        }
+    }
+
+    async fn unprotect(&self, id: &str) -> Result<(), RdsError> {
+        self.client
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ModifyDBInstance", e))
+    }
+
+    async fn delete_unprotected(&self, id: &str) -> Result<bool, RdsError> {
         match self
             .client
             .delete_db_instance()
@@ -764,4 +797,15 @@ impl Rds {
             Err(err) => Err(classify("ModifyDBInstance", err)),
         }
     }
+}
+
+/// Whether a delete was refused because the instance has deletion protection on.
+fn is_protected(err: &RdsError) -> bool {
+    let text = match err {
+        RdsError::Aws { source, .. } | RdsError::Throttled { source, .. } => {
+            aws_smithy_types::error::display::DisplayErrorContext(source.as_ref()).to_string()
+        }
+        _ => return false,
+    };
+    text.contains("protected") || text.contains("deletion protection")
 }
