@@ -25,7 +25,7 @@ $(STAMP): requirements-dev.txt $(CHECKOV_REQ)
 
 ## The main job on the local default: moto, bootstrap, the workflows on the local engine.
 demo: setup
-	$(CARGO) run --quiet -p opsplane-cli -- demo
+	RUST_LOG=$${RUST_LOG:-warn} $(CARGO) run --quiet -p opsplane-cli -- demo
 
 ## Every test: the deploy template's checks, unit and end-to-end (against moto), then the conformance floors
 ## of the local engine.
