@@ -35,3 +35,9 @@ mod idempotency;
 
 // The local plane's wiring: locks ask the local engine whether their holder still runs.
 mod plane;
+
+// Faults mid-workflow: a crashing or timed-out function, AWS throttling and 5xx, moto stopping mid-run.
+mod faults;
+
+// Malformed inputs, generated, against every workflow's input validation: refused, field named, nothing changed.
+mod input_props;
