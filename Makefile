@@ -44,17 +44,19 @@ template-check: setup
 
 ## Benchmarks (not tests): figures go to docs/BENCHMARKS.md.
 bench: setup
-	$(CARGO) bench -p opsplane-statemachines --bench engine
-	$(CARGO) bench -p opsplane-e2e --bench locks
-	$(CARGO) test -p opsplane-e2e --test e2e -- drill::state_transitions --nocapture
+	bash scripts/bench.sh
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Deployable Lambdas for Graviton (cargo-lambda and zig come from .venv).
+## Deployable Lambdas for Graviton, every crate under functions/ (cargo-lambda and zig come from .venv).
+## Each lands in target/lambda/<function>/bootstrap; the sizes are printed.
+FUNCTION_PACKAGES = $(foreach m,$(wildcard functions/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"$$/\1/p' $(m) | head -n 1))
+
 build-lambdas: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 -p opsplane-fn-lock -p opsplane-fn-backup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
+	@ls -l $${CARGO_TARGET_DIR:-target}/lambda/*/bootstrap
 
 clean-venv:
 	rm -rf $(VENV)

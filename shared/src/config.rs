@@ -3,6 +3,8 @@
 //! Lambda hands configuration to a function only through environment variables, so every handler and the CLI
 //! read them here, once, into [`Config`]; nothing else in the code base calls `std::env::var`.
 
+use std::time::Duration;
+
 use thiserror::Error;
 
 /// Environment variable naming the DynamoDB state table.
@@ -52,6 +54,43 @@ pub struct Config {
     pub local_credentials: bool,
     /// Where environment locks live ([`ENV_LOCK_BACKEND`]).
     pub lock_backend: LockBackend,
+    /// How SDK calls are retried and bounded in time.
+    pub sdk: SdkSettings,
+}
+
+/// How every SDK call is retried and bounded in time. Throttling and 5xx answers are retried by the SDK with
+/// exponential back-off and jitter; once the attempts are spent the adapters name the failure `Throttled`, so
+/// the definitions retry again on a longer scale. The timeouts keep a function from spending its whole Lambda
+/// timeout on an endpoint that accepts connections but never answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkSettings {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Back-off before the first retry; doubled (with full jitter) for each further one.
+    pub initial_backoff: Duration,
+    /// The longest back-off between two attempts.
+    pub max_backoff: Duration,
+    /// Time to open a connection.
+    pub connect_timeout: Duration,
+    /// Time for one attempt, from sending the request to the end of the answer.
+    pub attempt_timeout: Duration,
+    /// Time for the whole call, every attempt and back-off included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for SdkSettings {
+    /// Three attempts (the SDK's standard mode), 1 s first back-off capped at 20 s, and timeouts that fit
+    /// well inside a function's 60-second Lambda timeout.
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(20),
+            connect_timeout: Duration::from_millis(3100),
+            attempt_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A configuration value is missing or malformed.
@@ -131,6 +170,7 @@ impl Config {
             endpoint_url,
             local_credentials,
             lock_backend,
+            sdk: SdkSettings::default(),
         })
     }
 
@@ -147,7 +187,14 @@ impl Config {
             endpoint_url: Some(endpoint.into()),
             local_credentials: true,
             lock_backend: LockBackend::default(),
+            sdk: SdkSettings::default(),
         }
+    }
+
+    /// The same configuration with these SDK retry and timeout settings.
+    pub fn with_sdk(mut self, sdk: SdkSettings) -> Self {
+        self.sdk = sdk;
+        self
     }
 
     /// S3 must be addressed path-style whenever an endpoint override is in force: moto on a loopback port

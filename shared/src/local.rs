@@ -73,6 +73,15 @@ pub enum LocalError {
         /// How long we waited.
         timeout: Duration,
     },
+    /// A signal could not be sent to the server.
+    #[error("could not send {signal} to moto_server")]
+    Signal {
+        /// The signal, e.g. `SIGSTOP`.
+        signal: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running moto server. Dropping it stops the server.
@@ -166,6 +175,36 @@ impl MotoServer {
         stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
     }
 
+    /// Suspends the server (SIGSTOP): connections are still accepted by the kernel but never answered, as
+    /// with an endpoint that hangs, and everything moto holds survives until [`MotoServer::resume`].
+    pub fn suspend(&self) -> Result<(), LocalError> {
+        self.signal("STOP")
+    }
+
+    /// Resumes a suspended server (SIGCONT); it answers again with its state intact.
+    pub fn resume(&self) -> Result<(), LocalError> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> Result<(), LocalError> {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map_err(|source| LocalError::Signal {
+                signal: format!("SIG{name}"),
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(LocalError::Signal {
+                signal: format!("SIG{name}"),
+                source: std::io::Error::other(format!("kill exited with {status}")),
+            })
+        }
+    }
+
     /// The loopback port moto listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -179,6 +218,8 @@ impl MotoServer {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
+        // A suspended launcher cannot read the EOF below; resuming a running one is harmless.
+        let _ = self.resume();
         drop(self.stdin.take());
         // The launcher exits on EOF; wait briefly, then make sure.
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,7 @@ pub enum StateError {
     Aws {
         /// The AWS operation.
         operation: &'static str,
-        /// Whether AWS throttled the call (worth retrying with back-off).
+        /// Whether AWS throttled the call or failed on its side (5xx): worth retrying with back-off.
         throttled: bool,
         /// The SDK error.
         #[source]
@@ -85,28 +86,17 @@ pub enum StateError {
 }
 
 impl StateError {
-    pub(crate) fn aws<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    pub(crate) fn aws<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
-        let throttled = is_throttling(err.code());
+        let throttled = crate::aws::is_transient(&err);
         StateError::Aws {
             operation,
             throttled,
             source: Box::new(err),
         }
     }
-}
-
-/// Whether an AWS error code means "slow down".
-pub(crate) fn is_throttling(code: Option<&str>) -> bool {
-    code.is_some_and(|c| {
-        c.contains("Throttl")
-            || c == "ProvisionedThroughputExceededException"
-            || c == "RequestLimitExceeded"
-            || c == "SlowDown"
-    })
 }
 
 impl From<StateError> for OpsError {
@@ -1323,11 +1313,13 @@ mod tests {
         .into();
         assert_eq!(err.name(), crate::ErrorName::LockLost);
         assert!(err.to_string().contains("fence is 4"), "{err}");
-        assert!(is_throttling(Some("ThrottlingException")));
-        assert!(is_throttling(Some(
+        assert!(crate::aws::is_throttling_code(Some("ThrottlingException")));
+        assert!(crate::aws::is_throttling_code(Some(
             "ProvisionedThroughputExceededException"
         )));
-        assert!(!is_throttling(Some("ConditionalCheckFailedException")));
-        assert!(!is_throttling(None));
+        assert!(!crate::aws::is_throttling_code(Some(
+            "ConditionalCheckFailedException"
+        )));
+        assert!(!crate::aws::is_throttling_code(None));
     }
 }

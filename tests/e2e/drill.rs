@@ -471,6 +471,13 @@ pub fn transitions(plane: &Plane, execution: &str) -> usize {
     entered + scheduled - task_entries
 }
 
+/// The Lambda invocations of an execution: every task attempt (each `TaskScheduled`; every task of these
+/// definitions invokes a function).
+pub fn lambda_invocations(plane: &Plane, execution: &str) -> usize {
+    let h = plane.engine.get_execution_history(execution).unwrap();
+    h.iter().filter(|e| e.event_type == "TaskScheduled").count()
+}
+
 /// Registers the backup function with RDS made slow on the engine's virtual clock: a snapshot or a copy is
 /// available 10 minutes after its first poll, a restore 25 minutes after it was requested, a deletion
 /// 8 minutes after it was requested. Everything else is the real function against moto.
@@ -549,13 +556,25 @@ async fn state_transitions_of_a_backup_and_a_25_minute_drill() {
     // Drill: 17 states; 7 restore polls retried; 6 teardown polls retried (30, 75, 142.5, 243.75, 395.6 and
     // 623.4 s after the deletion request).
     assert_eq!(d, 17 + 7 + 6);
+    let (bi, di) = (
+        lambda_invocations(&plane, &backup.execution_arn),
+        lambda_invocations(&plane, &drill.execution_arn),
+    );
+    // Every state but the Map, Wait, Choice, Succeed and Fail states is a task.
+    assert!(bi < b && di < d, "{bi} {di}");
     let backup_elapsed = (backup.stop_date.unwrap() - backup.start_date).num_seconds();
     let drill_elapsed = (drill.stop_date.unwrap() - drill.start_date).num_seconds();
+    // List prices, us-east-1: Step Functions Standard $0.025 per 1,000 transitions; Lambda arm64 $0.20 per
+    // 1M requests and $0.0000133334 per GB-s, here 128 MB billed 100 ms per invocation.
+    let lambda = |n: usize| n as f64 * (0.20 / 1e6 + 0.125 * 0.1 * 0.000_013_333_4);
     println!(
-        "BENCHMARK backup: {b} transitions, {backup_elapsed} s virtual, ${:.6} per run; \
-         drill: {d} transitions, {drill_elapsed} s virtual, RTO {rto} s, ${:.6} per run",
+        "BENCHMARK backup: {b} transitions, {bi} Lambda invocations, {backup_elapsed} s virtual, \
+         ${:.6} transitions + ${:.6} Lambda per run; drill: {d} transitions, {di} Lambda invocations, \
+         {drill_elapsed} s virtual, RTO {rto} s, ${:.6} transitions + ${:.6} Lambda per run",
         b as f64 * 0.000025,
-        d as f64 * 0.000025
+        lambda(bi),
+        d as f64 * 0.000025,
+        lambda(di),
     );
     assert!(drill_instances(&plane).await.is_empty());
 }

@@ -59,3 +59,9 @@ mod rollback;
 
 // Drift: a change behind opsplane's back reported on demand and recorded by the workflow.
 mod drift;
+
+// Faults mid-workflow: a crashing or timed-out function, AWS throttling and 5xx, moto stopping mid-run.
+mod faults;
+
+// Malformed inputs, generated, against every workflow's input validation: refused, field named, nothing changed.
+mod input_props;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -21,7 +22,7 @@ pub enum EksError {
     /// The cluster or node group does not exist.
     #[error("EKS {0} not found")]
     NotFound(String),
-    /// EKS throttled the call.
+    /// EKS throttled the call or failed on its side (5xx), after the SDK's retries.
     #[error("EKS throttled {operation}")]
     Throttled {
         /// The operation.
@@ -51,14 +52,13 @@ impl From<EksError> for OpsError {
     }
 }
 
-fn classify<E, R>(operation: &'static str, what: &str, err: SdkError<E, R>) -> EksError
+fn classify<E>(operation: &'static str, what: &str, err: SdkError<E, HttpResponse>) -> EksError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match err.as_service_error().and_then(|e| e.code()) {
         Some("ResourceNotFoundException") => EksError::NotFound(what.to_owned()),
-        Some("ThrottlingException" | "TooManyRequestsException") => EksError::Throttled {
+        _ if super::is_transient(&err) => EksError::Throttled {
             operation,
             source: Box::new(err),
         },

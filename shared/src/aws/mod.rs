@@ -7,14 +7,22 @@ pub mod observe;
 pub mod rds;
 pub mod specs;
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::config::Config;
+use crate::config::{Config, SdkSettings};
 
-/// Loads the SDK configuration once, honouring the endpoint override and local credentials of `cfg`.
+/// Loads the SDK configuration once, honouring the endpoint override, local credentials and retry and
+/// timeout settings of `cfg`.
 pub async fn load_sdk_config(cfg: &Config) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(cfg.region.clone()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(cfg.region.clone()))
+        .retry_config(retry_config(&cfg.sdk))
+        .timeout_config(timeout_config(&cfg.sdk));
     if let Some(endpoint) = &cfg.endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
@@ -29,6 +37,50 @@ pub async fn load_sdk_config(cfg: &Config) -> SdkConfig {
         ));
     }
     loader.load().await
+}
+
+/// The SDK's standard retry mode (throttling, 5xx and I/O errors retried with exponential back-off and full
+/// jitter) bounded by `sdk`.
+pub fn retry_config(sdk: &SdkSettings) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(sdk.max_attempts.max(1))
+        .with_initial_backoff(sdk.initial_backoff)
+        .with_max_backoff(sdk.max_backoff)
+}
+
+/// Connect, attempt and whole-call timeouts from `sdk`.
+pub fn timeout_config(sdk: &SdkSettings) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(sdk.connect_timeout)
+        .operation_attempt_timeout(sdk.attempt_timeout)
+        .operation_timeout(sdk.operation_timeout)
+        .build()
+}
+
+/// Whether an error code means "slow down" (DynamoDB, S3, RDS, EKS, Step Functions spell it differently).
+pub fn is_throttling_code(code: Option<&str>) -> bool {
+    code.is_some_and(|c| {
+        c.contains("Throttl")
+            || matches!(
+                c,
+                "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequestsException"
+                    | "SlowDown"
+            )
+    })
+}
+
+/// Whether a call that failed after the SDK's own retries is still worth retrying later: AWS throttled it,
+/// or answered with a server error (5xx). The adapters name such failures `Throttled`, which the definitions
+/// retry with back-off; anything else is not retried.
+pub fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(ctx) => {
+            is_throttling_code(ctx.err().code()) || ctx.raw().status().is_server_error()
+        }
+        _ => false,
+    }
 }
 
 /// Every client the control plane uses, built from one [`SdkConfig`].

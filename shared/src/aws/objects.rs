@@ -5,6 +5,7 @@
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -17,7 +18,7 @@ pub const SHA256_METADATA: &str = "sha256";
 /// An S3 call failed.
 #[derive(Debug, Error)]
 pub enum ObjectError {
-    /// S3 throttled the call (`SlowDown`).
+    /// S3 throttled the call (`SlowDown`) or failed on its side (5xx), after the SDK's retries.
     #[error("S3 throttled {operation} on {key}")]
     Throttled {
         /// The operation.
@@ -64,16 +65,11 @@ impl From<ObjectError> for OpsError {
     }
 }
 
-fn classify<E, R>(operation: &'static str, key: &str, err: SdkError<E, R>) -> ObjectError
+fn classify<E>(operation: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> ObjectError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let throttled = matches!(
-        err.as_service_error().and_then(|e| e.code()),
-        Some("SlowDown" | "Throttling" | "ThrottlingException")
-    );
-    if throttled {
+    if super::is_transient(&err) {
         ObjectError::Throttled {
             operation,
             key: key.to_owned(),

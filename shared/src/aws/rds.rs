@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -27,7 +28,7 @@ pub enum RdsError {
         /// Its identifier.
         id: String,
     },
-    /// RDS throttled the call.
+    /// RDS throttled the call or failed on its side (5xx), after the SDK's retries.
     #[error("RDS throttled {operation}")]
     Throttled {
         /// The operation.
@@ -73,25 +74,11 @@ fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn is_throttling(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some(
-            "Throttling"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "TooManyRequestsException"
-        )
-    )
-}
-
-fn classify<E, R>(operation: &'static str, err: SdkError<E, R>) -> RdsError
+fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> RdsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = code(&err);
-    if is_throttling(code.as_deref()) {
+    if super::is_transient(&err) {
         RdsError::Throttled {
             operation,
             source: Box::new(err),

@@ -19,6 +19,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::{
     AcquireRequest, Lock, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome,
@@ -520,10 +521,9 @@ impl DynamoDbLock {
     }
 }
 
-fn aws_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> LockError
+fn aws_err<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> LockError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match StateError::aws(operation, err) {
         StateError::Aws {

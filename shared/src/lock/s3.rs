@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -26,7 +27,7 @@ use super::{
 };
 use crate::clock::from_ms;
 use crate::execution::{BoxFuture, ExecutionState, ExecutionStatus};
-use crate::state::{StateError, StateStore, is_throttling};
+use crate::state::{StateError, StateStore};
 
 /// How many times acquire re-reads and re-decides when the object changes under it.
 const ROUNDS: usize = 4;
@@ -517,14 +518,13 @@ fn jitter_ms(max_ms: u64) -> u64 {
     u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % max_ms.max(1)
 }
 
-fn s3_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> LockError
+fn s3_err<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> LockError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     LockError::Aws {
         operation,
-        throttled: is_throttling(err.code()),
+        throttled: crate::aws::is_transient(&err),
         source: Box::new(err),
     }
 }
