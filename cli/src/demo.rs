@@ -73,38 +73,67 @@ pub async fn run(root: &Path) -> Result<()> {
     for (env, yaml) in &specs {
         plane.upload_spec(yaml).await?;
         step(&format!("provision {env}: examples/{env}.yaml"));
+        let t = Instant::now();
         let run = if *env == "prod" {
             provision_with_approval(&plane, env).await?
         } else {
-            plane.run("provision", json!({ "environment": env })).await?
+            plane
+                .run("provision", json!({ "environment": env }))
+                .await?
         };
-        rows.push(expect(&plane, "provision", env, run, Status::Succeeded)?);
+        rows.push(expect(
+            &plane,
+            "provision",
+            env,
+            run,
+            Status::Succeeded,
+            t.elapsed(),
+        )?);
         show(&plane, yaml).await?;
     }
 
     // 2. A second provision of dev plans nothing: what exists is what the spec asks for.
     step("provision dev again: nothing to change");
+    let t = Instant::now();
     let run = plane
         .run("provision", json!({ "environment": "dev" }))
         .await?;
-    let row = expect(&plane, "provision", "dev", run, Status::Succeeded)?;
-    rows.push(row);
+    rows.push(expect(
+        &plane,
+        "provision",
+        "dev",
+        run,
+        Status::Succeeded,
+        t.elapsed(),
+    )?);
 
     // 3. Back up every environment.
     for (env, _) in &specs {
         step(&format!("backup {env}"));
+        let t = Instant::now();
         let run = plane.run("backup", json!({ "environment": env })).await?;
         let output = run.output.clone().unwrap_or(Value::Null);
-        rows.push(expect(&plane, "backup", env, run, Status::Succeeded)?);
+        rows.push(expect(
+            &plane,
+            "backup",
+            env,
+            run,
+            Status::Succeeded,
+            t.elapsed(),
+        )?);
         detail("snapshots", output.pointer("/manifest/snapshot_ids"));
         detail("manifest", output.pointer("/manifest/manifest_key"));
     }
 
     // 4. A DR drill of prod: a real restore, measured, torn down.
-    step("dr-drill prod: restore the newest backup to a scratch instance, verify, measure, tear down");
+    step(
+        "dr-drill prod: restore the newest backup to a scratch instance, verify, measure, tear down",
+    );
+    let t = Instant::now();
     let run = plane
         .run("dr-drill", json!({ "environment": "prod" }))
         .await?;
+    let wall = t.elapsed();
     let output = run.output.clone().unwrap_or(Value::Null);
     if run.status != Status::Succeeded {
         // The report says which check failed; show it before failing.
@@ -112,11 +141,19 @@ pub async fn run(root: &Path) -> Result<()> {
             plane.clients.s3.clone(),
             plane.config.bucket_name.clone(),
         );
-        if let Ok(report) = crate::report::drill(&objects, "prod", false, &root.join(OUT_DIR)).await {
+        if let Ok(report) = crate::report::drill(&objects, "prod", false, &root.join(OUT_DIR)).await
+        {
             print!("{}", report.text);
         }
     }
-    rows.push(expect(&plane, "dr-drill", "prod", run, Status::Succeeded)?);
+    rows.push(expect(
+        &plane,
+        "dr-drill",
+        "prod",
+        run,
+        Status::Succeeded,
+        wall,
+    )?);
     for (label, pointer) in [
         ("restored from", "/pick/snapshot_id"),
         ("RTO seconds", "/measurement/rto_seconds"),
@@ -139,7 +176,10 @@ pub async fn run(root: &Path) -> Result<()> {
         &format!("instance_class: {BAD_CLASS}"),
         1,
     );
-    ensure!(bad != *staging_yaml, "staging's spec has no instance class to change");
+    ensure!(
+        bad != *staging_yaml,
+        "staging's spec has no instance class to change"
+    );
     plane.upload_spec(&bad).await?;
     *app.bad.lock().await = Some(("staging".to_owned(), BAD_CLASS.to_owned()));
     step(&format!(
@@ -156,23 +196,53 @@ pub async fn run(root: &Path) -> Result<()> {
     ));
     let event = alarm_event(STAGING_ALARM, chrono::Utc::now());
     let rollback_started = Instant::now();
-    let rollback = plane.start_workflow("rollback", event.clone())?;
+    let first = plane.start_workflow("rollback", event.clone())?;
     // EventBridge delivers at least once: the same event again must not start a second rollback.
-    let duplicate = plane.start_workflow("rollback", event)?;
-    let done = plane.engine.wait_for(&rollback).await?;
+    let second = plane.start_workflow("rollback", event)?;
+    let (a, b) = (
+        plane.engine.wait_for(&first).await?,
+        plane.engine.wait_for(&second).await?,
+    );
     let rollback_wall = rollback_started.elapsed();
+    // Whichever claimed the incident first rolled back; the other found it claimed and did nothing.
+    let (done, dup) = if entered(&plane, &a.execution_arn, "AlreadyRollingBack")? {
+        (b, a)
+    } else {
+        (a, b)
+    };
+    ensure!(
+        entered(&plane, &dup.execution_arn, "AlreadyRollingBack")?,
+        "both copies of the alarm event rolled staging back"
+    );
     let output = done.output.clone().unwrap_or(Value::Null);
-    let mut row = expect(&plane, "rollback", "staging", done, Status::Succeeded)?;
-    row.wall = rollback_wall;
-    rows.push(row);
+    rows.push(expect(
+        &plane,
+        "rollback",
+        "staging",
+        done,
+        Status::Succeeded,
+        rollback_wall,
+    )?);
     let stopped = plane.engine.wait_for(&deploy).await?;
-    let mut row = expect(&plane, "provision", "staging", stopped, Status::Aborted)?;
-    row.wall = deploy_started.elapsed();
+    let mut row = expect(
+        &plane,
+        "provision",
+        "staging",
+        stopped,
+        Status::Aborted,
+        deploy_started.elapsed(),
+    )?;
     row.result = "ABORTED by the rollback".to_owned();
     rows.push(row);
-    let dup = plane.engine.wait_for(&duplicate).await?;
-    let mut row = expect(&plane, "rollback", "staging", dup, Status::Succeeded)?;
-    row.result = "SUCCEEDED: duplicate event, nothing done".to_owned();
+    let mut row = expect(
+        &plane,
+        "rollback",
+        "staging",
+        dup,
+        Status::Succeeded,
+        rollback_wall,
+    )?;
+    row.result = "SUCCEEDED: same event again, nothing done".to_owned();
     rows.push(row);
     detail("stopped deploy", output.pointer("/stopped"));
     let class_now = Rds::new(plane.clients.rds.clone())
@@ -267,6 +337,7 @@ fn expect(
     environment: &str,
     run: Description,
     expected: Status,
+    wall: Duration,
 ) -> Result<Row> {
     let history = plane.engine.get_execution_history(&run.execution_arn)?;
     let transitions = history
@@ -276,11 +347,6 @@ fn expect(
     let workflow_time = run
         .stop_date
         .map(|stop| stop - run.start_date)
-        .unwrap_or_default();
-    let wall = history
-        .first()
-        .zip(history.last())
-        .map(|(a, b)| (b.timestamp - a.timestamp).to_std().unwrap_or_default())
         .unwrap_or_default();
     if run.status != expected {
         bail!(
@@ -380,6 +446,18 @@ fn summary_table(rows: &[Row]) -> String {
     out
 }
 
+/// Whether the execution entered the state.
+fn entered(plane: &LocalPlane, execution: &str, state: &str) -> Result<bool> {
+    Ok(plane
+        .engine
+        .get_execution_history(execution)?
+        .iter()
+        .any(|e| {
+            e.event_type.ends_with("StateEntered")
+                && e.details.get("name").and_then(Value::as_str) == Some(state)
+        }))
+}
+
 fn step(what: &str) {
     println!("== {what}");
 }
@@ -396,8 +474,8 @@ fn detail(label: &str, value: Option<&Value>) {
 
 /// Prints what RDS now describes for the instances of a spec.
 async fn show(plane: &LocalPlane, yaml: &str) -> Result<()> {
-    let spec = opsplane_shared::domain::spec::EnvironmentSpec::parse(yaml)
-        .map_err(|e| anyhow!("{e}"))?;
+    let spec =
+        opsplane_shared::domain::spec::EnvironmentSpec::parse(yaml).map_err(|e| anyhow!("{e}"))?;
     let rds = Rds::new(plane.clients.rds.clone());
     for db in &spec.rds {
         if let Some(actual) = rds.actual(&db.identifier).await? {
