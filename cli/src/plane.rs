@@ -71,6 +71,22 @@ pub const FUNCTIONS: [(&str, &str); 5] = [
     ("RollbackFunctionArn", opsplane_fn_rollback::FUNCTION_NAME),
 ];
 
+/// What the local plane fills the definitions' `${...}` placeholders with: every function's ARN and the
+/// event bus, as `DefinitionSubstitutions` does in the deployed stack.
+pub fn substitutions() -> HashMap<String, String> {
+    let mut substitutions: HashMap<String, String> = FUNCTIONS
+        .iter()
+        .map(|(placeholder, function)| {
+            (
+                (*placeholder).to_owned(),
+                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"),
+            )
+        })
+        .collect();
+    substitutions.insert("EventBusName".to_owned(), EVENT_BUS.to_owned());
+    substitutions
+}
+
 /// The local plane could not be set up or run.
 #[derive(Debug, Error)]
 pub enum PlaneError {
@@ -347,16 +363,7 @@ impl LocalPlane {
     }
 
     fn register_workflows(&mut self) -> Result<(), PlaneError> {
-        let mut substitutions: HashMap<String, String> = FUNCTIONS
-            .iter()
-            .map(|(placeholder, function)| {
-                (
-                    (*placeholder).to_owned(),
-                    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"),
-                )
-            })
-            .collect();
-        substitutions.insert("EventBusName".to_owned(), EVENT_BUS.to_owned());
+        let substitutions = substitutions();
         for (name, definition) in WORKFLOWS {
             let arn = self
                 .engine
