@@ -13,6 +13,9 @@ pub mod execution;
 pub mod idempotency;
 pub mod local;
 pub mod lock;
+pub mod probe;
+pub mod redact;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;
 

@@ -41,6 +41,10 @@ pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     /// EKS: clusters and node groups.
     pub eks: aws_sdk_eks::Client,
+    /// Secrets Manager: probe credentials, read by reference where they are used.
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
+    /// The configuration the clients were built from (credentials and region for RDS IAM auth tokens).
+    pub sdk: SdkConfig,
 }
 
 impl Clients {
@@ -55,6 +59,8 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(sdk),
             rds: aws_sdk_rds::Client::new(sdk),
             eks: aws_sdk_eks::Client::new(sdk),
+            secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
+            sdk: sdk.clone(),
         }
     }
 
