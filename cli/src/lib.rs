@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod demo;
 pub mod plane;
 pub mod report;

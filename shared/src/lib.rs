@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod aws;
 pub mod bootstrap;
 pub mod clock;

@@ -35,3 +35,12 @@ mod idempotency;
 
 // The local plane's wiring: locks ask the local engine whether their holder still runs.
 mod plane;
+
+// Probe credentials by reference (Secrets Manager, RDS IAM auth): the values are nowhere afterwards.
+mod secrets;
+
+// Customer-managed KMS keys: bootstrap encrypts the table and the bucket with the given key.
+mod kms;
+
+// The immutable audit trail: Object Lock copies in S3 and `opsplane audit` checking them against the table.
+mod audit;
