@@ -260,6 +260,7 @@ fn differing_fields(table: &AuditEvent, copy: &AuditEvent) -> Vec<String> {
     check("actor", table.actor == copy.actor);
     check("action", table.action == copy.action);
     check("environment", table.environment == copy.environment);
+    check("execution", table.execution == copy.execution);
     check("result", table.result == copy.result);
     check("details", table.details == copy.details);
     fields
@@ -358,6 +359,7 @@ mod tests {
             actor: "alice".into(),
             action: "lock.force_release".into(),
             environment: Some("prod".into()),
+            execution: None,
             result: "ok".into(),
             details: json!({"reason": "INC-1"}),
         }

@@ -293,6 +293,9 @@ pub struct AuditEvent {
     pub action: String,
     /// The environment concerned, if any.
     pub environment: Option<String>,
+    /// The Step Functions execution concerned (ARN), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
     /// How it ended, e.g. `ok`.
     pub result: String,
     /// Anything else worth keeping (previous holder, reason, ...).
@@ -315,9 +318,16 @@ impl AuditEvent {
             actor: actor.into(),
             action: action.into(),
             environment,
+            execution: None,
             result: result.into(),
             details,
         }
+    }
+
+    /// The same event naming the execution concerned.
+    pub fn with_execution(mut self, execution_arn: impl Into<String>) -> Self {
+        self.execution = Some(execution_arn.into());
+        self
     }
 }
 

@@ -191,7 +191,8 @@ async fn opsplane_audit_reports_missing_changed_and_deleted_records() {
     let (kept, lost, changed, deleted) = (
         event(env, "backup.run"),
         event(env, "lock.takeover"),
-        event(env, "drill.run"),
+        event(env, "drill.run")
+            .with_execution("arn:aws:states:us-east-1:123456789012:execution:dr-drill:nightly-1"),
         event(env, "lock.force_release"),
     );
     for e in [&kept, &lost, &changed, &deleted] {
