@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod approve;
+pub mod audit;
 pub mod demo;
 pub mod history;
 pub mod plan;

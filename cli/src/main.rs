@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use opsplane_shared::aws::Clients;
-use opsplane_shared::bootstrap::bootstrap;
+use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
 use opsplane_shared::config::{self, Config};
 use opsplane_shared::local::project_root;
 use opsplane_shared::notify::console_url;
+use opsplane_shared::state::StateStore;
 
 /// opsplane: an event-driven control plane for RDS and EKS operations.
 #[derive(Debug, Parser)]
@@ -24,7 +25,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create or converge the control plane's DynamoDB table and S3 bucket.
-    Bootstrap(Target),
+    Bootstrap(BootstrapArgs),
+    /// An environment's audit events, each checked against its Object Lock copy in S3 (exit 1 if they disagree).
+    Audit(AuditArgs),
     /// Run the local demo: moto, bootstrap, an environment seeded, backed up and drilled on the local engine.
     Demo,
     /// The local Step Functions engine: run a definition, or score it against the conformance corpus.
@@ -114,6 +117,33 @@ enum ReportCommand {
     },
 }
 
+/// `opsplane bootstrap`.
+#[derive(Debug, Args)]
+struct BootstrapArgs {
+    /// Encrypt the table and the bucket with this customer-managed KMS key (a key ARN; default:
+    /// $OPSPLANE_KMS_KEY_ID, else AWS-managed encryption).
+    #[arg(long)]
+    kms_key_id: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `opsplane audit`.
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// The environment.
+    #[arg(long = "env")]
+    environment: String,
+    /// From when: an RFC 3339 time, a UTC date (2026-03-01) or an age (36h, 30d); default: 7 days.
+    #[arg(long)]
+    since: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
 /// `opsplane run`.
 #[derive(Debug, Args)]
 struct RunArgs {
@@ -177,6 +207,11 @@ struct Target {
 impl Target {
     /// Flags first, then the environment.
     fn config(&self) -> Result<Config> {
+        self.config_with(None)
+    }
+
+    /// Flags first (and `kms_key_id` for [`config::ENV_KMS_KEY_ID`]), then the environment.
+    fn config_with(&self, kms_key_id: Option<String>) -> Result<Config> {
         let table = self.table.clone();
         let bucket = self.bucket.clone();
         let region = self.region.clone();
@@ -187,6 +222,7 @@ impl Target {
                 config::ENV_BUCKET => bucket.clone(),
                 "AWS_REGION" => region.clone(),
                 config::ENV_ENDPOINT => endpoint.clone(),
+                config::ENV_KMS_KEY_ID => kms_key_id.clone(),
                 _ => None,
             };
             flag.or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -196,22 +232,51 @@ impl Target {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() {
     opsplane_shared::telemetry::init();
-    let cli = Cli::parse();
+    if let Err(err) = run(Cli::parse()).await {
+        // The last line a person sees goes through the same redaction as every log line and Cause.
+        let chain: &(dyn std::error::Error + 'static) = err.as_ref();
+        eprintln!("Error: {}", opsplane_shared::error::redacted_chain(chain));
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Bootstrap(target) => {
-            let cfg = target.config()?;
+        Command::Bootstrap(args) => {
+            let cfg = args.target.config_with(args.kms_key_id)?;
             let clients = Clients::load(&cfg).await;
-            let report = bootstrap(
+            let report = bootstrap_with(
                 &clients.dynamodb,
                 &clients.s3,
                 &cfg.table_name,
                 &cfg.bucket_name,
                 &cfg.region,
+                BootstrapOptions::default().with_kms_key(cfg.kms_key_id.clone()),
             )
             .await?;
             println!("{report}");
+        }
+        Command::Audit(args) => {
+            let cfg = args.target.config()?;
+            let clients = Clients::load(&cfg).await;
+            let store = StateStore::from_config(&cfg, &clients);
+            let since = args
+                .since
+                .as_deref()
+                .map(|s| opsplane_cli::audit::parse_since(s, store.now()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let report = opsplane_cli::audit::audit(&store, &args.environment, since).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", opsplane_cli::audit::render(&report));
+            }
+            if !report.agrees() {
+                std::process::exit(1);
+            }
         }
         Command::Lock(cmd) => lock::run(cmd).await?,
         Command::Demo => demo().await?,

@@ -2,19 +2,26 @@
 //!
 //! Every step reads the current setting first and writes only what differs, so a second run changes nothing
 //! and a half-created state (a table without TTL, a bucket whose policy was deleted) converges.
+//!
+//! With a customer-managed KMS key ([`BootstrapOptions::kms_key_id`]) the table is encrypted with it
+//! (`SSESpecification`) and the bucket's default encryption is SSE-KMS with it and an S3 Bucket Key (one KMS
+//! call per object batch instead of per object). The bucket always gets Object Lock enabled, with no default
+//! retention: only audit copies carry a retention (see [`crate::audit`]); specs, reports and lock objects
+//! stay deletable.
 
 use std::fmt;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
-    PointInTimeRecoveryStatus, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    PointInTimeRecoveryStatus, ScalarAttributeType, SseSpecification, SseStatus, SseType,
+    TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+    ObjectLockConfiguration, ObjectLockEnabled, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, VersioningConfiguration,
 };
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -128,18 +135,22 @@ impl fmt::Display for BootstrapReport {
 }
 
 /// What bootstrap applies beyond the fixed settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapOptions {
     /// Write the bucket policy that denies plain-HTTP requests. Always on AWS; off only for the local world,
     /// whose endpoint (moto on loopback) speaks plain HTTP and enforces bucket policies, so the policy would
     /// deny every object request there.
     pub tls_only_policy: bool,
+    /// Encrypt the table and the bucket with this customer-managed KMS key (ARN). `None` leaves AWS-managed
+    /// encryption (and never downgrades a table or bucket already on a customer key).
+    pub kms_key_id: Option<String>,
 }
 
 impl Default for BootstrapOptions {
     fn default() -> Self {
         Self {
             tls_only_policy: true,
+            kms_key_id: None,
         }
     }
 }
@@ -149,7 +160,14 @@ impl BootstrapOptions {
     pub const fn local_world() -> Self {
         Self {
             tls_only_policy: false,
+            kms_key_id: None,
         }
+    }
+
+    /// The same options encrypting with `key` (a KMS key ARN).
+    pub fn with_kms_key(mut self, key: Option<String>) -> Self {
+        self.kms_key_id = key;
+        self
     }
 }
 
@@ -182,8 +200,8 @@ pub async fn bootstrap_with(
     options: BootstrapOptions,
 ) -> Result<BootstrapReport, BootstrapError> {
     let mut steps = Vec::new();
-    ensure_table(dynamodb, table, &mut steps).await?;
-    ensure_bucket(s3, bucket, region, options, &mut steps).await?;
+    ensure_table(dynamodb, table, options.kms_key_id.as_deref(), &mut steps).await?;
+    ensure_bucket(s3, bucket, region, &options, &mut steps).await?;
     let report = BootstrapReport {
         table: table.to_owned(),
         bucket: bucket.to_owned(),
@@ -210,9 +228,18 @@ fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> T {
     r.expect("all required fields are set")
 }
 
+fn table_sse(key: &str) -> SseSpecification {
+    SseSpecification::builder()
+        .enabled(true)
+        .sse_type(SseType::Kms)
+        .kms_master_key_id(key)
+        .build()
+}
+
 async fn ensure_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
+    kms_key: Option<&str>,
     steps: &mut Vec<Step>,
 ) -> Result<(), BootstrapError> {
     let resource = format!("table {table}");
@@ -261,11 +288,15 @@ async fn ensure_table(
                 .key_schema(key("pk", KeyType::Hash))
                 .key_schema(key("sk", KeyType::Range))
                 .billing_mode(BillingMode::PayPerRequest)
+                .set_sse_specification(kms_key.map(table_sse))
                 .send()
                 .await
                 .map_err(aws_err("CreateTable", table))?;
             push("table", Outcome::Created);
             push("on-demand billing", Outcome::Created);
+            if kms_key.is_some() {
+                push("kms encryption", Outcome::Created);
+            }
         }
         Some(desc) => {
             let keys: Vec<(String, KeyType)> = desc
@@ -303,6 +334,27 @@ async fn ensure_table(
                     .await
                     .map_err(aws_err("UpdateTable", table))?;
                 push("on-demand billing", Outcome::Updated);
+            }
+            if let Some(key) = kms_key {
+                let sse = desc.sse_description();
+                let on_key = sse.is_some_and(|d| {
+                    matches!(d.status(), Some(SseStatus::Enabled | SseStatus::Enabling))
+                        && d.sse_type() == Some(&SseType::Kms)
+                        && d.kms_master_key_arn() == Some(key)
+                });
+                if on_key {
+                    push("kms encryption", Outcome::AlreadyExisted);
+                } else {
+                    wait_table_active(client, table).await?;
+                    client
+                        .update_table()
+                        .table_name(table)
+                        .sse_specification(table_sse(key))
+                        .send()
+                        .await
+                        .map_err(aws_err("UpdateTable", table))?;
+                    push("kms encryption", Outcome::Updated);
+                }
             }
         }
     }
@@ -447,13 +499,36 @@ pub fn converge_policy(
     Ok(Some(policy.to_string()))
 }
 
+/// Whether the bucket's default encryption is what we want: any default without a key asked for; SSE-KMS
+/// with exactly that key and a Bucket Key with one.
+pub fn encryption_matches(
+    config: Option<&ServerSideEncryptionConfiguration>,
+    kms_key: Option<&str>,
+) -> bool {
+    let rules = config.map(|c| c.rules()).unwrap_or_default();
+    match kms_key {
+        None => rules
+            .iter()
+            .any(|r| r.apply_server_side_encryption_by_default().is_some()),
+        Some(key) => rules.iter().any(|r| {
+            r.bucket_key_enabled() == Some(true)
+                && r.apply_server_side_encryption_by_default()
+                    .is_some_and(|d| {
+                        *d.sse_algorithm() == ServerSideEncryption::AwsKms
+                            && d.kms_master_key_id() == Some(key)
+                    })
+        }),
+    }
+}
+
 async fn ensure_bucket(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     region: &str,
-    options: BootstrapOptions,
+    options: &BootstrapOptions,
     steps: &mut Vec<Step>,
 ) -> Result<(), BootstrapError> {
+    let kms_key = options.kms_key_id.as_deref();
     let resource = format!("bucket {bucket}");
     let mut push = |setting, outcome| {
         steps.push(Step {
@@ -515,22 +590,38 @@ async fn ensure_bucket(
         push("versioning", Outcome::Updated);
     }
 
-    let encrypted = match client.get_bucket_encryption().bucket(bucket).send().await {
-        Ok(out) => out.server_side_encryption_configuration().is_some_and(|c| {
-            c.rules()
-                .iter()
-                .any(|r| r.apply_server_side_encryption_by_default().is_some())
-        }),
-        Err(err) if err.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => false,
+    let (encrypted, had_default) = match client.get_bucket_encryption().bucket(bucket).send().await
+    {
+        Ok(out) => {
+            let config = out.server_side_encryption_configuration();
+            (
+                encryption_matches(config, kms_key),
+                encryption_matches(config, None),
+            )
+        }
+        Err(err) if err.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => {
+            (false, false)
+        }
         Err(err) => return Err(aws_err("GetBucketEncryption", bucket)(err)),
     };
-    if encrypted {
-        push("default encryption", Outcome::AlreadyExisted);
+    let setting = if kms_key.is_some() {
+        "kms encryption"
     } else {
-        let by_default = ServerSideEncryptionByDefault::builder()
-            .sse_algorithm(ServerSideEncryption::Aes256)
-            .build()
-            .expect("algorithm is set");
+        "default encryption"
+    };
+    if encrypted {
+        push(setting, Outcome::AlreadyExisted);
+    } else {
+        let by_default = match kms_key {
+            Some(key) => ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::AwsKms)
+                .kms_master_key_id(key),
+            None => {
+                ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256)
+            }
+        }
+        .build()
+        .expect("algorithm is set");
         let rule = ServerSideEncryptionRule::builder()
             .apply_server_side_encryption_by_default(by_default)
             .bucket_key_enabled(true)
@@ -547,7 +638,46 @@ async fn ensure_bucket(
             .send()
             .await
             .map_err(aws_err("PutBucketEncryption", bucket))?;
-        push("default encryption", Outcome::Updated);
+        push(
+            setting,
+            if had_default {
+                Outcome::Updated
+            } else {
+                Outcome::Created
+            },
+        );
+    }
+
+    // After versioning: S3 enables Object Lock only on a versioned bucket.
+    let locked = match client
+        .get_object_lock_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .object_lock_configuration()
+            .and_then(|c| c.object_lock_enabled())
+            .is_some_and(|e| *e == ObjectLockEnabled::Enabled),
+        Err(err) if err.code() == Some("ObjectLockConfigurationNotFoundError") => false,
+        Err(err) => return Err(aws_err("GetObjectLockConfiguration", bucket)(err)),
+    };
+    if locked {
+        push("object lock", Outcome::AlreadyExisted);
+    } else {
+        // No default retention: only audit copies are locked, each with its own retain-until date.
+        client
+            .put_object_lock_configuration()
+            .bucket(bucket)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(aws_err("PutObjectLockConfiguration", bucket))?;
+        push("object lock", Outcome::Updated);
     }
 
     let blocked = match client.get_public_access_block().bucket(bucket).send().await {

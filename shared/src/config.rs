@@ -17,6 +17,66 @@ pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
 pub const DEFAULT_TABLE: &str = "opsplane";
 /// Environment variable choosing the lock backend: `dynamodb` (default) or `s3`.
 pub const ENV_LOCK_BACKEND: &str = "OPSPLANE_LOCK_BACKEND";
+/// Environment variable naming the customer-managed KMS key (key ARN) of the table and the bucket.
+pub const ENV_KMS_KEY_ID: &str = "OPSPLANE_KMS_KEY_ID";
+/// Environment variable choosing the Object Lock mode of audit copies: `governance` (default) or `compliance`.
+pub const ENV_AUDIT_LOCK_MODE: &str = "OPSPLANE_AUDIT_LOCK_MODE";
+/// Environment variable setting how many days each audit copy is retained under Object Lock.
+pub const ENV_AUDIT_RETENTION_DAYS: &str = "OPSPLANE_AUDIT_RETENTION_DAYS";
+/// Audit copies are retained this many days unless [`ENV_AUDIT_RETENTION_DAYS`] says otherwise.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+/// The longest retention accepted (100 years, S3's own limit).
+pub const MAX_AUDIT_RETENTION_DAYS: u32 = 36_500;
+
+/// The Object Lock mode of audit copies in S3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditLockMode {
+    /// Nobody deletes or overwrites a locked version before it expires, except a principal allowed
+    /// `s3:BypassGovernanceRetention` who asks for the bypass (which is itself logged by CloudTrail).
+    #[default]
+    Governance,
+    /// Nobody, the root user included, deletes a locked version or shortens its retention before it expires.
+    Compliance,
+}
+
+impl AuditLockMode {
+    /// Parses the value of [`ENV_AUDIT_LOCK_MODE`] (case-insensitive).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "governance" => Ok(AuditLockMode::Governance),
+            "compliance" => Ok(AuditLockMode::Compliance),
+            _ => {
+                Err("the audit lock mode is `governance` (the default) or `compliance`".to_owned())
+            }
+        }
+    }
+
+    /// The mode as S3 spells it.
+    pub const fn as_s3(self) -> &'static str {
+        match self {
+            AuditLockMode::Governance => "GOVERNANCE",
+            AuditLockMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+/// How audit events are kept in S3 besides the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// The Object Lock mode of each copy.
+    pub lock_mode: AuditLockMode,
+    /// Days each copy is retained.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            lock_mode: AuditLockMode::default(),
+            retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+        }
+    }
+}
 
 /// Where environment locks live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +116,11 @@ pub struct Config {
     pub lock_backend: LockBackend,
     /// How SDK calls are retried and bounded in time.
     pub sdk: SdkSettings,
+    /// The customer-managed KMS key (ARN) the table and bucket are encrypted with ([`ENV_KMS_KEY_ID`]);
+    /// `None`: AWS-managed encryption.
+    pub kms_key_id: Option<String>,
+    /// How audit copies are locked in S3 ([`ENV_AUDIT_LOCK_MODE`], [`ENV_AUDIT_RETENTION_DAYS`]).
+    pub audit: AuditSettings,
 }
 
 /// How every SDK call is retried and bounded in time. Throttling and 5xx answers are retried by the SDK with
@@ -163,6 +228,37 @@ impl Config {
                 reason,
             })?,
         };
+        let kms_key_id = lookup(ENV_KMS_KEY_ID);
+        if let Some(key) = &kms_key_id {
+            validate_kms_key_arn(key).map_err(|reason| ConfigError::Invalid {
+                var: ENV_KMS_KEY_ID,
+                value: key.clone(),
+                reason,
+            })?;
+        }
+        let lock_mode = match lookup(ENV_AUDIT_LOCK_MODE) {
+            None => AuditLockMode::default(),
+            Some(value) => AuditLockMode::parse(&value).map_err(|reason| ConfigError::Invalid {
+                var: ENV_AUDIT_LOCK_MODE,
+                value,
+                reason,
+            })?,
+        };
+        let retention_days = match lookup(ENV_AUDIT_RETENTION_DAYS) {
+            None => DEFAULT_AUDIT_RETENTION_DAYS,
+            Some(value) => match value.parse::<u32>() {
+                Ok(days) if (1..=MAX_AUDIT_RETENTION_DAYS).contains(&days) => days,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: ENV_AUDIT_RETENTION_DAYS,
+                        value,
+                        reason: format!(
+                            "a whole number of days from 1 to {MAX_AUDIT_RETENTION_DAYS}"
+                        ),
+                    });
+                }
+            },
+        };
         Ok(Self {
             table_name,
             bucket_name,
@@ -171,6 +267,11 @@ impl Config {
             local_credentials,
             lock_backend,
             sdk: SdkSettings::default(),
+            kms_key_id,
+            audit: AuditSettings {
+                lock_mode,
+                retention_days,
+            },
         })
     }
 
@@ -188,6 +289,8 @@ impl Config {
             local_credentials: true,
             lock_backend: LockBackend::default(),
             sdk: SdkSettings::default(),
+            kms_key_id: None,
+            audit: AuditSettings::default(),
         }
     }
 
@@ -236,6 +339,27 @@ pub fn validate_bucket_name(name: &str) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Checks a KMS key ARN: `arn:<partition>:kms:<region>:<account>:key/<key-id>`. A key ARN, not an alias or
+/// a bare id: DynamoDB and S3 report the key they use by ARN, and bootstrap compares against it.
+pub fn validate_kms_key_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "kms"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("key/")
+            .is_some_and(|id| !id.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err("a KMS key ARN, arn:aws:kms:<region>:<account>:key/<key-id> (not an alias or a bare key id)".to_owned())
+    }
 }
 
 fn validate_endpoint(url: &str) -> Result<(), String> {
@@ -387,6 +511,41 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("`dynamodb`"), "{err}");
+    }
+
+    #[test]
+    fn kms_key_and_audit_settings_are_read_and_checked() {
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let base = [("OPSPLANE_BUCKET", "b-1"), ("AWS_REGION", "eu-west-1")];
+        let cfg = Config::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(cfg.kms_key_id, None);
+        assert_eq!(cfg.audit, AuditSettings::default());
+        assert_eq!(cfg.audit.lock_mode.as_s3(), "GOVERNANCE");
+        let mut with = base.to_vec();
+        with.extend([
+            ("OPSPLANE_KMS_KEY_ID", key),
+            ("OPSPLANE_AUDIT_LOCK_MODE", "Compliance"),
+            ("OPSPLANE_AUDIT_RETENTION_DAYS", "2190"),
+        ]);
+        let cfg = Config::from_lookup(lookup(&with)).unwrap();
+        assert_eq!(cfg.kms_key_id.as_deref(), Some(key));
+        assert_eq!(cfg.audit.lock_mode, AuditLockMode::Compliance);
+        assert_eq!(cfg.audit.retention_days, 2190);
+        for (var, bad) in [
+            ("OPSPLANE_KMS_KEY_ID", "alias/opsplane"),
+            ("OPSPLANE_KMS_KEY_ID", "1234abcd-12ab"),
+            ("OPSPLANE_AUDIT_LOCK_MODE", "legal-hold"),
+            ("OPSPLANE_AUDIT_RETENTION_DAYS", "0"),
+            ("OPSPLANE_AUDIT_RETENTION_DAYS", "forever"),
+        ] {
+            let mut with = base.to_vec();
+            with.push((var, bad));
+            let err = Config::from_lookup(lookup(&with)).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { var: v, .. } if v == var),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -206,16 +206,11 @@ impl OpsError {
         }
     }
 
-    /// The message with every source in the chain, so the `Cause` a person reads in the console says why.
+    /// The message with every source in the chain, so the `Cause` a person reads in the console says why,
+    /// redacted ([`crate::redact`]): it lands in the execution history, readable for 90 days by anyone allowed
+    /// `GetExecutionHistory`, so a connection string or token inside a source must not.
     pub fn full_message(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(err) = source {
-            message.push_str(": ");
-            message.push_str(&err.to_string());
-            source = err.source();
-        }
-        message
+        redacted_chain(self)
     }
 
     /// The error as Lambda serialises a function error: `{"errorType", "errorMessage"}`. The local engine
@@ -223,6 +218,19 @@ impl OpsError {
     pub fn to_lambda_payload(&self) -> serde_json::Value {
         serde_json::json!({ "errorType": self.name().as_str(), "errorMessage": self.full_message() })
     }
+}
+
+/// `err` and every source in its chain, joined by `: `, redacted ([`crate::redact`]). For any error whose
+/// text leaves the process (a `Cause`, a check's detail in a report, the CLI's last line).
+pub fn redacted_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        source = e.source();
+    }
+    crate::redact::redact(&message).into_owned()
 }
 
 impl From<OpsError> for lambda_runtime::Diagnostic {
@@ -277,6 +285,35 @@ mod tests {
             diag.error_message.contains("Rate exceeded"),
             "{}",
             diag.error_message
+        );
+    }
+
+    #[test]
+    fn causes_never_carry_a_secret_from_the_chain() {
+        let source: BoxError =
+            "error connecting to postgres://probe:chain-pw-123@db:5432/app with password=chain-pw-456"
+                .into();
+        let err = OpsError::Aws {
+            operation: "Connect",
+            source,
+        };
+        let diag: lambda_runtime::Diagnostic = err.into();
+        assert!(
+            !diag.error_message.contains("chain-pw"),
+            "{}",
+            diag.error_message
+        );
+        assert!(
+            diag.error_message.contains("probe:[REDACTED]@db:5432"),
+            "{}",
+            diag.error_message
+        );
+        let err = OpsError::RestoreFailed(
+            "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig rejected".into(),
+        );
+        assert_eq!(
+            err.to_lambda_payload()["errorMessage"],
+            "restore failed: token [REDACTED] rejected"
         );
     }
 

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod aws;
 pub mod bootstrap;
 pub mod clock;
@@ -14,6 +15,9 @@ pub mod idempotency;
 pub mod local;
 pub mod lock;
 pub mod notify;
+pub mod probe;
+pub mod redact;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;
 

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::audit::AuditArchive;
 use crate::aws::Clients;
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::config::Config;
@@ -83,6 +84,16 @@ pub enum StateError {
     /// A pagination cursor was not one this store handed out.
     #[error("invalid cursor {0:?}: pass back the `next` cursor of a previous page unchanged")]
     InvalidCursor(String),
+    /// An audit event reached the table but its immutable S3 copy was not written (`opsplane audit` reports
+    /// the record as missing its copy).
+    #[error("audit event {id} is in the table, but its S3 copy was not written")]
+    AuditCopy {
+        /// The event's id.
+        id: String,
+        /// Why the copy failed.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl StateError {
@@ -117,6 +128,10 @@ impl From<StateError> for OpsError {
                 operation, source, ..
             } => OpsError::Aws { operation, source },
             StateError::InvalidCursor(_) => OpsError::invalid("cursor", err.to_string()),
+            StateError::AuditCopy { source, .. } => OpsError::Aws {
+                operation: "PutObject",
+                source,
+            },
             StateError::Corrupt { .. } => OpsError::Internal(err.to_string()),
         }
     }
@@ -373,6 +388,9 @@ pub struct AuditEvent {
     pub action: String,
     /// The environment concerned, if any.
     pub environment: Option<String>,
+    /// The Step Functions execution concerned (ARN), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
     /// How it ended, e.g. `ok`.
     pub result: String,
     /// Anything else worth keeping (previous holder, reason, ...).
@@ -395,9 +413,16 @@ impl AuditEvent {
             actor: actor.into(),
             action: action.into(),
             environment,
+            execution: None,
             result: result.into(),
             details,
         }
+    }
+
+    /// The same event naming the execution concerned.
+    pub fn with_execution(mut self, execution_arn: impl Into<String>) -> Self {
+        self.execution = Some(execution_arn.into());
+        self
     }
 }
 
@@ -565,12 +590,13 @@ impl TimeRange {
     }
 }
 
-/// The state store over one DynamoDB table.
+/// The state store over one DynamoDB table, with the S3 archive audit events are also written to.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     clock: Arc<dyn Clock>,
+    audit_archive: Option<AuditArchive>,
 }
 
 impl StateStore {
@@ -580,12 +606,31 @@ impl StateStore {
             client,
             table: table.into(),
             clock: Arc::new(SystemClock),
+            audit_archive: None,
         }
     }
 
-    /// The store of `cfg`'s table.
+    /// The store of `cfg`'s table, copying audit events to `cfg`'s bucket with `cfg`'s audit settings.
     pub fn from_config(cfg: &Config, clients: &Clients) -> Self {
-        Self::new(clients.dynamodb.clone(), cfg.table_name.clone())
+        Self::new(clients.dynamodb.clone(), cfg.table_name.clone()).with_audit_archive(
+            AuditArchive::new(clients.s3.clone(), cfg.bucket_name.clone(), cfg.audit),
+        )
+    }
+
+    /// The same store also writing every audit event to `archive` (S3, Object Lock).
+    pub fn with_audit_archive(mut self, archive: AuditArchive) -> Self {
+        self.audit_archive = Some(archive);
+        self
+    }
+
+    /// The archive audit events are copied to, if any.
+    pub fn audit_archive(&self) -> Option<&AuditArchive> {
+        self.audit_archive.as_ref()
+    }
+
+    /// Now, by this store's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The same store reading time from `clock` (audit timestamps, day partitions).
@@ -1072,6 +1117,9 @@ impl StateStore {
     }
 
     /// Appends an audit event. Not fenced: the audit log records what happened, including refusals.
+    ///
+    /// The event goes to the table, then (with an archive) to S3 with an Object Lock retention; a failed copy
+    /// is [`StateError::AuditCopy`], and the record stays in the table for `opsplane audit` to report.
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
         let mut item = to_item(event).map_err(|reason| StateError::Corrupt {
             pk: audit_pk(event.at.date_naive()),
@@ -1093,11 +1141,26 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| StateError::aws("PutItem", e))?;
+        let copy = match &self.audit_archive {
+            None => None,
+            Some(archive) => {
+                Some(
+                    archive
+                        .write(event)
+                        .await
+                        .map_err(|e| StateError::AuditCopy {
+                            id: event.id.clone(),
+                            source: Box::new(e),
+                        })?,
+                )
+            }
+        };
         tracing::info!(
             actor = event.actor,
             action = event.action,
             environment = event.environment.as_deref(),
             result = event.result,
+            copy = copy.as_deref(),
             "audit event"
         );
         Ok(())
@@ -1146,7 +1209,16 @@ impl StateStore {
         &self,
         environment: Option<&str>,
     ) -> Result<Vec<AuditEvent>, StateError> {
-        let day = self.clock.now().date_naive();
+        self.audit_day(self.clock.now().date_naive(), environment)
+            .await
+    }
+
+    /// Every audit event of one UTC day, newest first, optionally only those of one environment.
+    pub async fn audit_day(
+        &self,
+        day: NaiveDate,
+        environment: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, StateError> {
         let mut all = Vec::new();
         let mut page = PageRequest::default();
         loop {

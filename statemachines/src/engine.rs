@@ -456,6 +456,20 @@ impl Engine {
         })
     }
 
+    /// `ListExecutions` over every state machine: the ARN of every execution started, sorted.
+    pub fn list_executions(&self) -> Vec<String> {
+        let mut arns: Vec<String> = self
+            .inner
+            .executions
+            .read()
+            .expect("executions lock")
+            .keys()
+            .cloned()
+            .collect();
+        arns.sort();
+        arns
+    }
+
     /// True while the execution is RUNNING (what a lock asks of its holder).
     pub fn is_running(&self, execution_arn: &str) -> bool {
         self.describe_execution(execution_arn)

@@ -64,9 +64,13 @@ impl Plane {
             .expect("local plane over moto");
         local.register_functions(deps(&world, probe));
         let env = unique("e");
-        let text = std::fs::read_to_string(root().join("tests/fixtures/specs").join(fixture))
+        let mut text = std::fs::read_to_string(root().join("tests/fixtures/specs").join(fixture))
             .expect("fixture")
             .replace("{env}", &env);
+        if text.contains("{probe_secret}") {
+            let arn = crate::postgres::probe_secret(&world).await;
+            text = text.replace("{probe_secret}", &arn);
+        }
         let spec = local
             .seed_environment(&text)
             .await

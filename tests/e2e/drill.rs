@@ -20,7 +20,7 @@ use crate::postgres::{execute, postgres};
 fn to_postgres() -> ProbeSettings {
     ProbeSettings {
         endpoint_override: Some(("127.0.0.1".to_owned(), postgres().port())),
-        password: None,
+        ..ProbeSettings::default()
     }
 }
 

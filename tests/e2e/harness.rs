@@ -78,3 +78,109 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}{}-{n}-{nanos:x}", std::process::id())
 }
+
+/// Asserts that `secret` appears nowhere the control plane keeps or shows anything: no item of the world's
+/// table, no version of any object in its bucket, no execution of `engine` (input, output, cause, every
+/// history event), and not in `logs` (what [`opsplane_shared::telemetry::capture`] collected). Also looks for
+/// the forms JSON would escape it to. Panics naming where it was found.
+pub async fn assert_secret_absent(
+    world: &World,
+    engine: &opsplane_statemachines::Engine,
+    secret: &str,
+    logs: &str,
+) {
+    assert!(
+        secret.len() >= 6,
+        "a secret this short would match by chance"
+    );
+    let escaped = serde_json::to_string(secret).expect("a string serialises");
+    let forms = [secret.to_owned(), escaped[1..escaped.len() - 1].to_owned()];
+    let found = |text: &str| forms.iter().any(|f| text.contains(f.as_str()));
+
+    let mut start = None;
+    let mut items = 0;
+    loop {
+        let page = world
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&world.config.table_name)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the table");
+        for item in page.items() {
+            items += 1;
+            assert!(
+                !found(&format!("{item:?}")),
+                "the secret is in a table item: pk={:?}",
+                item.get("pk")
+            );
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+
+    let s3 = &world.clients.s3;
+    let bucket = &world.config.bucket_name;
+    let versions = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list object versions");
+    assert!(
+        !versions.is_truncated().unwrap_or(false),
+        "more versions than one page"
+    );
+    let mut objects = 0;
+    for v in versions.versions() {
+        let (key, id) = (v.key().expect("key"), v.version_id().expect("version id"));
+        objects += 1;
+        assert!(!found(key), "the secret is in an object key: {key}");
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(id)
+            .send()
+            .await
+            .expect("get an object version")
+            .body
+            .collect()
+            .await
+            .expect("read an object version")
+            .into_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !found(&text),
+            "the secret is in s3://{bucket}/{key} version {id}"
+        );
+    }
+
+    let executions = engine.list_executions();
+    for arn in &executions {
+        let d = engine
+            .describe_execution(arn)
+            .expect("describe an execution");
+        let described = serde_json::to_string(&d).expect("a description serialises");
+        assert!(
+            !found(&described),
+            "the secret is in the input, output or cause of {arn}"
+        );
+        for event in engine.get_execution_history(arn).expect("history") {
+            let text = serde_json::to_string(&event).expect("an event serialises");
+            assert!(
+                !found(&text),
+                "the secret is in history event {} of {arn}",
+                event.id
+            );
+        }
+    }
+
+    assert!(!found(logs), "the secret is in the captured logs");
+    // The scan saw something: a scan of nothing proves nothing.
+    assert!(items > 0 && objects > 0 && !executions.is_empty() && !logs.is_empty());
+}

@@ -65,3 +65,12 @@ mod faults;
 
 // Malformed inputs, generated, against every workflow's input validation: refused, field named, nothing changed.
 mod input_props;
+
+// Probe credentials by reference (Secrets Manager, RDS IAM auth): the values are nowhere afterwards.
+mod secrets;
+
+// Customer-managed KMS keys: bootstrap encrypts the table and the bucket with the given key.
+mod kms;
+
+// The immutable audit trail: Object Lock copies in S3 and `opsplane audit` checking them against the table.
+mod audit;

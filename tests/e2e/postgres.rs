@@ -1,6 +1,9 @@
 //! A real PostgreSQL server for the drill's SQL probe, started once per test binary from the machine's
 //! packages (`/usr/lib/postgresql/<version>/bin`; `.ci/run` installs Debian's `postgresql` when missing).
 //!
+//! TCP logins need a password (SCRAM), random per run, as on RDS. The probe gets it the way production
+//! does: from a Secrets Manager secret (created in moto by [`probe_secret`]) named in the spec.
+//!
 //! PostgreSQL refuses to run as root, and the tests run as root in CI, so the server runs as the `postgres`
 //! user (through `runuser`) in a temporary directory it owns. It is started by a small shell wrapper that
 //! keeps reading its standard input and stops the server (and removes the directory) when that input
@@ -19,6 +22,7 @@ pub struct Postgres {
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
     port: u16,
+    password: String,
 }
 
 impl Postgres {
@@ -26,6 +30,40 @@ impl Postgres {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// The superuser's password (TCP logins need it).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+/// A password no earlier run has used: the standard library's per-process random hash keys.
+fn random_password() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("pg-{:016x}{:016x}", word(), word())
+}
+
+/// A Secrets Manager secret in the world's moto holding the server's login as RDS keeps the secret of an
+/// instance created with `ManageMasterUserPassword` (`{"username", "password"}`). Returns its ARN.
+pub async fn probe_secret(world: &crate::harness::World) -> String {
+    let pg = postgres();
+    let value = serde_json::json!({ "username": "postgres", "password": pg.password() });
+    world
+        .clients
+        .secrets_manager
+        .create_secret()
+        .name(format!("rds!{}", world.name("probe")))
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("CreateSecret in moto")
+        .arn
+        .expect("CreateSecret returns the ARN")
 }
 
 static SERVER: OnceLock<Postgres> = OnceLock::new();
@@ -96,10 +134,26 @@ fn start() -> Result<Postgres, String> {
         }
     }
     let data = dir.join("data");
+    let password = random_password();
+    let pwfile = dir.join("pwfile");
+    std::fs::write(&pwfile, &password).map_err(|e| format!("writing the password file: {e}"))?;
+    if is_root() {
+        let _ = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&pwfile)
+            .status();
+    }
     let out = as_server_user(&bin.join("initdb"))
         .arg("-D")
         .arg(&data)
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .args(["-E", "UTF8", "--no-sync"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("running initdb: {e}"))?;
@@ -145,10 +199,12 @@ fn start() -> Result<Postgres, String> {
     let mut stdin = stdin;
     // Nothing is ever written; flushing only checks that the pipe is open.
     let _ = stdin.flush();
+    let _ = std::fs::remove_file(&pwfile);
     Ok(Postgres {
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
         port,
+        password,
     })
 }
 
@@ -159,6 +215,7 @@ pub async fn execute(sql: &str) {
         .host("127.0.0.1")
         .port(pg.port())
         .user("postgres")
+        .password(pg.password())
         .dbname("postgres")
         .connect(tokio_postgres::NoTls)
         .await
@@ -170,7 +227,14 @@ pub async fn execute(sql: &str) {
 }
 
 #[tokio::test]
-async fn the_server_answers_a_query() {
+async fn the_server_answers_a_query_and_refuses_a_login_without_password() {
     execute("CREATE TABLE IF NOT EXISTS harness_check (x int); DROP TABLE harness_check;").await;
-    assert!(postgres().port() > 0);
+    let refused = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(postgres().port())
+        .user("postgres")
+        .dbname("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await;
+    assert!(refused.is_err(), "TCP logins need the password");
 }

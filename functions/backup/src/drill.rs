@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::probe::ProbeTarget;
 use crate::{Deps, short_id};
+use opsplane_shared::error::redacted_chain;
 
 /// The state that requests the restore; RTO starts when it is entered.
 pub const RESTORE_STATE: &str = "Restore";
@@ -548,45 +549,49 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
         match target {
             None => checks.push(check("sql-probe", false, "no endpoint to connect to")),
             Some((host, port)) => {
-                let t = ProbeTarget {
-                    host,
-                    port,
-                    database: probe.database.clone(),
-                    user: probe.user.clone(),
-                    password: deps.probe_settings.password.clone(),
-                    canary_query: probe.canary_query.clone(),
-                };
-                match deps.probe.probe(&t).await {
-                    Ok(answer) => {
-                        checks.push(check(
-                            "sql-probe",
-                            true,
-                            format!(
-                                "SELECT 1 = {} on {}:{}/{}",
-                                answer.select_one, t.host, t.port, t.database
-                            ),
-                        ));
-                        if probe.canary_query.is_some() {
-                            checks.push(check(
-                                "canary",
-                                answer.canary_newest.is_some(),
-                                match answer.canary_newest {
-                                    Some(at) => format!("newest write {}", at.to_rfc3339()),
-                                    None => "the canary query returned no timestamp".to_owned(),
-                                },
-                            ));
+                // Resolved here, used for one connection, dropped with this scope: never in an output.
+                let login = deps
+                    .credentials
+                    .resolve(&probe.credentials(), &probe.user, &host, port)
+                    .await;
+                match login {
+                    Err(e) => checks.push(check("sql-probe", false, redacted_chain(&e))),
+                    Ok(login) => {
+                        let t = ProbeTarget {
+                            host,
+                            port,
+                            database: probe.database.clone(),
+                            login,
+                            canary_query: probe.canary_query.clone(),
+                        };
+                        match deps.probe.probe(&t).await {
+                            Ok(answer) => {
+                                checks.push(check(
+                                    "sql-probe",
+                                    true,
+                                    format!(
+                                        "SELECT 1 = {} on {}:{}/{} as {}",
+                                        answer.select_one, t.host, t.port, t.database, t.login.user
+                                    ),
+                                ));
+                                if probe.canary_query.is_some() {
+                                    checks.push(check(
+                                        "canary",
+                                        answer.canary_newest.is_some(),
+                                        match answer.canary_newest {
+                                            Some(at) => format!("newest write {}", at.to_rfc3339()),
+                                            None => {
+                                                "the canary query returned no timestamp".to_owned()
+                                            }
+                                        },
+                                    ));
+                                }
+                                canary_newest = answer.canary_newest;
+                            }
+                            // The driver's message may quote what the server said; it goes into the
+                            // report and the execution's output, so it is redacted like a log line.
+                            Err(e) => checks.push(check("sql-probe", false, redacted_chain(&e))),
                         }
-                        canary_newest = answer.canary_newest;
-                    }
-                    Err(e) => {
-                        let mut msg = e.to_string();
-                        let mut src = std::error::Error::source(&e);
-                        while let Some(s) = src {
-                            msg.push_str(": ");
-                            msg.push_str(&s.to_string());
-                            src = s.source();
-                        }
-                        checks.push(check("sql-probe", false, msg));
                     }
                 }
             }

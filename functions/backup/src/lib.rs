@@ -6,16 +6,22 @@
 //! boundary Lambda (and the local engine) calls.
 //!
 //! Configuration beyond [`opsplane_shared::Config`] (read in `main`, see [`probe::ProbeSettings`]):
-//! - `OPSPLANE_PROBE_PASSWORD`: the SQL probe user's password (production: from Secrets Manager).
+//! - `OPSPLANE_PROBE_CA_BUNDLE`: PEM file of the CAs the SQL probe verifies servers with (the RDS bundle).
 //! - `OPSPLANE_PROBE_ENDPOINT_OVERRIDE=host:port`: local runs only; maps every restored instance's endpoint
 //!   (which moto invents) to a real PostgreSQL. Production never sets it.
+//!
+//! No credential is configured here: the probe's password or IAM token is resolved from the spec's
+//! reference inside `verify` (see [`opsplane_shared::secrets`]); a password in a Lambda environment variable
+//! would be readable by anyone allowed `GetFunctionConfiguration`.
 
 #![warn(missing_docs)]
 
 pub mod backup;
 pub mod drill;
 pub mod history;
-pub mod probe;
+
+/// The SQL probe lives in `opsplane_shared` (health checks use it too); re-exported under its old path.
+pub use opsplane_shared::probe;
 
 use std::sync::Arc;
 
@@ -26,6 +32,7 @@ use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::spec::{EnvironmentSpec, spec_key, validate_environment_name};
+use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::StateStore;
 use opsplane_shared::{Config, OpsError};
 use serde::Deserialize;
@@ -58,8 +65,10 @@ pub struct Deps {
     pub history: Arc<dyn ExecutionEvents>,
     /// The drill's SQL probe.
     pub probe: Arc<dyn SqlProbe>,
-    /// The probe's credentials and endpoint override.
+    /// The probe's endpoint override and CA bundle.
     pub probe_settings: ProbeSettings,
+    /// Resolves the probe's credential reference (Secrets Manager, RDS IAM auth) when it connects.
+    pub credentials: Credentials,
 }
 
 impl std::fmt::Debug for Deps {
@@ -73,7 +82,7 @@ impl std::fmt::Debug for Deps {
 
 impl Deps {
     /// The production wiring: every adapter over `clients`, the wall clock, Step Functions' history, a
-    /// PostgreSQL probe, no probe settings.
+    /// PostgreSQL probe with the platform's roots, credentials from Secrets Manager and RDS IAM auth.
     pub fn new(config: Config, clients: &Clients) -> Self {
         Self {
             rds: Rds::new(clients.rds.clone()),
@@ -84,6 +93,7 @@ impl Deps {
             history: Arc::new(SfnEvents::new(clients.sfn.clone())),
             probe: Arc::new(PostgresProbe::default()),
             probe_settings: ProbeSettings::default(),
+            credentials: Credentials::from_clients(clients),
             config,
         }
     }
@@ -100,9 +110,16 @@ impl Deps {
         self
     }
 
-    /// The same deps with these probe settings.
+    /// The same deps with these probe settings, the PostgreSQL probe verifying servers with their CAs.
     pub fn with_probe_settings(mut self, settings: ProbeSettings) -> Self {
+        self.probe = Arc::new(PostgresProbe::with_settings(&settings));
         self.probe_settings = settings;
+        self
+    }
+
+    /// The same deps resolving probe credentials through `credentials`.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
         self
     }
 

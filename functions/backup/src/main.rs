@@ -12,6 +12,7 @@ async fn main() -> Result<(), Error> {
     opsplane_shared::telemetry::init();
     let config = Config::from_env()?;
     let clients = Clients::load(&config).await;
+    // The probe's endpoint override and CA bundle; credentials are resolved per probe, never configured.
     let probe = ProbeSettings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
     let deps = Deps::new(config, &clients).with_probe_settings(probe);
     let deps = &deps;

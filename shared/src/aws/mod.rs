@@ -98,6 +98,10 @@ pub struct Clients {
     pub eks: aws_sdk_eks::Client,
     /// EventBridge: workflow outcome events (the local plane's `events:putEvents`).
     pub events: aws_sdk_eventbridge::Client,
+    /// Secrets Manager: probe credentials, read by reference where they are used.
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
+    /// The configuration the clients were built from (credentials and region for RDS IAM auth tokens).
+    pub sdk: SdkConfig,
 }
 
 impl Clients {
@@ -113,6 +117,8 @@ impl Clients {
             rds: aws_sdk_rds::Client::new(sdk),
             eks: aws_sdk_eks::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
+            secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
+            sdk: sdk.clone(),
         }
     }
 

@@ -308,16 +308,88 @@ pub struct DrillPolicy {
 }
 
 /// A SQL probe: `SELECT 1`, then optionally a canary query whose single timestamp is the newest write.
+///
+/// Credentials are given by reference only, exactly one of `secret_arn` and `iam_auth: true`: the handler
+/// that connects resolves them itself (see `opsplane_shared::secrets`), so no password is ever in a spec, a
+/// workflow's input or output, or a function's environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
     /// Database name.
     pub database: String,
-    /// User name (the password comes from the function's configuration, never from the spec).
+    /// User name. May be left out with `secret_arn` when the secret's JSON has `username` (as the secret RDS
+    /// manages with `ManageMasterUserPassword` has); when both are set they must agree.
+    #[serde(default)]
     pub user: String,
+    /// A Secrets Manager secret holding the password: a string, or JSON with `password` (and `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+    /// Log in with an RDS IAM auth token for `user`, over TLS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub iam_auth: bool,
     /// A query returning one `timestamptz`: the newest write in the restored data.
     #[serde(default)]
     pub canary_query: Option<String>,
+}
+
+impl ProbeSpec {
+    /// The credential reference, once [`ProbeSpec::check`] has passed.
+    pub fn credentials(&self) -> crate::secrets::CredentialRef {
+        match &self.secret_arn {
+            Some(arn) if !self.iam_auth => {
+                crate::secrets::CredentialRef::Secret { arn: arn.clone() }
+            }
+            _ => crate::secrets::CredentialRef::IamAuth,
+        }
+    }
+
+    /// Checks the probe; `prefix` is where it sits in the spec (`drill.probe`). Errors name the field.
+    pub fn check(&self, prefix: &str) -> Result<(), SpecError> {
+        let field = |name: &str| format!("{prefix}.{name}");
+        if self.database.is_empty() {
+            return Err(SpecError::invalid(field("database"), "must not be empty"));
+        }
+        match (&self.secret_arn, self.iam_auth) {
+            (Some(_), true) | (None, false) => {
+                return Err(SpecError::invalid(
+                    field("secret_arn"),
+                    "give exactly one of `secret_arn` (a Secrets Manager secret) and `iam_auth: true`; \
+                     a password is never written in a spec",
+                ));
+            }
+            (Some(arn), false) => {
+                // Full ARN or name, as GetSecretValue takes; a password pasted here would fail this check.
+                let ok = arn.starts_with("arn:aws")
+                    && arn.split(':').nth(2) == Some("secretsmanager")
+                    && arn.split(':').count() >= 7;
+                if !ok {
+                    return Err(SpecError::invalid(
+                        field("secret_arn"),
+                        "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)",
+                    ));
+                }
+            }
+            (None, true) => {
+                if self.user.is_empty() {
+                    return Err(SpecError::invalid(
+                        field("user"),
+                        "must not be empty with `iam_auth: true` (the token is issued for a user)",
+                    ));
+                }
+            }
+        }
+        if self
+            .canary_query
+            .as_deref()
+            .is_some_and(|q| q.trim().is_empty())
+        {
+            return Err(SpecError::invalid(
+                field("canary_query"),
+                "must not be empty; leave it out to skip the canary",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Checks an environment name: 1 to 32 characters of lowercase letters, digits and '-', starting with a letter.
@@ -551,25 +623,7 @@ impl EnvironmentSpec {
                 ));
             }
             if let Some(probe) = &drill.probe {
-                if probe.database.is_empty() {
-                    return Err(SpecError::invalid(
-                        "drill.probe.database",
-                        "must not be empty",
-                    ));
-                }
-                if probe.user.is_empty() {
-                    return Err(SpecError::invalid("drill.probe.user", "must not be empty"));
-                }
-                if probe
-                    .canary_query
-                    .as_deref()
-                    .is_some_and(|q| q.trim().is_empty())
-                {
-                    return Err(SpecError::invalid(
-                        "drill.probe.canary_query",
-                        "must not be empty; leave it out to skip the canary",
-                    ));
-                }
+                probe.check("drill.probe")?;
             }
         }
         if let Some(eks) = &self.eks {
@@ -757,14 +811,59 @@ drill:
   rto_target_minutes: 30
   rpo_target_minutes: 5
   instance_class: db.t4g.small
-  probe: { database: app, user: probe, canary_query: "SELECT max(at) FROM canary" }
+  probe: { database: app, secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:rds!db-x", canary_query: "SELECT max(at) FROM canary" }
 "#;
         let spec = EnvironmentSpec::parse(doc).unwrap();
         let probe = spec.drill.unwrap().probe.unwrap();
         assert_eq!(probe.database, "app");
+        assert_eq!(
+            probe.credentials(),
+            crate::secrets::CredentialRef::Secret {
+                arn: "arn:aws:secretsmanager:us-east-1:1:secret:rds!db-x".into()
+            }
+        );
         assert!(probe.canary_query.unwrap().contains("canary"));
         let bad = doc.replace("SELECT max(at) FROM canary", " ");
         assert_eq!(field_of(&bad), "drill.probe.canary_query");
+    }
+
+    #[test]
+    fn probe_credentials_are_references_exactly_one() {
+        let doc = |probe: &str| {
+            format!(
+                "environment: prod\nrds: [ {{ identifier: a-db, engine: postgres, instance_class: db.t4g.small }} ]\n\
+                 drill: {{ rto_target_minutes: 30, rpo_target_minutes: 5, instance_class: db.t4g.small, probe: {probe} }}\n"
+            )
+        };
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:probe";
+        assert_eq!(
+            field_of(&doc("{ database: app, user: probe }")),
+            "drill.probe.secret_arn"
+        );
+        assert_eq!(
+            field_of(&doc(&format!(
+                "{{ database: app, user: probe, iam_auth: true, secret_arn: \"{arn}\" }}"
+            ))),
+            "drill.probe.secret_arn"
+        );
+        assert_eq!(
+            field_of(&doc("{ database: app, user: probe, secret_arn: hunter2 }")),
+            "drill.probe.secret_arn"
+        );
+        assert_eq!(
+            field_of(&doc("{ database: app, iam_auth: true }")),
+            "drill.probe.user"
+        );
+        // A password field does not exist.
+        assert!(
+            EnvironmentSpec::parse(&doc("{ database: app, user: probe, password: x }")).is_err()
+        );
+        let iam =
+            EnvironmentSpec::parse(&doc("{ database: app, user: probe, iam_auth: true }")).unwrap();
+        assert_eq!(
+            iam.drill.unwrap().probe.unwrap().credentials(),
+            crate::secrets::CredentialRef::IamAuth
+        );
     }
 
     #[test]

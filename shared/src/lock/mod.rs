@@ -330,7 +330,8 @@ async fn audit_takeover(store: &StateStore, grant: &LockGrant) {
             "operation": grant.operation,
             "token": grant.token,
         }),
-    );
+    )
+    .with_execution(grant.holder.clone());
     if let Err(err) = store.append_audit(&event).await {
         tracing::error!(
             environment = grant.environment,
