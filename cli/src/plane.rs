@@ -265,6 +265,7 @@ impl LocalPlane {
                         .map_err(function_error)
                 }
             });
+        let probe_settings = backup.probe_settings.clone();
         opsplane_fn_backup::register(&self.engine, backup);
         let events = self.clients.events.clone();
         self.engine
@@ -286,7 +287,9 @@ impl LocalPlane {
         );
         opsplane_fn_health_check::register(
             &self.engine,
-            opsplane_fn_health_check::Deps::new(self.config.clone(), &self.clients),
+            // Every SQL probe of the plane reaches the same endpoint override (a local PostgreSQL).
+            opsplane_fn_health_check::Deps::new(self.config.clone(), &self.clients)
+                .with_probe_settings(probe_settings),
         );
         opsplane_fn_rollback::register(
             &self.engine,

@@ -21,8 +21,11 @@ use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::health::{
     HealthReport, HttpObservation, Observations, Verdict, assess,
 };
-use opsplane_shared::domain::spec::{HttpCheck, validate_environment_name};
+use opsplane_shared::domain::spec::{HttpCheck, SqlHealthCheck, validate_environment_name};
+use opsplane_shared::error::redacted_chain;
 use opsplane_shared::execution::BoxFuture;
+use opsplane_shared::probe::{PostgresProbe, ProbeSettings, ProbeTarget, SqlProbe};
+use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::{BackupRecord, BackupStatus, HealthRecord, StateStore};
 use opsplane_shared::{Config, OpsError};
 use serde::Deserialize;
@@ -117,6 +120,12 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// The HTTP checks.
     pub http: Arc<dyn HttpProber>,
+    /// Resolves the SQL probe's credentials from their reference, inside this function only.
+    pub credentials: Credentials,
+    /// The SQL probe.
+    pub probe: Arc<dyn SqlProbe>,
+    /// The SQL probe's endpoint override (local runs) and CA bundle.
+    pub probe_settings: ProbeSettings,
 }
 
 impl std::fmt::Debug for Deps {
@@ -135,7 +144,52 @@ impl Deps {
             state: StateStore::from_config(&config, clients),
             clock: Arc::new(SystemClock),
             http: Arc::new(ReqwestProber::default()),
+            credentials: Credentials::from_clients(clients),
+            probe: Arc::new(PostgresProbe::with_settings(&ProbeSettings::default())),
+            probe_settings: ProbeSettings::default(),
         }
+    }
+
+    /// The same deps with these SQL probe settings (endpoint override, CA bundle).
+    pub fn with_probe_settings(mut self, settings: ProbeSettings) -> Self {
+        self.probe = Arc::new(PostgresProbe::with_settings(&settings));
+        self.probe_settings = settings;
+        self
+    }
+}
+
+/// Runs the spec's SQL probe: `Ok` with what answered, `Err` with why not (redacted). The credentials are
+/// resolved here and dropped with this scope: never in an output, a record or a log.
+async fn sql_probe(deps: &Deps, sql: &SqlHealthCheck) -> Result<String, String> {
+    let endpoint = match &deps.probe_settings.endpoint_override {
+        Some(target) => target.clone(),
+        None => deps
+            .rds
+            .instance(&sql.instance)
+            .await
+            .map_err(|e| redacted_chain(&e))?
+            .and_then(|i| i.endpoint)
+            .ok_or_else(|| format!("{} has no endpoint", sql.instance))?,
+    };
+    let (host, port) = endpoint;
+    let login = deps
+        .credentials
+        .resolve(&sql.probe.credentials(), &sql.probe.user, &host, port)
+        .await
+        .map_err(|e| redacted_chain(&e))?;
+    let target = ProbeTarget {
+        host,
+        port,
+        database: sql.probe.database.clone(),
+        login,
+        canary_query: None,
+    };
+    match deps.probe.probe(&target).await {
+        Ok(answer) => Ok(format!(
+            "SELECT 1 = {} on {}:{}/{} as {}",
+            answer.select_one, target.host, target.port, target.database, target.login.user
+        )),
+        Err(e) => Err(redacted_chain(&e)),
     }
 }
 
@@ -191,12 +245,17 @@ pub async fn check(deps: &Deps, input: CheckInput) -> Result<HealthReport, OpsEr
         .filter(|b| b.status == BackupStatus::Completed)
         .map(|b| b.created_at)
         .max();
+    let sql = match &spec.health.sql {
+        Some(sql) => Some(sql_probe(deps, sql).await),
+        None => None,
+    };
     let report = assess(
         spec,
         &Observations {
             actual: &actual,
             http: &http,
             newest_backup,
+            sql,
             now: deps.clock.now(),
         },
     );

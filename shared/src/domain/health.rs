@@ -126,6 +126,8 @@ pub struct Observations<'a> {
     pub http: &'a [HttpObservation],
     /// When the newest completed backup was taken, if any.
     pub newest_backup: Option<DateTime<Utc>>,
+    /// The SQL probe's result when the spec asks for one: `Err` says why it failed (already redacted).
+    pub sql: Option<Result<String, String>>,
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -184,6 +186,20 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
                 "rds",
                 &subject,
                 format!("Multi-AZ is {:?}, the spec asks {want}", a.multi_az),
+            );
+        }
+    }
+    if let (Some(sql), Some(result)) = (&spec.health.sql, &obs.sql) {
+        checks += 1;
+        if let Err(why) = result {
+            let subject = Resource::Instance {
+                identifier: sql.instance.clone(),
+            };
+            r.add(
+                Verdict::Unhealthy,
+                "sql",
+                &subject,
+                format!("the SQL probe failed: {why}"),
             );
         }
     }
@@ -421,6 +437,7 @@ drill: { rto_target_minutes: 30, rpo_target_minutes: 60, instance_class: db.t4g.
                 actual,
                 http,
                 newest_backup: backup,
+                sql: None,
                 now: now(),
             },
         )

@@ -114,6 +114,19 @@ pub struct HealthSpec {
     /// The newest completed backup may be at most this old (default: the drill's RPO target, if any).
     #[serde(default)]
     pub backup_max_age_minutes: Option<u32>,
+    /// A SQL probe of one of the environment's live instances (credentials by reference only).
+    #[serde(default)]
+    pub sql: Option<SqlHealthCheck>,
+}
+
+/// The health check's SQL probe: `SELECT 1` on one of the environment's RDS instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlHealthCheck {
+    /// The RDS instance (one of the spec's `rds[].identifier`).
+    pub instance: String,
+    /// Database, user and the credentials' reference (a Secrets Manager secret or IAM authentication).
+    pub probe: ProbeSpec,
 }
 
 /// One HTTP health check.
@@ -628,6 +641,20 @@ impl EnvironmentSpec {
         }
         if let Some(eks) = &self.eks {
             validate_eks(eks)?;
+        }
+        if let Some(sql) = &self.health.sql {
+            if self.instance(&sql.instance).is_none() {
+                let known: Vec<&str> = self.rds.iter().map(|db| db.identifier.as_str()).collect();
+                return Err(SpecError::invalid(
+                    "health.sql.instance",
+                    format!(
+                        "{:?} is not one of this environment's RDS instances ({})",
+                        sql.instance,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            sql.probe.check("health.sql.probe")?;
         }
         for (i, check) in self.health.http.iter().enumerate() {
             let field = |f: &str| format!("health.http[{i}].{f}");
