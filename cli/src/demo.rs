@@ -76,7 +76,9 @@ pub async fn run(root: &Path) -> Result<()> {
         let run = if *env == "prod" {
             provision_with_approval(&plane, env).await?
         } else {
-            plane.run("provision", json!({ "environment": env })).await?
+            plane
+                .run("provision", json!({ "environment": env }))
+                .await?
         };
         rows.push(expect(&plane, "provision", env, run, Status::Succeeded)?);
         show(&plane, yaml).await?;
@@ -101,7 +103,9 @@ pub async fn run(root: &Path) -> Result<()> {
     }
 
     // 4. A DR drill of prod: a real restore, measured, torn down.
-    step("dr-drill prod: restore the newest backup to a scratch instance, verify, measure, tear down");
+    step(
+        "dr-drill prod: restore the newest backup to a scratch instance, verify, measure, tear down",
+    );
     let run = plane
         .run("dr-drill", json!({ "environment": "prod" }))
         .await?;
@@ -112,7 +116,8 @@ pub async fn run(root: &Path) -> Result<()> {
             plane.clients.s3.clone(),
             plane.config.bucket_name.clone(),
         );
-        if let Ok(report) = crate::report::drill(&objects, "prod", false, &root.join(OUT_DIR)).await {
+        if let Ok(report) = crate::report::drill(&objects, "prod", false, &root.join(OUT_DIR)).await
+        {
             print!("{}", report.text);
         }
     }
@@ -139,7 +144,10 @@ pub async fn run(root: &Path) -> Result<()> {
         &format!("instance_class: {BAD_CLASS}"),
         1,
     );
-    ensure!(bad != *staging_yaml, "staging's spec has no instance class to change");
+    ensure!(
+        bad != *staging_yaml,
+        "staging's spec has no instance class to change"
+    );
     plane.upload_spec(&bad).await?;
     *app.bad.lock().await = Some(("staging".to_owned(), BAD_CLASS.to_owned()));
     step(&format!(
@@ -396,8 +404,8 @@ fn detail(label: &str, value: Option<&Value>) {
 
 /// Prints what RDS now describes for the instances of a spec.
 async fn show(plane: &LocalPlane, yaml: &str) -> Result<()> {
-    let spec = opsplane_shared::domain::spec::EnvironmentSpec::parse(yaml)
-        .map_err(|e| anyhow!("{e}"))?;
+    let spec =
+        opsplane_shared::domain::spec::EnvironmentSpec::parse(yaml).map_err(|e| anyhow!("{e}"))?;
     let rds = Rds::new(plane.clients.rds.clone());
     for db in &spec.rds {
         if let Some(actual) = rds.actual(&db.identifier).await? {
