@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::state::{DeploymentStatus, HealthRecord};
-use opsplane_statemachines::Status;
+use opsplane_statemachines::{Description, Status};
 use serde_json::json;
 
 use crate::provision::{Stage, assert_succeeded, healthy_endpoint, serve_health};
 
-#[tokio::test]
-async fn a_change_that_fails_its_health_check_is_reverted_to_the_last_known_good() {
-    let stage = Stage::new().await;
+/// Provisions the dev example, then a change of instance class that breaks the service's `/health` once it
+/// lands. Returns the failed run and the last known good spec version.
+pub async fn a_change_that_breaks_health(stage: &Stage) -> (Description, String) {
     let db = format!("{}-db", stage.env);
     // The service breaks once the new instance class lands: /health asks moto on every request.
     let rds = Rds::new(stage.world.clients.rds.clone());
@@ -38,7 +38,14 @@ async fn a_change_that_fails_its_health_check_is_reverted_to_the_last_known_good
             "instance_class: db.t4g.small",
         ))
         .await;
-    let run = stage.provision().await;
+    (stage.provision().await, good)
+}
+
+#[tokio::test]
+async fn a_change_that_fails_its_health_check_is_reverted_to_the_last_known_good() {
+    let stage = Stage::new().await;
+    let db = format!("{}-db", stage.env);
+    let (run, good) = a_change_that_breaks_health(&stage).await;
     assert_eq!(run.status, Status::Failed);
     assert_eq!(
         run.error.as_deref(),

@@ -2,11 +2,13 @@
 //! waiting at approval and rolls staging back to its last known good; five copies of the event start one
 //! rollback.
 
+use opsplane_shared::notify::OutcomeResult;
 use opsplane_shared::state::{ApprovalStatus, DeploymentStatus};
 use opsplane_statemachines::Status;
 use serde_json::Value;
 
 use crate::harness::root;
+use crate::notify::{Subscription, only, outcome};
 use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
 
 #[tokio::test]
@@ -42,6 +44,8 @@ async fn an_alarm_stops_the_running_provision_and_five_copies_roll_back_once() {
     stage.pending_approval(&inflight).await;
     // ...and the database has been resized by hand during the incident.
     stage.set_class_behind_our_back(&db, "db.t4g.xlarge").await;
+
+    let sub = Subscription::for_environment(&stage.world, &stage.env).await;
 
     // The alarm fires; EventBridge delivers the event five times.
     let event: Value = serde_json::from_str(
@@ -108,4 +112,27 @@ async fn an_alarm_stops_the_running_provision_and_five_copies_roll_back_once() {
     let meta = stage.store().meta(&stage.env).await.unwrap();
     assert_eq!(meta.in_force.unwrap().spec_version, good);
     assert!(stage.lock_is_free().await);
+
+    // One event per copy: the owner's `rolled_back`, the others' `succeeded` having done nothing; the
+    // stopped provision publishes nothing.
+    let events = sub.received().await;
+    assert_eq!(events.len(), 5, "{events:#?}");
+    for d in &done {
+        let event = outcome(&only(&events, &d.execution_arn));
+        assert_eq!(event.workflow, "rollback");
+        assert_eq!(event.environment.as_deref(), Some(stage.env.as_str()));
+        if d.execution_arn == owner.execution_arn {
+            assert_eq!(event.result, OutcomeResult::RolledBack);
+            assert!(event.summary.contains(&good), "{}", event.summary);
+        } else {
+            assert_eq!(event.result, OutcomeResult::Succeeded);
+            assert!(
+                event.summary.starts_with("Nothing done")
+                    && event.summary.contains("already rolled back by"),
+                "{}",
+                event.summary
+            );
+        }
+    }
+    sub.remove().await;
 }

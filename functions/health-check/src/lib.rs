@@ -291,8 +291,27 @@ pub async fn check(deps: &Deps, input: CheckInput) -> Result<HealthReport, OpsEr
 /// those named, each of which must have one.
 pub async fn sweep_environments(specs: &SpecStore, input: &Value) -> Result<Vec<String>, OpsError> {
     let known = specs.environments().await?;
+    let Some(named) = sweep_request(input)? else {
+        return Ok(known);
+    };
+    for (i, env) in named.iter().enumerate() {
+        if !known.iter().any(|k| k == env) {
+            return Err(OpsError::invalid(
+                format!("environments[{i}]"),
+                format!(
+                    "no spec for environment `{env}`; known: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(named)
+}
+
+/// The sweep's input checked for shape: the environments it names, `None` for every one. Touches nothing.
+pub fn sweep_request(input: &Value) -> Result<Option<Vec<String>>, OpsError> {
     let obj = match input {
-        Value::Null => return Ok(known),
+        Value::Null => return Ok(None),
         Value::Object(obj) => obj,
         _ => {
             return Err(OpsError::invalid(
@@ -301,14 +320,21 @@ pub async fn sweep_environments(specs: &SpecStore, input: &Value) -> Result<Vec<
             ));
         }
     };
-    if let Some(key) = obj.keys().find(|k| *k != "environments") {
+    // `github`: the caller's GitHub context, added by the dispatch function; kept in the execution's input only.
+    if obj.get("github").is_some_and(|g| !g.is_object()) {
+        return Err(OpsError::invalid(
+            "github",
+            "must be an object: the GitHub context the dispatch function adds",
+        ));
+    }
+    if let Some(key) = obj.keys().find(|k| *k != "environments" && *k != "github") {
         return Err(OpsError::invalid(
             key.clone(),
-            "unknown field; the sweep takes only `environments`",
+            "unknown field; the sweep takes only `environments` (and the object `github`)",
         ));
     }
     let Some(named) = obj.get("environments") else {
-        return Ok(known);
+        return Ok(None);
     };
     let named = named
         .as_array()
@@ -320,18 +346,9 @@ pub async fn sweep_environments(specs: &SpecStore, input: &Value) -> Result<Vec<
             .as_str()
             .ok_or_else(|| OpsError::invalid(field.clone(), "must be a string"))?;
         validate_environment_name(env).map_err(|r| OpsError::invalid(field.clone(), r))?;
-        if !known.iter().any(|k| k == env) {
-            return Err(OpsError::invalid(
-                field,
-                format!(
-                    "no spec for environment `{env}`; known: {}",
-                    known.join(", ")
-                ),
-            ));
-        }
         out.push(env.to_owned());
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// The JSON boundary: `check` or `list-environments`.
@@ -388,6 +405,26 @@ pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn the_sweep_accepts_the_dispatch_functions_github_object_and_nothing_else_new() {
+        let github = json!({"repository": "acme/infra", "run_id": 42});
+        assert_eq!(
+            sweep_request(&json!({"environments": ["prod"], "github": github})).unwrap(),
+            Some(vec!["prod".to_owned()])
+        );
+        assert_eq!(sweep_request(&json!({"github": github})).unwrap(), None);
+        let err = sweep_request(&json!({"github": "acme/infra"})).unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "github"),
+            "{err}"
+        );
+        let err = sweep_request(&json!({"gitlab": {}})).unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "gitlab"),
+            "{err}"
+        );
+    }
 
     async fn serve(answer: &'static str, delay: Duration) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

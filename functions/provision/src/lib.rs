@@ -147,6 +147,21 @@ pub struct ProvisionRequest {
     /// Who asks (GitHub subject, operator); the execution when absent.
     #[serde(default)]
     pub actor: Option<String>,
+    /// The caller's GitHub context, added by the dispatch function; kept in the execution's input only.
+    #[serde(default)]
+    pub github: Option<serde_json::Map<String, Value>>,
+}
+
+/// `github`, when present, must be an object: the dispatch function's GitHub context. Checked before the
+/// typed parse so that the error names the field.
+fn check_github(input: &Value) -> Result<(), OpsError> {
+    match input.get("github") {
+        Some(github) if !github.is_object() => Err(OpsError::invalid(
+            "github",
+            "must be an object: the GitHub context the dispatch function adds",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// One deployment's identity, carried through the workflow.
@@ -174,6 +189,7 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<Deployment, O
             "must be an object like {\"environment\": \"prod\", \"spec_version\": \"<S3 version id>\"}",
         ));
     }
+    check_github(&input.input)?;
     let req: ProvisionRequest = parse(input.input)?;
     if req
         .spec_version
@@ -428,10 +444,17 @@ pub async fn list_environments(specs: &SpecStore, input: ListInput) -> Result<Va
     struct SweepRequest {
         #[serde(default)]
         environments: Option<Vec<String>>,
+        // The dispatch function's GitHub context; checked to be an object, otherwise unused.
+        #[serde(default, rename = "github")]
+        _github: Option<serde_json::Map<String, Value>>,
     }
     let req: SweepRequest = if input.input.is_null() {
-        SweepRequest { environments: None }
+        SweepRequest {
+            environments: None,
+            _github: None,
+        }
     } else {
+        check_github(&input.input)?;
         parse(input.input)?
     };
     let known = specs.environments().await?;
@@ -544,6 +567,27 @@ mod tests {
         );
         let err = parse::<ProvisionRequest>(json!({})).unwrap_err();
         assert!(matches!(err, OpsError::InvalidInput { ref field, .. } if field == "environment"));
+    }
+
+    #[test]
+    fn the_dispatch_functions_github_object_is_accepted_and_nothing_else_new() {
+        let input =
+            json!({"environment": "dev", "github": {"repository": "acme/infra", "run_id": 42}});
+        check_github(&input).unwrap();
+        let req = parse::<ProvisionRequest>(input).unwrap();
+        assert_eq!(req.environment, "dev");
+        assert_eq!(req.github.unwrap()["repository"], "acme/infra");
+        let err = check_github(&json!({"environment": "dev", "github": "acme/infra"})).unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "github"),
+            "{err}"
+        );
+        let err =
+            parse::<ProvisionRequest>(json!({"environment": "dev", "gitlab": {}})).unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "gitlab"),
+            "{err}"
+        );
     }
 
     #[test]

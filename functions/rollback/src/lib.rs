@@ -118,6 +118,21 @@ pub struct ManualRequest {
     /// Who asks.
     #[serde(default)]
     pub actor: Option<String>,
+    /// The caller's GitHub context, added by the dispatch function; kept in the execution's input only.
+    #[serde(default)]
+    pub github: Option<serde_json::Map<String, Value>>,
+}
+
+/// Parses a manual request; `github`, when present, must be an object (checked first, so that the error
+/// names the field).
+fn parse_manual(input: &Value) -> Result<ManualRequest, OpsError> {
+    if input.get("github").is_some_and(|g| !g.is_object()) {
+        return Err(OpsError::invalid(
+            "github",
+            "must be an object: the GitHub context the dispatch function adds",
+        ));
+    }
+    serde_json::from_value(input.clone()).map_err(|e| invalid_from_serde(e, ""))
 }
 
 /// The resolved rollback, shaped as the provision function's deployment (so its `record` takes it).
@@ -221,8 +236,7 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
             ),
         )
     } else {
-        let req: ManualRequest =
-            serde_json::from_value(input.input.clone()).map_err(|e| invalid_from_serde(e, ""))?;
+        let req = parse_manual(&input.input)?;
         validate_environment_name(&req.environment)
             .map_err(|r| OpsError::invalid("environment", r))?;
         if req.reason.trim().is_empty() {
@@ -452,6 +466,30 @@ mod tests {
         let state = event.detail.state.unwrap();
         assert_eq!(state.value, CloudWatchAlarmStateValue::Alarm);
         assert_eq!(state.timestamp.timestamp_subsec_millis(), 989);
+    }
+
+    #[test]
+    fn manual_requests_accept_the_dispatch_functions_github_object_and_nothing_else_new() {
+        let req = parse_manual(&json!({
+            "environment": "staging",
+            "reason": "bad deploy",
+            "github": {"repository": "acme/infra", "run_id": 42}
+        }))
+        .unwrap();
+        assert_eq!(req.environment, "staging");
+        assert_eq!(req.github.unwrap()["run_id"], 42);
+        let err =
+            parse_manual(&json!({"environment": "s", "reason": "r", "github": [1]})).unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "github"),
+            "{err}"
+        );
+        let err =
+            parse_manual(&json!({"environment": "s", "reason": "r", "gitlab": {}})).unwrap_err();
+        assert!(
+            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "gitlab"),
+            "{err}"
+        );
     }
 
     #[test]
