@@ -165,6 +165,10 @@ struct RunArgs {
     /// Follow the execution to its end with a progress line, and exit non-zero unless it succeeds.
     #[arg(long)]
     wait: bool,
+    /// The deployed state machine to start. Default: $OPSPLANE_STATE_MACHINE_PREFIX followed by the workflow
+    /// (the stack's StateMachinePrefix output), else the state machine named opsplane-<workflow>, listed.
+    #[arg(long, conflicts_with = "local")]
+    state_machine_arn: Option<String>,
 }
 
 /// `opsplane watch`.
@@ -487,8 +491,18 @@ async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutc
     let sfn = aws_sdk_sfn::Client::new(&aws_sdk_config().await);
     let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
     let input = opsplane_cli::run::workflow_input(&args.environment, extra)?;
-    let arn = opsplane_cli::run::start_aws(&sfn, &args.workflow, &args.environment, &input, &actor)
-        .await?;
+    let prefix = std::env::var(opsplane_cli::run::ENV_STATE_MACHINE_PREFIX)
+        .ok()
+        .filter(|v| !v.is_empty());
+    let machine = opsplane_cli::run::resolve_state_machine(
+        &sfn,
+        &args.workflow,
+        args.state_machine_arn.as_deref(),
+        prefix.as_deref(),
+    )
+    .await?;
+    let arn =
+        opsplane_cli::run::start_aws(&sfn, &machine, &args.environment, &input, &actor).await?;
     eprintln!("started {arn}");
     if !args.wait {
         println!("{arn}\n{}", console_url(&arn));

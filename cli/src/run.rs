@@ -2,7 +2,8 @@
 //!
 //! Locally the workflow runs on the local engine against a fresh moto, so the environment is seeded from a
 //! spec first, and the run is always followed to its end (the local world ends with the command). On AWS the
-//! execution is started on the deployed state machine `opsplane-<workflow>` with a name derived from the
+//! execution is started on the deployed state machine `opsplane-<workflow>` (its ARN from
+//! `--state-machine-arn` or `OPSPLANE_STATE_MACHINE_PREFIX`, else listed) with a name derived from the
 //! caller and the minute, so a repeated command within the minute starts nothing new (Step Functions answers
 //! an identical `StartExecution` with the running execution); `--wait` follows it. Following shows a progress
 //! line from the execution's history ([`crate::watch`]) and the outcome decides the exit code.
@@ -160,7 +161,68 @@ pub async fn local(
     run_on_plane(&plane, workflow, input, progress).await
 }
 
-/// The ARN of the deployed state machine `opsplane-<workflow>`.
+/// Environment variable holding the deployed state machines' ARN without the workflow name
+/// (`arn:<partition>:states:<region>:<account>:stateMachine:opsplane-`, the stack's `StateMachinePrefix` output).
+pub const ENV_STATE_MACHINE_PREFIX: &str = "OPSPLANE_STATE_MACHINE_PREFIX";
+
+/// Whether `arn` is a state machine's ARN: `arn:<partition>:states:<region>:<account>:stateMachine:<name>`.
+fn check_state_machine_arn(arn: &str) -> Result<()> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let ok = parts.len() == 7
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "states"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5] == "stateMachine"
+        && !parts[6].is_empty()
+        && parts[6]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        bail!(
+            "{arn:?} is not a state machine ARN: arn:<partition>:states:<region>:<account>:stateMachine:<name>"
+        );
+    }
+    Ok(())
+}
+
+/// The ARN of `workflow`'s state machine from the prefix in [`ENV_STATE_MACHINE_PREFIX`].
+pub fn arn_from_prefix(prefix: &str, workflow: &str) -> Result<String> {
+    check_workflow(workflow)?;
+    let arn = format!("{prefix}{workflow}");
+    check_state_machine_arn(&arn).with_context(|| {
+        format!(
+            "{ENV_STATE_MACHINE_PREFIX}={prefix:?} plus the workflow is not a state machine ARN \
+             (the stack's StateMachinePrefix output is arn:aws:states:<region>:<account>:stateMachine:opsplane-)"
+        )
+    })?;
+    Ok(arn)
+}
+
+/// The deployed state machine that runs `workflow`: `explicit` (`--state-machine-arn`) as given, else
+/// `prefix` ([`ENV_STATE_MACHINE_PREFIX`]) plus the workflow, neither of which calls AWS, so that a role
+/// allowed only `StartExecution` on the state machine can start it; else the one named `opsplane-<workflow>`
+/// found with `ListStateMachines`.
+pub async fn resolve_state_machine(
+    client: &aws_sdk_sfn::Client,
+    workflow: &str,
+    explicit: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<String> {
+    check_workflow(workflow)?;
+    if let Some(arn) = explicit {
+        check_state_machine_arn(arn).context("--state-machine-arn")?;
+        return Ok(arn.to_owned());
+    }
+    if let Some(prefix) = prefix {
+        return arn_from_prefix(prefix, workflow);
+    }
+    state_machine_arn(client, workflow).await
+}
+
+/// The ARN of the deployed state machine `opsplane-<workflow>`, found with `ListStateMachines`.
 pub async fn state_machine_arn(client: &aws_sdk_sfn::Client, workflow: &str) -> Result<String> {
     check_workflow(workflow)?;
     let wanted = format!("opsplane-{workflow}");
@@ -171,7 +233,12 @@ pub async fn state_machine_arn(client: &aws_sdk_sfn::Client, workflow: &str) -> 
             .set_next_token(next)
             .send()
             .await
-            .context("ListStateMachines")?;
+            .with_context(|| {
+                format!(
+                    "ListStateMachines (to find {wanted}; set {ENV_STATE_MACHINE_PREFIX} or \
+                     --state-machine-arn where listing is not allowed)"
+                )
+            })?;
         if let Some(found) = page.state_machines().iter().find(|m| m.name() == wanted) {
             return Ok(found.state_machine_arn().to_owned());
         }
@@ -184,20 +251,19 @@ pub async fn state_machine_arn(client: &aws_sdk_sfn::Client, workflow: &str) -> 
     }
 }
 
-/// Starts `workflow` on the deployed state machine with `input`, named for `actor` and the minute; returns
-/// the execution's ARN.
+/// Starts the deployed state machine `state_machine_arn` (see [`resolve_state_machine`]) with `input`, named
+/// for `actor`, `environment` and the minute; returns the execution's ARN.
 pub async fn start_aws(
     client: &aws_sdk_sfn::Client,
-    workflow: &str,
+    state_machine_arn: &str,
     environment: &str,
     input: &Value,
     actor: &str,
 ) -> Result<String> {
-    let arn = state_machine_arn(client, workflow).await?;
     let name = execution_name(actor, environment, chrono::Utc::now());
     let started = client
         .start_execution()
-        .state_machine_arn(&arn)
+        .state_machine_arn(state_machine_arn)
         .name(&name)
         .input(input.to_string())
         .send()
@@ -292,6 +358,30 @@ mod tests {
         );
         assert!(workflow_input("prod", Some(json!({"environment": "staging"}))).is_err());
         assert!(workflow_input("prod", Some(json!([1]))).is_err());
+    }
+
+    #[test]
+    fn the_prefix_names_the_workflows_state_machine() {
+        let prefix = "arn:aws:states:eu-west-1:123456789012:stateMachine:opsplane-";
+        assert_eq!(
+            arn_from_prefix(prefix, "provision").unwrap(),
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:opsplane-provision"
+        );
+        assert!(arn_from_prefix(prefix, "deploy").is_err());
+        for bad in [
+            "opsplane-",
+            "arn:aws:states:eu-west-1:123456789012:execution:opsplane-",
+            "arn:aws:states:eu-west-1:12345:stateMachine:opsplane-",
+            "arn:aws:lambda:eu-west-1:123456789012:stateMachine:opsplane-",
+            "arn:aws:states::123456789012:stateMachine:opsplane-",
+        ] {
+            let err = format!("{:#}", arn_from_prefix(bad, "provision").unwrap_err());
+            assert!(err.contains(ENV_STATE_MACHINE_PREFIX), "{bad}: {err}");
+        }
+        assert!(
+            check_state_machine_arn("arn:aws:states:eu-west-1:123456789012:stateMachine:x:1")
+                .is_err()
+        );
     }
 
     #[test]

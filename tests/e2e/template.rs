@@ -102,6 +102,60 @@ fn for_moto(template: &Value) -> Value {
     t
 }
 
+/// The environment variables each function's `main.rs` reads in production (`Config::from_env`, and the
+/// function's own settings), by function name.
+fn env_read_by(function: &str) -> BTreeSet<&'static str> {
+    let mut names = BTreeSet::from(["OPSPLANE_TABLE", "OPSPLANE_BUCKET"]);
+    match function {
+        "backup" => {
+            names.insert("OPSPLANE_PROBE_PASSWORD");
+        }
+        "dispatch" => {
+            names.extend(["OPSPLANE_OIDC_AUDIENCE", "OPSPLANE_STATE_MACHINE_PREFIX"]);
+        }
+        _ => {}
+    }
+    names
+}
+
+/// The functions (logical IDs) the role of state machine `logical` may invoke, and whether it may put events.
+fn workflow_role_grants(template: &Value, logical: &str) -> (BTreeSet<String>, bool) {
+    let role_id = resource(template, logical)["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{logical}: RoleArn is a role of the template"));
+    let mut invokes = BTreeSet::new();
+    let mut publishes = false;
+    for policy in resource(template, role_id)["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+    {
+        for st in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+            let actions = match &st["Action"] {
+                Value::Array(a) => a.clone(),
+                one => vec![one.clone()],
+            };
+            let resources = match &st["Resource"] {
+                Value::Array(a) => a.clone(),
+                one => vec![one.clone()],
+            };
+            if actions.contains(&json!("lambda:InvokeFunction")) {
+                for r in resources {
+                    invokes.insert(
+                        r["Fn::GetAtt"][0]
+                            .as_str()
+                            .unwrap_or_else(|| {
+                                panic!("{role_id}: invokes only the stack's functions, not {r}")
+                            })
+                            .to_owned(),
+                    );
+                }
+            }
+            publishes |= actions.contains(&json!("events:PutEvents"));
+        }
+    }
+    (invokes, publishes)
+}
+
 /// An empty zip archive (just the end-of-central-directory record): Lambda's code object for a stack whose
 /// functions are never invoked.
 const EMPTY_ZIP: [u8; 22] = [
@@ -292,6 +346,7 @@ async fn stack_creates_in_moto() {
     );
 
     // Every function, wired to the stack's table and bucket.
+    let mut dispatch_prefix = None;
     for (name, logical) in FUNCTIONS {
         let f = lambda
             .get_function()
@@ -306,10 +361,27 @@ async fn stack_creates_in_moto() {
         let vars = conf.environment().and_then(|e| e.variables()).unwrap();
         assert_eq!(vars.get("OPSPLANE_TABLE"), Some(&table), "{name}");
         assert_eq!(vars.get("OPSPLANE_BUCKET"), Some(&bucket), "{name}");
+        // Exactly the variables the function's main.rs reads, and enough for its configuration to load there.
+        let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
         assert_eq!(
-            vars.get("OPSPLANE_KMS_KEY_ARN").map(String::as_str),
-            Some(kms_key)
+            names,
+            env_read_by(name),
+            "{name}: the variables its main.rs reads"
         );
+        let lookup = |k: &str| {
+            if k == "AWS_REGION" {
+                return Some("us-east-1".to_owned());
+            }
+            vars.get(k).filter(|v| !v.is_empty()).cloned()
+        };
+        opsplane_shared::Config::from_lookup(lookup)
+            .unwrap_or_else(|e| panic!("{name}: the stack's environment loads: {e}"));
+        if name == "dispatch" {
+            let dispatch = opsplane_fn_dispatch::DispatchConfig::from_lookup(lookup)
+                .expect("the dispatch function's configuration is complete");
+            assert_eq!(dispatch.audience, default_of(&template, "DispatchAudience"));
+            dispatch_prefix = Some(dispatch.state_machine_prefix);
+        }
 
         // What moto does not keep: checked where `sam build` and CloudFormation read it.
         let r = resource(&template, logical);
@@ -373,7 +445,59 @@ async fn stack_creates_in_moto() {
             "CUSTOMER_MANAGED_KMS_KEY"
         );
         assert_eq!(props["LoggingConfiguration"]["Level"], "ALL");
+
+        // The dispatch function starts opsplane-<workflow> by its prefix, which names this state machine.
+        assert_eq!(
+            &format!("{}{workflow}", dispatch_prefix.as_deref().unwrap()),
+            arn,
+            "{workflow}: OPSPLANE_STATE_MACHINE_PREFIX of dispatch"
+        );
+        // Its role invokes exactly the functions its definition names, and publishes only if it does.
+        let (invokes, publishes) = workflow_role_grants(&template, logical);
+        let named: BTreeSet<String> = FUNCTIONS
+            .iter()
+            .filter(|(_, l)| source.contains(&format!("${{{}Arn}}", l)))
+            .map(|(_, l)| (*l).to_owned())
+            .collect();
+        assert_eq!(
+            invokes, named,
+            "{workflow}: lambda:InvokeFunction of its role"
+        );
+        assert_eq!(
+            publishes,
+            source.contains("events:putEvents"),
+            "{workflow}: events:PutEvents of its role"
+        );
     }
+
+    // `opsplane run` on AWS: the stack's StateMachinePrefix output names the state machine without listing,
+    // and the execution starts there.
+    let outputs = cfn
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let prefix = outputs.stacks()[0]
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some("StateMachinePrefix"))
+        .and_then(|o| o.output_value())
+        .expect("the stack outputs StateMachinePrefix")
+        .to_owned();
+    let machine = opsplane_cli::run::resolve_state_machine(sfn, "provision", None, Some(&prefix))
+        .await
+        .unwrap();
+    assert_eq!(machine, in_stack["ProvisionStateMachine"]);
+    let input = opsplane_cli::run::workflow_input("dev", None).unwrap();
+    let execution = opsplane_cli::run::start_aws(sfn, &machine, "dev", &input, "ci")
+        .await
+        .unwrap();
+    let described = opsplane_cli::run::describe_aws(sfn, &execution)
+        .await
+        .unwrap();
+    assert_eq!(described.execution_arn, execution);
+    assert!(execution.contains(":execution:opsplane-provision:cli-dev-ci-"));
 
     // The alarm rule, targeting the rollback workflow with the raw event (no Input, InputPath or transformer).
     let rule = events
