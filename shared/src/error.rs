@@ -336,3 +336,72 @@ mod tests {
         assert!(!ErrorName::LockHeld.is_retryable());
     }
 }
+
+/// Deserialises a workflow's or a task's input, or says which field is wrong: the field's path (`prefix`
+/// first, e.g. `detail.`) for a value of the wrong type, the field serde names for a missing or unknown one,
+/// `input` for an input that is not an object at all.
+pub fn parse_input<T: serde::de::DeserializeOwned>(
+    input: serde_json::Value,
+    prefix: &str,
+) -> Result<T, OpsError> {
+    let whole = || match prefix.trim_end_matches('.') {
+        "" => "input".to_owned(),
+        named => named.to_owned(),
+    };
+    if !input.is_object() {
+        return Err(OpsError::invalid(whole(), "must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let field = if path != "." {
+            format!("{prefix}{path}")
+        } else {
+            match msg.split('`').nth(1).filter(|_| msg.contains("field")) {
+                Some(named) => format!("{prefix}{named}"),
+                None => whole(),
+            }
+        };
+        OpsError::invalid(field, msg)
+    })
+}
+
+#[cfg(test)]
+mod parse_input_tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Req {
+        environment: String,
+        #[serde(default)]
+        spec_version: Option<String>,
+    }
+
+    fn field(v: serde_json::Value, prefix: &str) -> String {
+        match parse_input::<Req>(v, prefix).unwrap_err() {
+            OpsError::InvalidInput { field, .. } => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_wrong_missing_or_unknown_field() {
+        use serde_json::json;
+        assert_eq!(
+            field(json!({"environment": "dev", "spec_version": true}), ""),
+            "spec_version"
+        );
+        assert_eq!(field(json!({"environment": 5}), ""), "environment");
+        assert_eq!(field(json!({}), ""), "environment");
+        assert_eq!(field(json!({"environment": "dev", "x": 1}), ""), "x");
+        assert_eq!(field(json!([1]), ""), "input");
+        assert_eq!(
+            field(json!({"environment": 5}), "detail."),
+            "detail.environment"
+        );
+        assert_eq!(field(json!("x"), "detail."), "detail");
+    }
+}

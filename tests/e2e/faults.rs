@@ -592,9 +592,14 @@ async fn moto_stopping_mid_backup_fails_it_cleanly_and_a_rerun_completes() {
         format!("{name}-bucket"),
     );
     let env = unique("e");
+    // The probe's secret is only named here (this test never probes), so any well-formed ARN does.
     let spec = std::fs::read_to_string(root().join("tests/fixtures/specs/drill.yaml"))
         .unwrap()
-        .replace("{env}", &env);
+        .replace("{env}", &env)
+        .replace(
+            "{probe_secret}",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!probe-unused",
+        );
     // Seeded with the default settings: a fresh moto loads each service on its first call, slowly.
     let (seeding, _) = LocalPlane::connect(patient.clone())
         .await

@@ -80,7 +80,7 @@ const HOLDER: &str = "arn:aws:states:us-east-1:123456789012:execution:backup:fuz
 const MODES: &[&str] = &["snapshot", "point-in-time"];
 const ACTIONS: &[&str] = &["acquire", "renew", "release"];
 
-/// Every input validation, one row each (provision, rollback, health-sweep and drift join here).
+/// Every input validation, one row each (rollback, health-sweep and drift join here).
 fn targets() -> Vec<Target> {
     vec![
         Target {
@@ -97,6 +97,16 @@ fn targets() -> Vec<Target> {
                 required("environment", Kind::Environment),
                 optional("mode", Kind::OneOf(MODES)),
                 optional("instance", Kind::Instance),
+            ],
+            refuses_unknown_fields: true,
+            whole: "input",
+        },
+        Target {
+            entry: Entry::Workflow("provision"),
+            valid: |env, _| json!({ "environment": env }),
+            fields: vec![
+                required("environment", Kind::Environment),
+                optional("spec_version", Kind::Text(1024)),
             ],
             refuses_unknown_fields: true,
             whole: "input",

@@ -109,16 +109,7 @@ pub fn resource_tags(
 
 /// Parses an action's input; a malformed one is `InvalidInput` naming the field serde complains about.
 pub fn parse<T: DeserializeOwned>(input: Value) -> Result<T, OpsError> {
-    serde_json::from_value(input).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.contains("field"))
-            .unwrap_or("input")
-            .to_owned();
-        OpsError::invalid(field, msg)
-    })
+    opsplane_shared::error::parse_input(input, "")
 }
 
 fn to_value<T: Serialize>(out: T) -> Result<Value, OpsError> {

@@ -132,7 +132,7 @@ fn parse_manual(input: &Value) -> Result<ManualRequest, OpsError> {
             "must be an object: the GitHub context the dispatch function adds",
         ));
     }
-    serde_json::from_value(input.clone()).map_err(|e| invalid_from_serde(e, ""))
+    opsplane_shared::error::parse_input(input.clone(), "")
 }
 
 /// The resolved rollback, shaped as the provision function's deployment (so its `record` takes it).
@@ -154,24 +154,6 @@ pub struct Resolved {
     pub incident: Option<String>,
     /// Why.
     pub reason: String,
-}
-
-fn invalid_from_serde(e: serde_json::Error, prefix: &str) -> OpsError {
-    let msg = e.to_string();
-    let field = msg
-        .split('`')
-        .nth(1)
-        .filter(|_| msg.contains("field"))
-        .map(|f| format!("{prefix}{f}"))
-        .unwrap_or_else(|| prefix.trim_end_matches('.').to_owned());
-    OpsError::invalid(
-        if field.is_empty() {
-            "input".into()
-        } else {
-            field
-        },
-        msg,
-    )
 }
 
 async fn all_specs(deps: &Deps) -> Result<Vec<EnvironmentSpec>, OpsError> {
@@ -198,8 +180,7 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
     })?;
     let (environment, actor, incident, reason) = if obj.contains_key("detail-type") {
         let event: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> =
-            serde_json::from_value(input.input.clone())
-                .map_err(|e| invalid_from_serde(e, "detail."))?;
+            opsplane_shared::error::parse_input(input.input.clone(), "")?;
         if event.detail_type != ALARM_DETAIL_TYPE {
             return Err(OpsError::invalid(
                 "detail-type",
@@ -415,7 +396,7 @@ fn to_value<T: Serialize>(out: T) -> Result<Value, OpsError> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, OpsError> {
-    serde_json::from_value(input).map_err(|e| invalid_from_serde(e, ""))
+    opsplane_shared::error::parse_input(input, "")
 }
 
 /// The JSON boundary: dispatches on `action`.
