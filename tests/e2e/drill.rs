@@ -24,8 +24,8 @@ fn to_postgres() -> ProbeSettings {
     }
 }
 
-/// Instances of `env` carrying the drill tag.
-async fn drill_instances(plane: &Plane) -> Vec<String> {
+/// Instances of the plane's environment carrying the drill tag.
+pub async fn drill_instances(plane: &Plane) -> Vec<String> {
     plane
         .world
         .clients

@@ -16,7 +16,7 @@ use opsplane_fn_lock::LockDeps;
 use opsplane_shared::Config;
 use opsplane_shared::aws::load_sdk_config;
 use opsplane_shared::config::SdkSettings;
-use opsplane_shared::domain::backup::{TAG_DRILL, TAG_ENVIRONMENT};
+
 use opsplane_shared::execution::{ExecutionState, ExecutionStatus};
 use opsplane_shared::local::MotoServer;
 use opsplane_shared::lock::DynamoDbLock;
@@ -25,6 +25,7 @@ use opsplane_statemachines::{Description, Engine, FunctionError, Status, TaskCon
 use serde_json::{Value, json};
 
 use crate::backup::{Plane, deps};
+use crate::drill::drill_instances;
 use crate::harness::{root, unique};
 
 /// How the wrapped function misbehaves on one action.
@@ -121,29 +122,6 @@ fn states_with_event(engine: &Engine, execution: &str, event: &str) -> Vec<Strin
         }
     }
     out
-}
-
-/// Instances of the plane's environment carrying the drill tag.
-async fn drill_instances(plane: &Plane) -> Vec<String> {
-    plane
-        .world
-        .clients
-        .rds
-        .describe_db_instances()
-        .send()
-        .await
-        .unwrap()
-        .db_instances()
-        .iter()
-        .filter(|i| {
-            let tags = i.tag_list();
-            tags.iter().any(|t| t.key() == Some(TAG_DRILL))
-                && tags.iter().any(|t| {
-                    t.key() == Some(TAG_ENVIRONMENT) && t.value() == Some(plane.env.as_str())
-                })
-        })
-        .map(|i| i.db_instance_identifier().unwrap_or_default().to_owned())
-        .collect()
 }
 
 fn failed_with(run: &Description, error: &str) {
