@@ -102,13 +102,26 @@ fn for_moto(template: &Value) -> Value {
     t
 }
 
-/// The environment variables each function's `main.rs` reads in production (`Config::from_env`, and the
-/// function's own settings), by function name.
+/// The functions whose code path appends audit events (`StateStore::append_audit`): the lock function on a
+/// takeover, dispatch on every start and refusal. Each writes a table record and a locked copy under `audit/`.
+const AUDIT_WRITERS: [&str; 2] = ["lock", "dispatch"];
+
+/// The functions that run the SQL probe, resolving its credentials by reference.
+const PROBERS: [&str; 2] = ["backup", "health-check"];
+
+/// The environment variables each function's `main.rs` reads and uses in production (`Config::from_env`, and
+/// the function's own settings), by function name. `OPSPLANE_KMS_KEY_ID` is not among them: only
+/// `opsplane bootstrap` uses it.
 fn env_read_by(function: &str) -> BTreeSet<&'static str> {
-    let mut names = BTreeSet::from(["OPSPLANE_TABLE", "OPSPLANE_BUCKET"]);
+    let mut names = BTreeSet::from([
+        opsplane_shared::config::ENV_TABLE,
+        opsplane_shared::config::ENV_BUCKET,
+        opsplane_shared::config::ENV_AUDIT_LOCK_MODE,
+        opsplane_shared::config::ENV_AUDIT_RETENTION_DAYS,
+    ]);
     match function {
-        "backup" => {
-            names.insert("OPSPLANE_PROBE_PASSWORD");
+        "backup" | "health-check" => {
+            names.insert(opsplane_shared::probe::ENV_CA_BUNDLE);
         }
         "dispatch" => {
             names.extend(["OPSPLANE_OIDC_AUDIENCE", "OPSPLANE_STATE_MACHINE_PREFIX"]);
@@ -156,6 +169,48 @@ fn workflow_role_grants(template: &Value, logical: &str) -> (BTreeSet<String>, b
     (invokes, publishes)
 }
 
+/// The statements of the role SAM made from function `logical`'s `Policies`; a conditional statement
+/// (`Fn::If`) counts as its true branch.
+fn function_statements(template: &Value, logical: &str) -> Vec<Value> {
+    let role = resource(template, logical)["Properties"]["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{logical}: its role is the one SAM made"))
+        .to_owned();
+    let mut out = Vec::new();
+    for policy in resource(template, &role)["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+    {
+        for st in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+            out.push(match st.get("Fn::If") {
+                Some(branches) => branches[1].clone(),
+                None => st.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn as_list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        one => vec![one.clone()],
+    }
+}
+
+/// The resources `statements` allow `action` on, and the conditions they do it under.
+fn grants(statements: &[Value], action: &str) -> Vec<(Value, Value)> {
+    statements
+        .iter()
+        .filter(|st| as_list(&st["Action"]).contains(&json!(action)))
+        .flat_map(|st| {
+            as_list(&st["Resource"])
+                .into_iter()
+                .map(|r| (r, st.get("Condition").cloned().unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
 /// An empty zip archive (just the end-of-central-directory record): Lambda's code object for a stack whose
 /// functions are never invoked.
 const EMPTY_ZIP: [u8; 22] = [
@@ -198,6 +253,9 @@ async fn stack_creates_in_moto() {
         // One provider per account: the stack trusts the existing one (the deployed default creates it).
         ("CreateGitHubOidcProvider", "false"),
         ("KmsKeyArn", kms_key),
+        // Not the defaults, so that the functions' audit settings are seen to come from the parameters.
+        ("AuditLockMode", "COMPLIANCE"),
+        ("AuditRetentionDays", "2190"),
     ];
     let stack = unique("opsplane-stack");
     cfn.create_stack()
@@ -374,8 +432,27 @@ async fn stack_creates_in_moto() {
             }
             vars.get(k).filter(|v| !v.is_empty()).cloned()
         };
-        opsplane_shared::Config::from_lookup(lookup)
+        let cfg = opsplane_shared::Config::from_lookup(lookup)
             .unwrap_or_else(|e| panic!("{name}: the stack's environment loads: {e}"));
+        assert_eq!(
+            cfg.audit,
+            opsplane_shared::config::AuditSettings {
+                lock_mode: opsplane_shared::config::AuditLockMode::Compliance,
+                retention_days: 2190,
+            },
+            "{name}: audit copies locked as the parameters say"
+        );
+        assert_eq!(cfg.kms_key_id, None, "{name}");
+        if PROBERS.contains(&name) {
+            // No layer given: the probe falls back to the platform's roots.
+            let probe = opsplane_shared::probe::ProbeSettings::from_lookup(lookup)
+                .expect("the probe's settings load");
+            assert_eq!(
+                probe,
+                opsplane_shared::probe::ProbeSettings::default(),
+                "{name}"
+            );
+        }
         if name == "dispatch" {
             let dispatch = opsplane_fn_dispatch::DispatchConfig::from_lookup(lookup)
                 .expect("the dispatch function's configuration is complete");
@@ -851,4 +928,135 @@ fn github_trust_is_pinned() {
     );
     let f = bad("trust-pull-request.json");
     assert!(has(&f, "not a job of the GitHub environment prod"), "{f:?}");
+}
+
+#[test]
+fn function_grants_follow_the_code() {
+    let template = transformed("code-bucket", "functions.zip");
+    let audit_copies = json!({"Fn::Sub": "${StateBucket.Arn}/audit/*"});
+    let table = json!({"Fn::GetAtt": ["StateTable", "Arn"]});
+    let key = json!({"Ref": "KmsKeyArn"});
+    for (name, logical) in FUNCTIONS {
+        let statements = function_statements(&template, logical);
+
+        // Audit: the table record and the S3 copy with its retention (PutObject with Object Lock headers is
+        // also authorised as PutObjectRetention), for exactly the functions that append audit events.
+        let writes_audit = AUDIT_WRITERS.contains(&name);
+        for action in ["s3:PutObject", "s3:PutObjectRetention"] {
+            let on_audit = grants(&statements, action)
+                .iter()
+                .any(|(r, _)| *r == audit_copies);
+            assert_eq!(on_audit, writes_audit, "{name}: {action} on audit/*");
+        }
+        assert_eq!(
+            grants(&statements, "s3:PutObjectRetention"),
+            if writes_audit {
+                vec![(audit_copies.clone(), Value::Null)]
+            } else {
+                vec![]
+            },
+            "{name}: retention is set on audit copies only"
+        );
+        if writes_audit {
+            assert!(
+                grants(&statements, "dynamodb:PutItem").contains(&(table.clone(), Value::Null)),
+                "{name}: the audit record in the table"
+            );
+        }
+
+        // Probe credentials: read by reference, by the probing functions only.
+        let probes = PROBERS.contains(&name);
+        let secrets: BTreeSet<String> = grants(&statements, "secretsmanager:GetSecretValue")
+            .into_iter()
+            .map(|(r, cond)| {
+                assert_eq!(cond, Value::Null);
+                r["Fn::Sub"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let expected: BTreeSet<String> = if probes {
+            ["rds!*", "opsplane/*"]
+                .iter()
+                .map(|n| {
+                    format!(
+                        "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{n}"
+                    )
+                })
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        assert_eq!(secrets, expected, "{name}: secretsmanager:GetSecretValue");
+        let connect = grants(&statements, "rds-db:connect");
+        assert_eq!(
+            connect,
+            if probes {
+                vec![(
+                    json!({"Fn::Sub": "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:*/${ProbeDbUser}"}),
+                    Value::Null,
+                )]
+            } else {
+                vec![]
+            },
+            "{name}: rds-db:connect as the probe user only"
+        );
+
+        // kms:Decrypt: the stack's key (when given), and other keys only through Secrets Manager.
+        for (resource, cond) in grants(&statements, "kms:Decrypt") {
+            if resource == key {
+                assert_eq!(cond, Value::Null, "{name}");
+                continue;
+            }
+            assert!(probes, "{name}: decrypts only with the stack's key");
+            assert_eq!(
+                cond,
+                json!({"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}),
+                "{name}: other keys only via Secrets Manager"
+            );
+        }
+        assert!(
+            grants(&statements, "kms:GenerateDataKey").contains(&(key.clone(), Value::Null)),
+            "{name}: encrypts with the stack's key when one is given"
+        );
+
+        // The probing functions get the CA bundle's layer and its path only when a layer is given.
+        let props = &resource(&template, logical)["Properties"];
+        let vars = &props["Environment"]["Variables"];
+        if probes {
+            assert_eq!(
+                vars[opsplane_shared::probe::ENV_CA_BUNDLE],
+                json!({"Fn::If": ["HasProbeCaBundle", "/opt/rds/global-bundle.pem", ""]}),
+                "{name}"
+            );
+            assert_eq!(
+                props["Layers"],
+                json!({"Fn::If": ["HasProbeCaBundle", [{"Ref": "ProbeCaBundleLayerArn"}],
+                                  {"Ref": "AWS::NoValue"}]}),
+                "{name}"
+            );
+        }
+        assert!(
+            !vars.to_string().contains("PASSWORD"),
+            "{name}: no credential in the environment"
+        );
+    }
+
+    // The parameters behind those grants and variables.
+    let params = &template["Parameters"];
+    assert!(params.get("ProbePassword").is_none());
+    assert_eq!(default_of(&template, "ProbeDbUser"), "opsplane_probe");
+    assert_eq!(default_of(&template, "AuditLockMode"), "GOVERNANCE");
+    assert_eq!(
+        params["AuditLockMode"]["AllowedValues"],
+        json!(["GOVERNANCE", "COMPLIANCE"])
+    );
+    for allowed in params["AuditLockMode"]["AllowedValues"].as_array().unwrap() {
+        opsplane_shared::config::AuditLockMode::parse(allowed.as_str().unwrap())
+            .expect("every allowed mode is one the functions read");
+    }
+    assert_eq!(params["AuditRetentionDays"]["Default"], json!(365));
+    assert_eq!(params["AuditRetentionDays"]["MinValue"], json!(1));
+    assert_eq!(
+        params["AuditRetentionDays"]["MaxValue"],
+        json!(opsplane_shared::config::MAX_AUDIT_RETENTION_DAYS)
+    );
 }
