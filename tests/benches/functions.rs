@@ -320,6 +320,19 @@ fn spawn(binary: &Path, emulator: &Emulator, config: &Config) -> tokio::process:
             "AWS_ENDPOINT_URL",
             config.endpoint_url.as_deref().unwrap_or_default(),
         )
+        // The dispatch function's required settings (the template sets them); the others ignore them.
+        .env("OPSPLANE_OIDC_AUDIENCE", "opsplane")
+        .env(
+            "OPSPLANE_STATE_MACHINE_PREFIX",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:opsplane-",
+        )
+        .env(
+            "OPSPLANE_DISPATCH_POLICY",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/oidc/bench-policy.yaml"
+            ),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
