@@ -120,41 +120,8 @@ impl Eks {
             "resourcesVpcConfig": vpc,
             "tags": c.tags(),
         });
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_nodegroups()
-                .cluster_name(cluster)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| classify("ListNodegroups", &format!("cluster {cluster}"), e))?;
-            names.extend(page.nodegroups().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => break,
-            }
-        }
-        names.sort();
-        let mut nodegroups = Vec::with_capacity(names.len());
-        for name in &names {
-            let out = self
-                .client
-                .describe_nodegroup()
-                .cluster_name(cluster)
-                .nodegroup_name(name)
-                .send()
-                .await
-                .map_err(|e| {
-                    classify(
-                        "DescribeNodegroup",
-                        &format!("node group {cluster}/{name}"),
-                        e,
-                    )
-                })?;
-            let Some(n) = out.nodegroup() else { continue };
+        let mut nodegroups = Vec::new();
+        for n in self.describe_nodegroups(cluster).await? {
             let scaling = n.scaling_config().map(|s| {
                 json!({ "minSize": s.min_size(), "maxSize": s.max_size(), "desiredSize": s.desired_size() })
             });
@@ -198,20 +165,11 @@ fn nodegroup_sizes(ng: &NodegroupSpec) -> NodegroupScalingConfig {
 }
 
 impl Eks {
-    /// The cluster and its node groups for planning and health; `None` when the cluster does not exist.
-    pub async fn actual(&self, cluster: &str) -> Result<Option<ActualCluster>, EksError> {
-        let out = match self.client.describe_cluster().name(cluster).send().await {
-            Ok(out) => out,
-            Err(err) => {
-                return match classify("DescribeCluster", &format!("cluster {cluster}"), err) {
-                    EksError::NotFound(_) => Ok(None),
-                    other => Err(other),
-                };
-            }
-        };
-        let Some(c) = out.cluster() else {
-            return Ok(None);
-        };
+    /// Every node group of `cluster`, described, in name order (both the export and the planning read them).
+    async fn describe_nodegroups(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<aws_sdk_eks::types::Nodegroup>, EksError> {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -246,10 +204,30 @@ impl Eks {
                         e,
                     )
                 })?;
-            let Some(n) = out.nodegroup() else { continue };
+            nodegroups.extend(out.nodegroup);
+        }
+        Ok(nodegroups)
+    }
+
+    /// The cluster and its node groups for planning and health; `None` when the cluster does not exist.
+    pub async fn actual(&self, cluster: &str) -> Result<Option<ActualCluster>, EksError> {
+        let out = match self.client.describe_cluster().name(cluster).send().await {
+            Ok(out) => out,
+            Err(err) => {
+                return match classify("DescribeCluster", &format!("cluster {cluster}"), err) {
+                    EksError::NotFound(_) => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let Some(c) = out.cluster() else {
+            return Ok(None);
+        };
+        let mut nodegroups = Vec::new();
+        for n in self.describe_nodegroups(cluster).await? {
             let scaling = n.scaling_config();
             nodegroups.push(ActualNodegroup {
-                name: name.clone(),
+                name: n.nodegroup_name().unwrap_or_default().to_owned(),
                 status: n
                     .status()
                     .map(|s| s.as_str().to_owned())
