@@ -89,6 +89,40 @@ pub struct ProbeAnswer {
     pub canary_newest: Option<DateTime<Utc>>,
 }
 
+/// Probes `host:port` as the probe spec says: resolves its credentials from their reference (inside the
+/// caller, never returned), logs in, runs `SELECT 1` and the canary query. `Ok` carries the answer and a
+/// one-line detail naming what answered; `Err` says why not, redacted, since it goes into reports and
+/// execution outputs.
+pub async fn probe_by_reference(
+    credentials: &crate::secrets::Credentials,
+    probe: &dyn SqlProbe,
+    spec: &crate::domain::spec::ProbeSpec,
+    (host, port): (String, u16),
+    canary_query: Option<String>,
+) -> Result<(ProbeAnswer, String), String> {
+    let login = credentials
+        .resolve(&spec.credentials(), &spec.user, &host, port)
+        .await
+        .map_err(|e| crate::error::redacted_chain(&e))?;
+    let target = ProbeTarget {
+        host,
+        port,
+        database: spec.database.clone(),
+        login,
+        canary_query,
+    };
+    match probe.probe(&target).await {
+        Ok(answer) => {
+            let detail = format!(
+                "SELECT 1 = {} on {}:{}/{} as {}",
+                answer.select_one, target.host, target.port, target.database, target.login.user
+            );
+            Ok((answer, detail))
+        }
+        Err(e) => Err(crate::error::redacted_chain(&e)),
+    }
+}
+
 /// The probe failed.
 #[derive(Debug, Error)]
 pub enum ProbeError {

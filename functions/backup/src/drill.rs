@@ -19,9 +19,8 @@ use opsplane_shared::state::{BackupRecord, BackupStatus, DrillRecord, DrillVerdi
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::probe::ProbeTarget;
+use crate::probe::probe_by_reference;
 use crate::{Deps, short_id};
-use opsplane_shared::error::redacted_chain;
 
 /// The state that requests the restore; RTO starts when it is entered.
 pub const RESTORE_STATE: &str = "Restore";
@@ -548,51 +547,34 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
         let target = deps.probe_settings.endpoint_override.clone().or(endpoint);
         match target {
             None => checks.push(check("sql-probe", false, "no endpoint to connect to")),
-            Some((host, port)) => {
-                // Resolved here, used for one connection, dropped with this scope: never in an output.
-                let login = deps
-                    .credentials
-                    .resolve(&probe.credentials(), &probe.user, &host, port)
-                    .await;
-                match login {
-                    Err(e) => checks.push(check("sql-probe", false, redacted_chain(&e))),
-                    Ok(login) => {
-                        let t = ProbeTarget {
-                            host,
-                            port,
-                            database: probe.database.clone(),
-                            login,
-                            canary_query: probe.canary_query.clone(),
-                        };
-                        match deps.probe.probe(&t).await {
-                            Ok(answer) => {
-                                checks.push(check(
-                                    "sql-probe",
-                                    true,
-                                    format!(
-                                        "SELECT 1 = {} on {}:{}/{} as {}",
-                                        answer.select_one, t.host, t.port, t.database, t.login.user
-                                    ),
-                                ));
-                                if probe.canary_query.is_some() {
-                                    checks.push(check(
-                                        "canary",
-                                        answer.canary_newest.is_some(),
-                                        match answer.canary_newest {
-                                            Some(at) => format!("newest write {}", at.to_rfc3339()),
-                                            None => {
-                                                "the canary query returned no timestamp".to_owned()
-                                            }
-                                        },
-                                    ));
-                                }
-                                canary_newest = answer.canary_newest;
-                            }
-                            // The driver's message may quote what the server said; it goes into the
-                            // report and the execution's output, so it is redacted like a log line.
-                            Err(e) => checks.push(check("sql-probe", false, redacted_chain(&e))),
+            Some(endpoint) => {
+                // Credentials resolved inside, used for one connection, never in an output.
+                match probe_by_reference(
+                    &deps.credentials,
+                    deps.probe.as_ref(),
+                    probe,
+                    endpoint,
+                    probe.canary_query.clone(),
+                )
+                .await
+                {
+                    Ok((answer, detail)) => {
+                        checks.push(check("sql-probe", true, detail));
+                        if probe.canary_query.is_some() {
+                            checks.push(check(
+                                "canary",
+                                answer.canary_newest.is_some(),
+                                match answer.canary_newest {
+                                    Some(at) => format!("newest write {}", at.to_rfc3339()),
+                                    None => "the canary query returned no timestamp".to_owned(),
+                                },
+                            ));
                         }
+                        canary_newest = answer.canary_newest;
                     }
+                    // The driver's message may quote what the server said; it goes into the report and
+                    // the execution's output, so it comes back redacted like a log line.
+                    Err(why) => checks.push(check("sql-probe", false, why)),
                 }
             }
         }

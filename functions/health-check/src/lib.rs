@@ -24,7 +24,7 @@ use opsplane_shared::domain::health::{
 use opsplane_shared::domain::spec::{HttpCheck, SqlHealthCheck, validate_environment_name};
 use opsplane_shared::error::redacted_chain;
 use opsplane_shared::execution::BoxFuture;
-use opsplane_shared::probe::{PostgresProbe, ProbeSettings, ProbeTarget, SqlProbe};
+use opsplane_shared::probe::{PostgresProbe, ProbeSettings, SqlProbe, probe_by_reference};
 use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::{BackupRecord, BackupStatus, HealthRecord, StateStore};
 use opsplane_shared::{Config, OpsError};
@@ -171,26 +171,15 @@ async fn sql_probe(deps: &Deps, sql: &SqlHealthCheck) -> Result<String, String> 
             .and_then(|i| i.endpoint)
             .ok_or_else(|| format!("{} has no endpoint", sql.instance))?,
     };
-    let (host, port) = endpoint;
-    let login = deps
-        .credentials
-        .resolve(&sql.probe.credentials(), &sql.probe.user, &host, port)
-        .await
-        .map_err(|e| redacted_chain(&e))?;
-    let target = ProbeTarget {
-        host,
-        port,
-        database: sql.probe.database.clone(),
-        login,
-        canary_query: None,
-    };
-    match deps.probe.probe(&target).await {
-        Ok(answer) => Ok(format!(
-            "SELECT 1 = {} on {}:{}/{} as {}",
-            answer.select_one, target.host, target.port, target.database, target.login.user
-        )),
-        Err(e) => Err(redacted_chain(&e)),
-    }
+    probe_by_reference(
+        &deps.credentials,
+        deps.probe.as_ref(),
+        &sql.probe,
+        endpoint,
+        None,
+    )
+    .await
+    .map(|(_, detail)| detail)
 }
 
 /// `check`: which environment, at which spec version, and what to do with the verdict.
