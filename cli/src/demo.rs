@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify};
 
-use crate::plane::LocalPlane;
+use opsplane_local::LocalPlane;
 
 /// The example environments, as a platform team writes them.
 const EXAMPLES: [(&str, &str); 3] = [

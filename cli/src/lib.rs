@@ -1,14 +1,10 @@
-//! The library half of the `opsplane` CLI: the local plane the demo, `run --local` and the end-to-end tests
-//! share.
+//! The library half of the `opsplane` CLI: the commands as functions the binary and the end-to-end tests
+//! share (the local plane they run on is the `opsplane-local` crate).
 
-#![warn(missing_docs)]
-
-pub mod approve;
 pub mod audit;
 pub mod demo;
 pub mod history;
 pub mod plan;
-pub mod plane;
 pub mod report;
 pub mod run;
 pub mod watch;

@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use opsplane_shared::aws::Clients;
-use opsplane_shared::execution::SfnExecutionStatus;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::lock::{self, LockInfo};
 
 use crate::Target;
@@ -68,7 +68,7 @@ pub async fn run(cmd: LockCommand) -> Result<()> {
 async fn backend(target: &Target) -> Result<Arc<dyn lock::Lock>> {
     let cfg = target.config()?;
     let clients = Clients::load(&cfg).await;
-    let executions = Arc::new(SfnExecutionStatus::new(clients.sfn.clone()));
+    let executions = Arc::new(SfnExecutions::new(clients.sfn.clone()));
     Ok(lock::from_config(&cfg, &clients, executions))
 }
 

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
 use opsplane_shared::config::{self, Config};
-use opsplane_shared::local::project_root;
+use opsplane_local::project_root;
 use opsplane_shared::notify::console_url;
 use opsplane_shared::state::StateStore;
 
@@ -334,8 +334,8 @@ async fn run(cli: Cli) -> Result<()> {
                 print!("{}", report.render());
             }
         }
-        Command::Approve(args) => decide(args, opsplane_cli::approve::Decision::Approve).await?,
-        Command::Reject(args) => decide(args, opsplane_cli::approve::Decision::Reject).await?,
+        Command::Approve(args) => decide(args, opsplane_shared::approval::Decision::Approve).await?,
+        Command::Reject(args) => decide(args, opsplane_shared::approval::Decision::Reject).await?,
         Command::Run(args) => {
             let Some(outcome) = run_workflow(args).await? else {
                 return Ok(());
@@ -377,7 +377,7 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn decide(args: DecideArgs, decision: opsplane_cli::approve::Decision) -> Result<()> {
+async fn decide(args: DecideArgs, decision: opsplane_shared::approval::Decision) -> Result<()> {
     if args.local {
         anyhow::bail!(
             "--local: a local engine lives inside the process that runs it (opsplane demo, run --local, the \
@@ -388,9 +388,9 @@ async fn decide(args: DecideArgs, decision: opsplane_cli::approve::Decision) -> 
     let cfg = args.target.config()?;
     let clients = Clients::load(&cfg).await;
     let state = opsplane_shared::state::StateStore::from_config(&cfg, &clients);
-    let control = opsplane_shared::execution::SfnExecutionControl::new(clients.sfn.clone());
+    let control = opsplane_shared::aws::sfn::SfnExecutions::new(clients.sfn.clone());
     let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-    let record = opsplane_cli::approve::decide(
+    let record = opsplane_shared::approval::decide(
         &state,
         &control,
         &args.execution,

@@ -14,8 +14,13 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
-use crate::plane::{LocalPlane, WORKFLOWS};
-use crate::watch::{EngineHistory, SfnHistory, follow};
+use opsplane_local::plane::WORKFLOWS;
+use opsplane_local::{EngineExecutions, LocalPlane};
+use opsplane_shared::aws::sfn::SfnExecutions;
+use opsplane_shared::domain::names::execution_name_part;
+use opsplane_shared::ports::Executions;
+
+use crate::watch::{AWS_FIRST_INTERVAL, LOCAL_FIRST_INTERVAL, follow};
 
 /// The spec seeded for a local run when none is given: the demo's environment.
 pub const DEMO_SPEC: &str = include_str!("../demo/staging.yaml");
@@ -88,7 +93,8 @@ pub async fn run_on_plane(
     let execution_arn = plane.engine.start_execution(machine, None, input)?;
     writeln!(progress, "started {execution_arn}").ok();
     follow(
-        &EngineHistory(plane.engine.clone()),
+        &EngineExecutions(plane.engine.clone()),
+        LOCAL_FIRST_INTERVAL,
         &execution_arn,
         progress,
     )
@@ -261,36 +267,23 @@ pub async fn start_aws(
     actor: &str,
 ) -> Result<String> {
     let name = execution_name(actor, environment, chrono::Utc::now());
-    let started = client
-        .start_execution()
-        .state_machine_arn(state_machine_arn)
-        .name(&name)
-        .input(input.to_string())
-        .send()
+    let started = SfnExecutions::new(client.clone())
+        .start(state_machine_arn, &name, input)
         .await
         .context("StartExecution")?;
-    Ok(started.execution_arn().to_owned())
+    Ok(started.execution_arn)
 }
 
 /// How the execution `execution_arn` stands now (`DescribeExecution`).
 pub async fn describe_aws(client: &aws_sdk_sfn::Client, execution_arn: &str) -> Result<RunOutcome> {
-    let d = client
-        .describe_execution()
-        .execution_arn(execution_arn)
-        .send()
+    let d = SfnExecutions::new(client.clone())
+        .describe(execution_arn)
         .await
         .context("DescribeExecution")?;
-    let status = d.status().as_str().to_owned();
-    let output = d.output().and_then(|o| serde_json::from_str(o).ok());
     Ok(RunOutcome {
         execution_arn: execution_arn.to_owned(),
-        summary: summary(
-            &status,
-            output,
-            d.error().map(str::to_owned),
-            d.cause().map(str::to_owned),
-        ),
-        status,
+        summary: summary(&d.status, d.output, d.error, d.cause),
+        status: d.status,
     })
 }
 
@@ -300,24 +293,15 @@ pub async fn wait_aws(
     execution_arn: &str,
     progress: &mut (dyn Write + Send),
 ) -> Result<RunOutcome> {
-    follow(&SfnHistory(client.clone()), execution_arn, progress).await?;
+    let executions = SfnExecutions::new(client.clone());
+    follow(&executions, AWS_FIRST_INTERVAL, execution_arn, progress).await?;
     describe_aws(client, execution_arn).await
 }
 
 /// A Step Functions execution name (at most 80 characters of `[A-Za-z0-9_-]`) from who started it, for what,
 /// and the minute.
 pub fn execution_name(actor: &str, environment: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect()
-    };
+    let clean = execution_name_part;
     let mut name = format!(
         "cli-{}-{}-{}",
         clean(environment),

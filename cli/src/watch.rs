@@ -1,33 +1,22 @@
-//! Following an execution: its history events, from Step Functions or the local engine, turned into a
-//! progress line (status, current state, elapsed time, retries) by a pure function.
+//! Following an execution: its history events, read through the [`Executions`] port (Step Functions or the
+//! local engine), turned into a progress line (status, current state, elapsed time, retries) by a pure
+//! function.
 
-use std::future::Future;
+/// How often Step Functions' history is read at first: `GetExecutionHistory` is throttled per account and
+/// region (Step Functions' API quotas, a token bucket), shared with the console and every other follower.
+pub const AWS_FIRST_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the local engine's history is read at first: in-process, so only the terminal limits it.
+pub const LOCAL_FIRST_INTERVAL: Duration = Duration::from_millis(20);
+
 use std::io::Write;
-use std::pin::Pin;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use opsplane_shared::ports::Executions;
 
-/// One history event, from either source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// 1-based id.
-    pub id: i64,
-    /// The event this one follows in its branch (0 for the first).
-    pub previous_id: i64,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// AWS's type name, e.g. `TaskStateEntered`.
-    pub kind: String,
-    /// The state's name, on `*StateEntered` / `*StateExited`.
-    pub state: Option<String>,
-    /// The error, on failures.
-    pub error: Option<String>,
-    /// The cause, on failures.
-    pub cause: Option<String>,
-}
+/// One history event, from either world.
+pub use opsplane_shared::ports::executions::HistoryEvent as Event;
 
 /// Where an execution stands, from its history.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,144 +163,19 @@ fn state_of(by_id: &std::collections::HashMap<i64, &Event>, mut id: i64) -> Opti
     None
 }
 
-/// A boxed future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where an execution's history is read.
-pub trait HistorySource: Send + Sync {
-    /// Every event so far, oldest first.
-    fn events<'a>(&'a self, execution_arn: &'a str) -> BoxFuture<'a, Result<Vec<Event>>>;
-    /// How long to wait between two reads, at first; it grows while nothing changes.
-    fn first_interval(&self) -> Duration;
-}
-
-/// Step Functions' `GetExecutionHistory`.
-#[derive(Debug, Clone)]
-pub struct SfnHistory(pub aws_sdk_sfn::Client);
-
-fn smithy_time(t: &aws_smithy_types::DateTime) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
-}
-
-/// One Step Functions history event as an [`Event`].
-pub fn from_sfn(e: &aws_sdk_sfn::types::HistoryEvent) -> Event {
-    let (error, cause) = failure_of(e);
-    Event {
-        id: e.id(),
-        previous_id: e.previous_event_id(),
-        at: smithy_time(e.timestamp()),
-        kind: e.r#type().as_str().to_owned(),
-        state: e
-            .state_entered_event_details()
-            .map(|d| d.name().to_owned())
-            .or_else(|| e.state_exited_event_details().map(|d| d.name().to_owned())),
-        error,
-        cause,
-    }
-}
-
-fn failure_of(e: &aws_sdk_sfn::types::HistoryEvent) -> (Option<String>, Option<String>) {
-    let pair =
-        |err: Option<&str>, cause: Option<&str>| (err.map(str::to_owned), cause.map(str::to_owned));
-    if let Some(d) = e.execution_failed_event_details() {
-        return pair(d.error(), d.cause());
-    }
-    if let Some(d) = e.execution_aborted_event_details() {
-        return pair(d.error(), d.cause());
-    }
-    if let Some(d) = e.execution_timed_out_event_details() {
-        return pair(d.error(), d.cause());
-    }
-    if let Some(d) = e.task_failed_event_details() {
-        return pair(d.error(), d.cause());
-    }
-    if let Some(d) = e.lambda_function_failed_event_details() {
-        return pair(d.error(), d.cause());
-    }
-    (None, None)
-}
-
-impl HistorySource for SfnHistory {
-    fn events<'a>(&'a self, execution_arn: &'a str) -> BoxFuture<'a, Result<Vec<Event>>> {
-        Box::pin(async move {
-            let mut all = Vec::new();
-            let mut next = None;
-            loop {
-                let page = self
-                    .0
-                    .get_execution_history()
-                    .execution_arn(execution_arn)
-                    .include_execution_data(false)
-                    .set_next_token(next)
-                    .send()
-                    .await
-                    .context("GetExecutionHistory")?;
-                all.extend(page.events().iter().map(from_sfn));
-                match page.next_token() {
-                    Some(t) => next = Some(t.to_owned()),
-                    None => return Ok(all),
-                }
-            }
-        })
-    }
-
-    fn first_interval(&self) -> Duration {
-        Duration::from_secs(2)
-    }
-}
-
-/// The local engine's history.
-#[derive(Debug, Clone)]
-pub struct EngineHistory(pub opsplane_statemachines::Engine);
-
-/// One local engine history event as an [`Event`].
-pub fn from_engine(e: &opsplane_statemachines::HistoryEvent) -> Event {
-    let text = |k: &str| e.details.get(k).and_then(Value::as_str).map(str::to_owned);
-    Event {
-        id: e.id as i64,
-        previous_id: e.previous_event_id as i64,
-        at: e.timestamp,
-        kind: e.event_type.to_owned(),
-        state: if e.event_type.ends_with("StateEntered") || e.event_type.ends_with("StateExited") {
-            text("name")
-        } else {
-            None
-        },
-        error: text("error"),
-        cause: text("cause"),
-    }
-}
-
-impl HistorySource for EngineHistory {
-    fn events<'a>(&'a self, execution_arn: &'a str) -> BoxFuture<'a, Result<Vec<Event>>> {
-        Box::pin(async move {
-            Ok(self
-                .0
-                .get_execution_history(execution_arn)?
-                .iter()
-                .map(from_engine)
-                .collect())
-        })
-    }
-
-    fn first_interval(&self) -> Duration {
-        Duration::from_millis(20)
-    }
-}
-
 /// Follows `execution_arn` to its end, writing a progress line to `out` whenever it changes; polls with
 /// back-off (x1.5 up to 15 s while nothing happens, back to the first interval when something does).
 pub async fn follow(
-    source: &dyn HistorySource,
+    executions: &dyn Executions,
+    first: Duration,
     execution_arn: &str,
     out: &mut (dyn Write + Send),
 ) -> Result<Progress> {
-    let first = source.first_interval();
     let mut interval = first;
     let mut seen = 0;
     let mut last_line = String::new();
     loop {
-        let events = source.events(execution_arn).await?;
+        let events = executions.history(execution_arn).await?;
         let p = progress(&events, Utc::now());
         // Elapsed time moves every poll; the line is rewritten only when something else did.
         let key = format!(

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
-use crate::execution::BoxFuture;
+use crate::future::BoxFuture;
 use crate::secrets::{DbLogin, TlsMode};
 
 /// Environment variable that maps every probed endpoint to `host:port` (local runs, where moto's endpoints

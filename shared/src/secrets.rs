@@ -15,7 +15,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::error::{BoxError, OpsError};
-use crate::execution::BoxFuture;
+use crate::future::BoxFuture;
 use crate::redact;
 
 /// A secret value: a password or an IAM auth token. Never printed, never serialised.

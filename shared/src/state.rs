@@ -341,6 +341,18 @@ pub enum ApprovalStatus {
     Closed,
 }
 
+impl ApprovalStatus {
+    /// The status as a person reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Closed => "closed",
+        }
+    }
+}
+
 /// A change waiting for approval (`pk=APPROVAL#<execution ARN>`, `sk=APPROVAL`): found by the execution
 /// ARN alone, which is all `opsplane approve EXECUTION` is given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

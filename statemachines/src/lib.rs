@@ -4,8 +4,6 @@
 //! in-process: handlers are registered by function name and called through the Lambda JSON boundary,
 //! time runs on a virtual clock, and every execution records AWS's history events.
 
-#![warn(missing_docs)]
-
 pub mod choice;
 pub mod conformance;
 pub mod engine;

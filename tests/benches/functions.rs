@@ -12,9 +12,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opsplane_cli::plane::LocalPlane;
+use opsplane_local::LocalPlane;
 use opsplane_shared::Config;
-use opsplane_shared::local::MotoServer;
+use opsplane_local::MotoServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};

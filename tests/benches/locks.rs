@@ -17,8 +17,8 @@ use aws_smithy_types::config_bag::ConfigBag;
 use opsplane_shared::Config;
 use opsplane_shared::aws::{Clients, load_sdk_config};
 use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
-use opsplane_shared::execution::SfnExecutionStatus;
-use opsplane_shared::local::MotoServer;
+use opsplane_shared::aws::sfn::SfnExecutions;
+use opsplane_local::MotoServer;
 use opsplane_shared::lock::{AcquireRequest, DynamoDbLock, Lock, LockError, S3Lock};
 use opsplane_shared::state::StateStore;
 
@@ -204,7 +204,7 @@ async fn run() {
     .expect("bootstrap");
 
     let store = StateStore::from_config(&config, &clients);
-    let executions = Arc::new(SfnExecutionStatus::new(clients.sfn.clone()));
+    let executions = Arc::new(SfnExecutions::new(clients.sfn.clone()));
     let dur = Duration::from_secs(
         std::env::var("OPSPLANE_BENCH_SECS")
             .ok()

@@ -9,21 +9,12 @@ use chrono::Utc;
 use opsplane_shared::audit::{AUDIT_PREFIX, CopyStatus, Discrepancy, audit_key};
 use opsplane_shared::clock::rfc3339;
 use opsplane_shared::config::AuditLockMode;
-use opsplane_shared::execution::{BoxFuture, ExecutionState, ExecutionStatus};
 use opsplane_shared::lock::{AcquireRequest, from_config};
 use opsplane_shared::state::{AuditEvent, StateStore};
 use serde_json::json;
 
-use crate::harness::World;
+use crate::harness::{FixedExecutions, World};
 use crate::locks::bootstrapped;
-
-struct Running;
-
-impl ExecutionStatus for Running {
-    fn state<'a>(&'a self, _: &'a str) -> BoxFuture<'a, ExecutionState> {
-        Box::pin(async { ExecutionState::Running })
-    }
-}
 
 /// Every version under `audit/`: (key, version id).
 async fn copies(world: &World) -> Vec<(String, String)> {
@@ -62,7 +53,7 @@ fn event(env: &str, action: &str) -> AuditEvent {
 async fn audit_copies_are_locked_and_cannot_be_deleted_without_the_bypass() {
     let world = bootstrapped().await;
     // A real audit event: an operator's forced release, through the lock as the CLI does it.
-    let lock = from_config(&world.config, &world.clients, Arc::new(Running));
+    let lock = from_config(&world.config, &world.clients, Arc::new(FixedExecutions::RUNNING));
     lock.acquire(&AcquireRequest {
         environment: "prod".into(),
         holder: "arn:aws:states:us-east-1:123456789012:execution:deploy:run-1".into(),

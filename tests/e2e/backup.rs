@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
 use chrono::Utc;
-use opsplane_cli::plane::{LocalPlane, WORKFLOWS};
+use opsplane_local::LocalPlane;
+use opsplane_local::plane::WORKFLOWS;
 use opsplane_fn_backup::Deps;
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_lock::LockDeps;

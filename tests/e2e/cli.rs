@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use opsplane_cli::history::history;
 use opsplane_cli::run::{local, run_on_plane, workflow_input};
-use opsplane_cli::watch::{EngineHistory, follow};
+use opsplane_cli::watch::{LOCAL_FIRST_INTERVAL, follow};
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_shared::lock::AcquireRequest;
 use opsplane_shared::notify::console_url;
@@ -86,7 +86,12 @@ async fn watch_follows_a_drill_on_the_engine_to_its_failure() {
         .start_execution(&plane.drill, None, json!({ "environment": plane.env }))
         .unwrap();
     let mut out = Vec::new();
-    let p = follow(&EngineHistory(plane.engine.clone()), &arn, &mut out)
+    let p = follow(
+        &opsplane_local::EngineExecutions(plane.engine.clone()),
+        LOCAL_FIRST_INTERVAL,
+        &arn,
+        &mut out,
+    )
         .await
         .unwrap();
     assert_eq!(p.status, "FAILED");

@@ -2,7 +2,6 @@
 //! document and JWKS served on loopback by the test, the policy, executions started on the local engine,
 //! audit records in moto's table.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,7 +15,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_dispatch::jwt::{HttpKeySource, JwksCache, Verifier};
 use opsplane_fn_dispatch::policy::Policy;
-use opsplane_fn_dispatch::start::{EngineExecutions, execution_arn};
+use opsplane_fn_dispatch::start::Starter;
+use opsplane_shared::ports::executions::execution_arn;
 use opsplane_fn_dispatch::{Deps, execution_name, handle};
 use opsplane_shared::state::StateStore;
 use opsplane_statemachines::Status;
@@ -111,14 +111,13 @@ impl Setup {
             min_refresh,
             Duration::from_secs(3600),
         );
-        let machines = HashMap::from([
-            ("backup".to_owned(), plane.backup.clone()),
-            ("dr-drill".to_owned(), plane.drill.clone()),
-        ]);
         let deps = Deps {
             verifier: Verifier::new(&issuer.url, AUDIENCE, keys),
             policy,
-            executions: Arc::new(EngineExecutions::new(plane.engine.clone(), machines)),
+            executions: Starter::new(
+                plane.local.executions(),
+                plane.local.state_machine_prefix(),
+            ),
             state: StateStore::from_config(&plane.world.config, &plane.world.clients),
         };
         Self {

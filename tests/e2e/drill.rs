@@ -485,7 +485,7 @@ fn register_slow_rds(plane: &Plane) {
     use opsplane_statemachines::FunctionError;
     let deps = Arc::new(
         deps(&plane.world, ProbeSettings::default()).with_history(Arc::new(
-            opsplane_fn_backup::history::EngineEvents::new(plane.engine.clone()),
+            opsplane_local::EngineExecutions(plane.engine.clone()),
         )),
     );
     let engine = plane.engine.clone();

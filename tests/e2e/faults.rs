@@ -10,15 +10,17 @@ use std::time::Duration;
 
 use aws_sdk_rds::config::{AsyncSleep, SharedAsyncSleep, Sleep};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
-use opsplane_cli::plane::{LOCK_FUNCTION, LocalPlane, WORKFLOWS, function_error};
+use opsplane_local::plane::WORKFLOWS;
+use opsplane_local::{LocalPlane, function_error};
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_lock::LockDeps;
 use opsplane_shared::Config;
 use opsplane_shared::aws::load_sdk_config;
 use opsplane_shared::config::SdkSettings;
 
-use opsplane_shared::execution::{ExecutionState, ExecutionStatus};
-use opsplane_shared::local::MotoServer;
+use opsplane_shared::ports::Executions;
+use opsplane_shared::ports::executions::ExecutionState;
+use opsplane_local::MotoServer;
 use opsplane_shared::lock::DynamoDbLock;
 use opsplane_shared::state::{BackupRecord, BackupStatus, StateStore};
 use opsplane_statemachines::{Description, Engine, FunctionError, Status, TaskContext};
@@ -43,7 +45,7 @@ enum Fault {
 fn backup_with_fault(plane: &Plane, action: &'static str, fault: Fault) {
     let deps = Arc::new(
         deps(&plane.world, ProbeSettings::default()).with_history(Arc::new(
-            opsplane_fn_backup::history::EngineEvents::new(plane.engine.clone()),
+            opsplane_local::EngineExecutions(plane.engine.clone()),
         )),
     );
     plane.engine.register_handler(
@@ -70,7 +72,7 @@ fn lock_crashing_on_release(local: &LocalPlane, crash_release: Arc<AtomicBool>) 
     let lock = LockDeps::new(local.lock());
     local
         .engine
-        .register_handler(LOCK_FUNCTION, move |input: Value, _ctx| {
+        .register_handler(opsplane_fn_lock::FUNCTION_NAME, move |input: Value, _ctx| {
             let lock = lock.clone();
             let crash = crash_release.load(Ordering::SeqCst) && input["action"] == "release";
             async move {
@@ -98,7 +100,7 @@ fn with_task_timeout(engine: &Engine, workflow: &str, state: &str, seconds: u64)
         .unwrap_or_else(|| panic!("{workflow} has no top-level state {state}"));
     assert_eq!(task["Type"], "Task", "{state}");
     task["TimeoutSeconds"] = json!(seconds);
-    let substitutions = opsplane_cli::plane::substitutions();
+    let substitutions = opsplane_local::plane::substitutions();
     engine
         .register_state_machine(
             &unique(&format!("{workflow}-timeout-")),
@@ -474,7 +476,7 @@ async fn the_lock_function_names_exhausted_dynamodb_throttling_and_5xx_throttled
             .build();
         let sleep = RecordingSleep::default();
         let dynamodb = mocked_dynamodb(&[&rule], settings, &sleep).await;
-        let lock = DynamoDbLock::new(StateStore::new(dynamodb, "t-mock"), Arc::new(NeverRunning));
+        let lock = DynamoDbLock::new(StateStore::new(dynamodb, "t-mock"), Arc::new(crate::harness::FixedExecutions::ENDED));
         let err = opsplane_fn_lock::handle(
             &LockDeps::new(Arc::new(lock)),
             json!({"action": "acquire", "environment": "prod", "holder": "arn:aws:states:us-east-1:123456789012:execution:backup:run-1", "operation": "backup"}),
@@ -529,22 +531,6 @@ async fn s3_slow_down_and_5xx_on_manifest_writes_are_named_throttled() {
     }
 }
 
-/// Every holder has ended (the lock decides by its lease).
-struct NeverRunning;
-
-impl ExecutionStatus for NeverRunning {
-    fn state<'a>(
-        &'a self,
-        _execution_arn: &'a str,
-    ) -> opsplane_shared::execution::BoxFuture<'a, ExecutionState> {
-        Box::pin(async {
-            ExecutionState::NotRunning {
-                status: "FAILED".to_owned(),
-            }
-        })
-    }
-}
-
 // ---- moto stops answering mid-run ----
 
 /// SDK settings that give up on a silent endpoint within about a second.
@@ -591,7 +577,7 @@ async fn moto_stopping_mid_backup_fails_it_cleanly_and_a_rerun_completes() {
 
     // moto stops answering once the lock is held and the snapshots exist.
     let base = opsplane_fn_backup::Deps::new(config.clone(), &clients).with_history(Arc::new(
-        opsplane_fn_backup::history::EngineEvents::new(local.engine.clone()),
+        opsplane_local::EngineExecutions(local.engine.clone()),
     ));
     let deps = Arc::new(base);
     let stopped = Arc::new(AtomicBool::new(false));
@@ -706,7 +692,7 @@ struct EngineStatus(Engine);
 
 impl EngineStatus {
     async fn state(&self, arn: &str) -> ExecutionState {
-        opsplane_cli::plane::EngineExecutions(self.0.clone())
+        opsplane_local::EngineExecutions(self.0.clone())
             .state(arn)
             .await
     }

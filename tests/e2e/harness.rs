@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use opsplane_shared::Config;
 use opsplane_shared::aws::Clients;
-use opsplane_shared::local::MotoServer;
+use opsplane_local::MotoServer;
 
 static MOTO: OnceLock<MotoServer> = OnceLock::new();
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -183,4 +183,111 @@ pub async fn assert_secret_absent(
     assert!(!found(logs), "the secret is in the captured logs");
     // The scan saw something: a scan of nothing proves nothing.
     assert!(items > 0 && objects > 0 && !executions.is_empty() && !logs.is_empty());
+}
+
+/// An execution service that answers every `DescribeExecution` with one status and refuses the rest: the
+/// holder a lock test needs (always running, or long ended) without running an execution.
+pub struct FixedExecutions(pub &'static str);
+
+impl FixedExecutions {
+    /// Every holder runs: only the lease ends a lock.
+    pub const RUNNING: FixedExecutions = FixedExecutions("RUNNING");
+    /// Every holder has ended: a lock is stale as soon as it is asked for.
+    pub const ENDED: FixedExecutions = FixedExecutions("FAILED");
+}
+
+impl opsplane_shared::ports::Executions for FixedExecutions {
+    fn describe<'a>(
+        &'a self,
+        _execution_arn: &'a str,
+    ) -> opsplane_shared::future::BoxFuture<
+        'a,
+        Result<
+            opsplane_shared::ports::executions::ExecutionDescription,
+            opsplane_shared::ports::executions::ExecutionError,
+        >,
+    > {
+        Box::pin(async move {
+            Ok(opsplane_shared::ports::executions::ExecutionDescription {
+                status: self.0.to_owned(),
+                output: None,
+                error: None,
+                cause: None,
+            })
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        state_machine_arn: &'a str,
+        _name: &'a str,
+        _input: &'a serde_json::Value,
+    ) -> opsplane_shared::future::BoxFuture<
+        'a,
+        Result<
+            opsplane_shared::ports::executions::Started,
+            opsplane_shared::ports::executions::ExecutionError,
+        >,
+    > {
+        let refused = opsplane_shared::ports::executions::ExecutionError::NoStateMachine(
+            state_machine_arn.to_owned(),
+        );
+        Box::pin(async move { Err(refused) })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        execution_arn: &'a str,
+        _error: &'a str,
+        _cause: &'a str,
+    ) -> opsplane_shared::future::BoxFuture<
+        'a,
+        Result<(), opsplane_shared::ports::executions::ExecutionError>,
+    > {
+        let refused =
+            opsplane_shared::ports::executions::ExecutionError::NoExecution(execution_arn.to_owned());
+        Box::pin(async move { Err(refused) })
+    }
+
+    fn history<'a>(
+        &'a self,
+        execution_arn: &'a str,
+    ) -> opsplane_shared::future::BoxFuture<
+        'a,
+        Result<
+            Vec<opsplane_shared::ports::executions::HistoryEvent>,
+            opsplane_shared::ports::executions::ExecutionError,
+        >,
+    > {
+        let refused =
+            opsplane_shared::ports::executions::ExecutionError::NoExecution(execution_arn.to_owned());
+        Box::pin(async move { Err(refused) })
+    }
+
+    fn send_task_success<'a>(
+        &'a self,
+        task_token: &'a str,
+        _output: serde_json::Value,
+    ) -> opsplane_shared::future::BoxFuture<
+        'a,
+        Result<(), opsplane_shared::ports::executions::ExecutionError>,
+    > {
+        let refused =
+            opsplane_shared::ports::executions::ExecutionError::TaskGone(task_token.to_owned());
+        Box::pin(async move { Err(refused) })
+    }
+
+    fn send_task_failure<'a>(
+        &'a self,
+        task_token: &'a str,
+        _error: &'a str,
+        _cause: &'a str,
+    ) -> opsplane_shared::future::BoxFuture<
+        'a,
+        Result<(), opsplane_shared::ports::executions::ExecutionError>,
+    > {
+        let refused =
+            opsplane_shared::ports::executions::ExecutionError::TaskGone(task_token.to_owned());
+        Box::pin(async move { Err(refused) })
+    }
 }

@@ -332,7 +332,7 @@ async fn malformed_inputs_are_refused_naming_the_field_and_change_nothing() {
                         .unwrap()
                         .iter()
                         .filter(|e| e.event_type.ends_with("Scheduled"))
-                        .filter(|e| e.details["resource"] != opsplane_cli::plane::PUT_EVENTS)
+                        .filter(|e| e.details["resource"] != opsplane_local::plane::PUT_EVENTS)
                         .count();
                     // The outcome event's publish (`Notify*`) is not a handler of ours.
                     assert_eq!(tasks, 1, "{context}: only the validation ran");

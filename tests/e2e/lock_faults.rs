@@ -13,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::error::NoSuchKey;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use opsplane_shared::clock::SystemClock;
-use opsplane_shared::execution::SfnExecutionStatus;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::lock::{AcquireRequest, Lock, LockError, S3Lock};
 use opsplane_shared::state::StateStore;
 use serde_json::json;
@@ -54,7 +54,7 @@ fn s3_lock(world: &World, s3: aws_sdk_s3::Client) -> S3Lock {
         s3,
         &world.config.bucket_name,
         store,
-        Arc::new(SfnExecutionStatus::new(world.clients.sfn.clone())),
+        Arc::new(SfnExecutions::new(world.clients.sfn.clone())),
     )
 }
 

@@ -9,7 +9,9 @@ use opsplane_fn_lock::{LockDeps, handle};
 use opsplane_shared::ErrorName;
 use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
 use opsplane_shared::clock::{Clock, ManualClock, SystemClock};
-use opsplane_shared::execution::{ExecutionState, ExecutionStatus, SfnExecutionStatus};
+use opsplane_shared::aws::sfn::SfnExecutions;
+use opsplane_shared::ports::Executions;
+use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_shared::lock::{
     AcquireRequest, DynamoDbLock, Lock, LockError, LockGrant, S3Lock, TakeoverReason,
 };
@@ -48,7 +50,7 @@ fn store(world: &World, clock: Arc<dyn Clock>) -> StateStore {
 }
 
 fn lock(world: &World, backend: Backend, clock: Arc<dyn Clock>) -> Arc<dyn Lock> {
-    let executions = Arc::new(SfnExecutionStatus::new(world.clients.sfn.clone()));
+    let executions = Arc::new(SfnExecutions::new(world.clients.sfn.clone()));
     let store = store(world, clock);
     match backend {
         Backend::DynamoDb => Arc::new(DynamoDbLock::new(store, executions)),
@@ -264,7 +266,7 @@ async fn sfn_adapter_reports_running_stopped_and_unknown() {
     let world = World::new().await;
     let machine = waiting_machine(&world).await;
     let exec = start(&world, &machine, "probe").await;
-    let status = SfnExecutionStatus::new(world.clients.sfn.clone());
+    let status = SfnExecutions::new(world.clients.sfn.clone());
     assert_eq!(status.state(&exec).await, ExecutionState::Running);
     stop(&world, &exec).await;
     assert_eq!(

@@ -248,7 +248,7 @@ async fn a_publish_that_fails_never_masks_the_outcome() {
     // EventBridge refuses every entry: the bus does not exist.
     plane
         .engine
-        .register_handler(opsplane_cli::plane::PUT_EVENTS, {
+        .register_handler(opsplane_local::plane::PUT_EVENTS, {
             let events = plane.world.clients.events.clone();
             move |mut parameters: Value, ctx| {
                 let events = events.clone();

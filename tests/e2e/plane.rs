@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use opsplane_cli::plane::LocalPlane;
+use opsplane_local::LocalPlane;
 use opsplane_shared::lock::{AcquireRequest, LockError, TakeoverReason};
 use opsplane_statemachines::Status;
 use serde_json::json;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opsplane_cli::plane::LocalPlane;
+use opsplane_local::LocalPlane;
 use opsplane_fn_lock::LockDeps;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::rds::Rds;

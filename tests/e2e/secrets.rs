@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_shared::domain::drill::DrillReport;
-use opsplane_shared::execution::BoxFuture;
+use opsplane_shared::future::BoxFuture;
 use opsplane_shared::secrets::{AuthTokenSource, Credentials, RdsAuthTokens, Secret, SecretError};
 use opsplane_shared::state::HealthRecord;
 use opsplane_shared::telemetry::{LogFormat, capture};

@@ -611,7 +611,7 @@ pub struct MeasureInput {
 
 /// Measures RTO from the execution's events and RPO from the recovery point, against the targets.
 pub async fn measure(deps: &Deps, input: MeasureInput) -> Result<Measurement, OpsError> {
-    let events = deps.history.state_events(&input.execution).await?;
+    let events = crate::history::state_events(deps.history.as_ref(), &input.execution).await?;
     let (requested, available) = restore_window(&events, RESTORE_STATE, WAIT_RESTORE_STATE)
         .map_err(|e| OpsError::Internal(e.to_string()))?;
     Ok(opsplane_shared::domain::drill::measure(

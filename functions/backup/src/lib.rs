@@ -14,8 +14,6 @@
 //! reference inside `verify` (see [`opsplane_shared::secrets`]); a password in a Lambda environment variable
 //! would be readable by anyone allowed `GetFunctionConfiguration`.
 
-#![warn(missing_docs)]
-
 pub mod backup;
 pub mod drill;
 pub mod history;
@@ -30,17 +28,18 @@ use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::rds::Rds;
+use opsplane_shared::boundary::{Function, parse_action, to_value};
+use opsplane_shared::future::BoxFuture;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::spec::{EnvironmentSpec, spec_key, validate_environment_name};
+use opsplane_shared::ports::Executions;
 use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::StateStore;
 use opsplane_shared::{Config, OpsError};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+pub use opsplane_shared::domain::names::short_id;
 
-use crate::history::{ExecutionEvents, SfnEvents};
 use crate::probe::{PostgresProbe, ProbeSettings, SqlProbe};
 
 /// The function's name, as registered on the local engine and deployed.
@@ -62,7 +61,7 @@ pub struct Deps {
     /// Time. Tests move it forward to age snapshots without sleeping.
     pub clock: Arc<dyn Clock>,
     /// The execution history RTO is measured from.
-    pub history: Arc<dyn ExecutionEvents>,
+    pub history: Arc<dyn Executions>,
     /// The drill's SQL probe.
     pub probe: Arc<dyn SqlProbe>,
     /// The probe's endpoint override and CA bundle.
@@ -90,7 +89,7 @@ impl Deps {
             objects: ObjectStore::new(clients.s3.clone(), config.bucket_name.clone()),
             state: StateStore::from_config(&config, clients),
             clock: Arc::new(SystemClock),
-            history: Arc::new(SfnEvents::new(clients.sfn.clone())),
+            history: Arc::new(SfnExecutions::new(clients.sfn.clone())),
             probe: Arc::new(PostgresProbe::default()),
             probe_settings: ProbeSettings::default(),
             credentials: Credentials::from_clients(clients),
@@ -105,7 +104,7 @@ impl Deps {
     }
 
     /// The same deps reading execution history from `history` (the local engine's).
-    pub fn with_history(mut self, history: Arc<dyn ExecutionEvents>) -> Self {
+    pub fn with_history(mut self, history: Arc<dyn Executions>) -> Self {
         self.history = history;
         self
     }
@@ -158,137 +157,95 @@ impl Deps {
     }
 }
 
-/// A short id derived from an execution ARN: the same execution (a retried task) gets the same id, so
-/// snapshot and scratch-instance names are idempotent.
-pub fn short_id(execution: &str) -> String {
-    hex::encode(&Sha256::digest(execution.as_bytes())[..5])
-}
-
-fn parse<T: DeserializeOwned>(input: Value) -> Result<T, OpsError> {
-    serde_json::from_value(input).map_err(|e| {
-        // serde names the field in its message ("missing field `environment`").
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.contains("field"))
-            .unwrap_or("input")
-            .to_owned();
-        OpsError::invalid(field, msg)
-    })
-}
-
-fn to_value<T: serde::Serialize>(out: T) -> Result<Value, OpsError> {
-    serde_json::to_value(out)
-        .map_err(|e| OpsError::Internal(format!("serialising the output: {e}")))
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    action: String,
-}
-
-/// Every action, for documentation and the error message on an unknown one.
-pub const ACTIONS: [&str; 19] = [
-    "validate-backup",
-    "snapshot",
-    "check-snapshot",
-    "copy-snapshot",
-    "export-eks",
-    "write-manifest",
-    "record-backup",
-    "retention",
-    "validate-drill",
-    "sweep-orphans",
-    "pick-snapshot",
-    "restore",
-    "check-restore",
-    "verify",
-    "measure",
-    "teardown",
-    "check-teardown",
-    "report",
-    "record-drill",
-];
-
-/// The JSON boundary: dispatches on `action` and returns the action's output as JSON.
-pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
-    let Envelope { action } = serde_json::from_value(input.clone()).map_err(|_| {
-        OpsError::invalid(
-            "action",
-            format!("missing or not a string; one of {}", ACTIONS.join(", ")),
-        )
-    })?;
-    tracing::info!(action, "backup function invoked");
-    match action.as_str() {
-        "validate-backup" => to_value(backup::validate(deps, parse(input)?).await?),
-        "snapshot" => to_value(backup::snapshot(deps, parse(input)?).await?),
-        "check-snapshot" => to_value(backup::check_snapshot(deps, parse(input)?).await?),
-        "copy-snapshot" => to_value(backup::copy_snapshot(deps, parse(input)?).await?),
-        "export-eks" => to_value(backup::export_eks(deps, parse(input)?).await?),
-        "write-manifest" => to_value(backup::write_manifest(deps, parse(input)?).await?),
-        "record-backup" => to_value(backup::record(deps, parse(input)?).await?),
-        "retention" => to_value(backup::retention(deps, parse(input)?).await?),
-        "validate-drill" => to_value(drill::validate(deps, parse(input)?).await?),
-        "sweep-orphans" => to_value(drill::sweep_orphans(deps, parse(input)?).await?),
-        "pick-snapshot" => to_value(drill::pick_snapshot(deps, parse(input)?).await?),
-        "restore" => to_value(drill::restore(deps, parse(input)?).await?),
-        "check-restore" => to_value(drill::check_restore(deps, parse(input)?).await?),
-        "verify" => to_value(drill::verify(deps, parse(input)?).await?),
-        "measure" => to_value(drill::measure(deps, parse(input)?).await?),
-        "teardown" => to_value(drill::teardown(deps, parse(input)?).await?),
-        "check-teardown" => to_value(drill::check_teardown(deps, parse(input)?).await?),
-        "report" => to_value(drill::report(deps, parse(input)?).await?),
-        "record-drill" => to_value(drill::record(deps, parse(input)?).await?),
-        other => Err(OpsError::invalid(
-            "action",
-            format!("unknown action {other:?}; one of {}", ACTIONS.join(", ")),
-        )),
+opsplane_shared::actions! {
+    /// The backup function's input: one variant per step of `backup.asl.json` and `dr-drill.asl.json`.
+    pub enum Action {
+        /// Checks a backup's input and loads the spec.
+        "validate-backup" => ValidateBackup(backup::ValidateInput),
+        /// Starts one instance's snapshot.
+        "snapshot" => Snapshot(backup::SnapshotInput),
+        /// Polls a snapshot.
+        "check-snapshot" => CheckSnapshot(backup::CheckSnapshotInput),
+        /// Copies a snapshot to another region.
+        "copy-snapshot" => CopySnapshot(backup::CopyInput),
+        /// Exports the EKS cluster and node groups to S3.
+        "export-eks" => ExportEks(backup::ExportInput),
+        /// Writes the manifest.
+        "write-manifest" => WriteManifest(backup::ManifestInput),
+        /// Records the backup in the catalog.
+        "record-backup" => RecordBackup(backup::RecordInput),
+        /// Prunes snapshots under the retention rules.
+        "retention" => Retention(backup::RetentionInput),
+        /// Checks a drill's input and loads the spec.
+        "validate-drill" => ValidateDrill(drill::ValidateInput),
+        /// Deletes drill instances an earlier run left.
+        "sweep-orphans" => SweepOrphans(drill::SweepInput),
+        /// Picks the snapshot (or time) to restore.
+        "pick-snapshot" => PickSnapshot(drill::PickInput),
+        /// Restores to a scratch instance.
+        "restore" => Restore(drill::RestoreInput),
+        /// Polls the restore.
+        "check-restore" => CheckRestore(drill::CheckRestoreInput),
+        /// Verifies the restored instance.
+        "verify" => Verify(drill::VerifyInput),
+        /// Measures RTO and RPO.
+        "measure" => Measure(drill::MeasureInput),
+        /// Deletes the scratch instance.
+        "teardown" => Teardown(drill::TeardownInput),
+        /// Polls the teardown.
+        "check-teardown" => CheckTeardown(drill::TeardownInput),
+        /// Writes the drill's report.
+        "report" => Report(drill::ReportInput),
+        /// Records the drill in the catalog.
+        "record-drill" => RecordDrill(drill::RecordInput),
     }
 }
 
-/// Registers the function on a local engine under [`FUNCTION_NAME`], with the engine itself as the source of
-/// execution history (RTO is measured from the engine's virtual-clock events).
-#[cfg(feature = "local")]
-pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
-    let deps = Arc::new(deps.with_history(Arc::new(history::EngineEvents::new(engine.clone()))));
-    engine.register_handler(FUNCTION_NAME, move |input, _ctx| {
-        let deps = deps.clone();
-        async move {
-            handle(&deps, input).await.map_err(|e| {
-                opsplane_statemachines::FunctionError::new(e.name().as_str(), e.full_message())
-            })
-        }
-    });
+/// The JSON boundary: parses the action and returns its output as JSON.
+pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
+    let action: Action = parse_action(input)?;
+    tracing::info!(action = action.name(), "backup function invoked");
+    match action {
+        Action::ValidateBackup(i) => to_value(backup::validate(deps, i).await?),
+        Action::Snapshot(i) => to_value(backup::snapshot(deps, i).await?),
+        Action::CheckSnapshot(i) => to_value(backup::check_snapshot(deps, i).await?),
+        Action::CopySnapshot(i) => to_value(backup::copy_snapshot(deps, i).await?),
+        Action::ExportEks(i) => to_value(backup::export_eks(deps, i).await?),
+        Action::WriteManifest(i) => to_value(backup::write_manifest(deps, i).await?),
+        Action::RecordBackup(i) => to_value(backup::record(deps, i).await?),
+        Action::Retention(i) => to_value(backup::retention(deps, i).await?),
+        Action::ValidateDrill(i) => to_value(drill::validate(deps, i).await?),
+        Action::SweepOrphans(i) => to_value(drill::sweep_orphans(deps, i).await?),
+        Action::PickSnapshot(i) => to_value(drill::pick_snapshot(deps, i).await?),
+        Action::Restore(i) => to_value(drill::restore(deps, i).await?),
+        Action::CheckRestore(i) => to_value(drill::check_restore(deps, i).await?),
+        Action::Verify(i) => to_value(drill::verify(deps, i).await?),
+        Action::Measure(i) => to_value(drill::measure(deps, i).await?),
+        Action::Teardown(i) => to_value(drill::teardown(deps, i).await?),
+        Action::CheckTeardown(i) => to_value(drill::check_teardown(deps, i).await?),
+        Action::Report(i) => to_value(drill::report(deps, i).await?),
+        Action::RecordDrill(i) => to_value(drill::record(deps, i).await?),
+    }
 }
+
+impl Function for Deps {
+    const NAME: &'static str = FUNCTION_NAME;
+
+    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
+        Box::pin(handle(self, input))
+    }
+}
+
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn short_ids_are_stable_and_short() {
-        let a = short_id("arn:aws:states:us-east-1:1:execution:backup:run-1");
-        assert_eq!(
-            a,
-            short_id("arn:aws:states:us-east-1:1:execution:backup:run-1")
-        );
-        assert_ne!(
-            a,
-            short_id("arn:aws:states:us-east-1:1:execution:backup:run-2")
-        );
-        assert_eq!(a.len(), 10);
-    }
-
-    #[test]
     fn parse_errors_name_the_field() {
-        #[derive(Debug, Deserialize)]
-        #[allow(dead_code)]
-        struct In {
-            environment: String,
-        }
-        let err = parse::<In>(serde_json::json!({"action": "x"})).unwrap_err();
+        let err = parse_action::<Action>(serde_json::json!({"action": "retention", "environment": 5}))
+            .unwrap_err();
         assert_eq!(err.name().as_str(), "InvalidInput");
-        assert!(err.to_string().contains("`environment`"), "{err}");
+        assert!(err.to_string().contains("environment"), "{err}");
     }
 }

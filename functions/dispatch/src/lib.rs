@@ -21,13 +21,10 @@
 //! - `OPSPLANE_DISPATCH_POLICY`: a policy file's path; without it the policy is read once per cold start from
 //!   `s3://<state bucket>/config/dispatch-policy.yaml`.
 
-#![warn(missing_docs)]
-
 pub mod jwt;
 pub mod policy;
 pub mod start;
 
-use std::sync::Arc;
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
@@ -42,7 +39,7 @@ use thiserror::Error;
 
 use crate::jwt::{AuthError, GithubClaims, Verifier, VerifyError};
 use crate::policy::Policy;
-use crate::start::{Executions, StartError};
+use crate::start::{StartError, Starter};
 
 /// The function's name, as deployed.
 pub const FUNCTION_NAME: &str = "dispatch";
@@ -95,7 +92,7 @@ pub struct Deps {
     /// Who may start what.
     pub policy: Policy,
     /// Where executions start.
-    pub executions: Arc<dyn Executions>,
+    pub executions: Starter,
     /// The audit log.
     pub state: StateStore,
 }
@@ -210,17 +207,7 @@ pub fn execution_name(
     run_id: &str,
     run_attempt: &str,
 ) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect()
-    };
+    let clean = opsplane_shared::domain::names::execution_name_part;
     // The run's part is kept whole; the names give way if the total is too long.
     let tail = format!("-{}-{}", clean(run_id), clean(run_attempt));
     let mut head = format!("gh-{}-{}", clean(workflow), clean(environment));

@@ -6,7 +6,8 @@ use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use opsplane_fn_dispatch::jwt::{HttpKeySource, JwksCache, Verifier};
 use opsplane_fn_dispatch::policy::{POLICY_KEY, Policy};
-use opsplane_fn_dispatch::start::SfnExecutions;
+use opsplane_fn_dispatch::start::Starter;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_fn_dispatch::{Deps, DispatchConfig, handle};
 use opsplane_shared::Config;
 use opsplane_shared::aws::Clients;
@@ -38,10 +39,10 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         verifier: Verifier::new(&dispatch.issuer, &dispatch.audience, keys),
         policy,
-        executions: Arc::new(SfnExecutions::new(
-            clients.sfn.clone(),
+        executions: Starter::new(
+            Arc::new(SfnExecutions::new(clients.sfn.clone())),
             &dispatch.state_machine_prefix,
-        )),
+        ),
         state: StateStore::from_config(&config, &clients),
     };
     let deps = &deps;

@@ -7,8 +7,6 @@
 //! revert; the sweep's check records the verdict (`HEALTH#<ts>#<id>`) and never fails because an
 //! environment is unhealthy.
 
-#![warn(missing_docs)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,16 +15,18 @@ use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError};
+use opsplane_shared::boundary::{Function, parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::health::{
     HealthReport, HttpObservation, Observations, Verdict, assess,
 };
 use opsplane_shared::domain::spec::{HttpCheck, SqlHealthCheck, validate_environment_name};
 use opsplane_shared::error::redacted_chain;
-use opsplane_shared::execution::BoxFuture;
+use opsplane_shared::ports::{BoxFuture, HttpProber};
 use opsplane_shared::probe::{PostgresProbe, ProbeSettings, SqlProbe, probe_by_reference};
 use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::{BackupRecord, BackupStatus, HealthRecord, StateStore};
+use opsplane_shared::sweep::{SweepInput, sweep_environments};
 use opsplane_shared::{Config, OpsError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,13 +36,6 @@ use sha2::{Digest, Sha256};
 pub const FUNCTION_NAME: &str = "health-check";
 /// How many backup records are read to find the newest completed one.
 const BACKUPS_SCANNED: u32 = 20;
-
-/// Runs one HTTP check.
-pub trait HttpProber: Send + Sync {
-    /// GETs the check's URL within its latency budget and says what came back. Never fails: a refused
-    /// connection or a timeout is an observation.
-    fn probe<'a>(&'a self, check: &'a HttpCheck) -> BoxFuture<'a, HttpObservation>;
-}
 
 /// [`HttpProber`] over reqwest (rustls), redirects not followed: a health endpoint answers itself.
 #[derive(Debug, Clone)]
@@ -276,144 +269,41 @@ pub async fn check(deps: &Deps, input: CheckInput) -> Result<HealthReport, OpsEr
     Ok(report)
 }
 
-/// The sweep's environments from its input (`{}` or `{"environments": [...]}`): every one with a spec, or
-/// those named, each of which must have one.
-pub async fn sweep_environments(specs: &SpecStore, input: &Value) -> Result<Vec<String>, OpsError> {
-    let known = specs.environments().await?;
-    let Some(named) = sweep_request(input)? else {
-        return Ok(known);
-    };
-    for (i, env) in named.iter().enumerate() {
-        if !known.iter().any(|k| k == env) {
-            return Err(OpsError::invalid(
-                format!("environments[{i}]"),
-                format!(
-                    "no spec for environment `{env}`; known: {}",
-                    known.join(", ")
-                ),
-            ));
-        }
+opsplane_shared::actions! {
+    /// The health-check function's input.
+    pub enum Action {
+        /// Checks one environment.
+        "check" => Check(CheckInput),
+        /// The environments a sweep covers.
+        "list-environments" => ListEnvironments(SweepInput),
     }
-    Ok(named)
 }
 
-/// The sweep's input checked for shape: the environments it names, `None` for every one. Touches nothing.
-pub fn sweep_request(input: &Value) -> Result<Option<Vec<String>>, OpsError> {
-    let obj = match input {
-        Value::Null => return Ok(None),
-        Value::Object(obj) => obj,
-        _ => {
-            return Err(OpsError::invalid(
-                "input",
-                "must be {} or {\"environments\": [\"prod\", ...]}",
-            ));
-        }
-    };
-    // `github`: the caller's GitHub context, added by the dispatch function; kept in the execution's input only.
-    if obj.get("github").is_some_and(|g| !g.is_object()) {
-        return Err(OpsError::invalid(
-            "github",
-            "must be an object: the GitHub context the dispatch function adds",
-        ));
-    }
-    if let Some(key) = obj.keys().find(|k| *k != "environments" && *k != "github") {
-        return Err(OpsError::invalid(
-            key.clone(),
-            "unknown field; the sweep takes only `environments` (and the object `github`)",
-        ));
-    }
-    let Some(named) = obj.get("environments") else {
-        return Ok(None);
-    };
-    let named = named
-        .as_array()
-        .ok_or_else(|| OpsError::invalid("environments", "must be a list of environment names"))?;
-    let mut out = Vec::with_capacity(named.len());
-    for (i, env) in named.iter().enumerate() {
-        let field = format!("environments[{i}]");
-        let env = env
-            .as_str()
-            .ok_or_else(|| OpsError::invalid(field.clone(), "must be a string"))?;
-        validate_environment_name(env).map_err(|r| OpsError::invalid(field.clone(), r))?;
-        out.push(env.to_owned());
-    }
-    Ok(Some(out))
-}
-
-/// The JSON boundary: `check` or `list-environments`.
+/// The JSON boundary: parses the action and returns its output as JSON.
 pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
-    let action = input
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    tracing::info!(action, "health-check function invoked");
-    match action.as_str() {
-        "check" => {
-            let parsed: CheckInput = serde_json::from_value(input).map_err(|e| {
-                let msg = e.to_string();
-                let field = msg
-                    .split('`')
-                    .nth(1)
-                    .filter(|_| msg.contains("field"))
-                    .unwrap_or("input")
-                    .to_owned();
-                OpsError::invalid(field, msg)
-            })?;
-            let report = check(deps, parsed).await?;
-            serde_json::to_value(report)
-                .map_err(|e| OpsError::Internal(format!("serialising the report: {e}")))
-        }
-        "list-environments" => {
-            let sweep = input.get("input").cloned().unwrap_or(Value::Null);
-            let environments = sweep_environments(&deps.specs, &sweep).await?;
+    let action: Action = parse_action(input)?;
+    tracing::info!(action = action.name(), "health-check function invoked");
+    match action {
+        Action::Check(input) => to_value(check(deps, input).await?),
+        Action::ListEnvironments(i) => {
+            let environments = sweep_environments(&deps.specs, &i.input).await?;
             Ok(json!({ "environments": environments }))
         }
-        other => Err(OpsError::invalid(
-            "action",
-            format!("unknown action {other:?}; one of check, list-environments"),
-        )),
     }
 }
 
-/// Registers the function on a local engine under [`FUNCTION_NAME`].
-#[cfg(feature = "local")]
-pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
-    let deps = Arc::new(deps);
-    engine.register_handler(FUNCTION_NAME, move |input, _ctx| {
-        let deps = deps.clone();
-        async move {
-            handle(&deps, input).await.map_err(|e| {
-                opsplane_statemachines::FunctionError::new(e.name().as_str(), e.full_message())
-            })
-        }
-    });
+impl Function for Deps {
+    const NAME: &'static str = FUNCTION_NAME;
+
+    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
+        Box::pin(handle(self, input))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[test]
-    fn the_sweep_accepts_the_dispatch_functions_github_object_and_nothing_else_new() {
-        let github = json!({"repository": "acme/infra", "run_id": 42});
-        assert_eq!(
-            sweep_request(&json!({"environments": ["prod"], "github": github})).unwrap(),
-            Some(vec!["prod".to_owned()])
-        );
-        assert_eq!(sweep_request(&json!({"github": github})).unwrap(), None);
-        let err = sweep_request(&json!({"github": "acme/infra"})).unwrap_err();
-        assert!(
-            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "github"),
-            "{err}"
-        );
-        let err = sweep_request(&json!({"gitlab": {}})).unwrap_err();
-        assert!(
-            matches!(err, OpsError::InvalidInput { ref field, .. } if field == "gitlab"),
-            "{err}"
-        );
-    }
 
     async fn serve(answer: &'static str, delay: Duration) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,13 +1,11 @@
 //! The `health-check` Lambda's entry point: configuration and clients once, then the runtime loop.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use opsplane_fn_health_check::{Deps, handle};
+use opsplane_fn_health_check::Deps;
 use opsplane_shared::Config;
 use opsplane_shared::aws::Clients;
-use serde_json::Value;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     opsplane_shared::telemetry::init();
     let config = Config::from_env()?;
     let clients = Clients::load(&config).await;
@@ -16,9 +14,5 @@ async fn main() -> Result<(), Error> {
         std::env::var(k).ok().filter(|v| !v.is_empty())
     })?;
     let deps = Deps::new(config, &clients).with_probe_settings(probe);
-    let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(deps, event.payload).await
-    }))
-    .await
+    opsplane_shared::boundary::serve(deps).await
 }

@@ -10,19 +10,22 @@
 //! `lease_seconds` is optional (900). Failures: `LockHeld` (with holder, operation, since), `LockLost`,
 //! `InvalidInput` naming the field and what is allowed; bad input is refused before any AWS call.
 
-#![warn(missing_docs)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use opsplane_shared::OpsError;
 use opsplane_shared::aws::Clients;
+use opsplane_shared::aws::sfn::SfnExecutions;
+use opsplane_shared::boundary::{Function, parse_action};
 use opsplane_shared::clock::rfc3339;
 use opsplane_shared::config::Config;
-use opsplane_shared::execution::SfnExecutionStatus;
+use opsplane_shared::future::BoxFuture;
 use opsplane_shared::lock::{self, AcquireRequest, Lock, LockGrant};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
 
+/// The function's name, as registered on the local engine and deployed.
+pub const FUNCTION_NAME: &str = "lock";
 /// The lease used when the input has no `lease_seconds`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(900);
 /// The longest holder and operation strings accepted (an execution ARN is at most 2048 characters).
@@ -44,9 +47,117 @@ impl LockDeps {
 
     /// The backend `cfg` selects, asking Step Functions whether holders still run.
     pub fn from_config(cfg: &Config, clients: &Clients) -> Self {
-        let executions = Arc::new(SfnExecutionStatus::new(clients.sfn.clone()));
+        let executions = Arc::new(SfnExecutions::new(clients.sfn.clone()));
         Self::new(lock::from_config(cfg, clients, executions))
     }
+}
+
+/// A lease in whole seconds; anything else is refused with the range, naming `lease_seconds`.
+fn lease_seconds<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<Value>::deserialize(de)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(|s| Some(Duration::from_secs(s)))
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "must be a whole number of seconds from 30 to 43200, not {v}"
+                ))
+            }),
+    }
+}
+
+/// A fencing token: the positive integer acquire returned.
+fn token<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    match Option::<Value>::deserialize(de)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().filter(|t| *t > 0).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "must be the positive integer `token` returned by acquire, not {v}"
+            ))
+        }),
+    }
+}
+
+/// Checks what every action names: the environment and the holder (an execution ARN).
+fn check_holder(environment: &str, holder: &str) -> Result<(), OpsError> {
+    lock::validate_environment(environment)
+        .map_err(|reason| OpsError::invalid("environment", reason))?;
+    if holder.trim().is_empty() || holder.len() > MAX_HOLDER_LEN {
+        return Err(OpsError::invalid(
+            "holder",
+            format!("must be the execution ARN ($$.Execution.Id), 1 to {MAX_HOLDER_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `acquire`: take the lock for an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AcquireInput {
+    /// The environment.
+    pub environment: String,
+    /// Who asks: the execution ARN (`$$.Execution.Id`).
+    pub holder: String,
+    /// The operation (backup, provision, ...).
+    pub operation: String,
+    /// The lease; [`DEFAULT_LEASE`] when absent.
+    #[serde(default, deserialize_with = "lease_seconds")]
+    pub lease_seconds: Option<Duration>,
+}
+
+/// `renew`: extend the lease of a held lock.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RenewInput {
+    /// The environment.
+    pub environment: String,
+    /// Who holds it: the execution ARN.
+    pub holder: String,
+    /// The token acquire returned.
+    #[serde(default, deserialize_with = "token")]
+    pub token: Option<u64>,
+    /// The new lease; [`DEFAULT_LEASE`] when absent.
+    #[serde(default, deserialize_with = "lease_seconds")]
+    pub lease_seconds: Option<Duration>,
+}
+
+/// `release`: free a held lock.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReleaseInput {
+    /// The environment.
+    pub environment: String,
+    /// Who holds it: the execution ARN.
+    pub holder: String,
+    /// The token acquire returned.
+    #[serde(default, deserialize_with = "token")]
+    pub token: Option<u64>,
+}
+
+opsplane_shared::actions! {
+    /// The lock function's input.
+    pub enum Action {
+        /// Takes the lock.
+        "acquire" => Acquire(AcquireInput),
+        /// Extends the lease.
+        "renew" => Renew(RenewInput),
+        /// Frees the lock.
+        "release" => Release(ReleaseInput),
+    }
+}
+
+fn lease(lease: Option<Duration>) -> Result<Duration, OpsError> {
+    let lease = lease.unwrap_or(DEFAULT_LEASE);
+    lock::validate_lease(lease).map_err(|reason| OpsError::invalid("lease_seconds", reason))?;
+    Ok(lease)
+}
+
+fn required_token(token: Option<u64>) -> Result<u64, OpsError> {
+    token.ok_or_else(|| {
+        OpsError::invalid(
+            "token",
+            "is required: pass the `token` returned by acquire",
+        )
+    })
 }
 
 /// A validated request.
@@ -64,6 +175,46 @@ enum Request {
         holder: String,
         token: u64,
     },
+}
+
+/// The typed input checked against the lock's rules; refused before any AWS call.
+fn parse(input: &Value) -> Result<Request, OpsError> {
+    match parse_action::<Action>(input.clone())? {
+        Action::Acquire(a) => {
+            check_holder(&a.environment, &a.holder)?;
+            if a.operation.trim().is_empty() || a.operation.len() > MAX_OPERATION_LEN {
+                return Err(OpsError::invalid(
+                    "operation",
+                    format!(
+                        "must name the operation (deploy, backup, ...), 1 to {MAX_OPERATION_LEN} characters"
+                    ),
+                ));
+            }
+            Ok(Request::Acquire(AcquireRequest {
+                environment: a.environment,
+                holder: a.holder,
+                operation: a.operation,
+                lease: lease(a.lease_seconds)?,
+            }))
+        }
+        Action::Renew(r) => {
+            check_holder(&r.environment, &r.holder)?;
+            Ok(Request::Renew {
+                token: required_token(r.token)?,
+                lease: lease(r.lease_seconds)?,
+                environment: r.environment,
+                holder: r.holder,
+            })
+        }
+        Action::Release(r) => {
+            check_holder(&r.environment, &r.holder)?;
+            Ok(Request::Release {
+                token: required_token(r.token)?,
+                environment: r.environment,
+                holder: r.holder,
+            })
+        }
+    }
 }
 
 /// Handles one event.
@@ -94,6 +245,14 @@ pub async fn handle(deps: &LockDeps, input: Value) -> Result<Value, OpsError> {
     }
 }
 
+impl Function for LockDeps {
+    const NAME: &'static str = FUNCTION_NAME;
+
+    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
+        Box::pin(handle(self, input))
+    }
+}
+
 fn grant_json(grant: &LockGrant) -> Value {
     json!({
         "environment": grant.environment,
@@ -106,102 +265,6 @@ fn grant_json(grant: &LockGrant) -> Value {
     })
 }
 
-fn parse(input: &Value) -> Result<Request, OpsError> {
-    let obj = input.as_object().ok_or_else(|| {
-        OpsError::invalid(
-            "$",
-            "the input must be a JSON object with `action`, `environment` and `holder`",
-        )
-    })?;
-    let action = string(obj, "action")?;
-    let environment = string(obj, "environment")?;
-    lock::validate_environment(&environment)
-        .map_err(|reason| OpsError::invalid("environment", reason))?;
-    let holder = string(obj, "holder")?;
-    if holder.trim().is_empty() || holder.len() > MAX_HOLDER_LEN {
-        return Err(OpsError::invalid(
-            "holder",
-            format!(
-                "must be the execution ARN ($$.Execution.Id), 1 to {MAX_HOLDER_LEN} characters"
-            ),
-        ));
-    }
-    match action.as_str() {
-        "acquire" => {
-            let operation = string(obj, "operation")?;
-            if operation.trim().is_empty() || operation.len() > MAX_OPERATION_LEN {
-                return Err(OpsError::invalid(
-                    "operation",
-                    format!(
-                        "must name the operation (deploy, backup, ...), 1 to {MAX_OPERATION_LEN} characters"
-                    ),
-                ));
-            }
-            Ok(Request::Acquire(AcquireRequest {
-                environment,
-                holder,
-                operation,
-                lease: lease(obj)?,
-            }))
-        }
-        "renew" => Ok(Request::Renew {
-            environment,
-            holder,
-            token: token(obj)?,
-            lease: lease(obj)?,
-        }),
-        "release" => Ok(Request::Release {
-            environment,
-            holder,
-            token: token(obj)?,
-        }),
-        other => Err(OpsError::invalid(
-            "action",
-            format!("{other:?} is not an action: use `acquire`, `renew` or `release`"),
-        )),
-    }
-}
-
-fn string(obj: &Map<String, Value>, field: &str) -> Result<String, OpsError> {
-    match obj.get(field) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(OpsError::invalid(
-            field,
-            format!("must be a string, not {other}"),
-        )),
-        None => Err(OpsError::invalid(field, "is required")),
-    }
-}
-
-fn token(obj: &Map<String, Value>) -> Result<u64, OpsError> {
-    match obj.get("token") {
-        Some(v) => v.as_u64().filter(|t| *t > 0).ok_or_else(|| {
-            OpsError::invalid(
-                "token",
-                format!("must be the positive integer `token` returned by acquire, not {v}"),
-            )
-        }),
-        None => Err(OpsError::invalid(
-            "token",
-            "is required: pass the `token` returned by acquire",
-        )),
-    }
-}
-
-fn lease(obj: &Map<String, Value>) -> Result<Duration, OpsError> {
-    let lease = match obj.get("lease_seconds") {
-        None | Some(Value::Null) => return Ok(DEFAULT_LEASE),
-        Some(v) => v.as_u64().map(Duration::from_secs).ok_or_else(|| {
-            OpsError::invalid(
-                "lease_seconds",
-                format!("must be a whole number of seconds from 30 to 43200, not {v}"),
-            )
-        })?,
-    };
-    lock::validate_lease(lease).map_err(|reason| OpsError::invalid("lease_seconds", reason))?;
-    Ok(lease)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +273,7 @@ mod tests {
     fn field_of(err: OpsError) -> String {
         match err {
             OpsError::InvalidInput { field, .. } => field,
-            other => panic!("expected InvalidInput, got {other:?}"),
+            other => panic!("expected InvalidInput, got {other}"),
         }
     }
 
@@ -237,7 +300,7 @@ mod tests {
         let base = json!({"action": "acquire", "environment": "prod", "holder": "arn:x",
                           "operation": "backup", "lease_seconds": 900, "token": 3});
         let cases = [
-            ("action", json!("lock"), "`acquire`, `renew` or `release`"),
+            ("action", json!("lock"), "acquire, renew, release"),
             ("environment", json!("Prod_1"), "a-z, 0-9"),
             ("holder", json!(""), "execution ARN"),
             ("operation", json!(""), "name the operation"),
@@ -258,7 +321,7 @@ mod tests {
             input.as_object_mut().unwrap().remove(missing);
             assert_eq!(field_of(parse(&input).unwrap_err()), missing);
         }
-        assert_eq!(field_of(parse(&json!([1])).unwrap_err()), "$");
+        assert_eq!(field_of(parse(&json!([1])).unwrap_err()), "input");
     }
 
     #[test]

@@ -7,8 +7,6 @@
 //! by a fence check with the caller's lock token, so a holder that lost the lock (a deployment a rollback
 //! stopped and took over from) changes nothing.
 
-#![warn(missing_docs)]
-
 pub mod apply;
 pub mod drift;
 
@@ -21,6 +19,8 @@ use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError, StoredSpec};
+use opsplane_shared::boundary::{Function, parse_action, to_value};
+use opsplane_shared::future::BoxFuture;
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
 use opsplane_shared::domain::plan::{Plan, plan};
@@ -29,11 +29,12 @@ use opsplane_shared::state::{
     ApprovalRecord, ApprovalStatus, DeploymentRecord, DeploymentStatus, InForce, LastKnownGood,
     StateStore,
 };
+use opsplane_shared::sweep::{SweepInput, sweep_environments};
 use opsplane_shared::{Config, OpsError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+pub use opsplane_shared::domain::names::short_id;
 
 /// The function's name, as registered on the local engine and deployed.
 pub const FUNCTION_NAME: &str = "provision";
@@ -91,11 +92,6 @@ impl Deps {
     }
 }
 
-/// A short id derived from an execution ARN: the same execution (a retried task) gets the same id.
-pub fn short_id(execution: &str) -> String {
-    hex::encode(&Sha256::digest(execution.as_bytes())[..5])
-}
-
 /// The tags every resource opsplane creates carries: the spec's, `ManagedBy=opsplane` and the environment.
 pub fn resource_tags(
     spec: &opsplane_shared::domain::spec::EnvironmentSpec,
@@ -110,11 +106,6 @@ pub fn resource_tags(
 /// Parses an action's input; a malformed one is `InvalidInput` naming the field serde complains about.
 pub fn parse<T: DeserializeOwned>(input: Value) -> Result<T, OpsError> {
     opsplane_shared::error::parse_input(input, "")
-}
-
-fn to_value<T: Serialize>(out: T) -> Result<Value, OpsError> {
-    serde_json::to_value(out)
-        .map_err(|e| OpsError::Internal(format!("serialising the output: {e}")))
 }
 
 /// `validate`: the workflow's input as given, and the execution.
@@ -302,8 +293,8 @@ pub struct RecordInput {
     pub execution: String,
     /// The lock's fencing token.
     pub token: u64,
-    /// `succeeded`, `failed` or `rolled_back`.
-    pub outcome: String,
+    /// How the deployment ended.
+    pub outcome: Outcome,
     /// The plan applied, if there was one.
     #[serde(default)]
     pub plan: Value,
@@ -317,6 +308,18 @@ pub struct RecordInput {
     /// not given, since a failure path cannot know which of them exist.
     #[serde(default)]
     pub state: Option<Value>,
+}
+
+/// How a deployment ended, as the definition's record steps say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied and healthy.
+    Succeeded,
+    /// Failed; nothing was reverted.
+    Failed,
+    /// Failed and reverted to the last known good.
+    RolledBack,
 }
 
 fn error_text(error: &Value) -> String {
@@ -348,16 +351,10 @@ pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsErr
     }
     let d = &input.deployment;
     let now = deps.clock.now();
-    let status = match input.outcome.as_str() {
-        "succeeded" => DeploymentStatus::Succeeded,
-        "failed" => DeploymentStatus::Failed,
-        "rolled_back" => DeploymentStatus::RolledBack,
-        other => {
-            return Err(OpsError::invalid(
-                "outcome",
-                format!("{other:?}; one of succeeded, failed, rolled_back"),
-            ));
-        }
+    let status = match input.outcome {
+        Outcome::Succeeded => DeploymentStatus::Succeeded,
+        Outcome::Failed => DeploymentStatus::Failed,
+        Outcome::RolledBack => DeploymentStatus::RolledBack,
     };
     let reverted_to = input
         .revert
@@ -420,117 +417,62 @@ pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsErr
     }))
 }
 
-/// `list-environments`: the sweep's input, `{}` or `{"environments": [...]}`.
-#[derive(Debug, Default, Deserialize)]
-pub struct ListInput {
-    /// The workflow's input.
-    #[serde(default)]
-    pub input: Value,
-}
-
-/// A sweep's environments: every one with a spec, or those the input names (each must have a spec).
-pub async fn list_environments(specs: &SpecStore, input: ListInput) -> Result<Value, OpsError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct SweepRequest {
-        #[serde(default)]
-        environments: Option<Vec<String>>,
-        // The dispatch function's GitHub context; checked to be an object, otherwise unused.
-        #[serde(default, rename = "github")]
-        _github: Option<serde_json::Map<String, Value>>,
+opsplane_shared::actions! {
+    /// The provision function's input: one variant per step of the definitions that call it.
+    pub enum Action {
+        /// Checks the workflow's input and pins the spec version.
+        "validate" => Validate(ValidateInput),
+        /// Plans the pinned spec against what exists.
+        "plan" => Plan(PlanInput),
+        /// Stores the plan and the task token a person answers.
+        "request-approval" => RequestApproval(ApprovalInput),
+        /// Pre-change snapshots of every instance about to change.
+        "snapshot" => Snapshot(apply::SnapshotInput),
+        /// Polls the pre-change snapshots.
+        "check-snapshots" => CheckSnapshots(apply::Snapshots),
+        /// Applies the plan, fenced by the lock's token.
+        "apply" => Apply(apply::ApplyInput),
+        /// Polls until what was applied is stable.
+        "check-stable" => CheckStable(apply::ApplyInput),
+        /// Reverts to the last known good.
+        "revert" => Revert(apply::RevertInput),
+        /// Records the deployment.
+        "record" => Record(RecordInput),
+        /// The environments a sweep covers.
+        "list-environments" => ListEnvironments(SweepInput),
+        /// Plans an environment without applying (drift).
+        "drift" => Drift(drift::DriftInput),
     }
-    let req: SweepRequest = if input.input.is_null() {
-        SweepRequest {
-            environments: None,
-            _github: None,
-        }
-    } else {
-        check_github(&input.input)?;
-        parse(input.input)?
-    };
-    let known = specs.environments().await?;
-    let environments = match req.environments {
-        None => known,
-        Some(named) => {
-            for (i, env) in named.iter().enumerate() {
-                validate_environment_name(env)
-                    .map_err(|r| OpsError::invalid(format!("environments[{i}]"), r))?;
-                if !known.contains(env) {
-                    return Err(OpsError::invalid(
-                        format!("environments[{i}]"),
-                        format!(
-                            "no spec for environment `{env}`; known: {}",
-                            known.join(", ")
-                        ),
-                    ));
-                }
-            }
-            named
-        }
-    };
-    Ok(json!({ "environments": environments }))
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    action: String,
-}
-
-/// Every action, for documentation and the error message on an unknown one.
-pub const ACTIONS: [&str; 11] = [
-    "validate",
-    "plan",
-    "request-approval",
-    "snapshot",
-    "check-snapshots",
-    "apply",
-    "check-stable",
-    "revert",
-    "record",
-    "list-environments",
-    "drift",
-];
-
-/// The JSON boundary: dispatches on `action` and returns the action's output as JSON.
+/// The JSON boundary: parses the action and returns its output as JSON.
 pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
-    let Envelope { action } = serde_json::from_value(input.clone()).map_err(|_| {
-        OpsError::invalid(
-            "action",
-            format!("missing or not a string; one of {}", ACTIONS.join(", ")),
-        )
-    })?;
-    tracing::info!(action, "provision function invoked");
-    match action.as_str() {
-        "validate" => to_value(validate(deps, parse(input)?).await?),
-        "plan" => to_value(plan_action(deps, parse(input)?).await?),
-        "request-approval" => request_approval(deps, parse(input)?).await,
-        "snapshot" => to_value(apply::snapshot(deps, parse(input)?).await?),
-        "check-snapshots" => to_value(apply::check_snapshots(deps, parse(input)?).await?),
-        "apply" => to_value(apply::apply(deps, parse(input)?).await?),
-        "check-stable" => to_value(apply::check_stable(deps, parse(input)?).await?),
-        "revert" => to_value(apply::revert(deps, parse(input)?).await?),
-        "record" => record(deps, parse(input)?).await,
-        "list-environments" => list_environments(&deps.specs, parse(input)?).await,
-        "drift" => to_value(drift::drift_action(deps, parse(input)?).await?),
-        other => Err(OpsError::invalid(
-            "action",
-            format!("unknown action {other:?}; one of {}", ACTIONS.join(", ")),
-        )),
+    let action: Action = parse_action(input)?;
+    tracing::info!(action = action.name(), "provision function invoked");
+    match action {
+        Action::Validate(i) => to_value(validate(deps, i).await?),
+        Action::Plan(i) => to_value(plan_action(deps, i).await?),
+        Action::RequestApproval(i) => request_approval(deps, i).await,
+        Action::Snapshot(i) => to_value(apply::snapshot(deps, i).await?),
+        Action::CheckSnapshots(i) => to_value(apply::check_snapshots(deps, i).await?),
+        Action::Apply(i) => to_value(apply::apply(deps, i).await?),
+        Action::CheckStable(i) => to_value(apply::check_stable(deps, i).await?),
+        Action::Revert(i) => to_value(apply::revert(deps, i).await?),
+        Action::Record(i) => record(deps, i).await,
+        Action::ListEnvironments(i) => {
+            let environments = sweep_environments(&deps.specs, &i.input).await?;
+            Ok(json!({ "environments": environments }))
+        }
+        Action::Drift(i) => to_value(drift::drift_action(deps, i).await?),
     }
 }
 
-/// Registers the function on a local engine under [`FUNCTION_NAME`].
-#[cfg(feature = "local")]
-pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
-    let deps = Arc::new(deps);
-    engine.register_handler(FUNCTION_NAME, move |input, _ctx| {
-        let deps = deps.clone();
-        async move {
-            handle(&deps, input).await.map_err(|e| {
-                opsplane_statemachines::FunctionError::new(e.name().as_str(), e.full_message())
-            })
-        }
-    });
+impl Function for Deps {
+    const NAME: &'static str = FUNCTION_NAME;
+
+    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
+        Box::pin(handle(self, input))
+    }
 }
 
 #[cfg(test)]
@@ -581,9 +523,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn short_ids_are_stable() {
-        assert_eq!(short_id("arn:x"), short_id("arn:x"));
-        assert_eq!(short_id("arn:x").len(), 10);
-    }
 }

@@ -10,8 +10,6 @@
 //! - `stop-inflight`: the environment's running provision (the lock's holder) is stopped, so its lock is
 //!   stale and the rollback takes it over.
 
-#![warn(missing_docs)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +18,14 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::specs::SpecStore;
+use opsplane_shared::boundary::{Function, parse_action, to_value};
+use opsplane_shared::future::BoxFuture;
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::rollback::{incident_id, resolve_environment};
 use opsplane_shared::domain::spec::{EnvironmentSpec, validate_environment_name};
-use opsplane_shared::execution::{
-    ExecutionControl, ExecutionState, ExecutionStatus, SfnExecutionControl, SfnExecutionStatus,
-};
+use opsplane_shared::aws::sfn::SfnExecutions;
+use opsplane_shared::ports::Executions;
+use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_shared::idempotency::{Idempotency, IdempotencyKey, TaskContext};
 use opsplane_shared::lock::Lock;
 use opsplane_shared::state::{ApprovalStatus, StateStore};
@@ -52,10 +52,8 @@ pub struct Deps {
     pub state: StateStore,
     /// The environment lock (who holds it).
     pub lock: Arc<dyn Lock>,
-    /// Whether the holder still runs.
-    pub executions: Arc<dyn ExecutionStatus>,
-    /// Stopping the holder.
-    pub control: Arc<dyn ExecutionControl>,
+    /// Whether the holder still runs, and stopping it.
+    pub executions: Arc<dyn Executions>,
     /// One rollback per incident.
     pub idempotency: Idempotency,
     /// Time.
@@ -71,19 +69,14 @@ impl std::fmt::Debug for Deps {
 impl Deps {
     /// The production wiring over `clients`: Step Functions for executions, the configured lock backend.
     pub fn new(config: Config, clients: &Clients) -> Self {
-        let executions: Arc<dyn ExecutionStatus> =
-            Arc::new(SfnExecutionStatus::new(clients.sfn.clone()));
-        let control: Arc<dyn ExecutionControl> =
-            Arc::new(SfnExecutionControl::new(clients.sfn.clone()));
-        Self::with_executions(config, clients, executions, control)
+        Self::with_executions(config, clients, Arc::new(SfnExecutions::new(clients.sfn.clone())))
     }
 
     /// The wiring with another execution service (the local engine's).
     pub fn with_executions(
         config: Config,
         clients: &Clients,
-        executions: Arc<dyn ExecutionStatus>,
-        control: Arc<dyn ExecutionControl>,
+        executions: Arc<dyn Executions>,
     ) -> Self {
         let state = StateStore::from_config(&config, clients);
         Self {
@@ -92,7 +85,6 @@ impl Deps {
             lock: opsplane_shared::lock::from_config(&config, clients, executions.clone()),
             state,
             executions,
-            control,
             clock: Arc::new(SystemClock),
         }
     }
@@ -357,7 +349,7 @@ pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, Ops
         "stopped by rollback {} of `{env}`: {}",
         input.execution, input.rollback.reason
     );
-    deps.control
+    deps.executions
         .stop(&held.holder, STOPPED_ERROR, &cause)
         .await?;
     tracing::warn!(
@@ -390,51 +382,45 @@ pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, Ops
     })
 }
 
-fn to_value<T: Serialize>(out: T) -> Result<Value, OpsError> {
-    serde_json::to_value(out)
-        .map_err(|e| OpsError::Internal(format!("serialising the output: {e}")))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, OpsError> {
-    opsplane_shared::error::parse_input(input, "")
-}
-
-/// The JSON boundary: dispatches on `action`.
-pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
-    let action = input
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    tracing::info!(action, "rollback function invoked");
-    match action.as_str() {
-        "resolve" => to_value(resolve(deps, parse(input)?).await?),
-        "claim" => to_value(claim(deps, parse(input)?).await?),
-        "stop-inflight" => to_value(stop_inflight(deps, parse(input)?).await?),
-        other => Err(OpsError::invalid(
-            "action",
-            format!("unknown action {other:?}; one of resolve, claim, stop-inflight"),
-        )),
+opsplane_shared::actions! {
+    /// The rollback function's input: one variant per step of `rollback.asl.json` that calls it.
+    pub enum Action {
+        /// The environment an alarm or a manual request names, and its last known good.
+        "resolve" => Resolve(ResolveInput),
+        /// One rollback per incident.
+        "claim" => Claim(ClaimInput),
+        /// Stops the environment's in-flight provision.
+        "stop-inflight" => StopInflight(StopInput),
     }
 }
 
-/// Registers the function on a local engine under [`FUNCTION_NAME`].
-#[cfg(feature = "local")]
-pub fn register(engine: &opsplane_statemachines::Engine, deps: Deps) {
-    let deps = Arc::new(deps);
-    engine.register_handler(FUNCTION_NAME, move |input, _ctx| {
-        let deps = deps.clone();
-        async move {
-            handle(&deps, input).await.map_err(|e| {
-                opsplane_statemachines::FunctionError::new(e.name().as_str(), e.full_message())
-            })
-        }
-    });
+/// The JSON boundary: parses the action and returns its output as JSON.
+pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
+    let action: Action = parse_action(input)?;
+    tracing::info!(action = action.name(), "rollback function invoked");
+    match action {
+        Action::Resolve(i) => to_value(resolve(deps, i).await?),
+        Action::Claim(i) => to_value(claim(deps, i).await?),
+        Action::StopInflight(i) => to_value(stop_inflight(deps, i).await?),
+    }
 }
+
+impl Function for Deps {
+    const NAME: &'static str = FUNCTION_NAME;
+
+    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
+        Box::pin(handle(self, input))
+    }
+}
+
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, OpsError> {
+        opsplane_shared::error::parse_input(input, "")
+    }
 
     const EVENT: &str = include_str!("../../../tests/fixtures/events/alarm-staging.json");
 

@@ -5,6 +5,7 @@ pub mod events;
 pub mod objects;
 pub mod observe;
 pub mod rds;
+pub mod sfn;
 pub mod specs;
 
 use aws_config::retry::RetryConfig;

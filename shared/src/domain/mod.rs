@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod drill;
 pub mod health;
+pub mod names;
 pub mod plan;
 pub mod rollback;
 pub mod spec;

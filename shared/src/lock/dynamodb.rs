@@ -26,7 +26,8 @@ use super::{
     TakeoverReason, audit_force_release, audit_takeover, lease_ms,
 };
 use crate::clock::from_ms;
-use crate::execution::{BoxFuture, ExecutionState, ExecutionStatus};
+use crate::future::BoxFuture;
+use crate::ports::executions::{ExecutionState, Executions};
 use crate::state::{LOCK_SK, StateError, StateStore, env_pk};
 
 /// How many times acquire re-reads and re-decides when the lock changes under it.
@@ -92,7 +93,7 @@ impl Item {
 #[derive(Clone)]
 pub struct DynamoDbLock {
     store: StateStore,
-    executions: Arc<dyn ExecutionStatus>,
+    executions: Arc<dyn Executions>,
 }
 
 impl std::fmt::Debug for DynamoDbLock {
@@ -112,7 +113,7 @@ enum Attempt {
 
 impl DynamoDbLock {
     /// A lock over the store's table and clock, asking `executions` whether holders still run.
-    pub fn new(store: StateStore, executions: Arc<dyn ExecutionStatus>) -> Self {
+    pub fn new(store: StateStore, executions: Arc<dyn Executions>) -> Self {
         Self { store, executions }
     }
 

@@ -6,7 +6,7 @@
 //!
 //! Both issue a monotonic fencing token per grant and keep the counter when a lock is released (the item or
 //! object stays, with no holder), so tokens never go back. The holder is an execution ARN: a lock whose
-//! holder has stopped running (asked through [`ExecutionStatus`]) is taken over at once, and every takeover
+//! holder has stopped running (asked through [`Executions`]) is taken over at once, and every takeover
 //! is written to the audit log. Leases are compared by time inside the condition (epoch milliseconds), never
 //! left to DynamoDB's TTL, which deletes items late or (moto) never.
 
@@ -27,7 +27,8 @@ use crate::aws::Clients;
 use crate::clock::rfc3339;
 use crate::config::{Config, LockBackend};
 use crate::error::{BoxError, OpsError};
-use crate::execution::{BoxFuture, ExecutionStatus};
+use crate::future::BoxFuture;
+use crate::ports::executions::Executions;
 use crate::state::{AuditEvent, StateError, StateStore};
 
 /// Shortest lease a caller may ask for.
@@ -271,7 +272,7 @@ pub trait Lock: Send + Sync {
 pub fn from_config(
     cfg: &Config,
     clients: &Clients,
-    executions: Arc<dyn ExecutionStatus>,
+    executions: Arc<dyn Executions>,
 ) -> Arc<dyn Lock> {
     let store = StateStore::from_config(cfg, clients);
     match cfg.lock_backend {

@@ -26,7 +26,8 @@ use super::{
     TakeoverReason, audit_force_release, audit_takeover, lease_ms,
 };
 use crate::clock::from_ms;
-use crate::execution::{BoxFuture, ExecutionState, ExecutionStatus};
+use crate::future::BoxFuture;
+use crate::ports::executions::{ExecutionState, Executions};
 use crate::state::{StateError, StateStore};
 
 /// How many times acquire re-reads and re-decides when the object changes under it.
@@ -100,7 +101,7 @@ pub struct S3Lock {
     s3: aws_sdk_s3::Client,
     bucket: String,
     store: StateStore,
-    executions: Arc<dyn ExecutionStatus>,
+    executions: Arc<dyn Executions>,
 }
 
 impl std::fmt::Debug for S3Lock {
@@ -122,7 +123,7 @@ impl S3Lock {
         s3: aws_sdk_s3::Client,
         bucket: impl Into<String>,
         store: StateStore,
-        executions: Arc<dyn ExecutionStatus>,
+        executions: Arc<dyn Executions>,
     ) -> Self {
         Self {
             s3,

@@ -6,25 +6,25 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use opsplane_shared::OpsError;
 use opsplane_shared::aws::Clients;
 use opsplane_shared::bootstrap::{
     BootstrapError, BootstrapOptions, BootstrapReport, bootstrap_with,
 };
 use opsplane_shared::config::Config;
-use opsplane_shared::execution::{
-    BoxFuture, ControlError, ExecutionControl, ExecutionState, ExecutionStatus,
-};
-use opsplane_shared::local::{LocalError, MotoServer};
-use opsplane_statemachines::{Description, Engine, EngineError, FunctionError, Status};
+use opsplane_shared::approval::{ApproveError, Decision, decide};
+use opsplane_shared::ports::Executions;
+use opsplane_shared::state::{ApprovalRecord, StateStore};
+use opsplane_statemachines::{Description, Engine, EngineError, FunctionError};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::executions::EngineExecutions;
+use crate::moto::{LocalError, MotoServer};
+use crate::register::register;
+
 /// The region and account the local engine writes into ARNs.
-const REGION: &str = "us-east-1";
-const ACCOUNT: &str = "123456789012";
-/// The lock function's name, as registered on the local engine and deployed.
-pub const LOCK_FUNCTION: &str = "lock";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const ACCOUNT: &str = "123456789012";
 /// The event bus the local plane's definitions publish their outcome events to (`${EventBusName}`).
 pub const EVENT_BUS: &str = "default";
 /// Step Functions' optimized EventBridge integration, served on the local plane by EventBridge on moto.
@@ -61,7 +61,7 @@ pub const WORKFLOWS: [(&str, &str); 6] = [
 /// The `${...}` placeholders of the definitions and the function each names, as CloudFormation's
 /// `DefinitionSubstitutions` fill them in the deployed stack.
 pub const FUNCTIONS: [(&str, &str); 5] = [
-    ("LockFunctionArn", LOCK_FUNCTION),
+    ("LockFunctionArn", opsplane_fn_lock::FUNCTION_NAME),
     ("BackupFunctionArn", opsplane_fn_backup::FUNCTION_NAME),
     ("ProvisionFunctionArn", opsplane_fn_provision::FUNCTION_NAME),
     (
@@ -104,90 +104,6 @@ pub enum PlaneError {
         "unknown workflow {0:?}; one of backup, dr-drill, provision, rollback, health-sweep, drift"
     )]
     UnknownWorkflow(String),
-}
-
-/// [`ExecutionControl`] over the local engine: what a rollback stops and what approve/reject answer.
-#[derive(Clone)]
-pub struct EngineControl(pub Engine);
-
-fn engine_control_error(err: EngineError) -> ControlError {
-    match err {
-        EngineError::TaskDoesNotExist(token) => ControlError::TaskGone(token),
-        EngineError::ExecutionDoesNotExist(arn) => ControlError::NoExecution(arn),
-        other => ControlError::Service {
-            operation: "local engine",
-            source: Box::new(other),
-        },
-    }
-}
-
-impl ExecutionControl for EngineControl {
-    fn stop<'a>(
-        &'a self,
-        execution_arn: &'a str,
-        error: &'a str,
-        cause: &'a str,
-    ) -> BoxFuture<'a, Result<(), ControlError>> {
-        Box::pin(async move {
-            self.0
-                .stop_execution(
-                    execution_arn,
-                    Some(error.to_owned()),
-                    Some(cause.to_owned()),
-                )
-                .map_err(engine_control_error)
-        })
-    }
-
-    fn send_task_success<'a>(
-        &'a self,
-        task_token: &'a str,
-        output: Value,
-    ) -> BoxFuture<'a, Result<(), ControlError>> {
-        Box::pin(async move {
-            self.0
-                .send_task_success(task_token, output)
-                .map_err(engine_control_error)
-        })
-    }
-
-    fn send_task_failure<'a>(
-        &'a self,
-        task_token: &'a str,
-        error: &'a str,
-        cause: &'a str,
-    ) -> BoxFuture<'a, Result<(), ControlError>> {
-        Box::pin(async move {
-            self.0
-                .send_task_failure(task_token, error, cause)
-                .map_err(engine_control_error)
-        })
-    }
-}
-
-/// [`ExecutionStatus`] over the local engine: a lock whose holder execution has ended is stale.
-#[derive(Clone)]
-pub struct EngineExecutions(pub Engine);
-
-impl ExecutionStatus for EngineExecutions {
-    fn state<'a>(&'a self, execution_arn: &'a str) -> BoxFuture<'a, ExecutionState> {
-        Box::pin(async move {
-            match self.0.describe_execution(execution_arn) {
-                Ok(d) if d.status == Status::Running => ExecutionState::Running,
-                Ok(d) => ExecutionState::NotRunning {
-                    status: d.status.as_str().to_owned(),
-                },
-                Err(err) => ExecutionState::Unknown {
-                    reason: err.to_string(),
-                },
-            }
-        })
-    }
-}
-
-/// The error a handler returns, as the engine hands it to `Retry`/`Catch`.
-pub fn function_error(err: OpsError) -> FunctionError {
-    FunctionError::new(err.name().as_str(), err.full_message())
 }
 
 /// The engine with every function and workflow registered, over one configuration.
@@ -246,27 +162,28 @@ impl LocalPlane {
         Ok((plane, report))
     }
 
+    /// The engine as the execution service (the [`Executions`] port).
+    pub fn executions(&self) -> Arc<dyn Executions> {
+        Arc::new(EngineExecutions(self.engine.clone()))
+    }
+
+    /// The prefix of every state machine ARN of this plane: workflow `w` runs on `<prefix><w>`, as the
+    /// deployed stack's `StateMachinePrefix`.
+    pub fn state_machine_prefix(&self) -> String {
+        format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:")
+    }
+
     /// The environment lock as the `lock` function sees it (backend from the configuration).
     pub fn lock(&self) -> Arc<dyn opsplane_shared::lock::Lock> {
-        let executions: Arc<dyn ExecutionStatus> = Arc::new(EngineExecutions(self.engine.clone()));
-        opsplane_shared::lock::from_config(&self.config, &self.clients, executions)
+        opsplane_shared::lock::from_config(&self.config, &self.clients, self.executions())
     }
 
     /// (Re-)registers every function; `backup` takes the given deps so tests can move its clock or point
-    /// its probe at a local PostgreSQL.
+    /// its probe at a local PostgreSQL. RTO is measured from the engine's virtual-clock history.
     pub fn register_functions(&self, backup: opsplane_fn_backup::Deps) {
-        let lock = opsplane_fn_lock::LockDeps::new(self.lock());
-        self.engine
-            .register_handler(LOCK_FUNCTION, move |input: Value, _ctx| {
-                let lock = lock.clone();
-                async move {
-                    opsplane_fn_lock::handle(&lock, input)
-                        .await
-                        .map_err(function_error)
-                }
-            });
+        register(&self.engine, opsplane_fn_lock::LockDeps::new(self.lock()));
         let probe_settings = backup.probe_settings.clone();
-        opsplane_fn_backup::register(&self.engine, backup);
+        register(&self.engine, backup.with_history(self.executions()));
         let events = self.clients.events.clone();
         self.engine
             .register_handler(PUT_EVENTS, move |parameters: Value, ctx| {
@@ -281,23 +198,22 @@ impl LocalPlane {
                     .map_err(|e| FunctionError::new(e.error_name(), e.to_string()))
                 }
             });
-        opsplane_fn_provision::register(
+        register(
             &self.engine,
             opsplane_fn_provision::Deps::new(self.config.clone(), &self.clients),
         );
-        opsplane_fn_health_check::register(
+        register(
             &self.engine,
             // Every SQL probe of the plane reaches the same endpoint override (a local PostgreSQL).
             opsplane_fn_health_check::Deps::new(self.config.clone(), &self.clients)
                 .with_probe_settings(probe_settings),
         );
-        opsplane_fn_rollback::register(
+        register(
             &self.engine,
             opsplane_fn_rollback::Deps::with_executions(
                 self.config.clone(),
                 &self.clients,
-                Arc::new(EngineExecutions(self.engine.clone())),
-                Arc::new(EngineControl(self.engine.clone())),
+                self.executions(),
             ),
         );
     }
@@ -309,16 +225,9 @@ impl LocalPlane {
         execution: &str,
         actor: &str,
         reason: Option<&str>,
-    ) -> Result<opsplane_shared::state::ApprovalRecord, crate::approve::ApproveError> {
-        crate::approve::decide(
-            &self.state(),
-            &EngineControl(self.engine.clone()),
-            execution,
-            crate::approve::Decision::Approve,
-            actor,
-            reason,
-        )
-        .await
+    ) -> Result<ApprovalRecord, ApproveError> {
+        let executions = EngineExecutions(self.engine.clone());
+        decide(&self.state(), &executions, execution, Decision::Approve, actor, reason).await
     }
 
     /// Rejects the change `execution` waits for, in-process: it ends `ApprovalRejected`, nothing changed.
@@ -327,21 +236,14 @@ impl LocalPlane {
         execution: &str,
         actor: &str,
         reason: Option<&str>,
-    ) -> Result<opsplane_shared::state::ApprovalRecord, crate::approve::ApproveError> {
-        crate::approve::decide(
-            &self.state(),
-            &EngineControl(self.engine.clone()),
-            execution,
-            crate::approve::Decision::Reject,
-            actor,
-            reason,
-        )
-        .await
+    ) -> Result<ApprovalRecord, ApproveError> {
+        let executions = EngineExecutions(self.engine.clone());
+        decide(&self.state(), &executions, execution, Decision::Reject, actor, reason).await
     }
 
     /// The state store of this plane.
-    pub fn state(&self) -> opsplane_shared::state::StateStore {
-        opsplane_shared::state::StateStore::from_config(&self.config, &self.clients)
+    pub fn state(&self) -> StateStore {
+        StateStore::from_config(&self.config, &self.clients)
     }
 
     /// Uploads a spec to `specs/<env>/spec.yaml` (a new version) without creating anything: what a
@@ -392,94 +294,3 @@ impl LocalPlane {
     }
 }
 
-/// Seeding an environment into the local world failed.
-#[derive(Debug, Error)]
-pub enum SeedError {
-    /// The spec does not parse or validate.
-    #[error("the environment spec is invalid: {0}")]
-    Spec(String),
-    /// An AWS call against moto failed.
-    #[error("{operation} failed while seeding the local world: {}", aws_smithy_types::error::display::DisplayErrorContext(source.as_ref()))]
-    Aws {
-        /// The AWS operation.
-        operation: &'static str,
-        /// The SDK error.
-        #[source]
-        source: opsplane_shared::error::BoxError,
-    },
-}
-
-fn seed_err<E: std::error::Error + Send + Sync + 'static>(
-    operation: &'static str,
-) -> impl FnOnce(E) -> SeedError {
-    move |source| SeedError::Aws {
-        operation,
-        source: Box::new(source),
-    }
-}
-
-impl LocalPlane {
-    /// Makes an environment exist in the local world as a platform team runs it: its spec stored at
-    /// `specs/<env>/spec.yaml`, its RDS instances and EKS cluster and node groups created in moto.
-    pub async fn seed_environment(
-        &self,
-        spec_yaml: &str,
-    ) -> Result<opsplane_shared::domain::spec::EnvironmentSpec, SeedError> {
-        let spec = opsplane_shared::domain::spec::EnvironmentSpec::parse(spec_yaml)
-            .map_err(|e| SeedError::Spec(e.to_string()))?;
-        self.clients
-            .s3
-            .put_object()
-            .bucket(&self.config.bucket_name)
-            .key(format!("specs/{}/spec.yaml", spec.environment))
-            .body(spec_yaml.as_bytes().to_vec().into())
-            .send()
-            .await
-            .map_err(seed_err("PutObject"))?;
-        for db in &spec.rds {
-            self.clients
-                .rds
-                .create_db_instance()
-                .db_instance_identifier(&db.identifier)
-                .db_instance_class(&db.instance_class)
-                .engine(&db.engine)
-                .set_engine_version(db.engine_version.clone())
-                .allocated_storage(db.allocated_storage_gb.map_or(20, |gb| gb as i32))
-                .master_username("app")
-                .master_user_password("local-only-password")
-                .send()
-                .await
-                .map_err(seed_err("CreateDBInstance"))?;
-        }
-        if let Some(eks) = &spec.eks {
-            self.clients
-                .eks
-                .create_cluster()
-                .name(&eks.cluster)
-                .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/eks-cluster"))
-                .resources_vpc_config(
-                    aws_sdk_eks::types::VpcConfigRequest::builder()
-                        .subnet_ids("subnet-local-a")
-                        .build(),
-                )
-                .set_version(eks.version.clone())
-                .send()
-                .await
-                .map_err(seed_err("CreateCluster"))?;
-            for ng in &eks.nodegroups {
-                self.clients
-                    .eks
-                    .create_nodegroup()
-                    .cluster_name(&eks.cluster)
-                    .nodegroup_name(&ng.name)
-                    .node_role(format!("arn:aws:iam::{ACCOUNT}:role/eks-node"))
-                    .subnets("subnet-local-a")
-                    .set_instance_types(Some(ng.instance_types.clone()))
-                    .send()
-                    .await
-                    .map_err(seed_err("CreateNodegroup"))?;
-            }
-        }
-        Ok(spec)
-    }
-}

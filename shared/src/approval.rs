@@ -1,13 +1,14 @@
-//! `opsplane approve|reject EXECUTION [--reason]`: answer a deployment waiting for a person.
+//! Answering a deployment waiting for a person (`opsplane approve|reject EXECUTION [--reason]`).
 //!
 //! The pending approval is found by the execution ARN alone (`APPROVAL#<execution>` in the table, written by
 //! the provision workflow's approval step with its task token). The decision is taken once (a conditional
-//! write from `PENDING`), then sent through [`ExecutionControl`]: `SendTaskSuccess` resumes the deployment,
+//! write from `PENDING`), then sent through the [`Executions`] port: `SendTaskSuccess` resumes the deployment,
 //! `SendTaskFailure` with `ApprovalRejected` ends it with nothing changed. Who decided and why is kept in
 //! the record and the audit log.
 
-use opsplane_shared::execution::{ControlError, ExecutionControl};
-use opsplane_shared::state::{ApprovalRecord, ApprovalStatus, AuditEvent, StateError, StateStore};
+use crate::ports::Executions;
+use crate::ports::executions::ExecutionError;
+use crate::state::{ApprovalRecord, ApprovalStatus, AuditEvent, StateError, StateStore};
 use serde_json::json;
 use thiserror::Error;
 
@@ -29,7 +30,7 @@ pub enum ApproveError {
     )]
     NotFound(String),
     /// It was decided already, or the workflow stopped waiting.
-    #[error("the approval of {execution} is already {status:?}{}: a decision is taken once", by.as_deref().map(|b| format!(" (by {b})")).unwrap_or_default())]
+    #[error("the approval of {execution} is already {}{}: a decision is taken once", status.as_str(), by.as_deref().map(|b| format!(" (by {b})")).unwrap_or_default())]
     AlreadyDecided {
         /// The execution.
         execution: String,
@@ -40,19 +41,19 @@ pub enum ApproveError {
     },
     /// The workflow no longer waits on its token (it timed out or was stopped).
     #[error("the workflow no longer waits for this decision; the approval is closed")]
-    Gone(#[source] ControlError),
+    Gone(#[source] ExecutionError),
     /// The state table could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
     /// Step Functions (or the local engine) refused the call.
     #[error(transparent)]
-    Control(ControlError),
+    Control(ExecutionError),
 }
 
 /// Takes the decision on `execution`'s pending approval and resumes or fails it.
 pub async fn decide(
     state: &StateStore,
-    control: &dyn ExecutionControl,
+    executions: &dyn Executions,
     execution: &str,
     decision: Decision,
     actor: &str,
@@ -83,7 +84,7 @@ pub async fn decide(
     }
     let sent = match decision {
         Decision::Approve => {
-            control
+            executions
                 .send_task_success(
                     &record.task_token,
                     json!({ "approved_by": actor, "reason": reason }),
@@ -95,7 +96,7 @@ pub async fn decide(
                 "rejected by {actor}: {}; nothing was changed",
                 reason.unwrap_or("no reason given")
             );
-            control
+            executions
                 .send_task_failure(&record.task_token, "ApprovalRejected", &cause)
                 .await
         }
@@ -118,7 +119,7 @@ pub async fn decide(
     state.append_audit(&event).await?;
     match sent {
         Ok(()) => {}
-        Err(err @ ControlError::TaskGone(_)) => return Err(ApproveError::Gone(err)),
+        Err(err @ ExecutionError::TaskGone(_)) => return Err(ApproveError::Gone(err)),
         Err(err) => return Err(ApproveError::Control(err)),
     }
     tracing::info!(execution, actor, ?decision, "approval decided");

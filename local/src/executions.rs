@@ -1,0 +1,146 @@
+//! The [`Executions`] port over the local engine: what a lock asks about its holder, what a rollback stops,
+//! what approve/reject answer, what dispatch and `run --local` start, and the virtual-clock history a drill
+//! measures its RTO from.
+
+use opsplane_shared::future::BoxFuture;
+use opsplane_shared::ports::Executions;
+use opsplane_shared::ports::executions::{
+    ExecutionDescription, ExecutionError, HistoryEvent, Started, execution_arn,
+};
+use opsplane_statemachines::{Engine, EngineError};
+use serde_json::Value;
+
+/// The local engine as the execution service.
+#[derive(Clone)]
+pub struct EngineExecutions(pub Engine);
+
+fn engine_error(operation: &'static str, err: EngineError) -> ExecutionError {
+    match err {
+        EngineError::TaskDoesNotExist(token) => ExecutionError::TaskGone(token),
+        EngineError::ExecutionDoesNotExist(arn) => ExecutionError::NoExecution(arn),
+        EngineError::StateMachineDoesNotExist(arn) => ExecutionError::NoStateMachine(arn),
+        other => ExecutionError::service(operation, other),
+    }
+}
+
+/// One engine history event in the port's shape.
+pub fn from_engine(e: &opsplane_statemachines::HistoryEvent) -> HistoryEvent {
+    let text = |k: &str| e.details.get(k).and_then(Value::as_str).map(str::to_owned);
+    let kind = e.event_type.to_string();
+    let names_a_state = kind.ends_with("StateEntered") || kind.ends_with("StateExited");
+    HistoryEvent {
+        id: e.id as i64,
+        previous_id: e.previous_event_id as i64,
+        at: e.timestamp,
+        state: if names_a_state { text("name") } else { None },
+        kind,
+        error: text("error"),
+        cause: text("cause"),
+    }
+}
+
+impl Executions for EngineExecutions {
+    fn describe<'a>(
+        &'a self,
+        execution_arn: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionDescription, ExecutionError>> {
+        Box::pin(async move {
+            let d = self
+                .0
+                .describe_execution(execution_arn)
+                .map_err(|e| engine_error("DescribeExecution", e))?;
+            Ok(ExecutionDescription {
+                status: d.status.as_str().to_owned(),
+                output: d.output,
+                error: d.error,
+                cause: d.cause,
+            })
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        state_machine_arn: &'a str,
+        name: &'a str,
+        input: &'a Value,
+    ) -> BoxFuture<'a, Result<Started, ExecutionError>> {
+        Box::pin(async move {
+            let arn = execution_arn(state_machine_arn, name);
+            if self.0.describe_execution(&arn).is_ok() {
+                return Ok(Started {
+                    execution_arn: arn,
+                    started: false,
+                });
+            }
+            match self
+                .0
+                .start_execution(state_machine_arn, Some(name.to_owned()), input.clone())
+            {
+                Ok(execution_arn) => Ok(Started {
+                    execution_arn,
+                    started: true,
+                }),
+                Err(EngineError::ExecutionAlreadyExists(existing)) => Ok(Started {
+                    execution_arn: existing,
+                    started: false,
+                }),
+                Err(e) => Err(engine_error("StartExecution", e)),
+            }
+        })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        execution_arn: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ExecutionError>> {
+        Box::pin(async move {
+            self.0
+                .stop_execution(
+                    execution_arn,
+                    Some(error.to_owned()),
+                    Some(cause.to_owned()),
+                )
+                .map_err(|e| engine_error("StopExecution", e))
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        execution_arn: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEvent>, ExecutionError>> {
+        Box::pin(async move {
+            let events = self
+                .0
+                .get_execution_history(execution_arn)
+                .map_err(|e| engine_error("GetExecutionHistory", e))?;
+            Ok(events.iter().map(from_engine).collect())
+        })
+    }
+
+    fn send_task_success<'a>(
+        &'a self,
+        task_token: &'a str,
+        output: Value,
+    ) -> BoxFuture<'a, Result<(), ExecutionError>> {
+        Box::pin(async move {
+            self.0
+                .send_task_success(task_token, output)
+                .map_err(|e| engine_error("SendTaskSuccess", e))
+        })
+    }
+
+    fn send_task_failure<'a>(
+        &'a self,
+        task_token: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    ) -> BoxFuture<'a, Result<(), ExecutionError>> {
+        Box::pin(async move {
+            self.0
+                .send_task_failure(task_token, error, cause)
+                .map_err(|e| engine_error("SendTaskFailure", e))
+        })
+    }
+}
