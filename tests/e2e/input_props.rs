@@ -125,7 +125,7 @@ fn targets() -> Vec<Target> {
                 optional("lease_seconds", Kind::Whole(30, 43_200)),
             ],
             refuses_unknown_fields: false,
-            whole: "$",
+            whole: "input",
         },
         Target {
             entry: Entry::LockFunction,
@@ -136,7 +136,7 @@ fn targets() -> Vec<Target> {
                 required("token", Kind::Whole(1, u64::MAX)),
             ],
             refuses_unknown_fields: false,
-            whole: "$",
+            whole: "input",
         },
     ]
 }

@@ -179,8 +179,6 @@ async fn sql_probe(deps: &Deps, sql: &SqlHealthCheck) -> Result<String, String> 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInput {
-    /// Always `check`.
-    pub action: String,
     /// The environment.
     pub environment: String,
     /// The spec version to judge against (the latest when absent).
