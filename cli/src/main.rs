@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use opsplane_local::project_root;
 use opsplane_shared::aws::Clients;
 use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
 use opsplane_shared::config::{self, Config};
-use opsplane_local::project_root;
 use opsplane_shared::notify::console_url;
 use opsplane_shared::state::StateStore;
 
@@ -334,7 +334,9 @@ async fn run(cli: Cli) -> Result<()> {
                 print!("{}", report.render());
             }
         }
-        Command::Approve(args) => decide(args, opsplane_shared::approval::Decision::Approve).await?,
+        Command::Approve(args) => {
+            decide(args, opsplane_shared::approval::Decision::Approve).await?
+        }
         Command::Reject(args) => decide(args, opsplane_shared::approval::Decision::Reject).await?,
         Command::Run(args) => {
             let Some(outcome) = run_workflow(args).await? else {

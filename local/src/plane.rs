@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use opsplane_shared::approval::{ApproveError, Decision, decide};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::bootstrap::{
     BootstrapError, BootstrapOptions, BootstrapReport, bootstrap_with,
 };
 use opsplane_shared::config::Config;
-use opsplane_shared::approval::{ApproveError, Decision, decide};
 use opsplane_shared::ports::Executions;
 use opsplane_shared::state::{ApprovalRecord, StateStore};
 use opsplane_statemachines::{Description, Engine, EngineError, FunctionError};
@@ -227,7 +227,15 @@ impl LocalPlane {
         reason: Option<&str>,
     ) -> Result<ApprovalRecord, ApproveError> {
         let executions = EngineExecutions(self.engine.clone());
-        decide(&self.state(), &executions, execution, Decision::Approve, actor, reason).await
+        decide(
+            &self.state(),
+            &executions,
+            execution,
+            Decision::Approve,
+            actor,
+            reason,
+        )
+        .await
     }
 
     /// Rejects the change `execution` waits for, in-process: it ends `ApprovalRejected`, nothing changed.
@@ -238,7 +246,15 @@ impl LocalPlane {
         reason: Option<&str>,
     ) -> Result<ApprovalRecord, ApproveError> {
         let executions = EngineExecutions(self.engine.clone());
-        decide(&self.state(), &executions, execution, Decision::Reject, actor, reason).await
+        decide(
+            &self.state(),
+            &executions,
+            execution,
+            Decision::Reject,
+            actor,
+            reason,
+        )
+        .await
     }
 
     /// The state store of this plane.
@@ -293,4 +309,3 @@ impl LocalPlane {
         Ok(self.engine.wait_for(&execution).await?)
     }
 }
-

@@ -35,12 +35,8 @@ fn seed_err<E: std::error::Error + Send + Sync + 'static>(
 impl LocalPlane {
     /// Makes an environment exist in the local world as a platform team runs it: its spec stored at
     /// `specs/<env>/spec.yaml`, its RDS instances and EKS cluster and node groups created in moto.
-    pub async fn seed_environment(
-        &self,
-        spec_yaml: &str,
-    ) -> Result<EnvironmentSpec, SeedError> {
-        let spec = EnvironmentSpec::parse(spec_yaml)
-            .map_err(|e| SeedError::Spec(e.to_string()))?;
+    pub async fn seed_environment(&self, spec_yaml: &str) -> Result<EnvironmentSpec, SeedError> {
+        let spec = EnvironmentSpec::parse(spec_yaml).map_err(|e| SeedError::Spec(e.to_string()))?;
         self.clients
             .s3
             .put_object()

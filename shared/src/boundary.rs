@@ -67,6 +67,24 @@ macro_rules! actions {
     };
 }
 
+/// Implements [`Function`](crate::boundary::Function) for a function's deps: its name and its async
+/// `handle(&deps, input)`.
+#[macro_export]
+macro_rules! function {
+    ($deps:ty, $name:expr, $handle:path) => {
+        impl $crate::boundary::Function for $deps {
+            const NAME: &'static str = $name;
+
+            fn handle(
+                &self,
+                input: serde_json::Value,
+            ) -> $crate::future::BoxFuture<'_, Result<serde_json::Value, $crate::OpsError>> {
+                Box::pin($handle(self, input))
+            }
+        }
+    };
+}
+
 /// Parses a function's input into its action enum. Bad input is `InvalidInput` naming the field: the input
 /// itself when it is not an object, `action` when it is missing or unknown (with every valid name), else the
 /// action's field by its path (`rds[0].identifier`).
@@ -119,6 +137,19 @@ pub trait Function: Send + Sync + 'static {
 pub fn to_value<T: serde::Serialize>(out: T) -> Result<Value, OpsError> {
     serde_json::to_value(out)
         .map_err(|e| OpsError::Internal(format!("serialising the output: {e}")))
+}
+
+/// A function's whole `main`: tracing, the configuration and the clients once, the function built from them
+/// by `build`, then Lambda's runtime loop.
+pub async fn run<F, B>(build: B) -> Result<(), lambda_runtime::Error>
+where
+    F: Function,
+    B: FnOnce(crate::Config, &crate::aws::Clients) -> Result<F, lambda_runtime::Error>,
+{
+    crate::telemetry::init();
+    let config = crate::Config::from_env()?;
+    let clients = crate::aws::Clients::load(&config).await;
+    serve(build(config, &clients)?).await
 }
 
 /// Lambda's runtime loop over `function`: what every function's `main` ends with.
@@ -180,18 +211,31 @@ mod tests {
     #[test]
     fn a_good_input_is_its_variant() {
         let a: TestAction =
-            parse_action(json!({"action": "take", "environment": "dev", "lease_seconds": 5})).unwrap();
+            parse_action(json!({"action": "take", "environment": "dev", "lease_seconds": 5}))
+                .unwrap();
         assert_eq!(a.name(), "take");
-        assert!(matches!(a, TestAction::Take(Take { lease_seconds: Some(5), .. })));
+        assert!(matches!(
+            a,
+            TestAction::Take(Take {
+                lease_seconds: Some(5),
+                ..
+            })
+        ));
         let n: TestAction = parse_action(json!({"action": "noop"})).unwrap();
         assert_eq!(n.name(), "noop");
     }
 
     #[test]
     fn the_wrong_field_is_named_by_its_path() {
-        assert_eq!(field(json!({"action": "take", "environment": 5})), "environment");
+        assert_eq!(
+            field(json!({"action": "take", "environment": 5})),
+            "environment"
+        );
         assert_eq!(field(json!({"action": "take"})), "environment");
-        assert_eq!(field(json!({"action": "take", "environment": "d", "x": 1})), "x");
+        assert_eq!(
+            field(json!({"action": "take", "environment": "d", "x": 1})),
+            "x"
+        );
         assert_eq!(
             field(json!({"action": "take", "environment": "d", "tags": [{"key": 1}]})),
             "tags[0].key"

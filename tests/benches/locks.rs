@@ -14,11 +14,11 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use opsplane_local::MotoServer;
 use opsplane_shared::Config;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::aws::{Clients, load_sdk_config};
 use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
-use opsplane_shared::aws::sfn::SfnExecutions;
-use opsplane_local::MotoServer;
 use opsplane_shared::lock::{AcquireRequest, DynamoDbLock, Lock, LockError, S3Lock};
 use opsplane_shared::state::StateStore;
 

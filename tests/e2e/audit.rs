@@ -53,7 +53,11 @@ fn event(env: &str, action: &str) -> AuditEvent {
 async fn audit_copies_are_locked_and_cannot_be_deleted_without_the_bypass() {
     let world = bootstrapped().await;
     // A real audit event: an operator's forced release, through the lock as the CLI does it.
-    let lock = from_config(&world.config, &world.clients, Arc::new(FixedExecutions::RUNNING));
+    let lock = from_config(
+        &world.config,
+        &world.clients,
+        Arc::new(FixedExecutions::RUNNING),
+    );
     lock.acquire(&AcquireRequest {
         environment: "prod".into(),
         holder: "arn:aws:states:us-east-1:123456789012:execution:deploy:run-1".into(),

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
 use chrono::Utc;
-use opsplane_local::LocalPlane;
-use opsplane_local::plane::WORKFLOWS;
 use opsplane_fn_backup::Deps;
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_lock::LockDeps;
+use opsplane_local::LocalPlane;
+use opsplane_local::plane::WORKFLOWS;
 use opsplane_shared::aws::objects::sha256_hex;
 use opsplane_shared::clock::{Clock, ManualClock};
 use opsplane_shared::domain::backup::{

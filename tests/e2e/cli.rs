@@ -92,8 +92,8 @@ async fn watch_follows_a_drill_on_the_engine_to_its_failure() {
         &arn,
         &mut out,
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert_eq!(p.status, "FAILED");
     assert!(!p.succeeded());
     assert_eq!(p.current_state.as_deref(), Some("TargetMissed"));

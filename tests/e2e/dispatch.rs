@@ -16,8 +16,8 @@ use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_dispatch::jwt::{HttpKeySource, JwksCache, Verifier};
 use opsplane_fn_dispatch::policy::Policy;
 use opsplane_fn_dispatch::start::Starter;
-use opsplane_shared::ports::executions::execution_arn;
 use opsplane_fn_dispatch::{Deps, execution_name, handle};
+use opsplane_shared::ports::executions::execution_arn;
 use opsplane_shared::state::StateStore;
 use opsplane_statemachines::Status;
 use serde_json::{Value, json};
@@ -114,10 +114,7 @@ impl Setup {
         let deps = Deps {
             verifier: Verifier::new(&issuer.url, AUDIENCE, keys),
             policy,
-            executions: Starter::new(
-                plane.local.executions(),
-                plane.local.state_machine_prefix(),
-            ),
+            executions: Starter::new(plane.local.executions(), plane.local.state_machine_prefix()),
             state: StateStore::from_config(&plane.world.config, &plane.world.clients),
         };
         Self {

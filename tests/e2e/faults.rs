@@ -10,18 +10,18 @@ use std::time::Duration;
 
 use aws_sdk_rds::config::{AsyncSleep, SharedAsyncSleep, Sleep};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
-use opsplane_local::plane::WORKFLOWS;
-use opsplane_local::{LocalPlane, function_error};
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_lock::LockDeps;
+use opsplane_local::plane::WORKFLOWS;
+use opsplane_local::{LocalPlane, function_error};
 use opsplane_shared::Config;
 use opsplane_shared::aws::load_sdk_config;
 use opsplane_shared::config::SdkSettings;
 
-use opsplane_shared::ports::Executions;
-use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_local::MotoServer;
 use opsplane_shared::lock::DynamoDbLock;
+use opsplane_shared::ports::Executions;
+use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_shared::state::{BackupRecord, BackupStatus, StateStore};
 use opsplane_statemachines::{Description, Engine, FunctionError, Status, TaskContext};
 use serde_json::{Value, json};
@@ -70,9 +70,9 @@ fn backup_with_fault(plane: &Plane, action: &'static str, fault: Fault) {
 /// Registers the lock function so that `release` panics while `crash_release` is set.
 fn lock_crashing_on_release(local: &LocalPlane, crash_release: Arc<AtomicBool>) {
     let lock = LockDeps::new(local.lock());
-    local
-        .engine
-        .register_handler(opsplane_fn_lock::FUNCTION_NAME, move |input: Value, _ctx| {
+    local.engine.register_handler(
+        opsplane_fn_lock::FUNCTION_NAME,
+        move |input: Value, _ctx| {
             let lock = lock.clone();
             let crash = crash_release.load(Ordering::SeqCst) && input["action"] == "release";
             async move {
@@ -83,7 +83,8 @@ fn lock_crashing_on_release(local: &LocalPlane, crash_release: Arc<AtomicBool>) 
                     .await
                     .map_err(function_error)
             }
-        });
+        },
+    );
 }
 
 /// Registers `workflow`'s deployed definition under a new name with `TimeoutSeconds` set on `state` (the
@@ -476,7 +477,10 @@ async fn the_lock_function_names_exhausted_dynamodb_throttling_and_5xx_throttled
             .build();
         let sleep = RecordingSleep::default();
         let dynamodb = mocked_dynamodb(&[&rule], settings, &sleep).await;
-        let lock = DynamoDbLock::new(StateStore::new(dynamodb, "t-mock"), Arc::new(crate::harness::FixedExecutions::ENDED));
+        let lock = DynamoDbLock::new(
+            StateStore::new(dynamodb, "t-mock"),
+            Arc::new(crate::harness::FixedExecutions::ENDED),
+        );
         let err = opsplane_fn_lock::handle(
             &LockDeps::new(Arc::new(lock)),
             json!({"action": "acquire", "environment": "prod", "holder": "arn:aws:states:us-east-1:123456789012:execution:backup:run-1", "operation": "backup"}),

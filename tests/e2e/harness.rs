@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use opsplane_local::MotoServer;
 use opsplane_shared::Config;
 use opsplane_shared::aws::Clients;
-use opsplane_local::MotoServer;
 
 static MOTO: OnceLock<MotoServer> = OnceLock::new();
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -244,8 +244,9 @@ impl opsplane_shared::ports::Executions for FixedExecutions {
         'a,
         Result<(), opsplane_shared::ports::executions::ExecutionError>,
     > {
-        let refused =
-            opsplane_shared::ports::executions::ExecutionError::NoExecution(execution_arn.to_owned());
+        let refused = opsplane_shared::ports::executions::ExecutionError::NoExecution(
+            execution_arn.to_owned(),
+        );
         Box::pin(async move { Err(refused) })
     }
 
@@ -259,8 +260,9 @@ impl opsplane_shared::ports::Executions for FixedExecutions {
             opsplane_shared::ports::executions::ExecutionError,
         >,
     > {
-        let refused =
-            opsplane_shared::ports::executions::ExecutionError::NoExecution(execution_arn.to_owned());
+        let refused = opsplane_shared::ports::executions::ExecutionError::NoExecution(
+            execution_arn.to_owned(),
+        );
         Box::pin(async move { Err(refused) })
     }
 

@@ -7,14 +7,14 @@ use std::time::Duration;
 use chrono::Utc;
 use opsplane_fn_lock::{LockDeps, handle};
 use opsplane_shared::ErrorName;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
 use opsplane_shared::clock::{Clock, ManualClock, SystemClock};
-use opsplane_shared::aws::sfn::SfnExecutions;
-use opsplane_shared::ports::Executions;
-use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_shared::lock::{
     AcquireRequest, DynamoDbLock, Lock, LockError, LockGrant, S3Lock, TakeoverReason,
 };
+use opsplane_shared::ports::Executions;
+use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_shared::state::{BackupRecord, BackupStatus, StateError, StateStore, TimeRange};
 use serde_json::json;
 

@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opsplane_local::LocalPlane;
 use opsplane_fn_lock::LockDeps;
+use opsplane_local::LocalPlane;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::domain::plan::{ActualCluster, ActualInstance};

@@ -28,17 +28,16 @@ use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::rds::Rds;
-use opsplane_shared::boundary::{Function, parse_action, to_value};
-use opsplane_shared::future::BoxFuture;
 use opsplane_shared::aws::sfn::SfnExecutions;
+use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
+pub use opsplane_shared::domain::names::short_id;
 use opsplane_shared::domain::spec::{EnvironmentSpec, spec_key, validate_environment_name};
 use opsplane_shared::ports::Executions;
 use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::StateStore;
 use opsplane_shared::{Config, OpsError};
 use serde_json::Value;
-pub use opsplane_shared::domain::names::short_id;
 
 use crate::probe::{PostgresProbe, ProbeSettings, SqlProbe};
 
@@ -228,14 +227,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
     }
 }
 
-impl Function for Deps {
-    const NAME: &'static str = FUNCTION_NAME;
-
-    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
-        Box::pin(handle(self, input))
-    }
-}
-
+opsplane_shared::function!(Deps, FUNCTION_NAME, handle);
 
 #[cfg(test)]
 mod tests {
@@ -243,8 +235,9 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_field() {
-        let err = parse_action::<Action>(serde_json::json!({"action": "retention", "environment": 5}))
-            .unwrap_err();
+        let err =
+            parse_action::<Action>(serde_json::json!({"action": "retention", "environment": 5}))
+                .unwrap_err();
         assert_eq!(err.name().as_str(), "InvalidInput");
         assert!(err.to_string().contains("environment"), "{err}");
     }

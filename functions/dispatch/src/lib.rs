@@ -25,7 +25,6 @@ pub mod jwt;
 pub mod policy;
 pub mod start;
 
-
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };

@@ -7,11 +7,11 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use opsplane_fn_dispatch::jwt::{HttpKeySource, JwksCache, Verifier};
 use opsplane_fn_dispatch::policy::{POLICY_KEY, Policy};
 use opsplane_fn_dispatch::start::Starter;
-use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_fn_dispatch::{Deps, DispatchConfig, handle};
 use opsplane_shared::Config;
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::objects::ObjectStore;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::state::StateStore;
 
 #[tokio::main]

@@ -57,7 +57,9 @@ impl Starter {
             .start(&machine, name, input)
             .await
             .map_err(|e| match e {
-                ExecutionError::NoStateMachine(_) => StartError::UnknownWorkflow(workflow.to_owned()),
+                ExecutionError::NoStateMachine(_) => {
+                    StartError::UnknownWorkflow(workflow.to_owned())
+                }
                 other => StartError::Service(other),
             })
     }

@@ -15,7 +15,7 @@ use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError};
-use opsplane_shared::boundary::{Function, parse_action, to_value};
+use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::health::{
     HealthReport, HttpObservation, Observations, Verdict, assess,
@@ -290,13 +290,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
     }
 }
 
-impl Function for Deps {
-    const NAME: &'static str = FUNCTION_NAME;
-
-    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
-        Box::pin(handle(self, input))
-    }
-}
+opsplane_shared::function!(Deps, FUNCTION_NAME, handle);
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,16 @@
 //! The `health-check` Lambda's entry point: configuration and clients once, then the runtime loop.
 
 use opsplane_fn_health_check::Deps;
-use opsplane_shared::Config;
-use opsplane_shared::aws::Clients;
+use opsplane_shared::probe::ProbeSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    opsplane_shared::telemetry::init();
-    let config = Config::from_env()?;
-    let clients = Clients::load(&config).await;
-    // The SQL probe's endpoint override and CA bundle; credentials are resolved per probe, never configured.
-    let probe = opsplane_shared::probe::ProbeSettings::from_lookup(|k| {
-        std::env::var(k).ok().filter(|v| !v.is_empty())
-    })?;
-    let deps = Deps::new(config, &clients).with_probe_settings(probe);
-    opsplane_shared::boundary::serve(deps).await
+    opsplane_shared::boundary::run(|config, clients| {
+        // The SQL probe's endpoint override and CA bundle; credentials are resolved per probe, never
+        // configured.
+        let probe =
+            ProbeSettings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+        Ok(Deps::new(config, clients).with_probe_settings(probe))
+    })
+    .await
 }

@@ -16,10 +16,9 @@ use std::time::Duration;
 use opsplane_shared::OpsError;
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::sfn::SfnExecutions;
-use opsplane_shared::boundary::{Function, parse_action};
+use opsplane_shared::boundary::parse_action;
 use opsplane_shared::clock::rfc3339;
 use opsplane_shared::config::Config;
-use opsplane_shared::future::BoxFuture;
 use opsplane_shared::lock::{self, AcquireRequest, Lock, LockGrant};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
@@ -86,7 +85,9 @@ fn check_holder(environment: &str, holder: &str) -> Result<(), OpsError> {
     if holder.trim().is_empty() || holder.len() > MAX_HOLDER_LEN {
         return Err(OpsError::invalid(
             "holder",
-            format!("must be the execution ARN ($$.Execution.Id), 1 to {MAX_HOLDER_LEN} characters"),
+            format!(
+                "must be the execution ARN ($$.Execution.Id), 1 to {MAX_HOLDER_LEN} characters"
+            ),
         ));
     }
     Ok(())
@@ -153,10 +154,7 @@ fn lease(lease: Option<Duration>) -> Result<Duration, OpsError> {
 
 fn required_token(token: Option<u64>) -> Result<u64, OpsError> {
     token.ok_or_else(|| {
-        OpsError::invalid(
-            "token",
-            "is required: pass the `token` returned by acquire",
-        )
+        OpsError::invalid("token", "is required: pass the `token` returned by acquire")
     })
 }
 
@@ -245,13 +243,7 @@ pub async fn handle(deps: &LockDeps, input: Value) -> Result<Value, OpsError> {
     }
 }
 
-impl Function for LockDeps {
-    const NAME: &'static str = FUNCTION_NAME;
-
-    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
-        Box::pin(handle(self, input))
-    }
-}
+opsplane_shared::function!(LockDeps, FUNCTION_NAME, handle);
 
 fn grant_json(grant: &LockGrant) -> Value {
     json!({

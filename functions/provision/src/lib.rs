@@ -19,10 +19,10 @@ use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError, StoredSpec};
-use opsplane_shared::boundary::{Function, parse_action, to_value};
-use opsplane_shared::future::BoxFuture;
+use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
+pub use opsplane_shared::domain::names::short_id;
 use opsplane_shared::domain::plan::{Plan, plan};
 use opsplane_shared::domain::spec::validate_environment_name;
 use opsplane_shared::state::{
@@ -34,7 +34,6 @@ use opsplane_shared::{Config, OpsError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-pub use opsplane_shared::domain::names::short_id;
 
 /// The function's name, as registered on the local engine and deployed.
 pub const FUNCTION_NAME: &str = "provision";
@@ -467,13 +466,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
     }
 }
 
-impl Function for Deps {
-    const NAME: &'static str = FUNCTION_NAME;
-
-    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
-        Box::pin(handle(self, input))
-    }
-}
+opsplane_shared::function!(Deps, FUNCTION_NAME, handle);
 
 #[cfg(test)]
 mod tests {
@@ -522,5 +515,4 @@ mod tests {
             "{err}"
         );
     }
-
 }

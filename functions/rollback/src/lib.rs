@@ -17,17 +17,16 @@ use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarmData, CloudWatc
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use opsplane_shared::aws::Clients;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::aws::specs::SpecStore;
-use opsplane_shared::boundary::{Function, parse_action, to_value};
-use opsplane_shared::future::BoxFuture;
+use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::rollback::{incident_id, resolve_environment};
 use opsplane_shared::domain::spec::{EnvironmentSpec, validate_environment_name};
-use opsplane_shared::aws::sfn::SfnExecutions;
-use opsplane_shared::ports::Executions;
-use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_shared::idempotency::{Idempotency, IdempotencyKey, TaskContext};
 use opsplane_shared::lock::Lock;
+use opsplane_shared::ports::Executions;
+use opsplane_shared::ports::executions::ExecutionState;
 use opsplane_shared::state::{ApprovalStatus, StateStore};
 use opsplane_shared::{Config, OpsError};
 use serde::{Deserialize, Serialize};
@@ -69,7 +68,11 @@ impl std::fmt::Debug for Deps {
 impl Deps {
     /// The production wiring over `clients`: Step Functions for executions, the configured lock backend.
     pub fn new(config: Config, clients: &Clients) -> Self {
-        Self::with_executions(config, clients, Arc::new(SfnExecutions::new(clients.sfn.clone())))
+        Self::with_executions(
+            config,
+            clients,
+            Arc::new(SfnExecutions::new(clients.sfn.clone())),
+        )
     }
 
     /// The wiring with another execution service (the local engine's).
@@ -405,14 +408,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
     }
 }
 
-impl Function for Deps {
-    const NAME: &'static str = FUNCTION_NAME;
-
-    fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
-        Box::pin(handle(self, input))
-    }
-}
-
+opsplane_shared::function!(Deps, FUNCTION_NAME, handle);
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,9 @@
 //! [`Executions`] over Step Functions: the one place opsplane calls the Step Functions API, with one error
 //! mapping and the SDK's paginator for `GetExecutionHistory`.
 
-
 use crate::future::BoxFuture;
 use crate::ports::executions::{
-    ExecutionDescription, ExecutionError, Executions, HistoryEvent, Started, clip,
-    execution_arn,
+    ExecutionDescription, ExecutionError, Executions, HistoryEvent, Started, clip, execution_arn,
 };
 
 /// Step Functions through one client.

@@ -32,8 +32,14 @@ mod tests {
     #[test]
     fn short_ids_are_stable_and_short() {
         let a = short_id("arn:aws:states:us-east-1:1:execution:backup:run-1");
-        assert_eq!(a, short_id("arn:aws:states:us-east-1:1:execution:backup:run-1"));
-        assert_ne!(a, short_id("arn:aws:states:us-east-1:1:execution:backup:run-2"));
+        assert_eq!(
+            a,
+            short_id("arn:aws:states:us-east-1:1:execution:backup:run-1")
+        );
+        assert_ne!(
+            a,
+            short_id("arn:aws:states:us-east-1:1:execution:backup:run-2")
+        );
         assert_eq!(a.len(), 10);
     }
 

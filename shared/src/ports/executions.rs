@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn an_execution_arn_is_its_machines_with_the_name() {
         assert_eq!(
-            execution_arn("arn:aws:states:eu-west-1:1:stateMachine:opsplane-backup", "n1"),
+            execution_arn(
+                "arn:aws:states:eu-west-1:1:stateMachine:opsplane-backup",
+                "n1"
+            ),
             "arn:aws:states:eu-west-1:1:execution:opsplane-backup:n1"
         );
     }
