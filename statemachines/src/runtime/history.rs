@@ -1,5 +1,6 @@
 //! History events: the event types a state records and the events themselves.
 
+use crate::history::EventType;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
@@ -7,29 +8,29 @@ pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-pub(super) fn entered_event(t: &str) -> &'static str {
+pub(super) fn entered_event(t: &str) -> EventType {
     match t {
-        "Pass" => "PassStateEntered",
-        "Task" => "TaskStateEntered",
-        "Choice" => "ChoiceStateEntered",
-        "Wait" => "WaitStateEntered",
-        "Succeed" => "SucceedStateEntered",
-        "Fail" => "FailStateEntered",
-        "Parallel" => "ParallelStateEntered",
-        _ => "MapStateEntered",
+        "Pass" => EventType::PassStateEntered,
+        "Task" => EventType::TaskStateEntered,
+        "Choice" => EventType::ChoiceStateEntered,
+        "Wait" => EventType::WaitStateEntered,
+        "Succeed" => EventType::SucceedStateEntered,
+        "Fail" => EventType::FailStateEntered,
+        "Parallel" => EventType::ParallelStateEntered,
+        _ => EventType::MapStateEntered,
     }
 }
 
-pub(super) fn exited_event(t: &str) -> &'static str {
+pub(super) fn exited_event(t: &str) -> EventType {
     match t {
-        "Pass" => "PassStateExited",
-        "Task" => "TaskStateExited",
-        "Choice" => "ChoiceStateExited",
-        "Wait" => "WaitStateExited",
-        "Succeed" => "SucceedStateExited",
-        "Fail" => "FailStateExited",
-        "Parallel" => "ParallelStateExited",
-        _ => "MapStateExited",
+        "Pass" => EventType::PassStateExited,
+        "Task" => EventType::TaskStateExited,
+        "Choice" => EventType::ChoiceStateExited,
+        "Wait" => EventType::WaitStateExited,
+        "Succeed" => EventType::SucceedStateExited,
+        "Fail" => EventType::FailStateExited,
+        "Parallel" => EventType::ParallelStateExited,
+        _ => EventType::MapStateExited,
     }
 }
 
@@ -40,10 +41,10 @@ impl HistoryEventRef {
         id: u64,
         prev: u64,
         at: DateTime<Utc>,
-        ty: &'static str,
+        ty: EventType,
         details: Value,
-    ) -> crate::engine::HistoryEvent {
-        crate::engine::HistoryEvent {
+    ) -> crate::history::HistoryEvent {
+        crate::history::HistoryEvent {
             id,
             previous_event_id: prev,
             timestamp: at,

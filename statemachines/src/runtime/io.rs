@@ -5,8 +5,8 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::env::Env;
-use crate::engine::FunctionError;
 use crate::error::Failure;
+use crate::handler::FunctionError;
 use crate::model::{Dynamic, PathField, State};
 use crate::path::Root;
 

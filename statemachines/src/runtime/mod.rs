@@ -19,8 +19,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::engine::{Execution, Inner, Status};
 use crate::error::{Failure, MAX_PAYLOAD_BYTES, names};
+use crate::execution::{Execution, Inner, Status};
+use crate::history::EventType;
 use crate::model::StateMachine;
 use crate::runtime::history::{HistoryEventRef, entered_event, exited_event};
 use crate::runtime::io::exceeds;
@@ -61,7 +62,7 @@ pub(crate) async fn run_execution(inner: Arc<Inner>, exec: Arc<Execution>) {
     };
     runner.event(
         &mut br,
-        "ExecutionStarted",
+        EventType::ExecutionStarted,
         json!({
             "input": exec.input,
             "roleArn": format!("arn:aws:iam::{}:role/opsplane-local", runner.inner.account),
@@ -112,22 +113,24 @@ pub(crate) async fn run_execution(inner: Arc<Inner>, exec: Arc<Execution>) {
         record: true,
     };
     match status {
-        Status::Succeeded => {
-            runner.event(&mut br_end, "ExecutionSucceeded", json!({"output": output}))
-        }
+        Status::Succeeded => runner.event(
+            &mut br_end,
+            EventType::ExecutionSucceeded,
+            json!({"output": output}),
+        ),
         Status::Failed => runner.event(
             &mut br_end,
-            "ExecutionFailed",
+            EventType::ExecutionFailed,
             json!({"error": error, "cause": cause}),
         ),
         Status::TimedOut => runner.event(
             &mut br_end,
-            "ExecutionTimedOut",
+            EventType::ExecutionTimedOut,
             json!({"error": error, "cause": cause}),
         ),
         _ => runner.event(
             &mut br_end,
-            "ExecutionAborted",
+            EventType::ExecutionAborted,
             json!({"error": error, "cause": cause}),
         ),
     }
@@ -188,7 +191,7 @@ impl Runner {
         self.exec.history.lock().expect("history lock").len() as u64
     }
 
-    fn event(&self, br: &mut Branch, event_type: &'static str, details: Value) {
+    fn event(&self, br: &mut Branch, event_type: EventType, details: Value) {
         if !self.inner.record_history || !br.record {
             return;
         }
@@ -228,7 +231,7 @@ impl Runner {
                     Ok(r) => r,
                     Err(f) => {
                         if f.error == names::QUERY_EVALUATION_ERROR {
-                            self.event(br, "EvaluationFailed", json!({"state": &*st.name, "error": f.error, "cause": f.cause}));
+                            self.event(br, EventType::EvaluationFailed, json!({"state": &*st.name, "error": f.error, "cause": f.cause}));
                         }
                         return Err(f);
                     }

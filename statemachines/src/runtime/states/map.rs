@@ -4,6 +4,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Failure, names};
+use crate::history::EventType;
 use crate::model::{Dynamic, MapSpec, PathField, QueryLanguage, State, Template};
 use crate::runtime::env::Env;
 use crate::runtime::io::{as_number, display_plain, dyn_path, json_type};
@@ -161,9 +162,9 @@ impl Runner {
         };
         let n = items.len();
         if self.recording(br) && env.retry_count == 0 {
-            self.event(br, "MapStateStarted", json!({"length": n}));
+            self.event(br, EventType::MapStateStarted, json!({"length": n}));
             if spec.distributed {
-                self.event(br, "MapRunStarted", Value::Null);
+                self.event(br, EventType::MapRunStarted, Value::Null);
             }
         }
         let start = br.now;
@@ -200,16 +201,16 @@ impl Runner {
                     if record {
                         self.event(
                             &mut sub,
-                            "MapIterationStarted",
+                            EventType::MapIterationStarted,
                             json!({"name": name, "index": i}),
                         );
                     }
                     let r = self.run_states(&processor, item_input, &mut sub).await;
                     if record {
                         let ty = if r.is_ok() {
-                            "MapIterationSucceeded"
+                            EventType::MapIterationSucceeded
                         } else {
-                            "MapIterationFailed"
+                            EventType::MapIterationFailed
                         };
                         self.event(&mut sub, ty, json!({"name": name, "index": i}));
                     }
@@ -230,7 +231,7 @@ impl Runner {
                     if !spec.distributed {
                         self.event(
                             br,
-                            "MapStateFailed",
+                            EventType::MapStateFailed,
                             json!({"error": f.error, "cause": f.cause}),
                         );
                         return Err(f);
@@ -251,12 +252,12 @@ impl Runner {
                 );
                 self.event(
                     br,
-                    "MapRunFailed",
+                    EventType::MapRunFailed,
                     json!({"error": f.error, "cause": f.cause}),
                 );
                 self.event(
                     br,
-                    "MapStateFailed",
+                    EventType::MapStateFailed,
                     json!({"error": f.error, "cause": f.cause}),
                 );
                 return Err(f);
@@ -264,9 +265,9 @@ impl Runner {
         }
         if self.recording(br) {
             if spec.distributed {
-                self.event(br, "MapRunSucceeded", Value::Null);
+                self.event(br, EventType::MapRunSucceeded, Value::Null);
             }
-            self.event(br, "MapStateSucceeded", Value::Null);
+            self.event(br, EventType::MapStateSucceeded, Value::Null);
         }
         Ok(Value::Array(out))
     }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::choice;
 use crate::error::{Failure, names};
+use crate::history::EventType;
 use crate::model::{Dynamic, Kind, QueryLanguage, Rule, State, WaitSpec};
 use crate::path::Path;
 use crate::runtime::env::Env;
@@ -239,7 +240,7 @@ impl Runner {
                     None => input.clone(),
                 };
                 if retry_count == 0 {
-                    self.event(br, "ParallelStateStarted", Value::Null);
+                    self.event(br, EventType::ParallelStateStarted, Value::Null);
                 }
                 let start = br.now;
                 let (prev, record) = (br.prev_event, br.record);
@@ -274,7 +275,7 @@ impl Runner {
                         br.now = br.now.max(t);
                         self.event(
                             br,
-                            "ParallelStateFailed",
+                            EventType::ParallelStateFailed,
                             json!({"error": f.error, "cause": f.cause}),
                         );
                         return Err(f);
@@ -292,7 +293,7 @@ impl Runner {
                     {
                         self.event(
                             br,
-                            "MapStateFailed",
+                            EventType::MapStateFailed,
                             json!({"error": f.error, "cause": f.cause}),
                         );
                     }

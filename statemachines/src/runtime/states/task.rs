@@ -7,8 +7,10 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde_json::{Map, Value, json};
 
-use crate::engine::{FunctionError, TaskContext, TokenReply, TokenSlot, function_name};
 use crate::error::{Failure, MAX_PAYLOAD_BYTES, names};
+use crate::execution::{TokenReply, TokenSlot};
+use crate::handler::{FunctionError, TaskContext, function_name};
+use crate::history::EventType;
 use crate::model::{Dynamic, QueryLanguage, State};
 use crate::runtime::TokenGuard;
 use crate::runtime::env::Env;
@@ -80,19 +82,19 @@ impl Runner {
         };
         let (scheduled, started, succeeded, failed, timed_out) = if plain_lambda {
             (
-                "LambdaFunctionScheduled",
-                "LambdaFunctionStarted",
-                "LambdaFunctionSucceeded",
-                "LambdaFunctionFailed",
-                "LambdaFunctionTimedOut",
+                EventType::LambdaFunctionScheduled,
+                EventType::LambdaFunctionStarted,
+                EventType::LambdaFunctionSucceeded,
+                EventType::LambdaFunctionFailed,
+                EventType::LambdaFunctionTimedOut,
             )
         } else {
             (
-                "TaskScheduled",
-                "TaskStarted",
-                "TaskSucceeded",
-                "TaskFailed",
-                "TaskTimedOut",
+                EventType::TaskScheduled,
+                EventType::TaskStarted,
+                EventType::TaskSucceeded,
+                EventType::TaskFailed,
+                EventType::TaskTimedOut,
             )
         };
         if self.recording(br) {
