@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{Engine, FunctionError, TaskContext};
 use crate::model;
+use crate::test_state::{TestStateRequest, test_state};
 
 /// Result of one case.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,9 @@ pub struct CaseResult {
     pub features: Vec<String>,
     /// Uses JSONata anywhere.
     pub jsonata: bool,
+    /// TestState cases: the inspection data matched too (secondary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspection_matched: Option<bool>,
     /// History events: the engine's count and the recording's (secondary; executions only).
     pub history_events: Option<[u64; 2]>,
     /// The recorded cause, when the causes differ.
@@ -104,6 +108,16 @@ impl Report {
             }
         }
         (with, without)
+    }
+
+    /// Secondary score of TestState cases: inspection data matched.
+    pub fn inspection(&self) -> Score {
+        let mut s = Score::default();
+        self.cases
+            .iter()
+            .filter_map(|c| c.inspection_matched)
+            .for_each(|m| s.add(m));
+        s
     }
 
     /// Secondary scores: causes matched (of failed executions) and history lengths matched.
@@ -251,6 +265,7 @@ pub async fn run_case(case: &Value) -> CaseResult {
         id,
         passed: false,
         cause_matched: None,
+        inspection_matched: None,
         history_events: None,
         expected_cause: None,
         actual_cause: None,
@@ -260,6 +275,10 @@ pub async fn run_case(case: &Value) -> CaseResult {
         actual: None,
     };
 
+    if kind.starts_with("test_state") {
+        run_test_state_case(case, &expected, &placeholders, &mut result).await;
+        return result;
+    }
     let validation = model::parse_value(&definition);
     if kind == "invalid_definition"
         || expected.get("status").and_then(Value::as_str) == Some("REJECTED")
@@ -351,6 +370,89 @@ pub async fn run_case(case: &Value) -> CaseResult {
         result.actual = Some(actual);
     }
     result
+}
+
+/// Runs a TestState case: `test_state_args` in the API's shape, with the case's definition and input.
+/// Status, output, error and next state are compared; the inspection data is a secondary score.
+async fn run_test_state_case(
+    case: &Value,
+    expected: &Value,
+    placeholders: &[String],
+    result: &mut CaseResult,
+) {
+    let mut args = case.get("test_state_args").cloned().unwrap_or(json!({}));
+    args["definition"] = case.get("definition").cloned().unwrap_or(Value::Null);
+    args["input"] = case.get("input").cloned().unwrap_or(Value::Null);
+    let engine = Engine::new();
+    if let Some(h) = case.get("lambda_handlers").and_then(Value::as_object) {
+        register_trivial_lambdas(&engine, h);
+    }
+    let answer = match TestStateRequest::from_api(&args) {
+        Err(e) => {
+            json!({"status": "REJECTED", "error": "ValidationException", "cause": e.to_string()})
+        }
+        Ok(req) => {
+            match tokio::time::timeout(Duration::from_secs(30), test_state(&engine, &req)).await {
+                Err(_) => json!({"status": "TIMEOUT_LOCAL"}),
+                Ok(Err(e)) => {
+                    json!({"status": "REJECTED", "error": e.error_name(), "cause": e.to_string()})
+                }
+                Ok(Ok(r)) => {
+                    let mut v = json!({"status": r.status.as_str()});
+                    for (k, x) in [
+                        ("output", r.output.clone()),
+                        ("error", r.error.clone().map(Value::String)),
+                        ("cause", r.cause.clone().map(Value::String)),
+                        ("nextState", r.next_state.clone().map(Value::String)),
+                    ] {
+                        if let Some(x) = x {
+                            v[k] = x;
+                        }
+                    }
+                    if let Some(d) = r.inspection_data {
+                        v["inspectionData"] = Value::Object(d);
+                    }
+                    v
+                }
+            }
+        }
+    };
+    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    let passed = ["status", "output", "error", "nextState"]
+        .iter()
+        .all(|k| matches(&field(expected, k), &field(&answer, k), placeholders));
+    if let Some(e) = expected.get("cause") {
+        result.cause_matched = Some(matches(e, &field(&answer, "cause"), placeholders));
+    }
+    if let Some(e) = expected.get("inspectionData") {
+        let a = parse_json_text(&field(&answer, "inspectionData"));
+        result.inspection_matched = Some(matches(&parse_json_text(e), &a, placeholders));
+    }
+    result.passed = passed;
+    if !passed {
+        result.expected = Some(expected.clone());
+        result.actual = Some(answer);
+    }
+}
+
+/// Inspection data holds JSON text; the recordings hold some of it parsed. Both sides are parsed
+/// field by field so that they compare as JSON.
+fn parse_json_text(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let x = match x {
+                        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| x.clone()),
+                        Value::Object(_) => parse_json_text(x),
+                        other => other.clone(),
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Runs every case of a JSON Lines file.

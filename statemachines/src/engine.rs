@@ -14,7 +14,8 @@ use crate::execution::{ExecState, Execution, Inner, Machine, TokenReply};
 pub use crate::handler::{FunctionError, Handler, HandlerFuture, TaskContext, function_name};
 pub use crate::history::{EventType, HistoryEvent};
 use crate::item_reader::ItemReader;
-use crate::model::{self};
+use crate::model;
+use crate::probe::Probe;
 
 /// The local Step Functions engine. Cheap to clone; every clone shares the same state.
 #[derive(Clone)]
@@ -168,6 +169,17 @@ impl Engine {
         name: Option<String>,
         input: Value,
     ) -> Result<String, EngineError> {
+        self.start_with(state_machine_arn, name, input, None)
+    }
+
+    /// Starts an execution, with a probe for a TestState run.
+    pub(crate) fn start_with(
+        &self,
+        state_machine_arn: &str,
+        name: Option<String>,
+        input: Value,
+        probe: Option<Arc<Probe>>,
+    ) -> Result<String, EngineError> {
         let machine = self
             .inner
             .machines
@@ -207,6 +219,7 @@ impl Engine {
                 history: Mutex::new(Vec::new()),
                 done,
                 abort,
+                probe,
             });
             execs.insert(arn.clone(), exec.clone());
             exec

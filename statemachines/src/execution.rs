@@ -14,6 +14,7 @@ use crate::handler::Handler;
 use crate::history::HistoryEvent;
 use crate::item_reader::ItemReader;
 use crate::model::StateMachine;
+use crate::probe::Probe;
 
 /// Status of an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,6 +94,8 @@ pub(crate) struct Execution {
     pub(crate) history: Mutex<Vec<HistoryEvent>>,
     pub(crate) done: watch::Sender<bool>,
     pub(crate) abort: watch::Sender<Option<Failure>>,
+    /// Set for a TestState run: the single state's mock, settings and observations.
+    pub(crate) probe: Option<Arc<Probe>>,
 }
 
 pub(crate) enum TokenReply {

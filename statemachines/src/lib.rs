@@ -19,9 +19,11 @@ pub mod jsonata;
 pub mod lint;
 pub mod model;
 pub mod path;
+mod probe;
 mod runtime;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod test_state;
 
 pub use engine::{
     Description, Engine, FunctionError, Handler, HistoryEvent, Status, TaskContext, function_name,

@@ -431,3 +431,12 @@ async fn jsonpath_variables_are_scoped_to_branches() {
     let d = run(&Engine::new(), def, json!([7])).await;
     assert_eq!(d.output, Some(json!([{"outer": 1, "item": 7}])));
 }
+
+#[tokio::test]
+async fn a_pass_result_replaces_the_parameters() {
+    let engine = Engine::new();
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true,
+        "Parameters": {"from.$": "$.a"}, "Result": {"fixed": true}, "ResultPath": "$.r"}}});
+    let d = run(&engine, def, json!({"a": 1})).await;
+    assert_eq!(d.output, Some(json!({"a": 1, "r": {"fixed": true}})));
+}

@@ -78,6 +78,17 @@ impl Env<'_> {
                 "Name": exec.machine.name,
             },
         });
+        if let Some(p) = self.runner.exec.probe.as_deref() {
+            // TestState evaluates `$$` against the context it is given, else against one whose state
+            // is named as the API names a lone state.
+            if let Some(given) = &p.context {
+                return given.clone();
+            }
+            if let Some(e) = c["Execution"].as_object_mut() {
+                e.remove("RedriveCount");
+            }
+            c["State"]["Name"] = Value::String(p.state_name.clone());
+        }
         if let Some(t) = self.token {
             c["Task"] = json!({ "Token": t });
         }

@@ -23,6 +23,7 @@ use crate::error::{Failure, MAX_PAYLOAD_BYTES, names};
 use crate::execution::{Execution, Inner, Status};
 use crate::history::EventType;
 use crate::model::StateMachine;
+use crate::probe::Probe;
 use crate::runtime::history::{HistoryEventRef, entered_event, exited_event};
 use crate::runtime::io::exceeds;
 use crate::runtime::scope::Scope;
@@ -207,6 +208,11 @@ impl Runner {
         br.prev_event = id;
     }
 
+    /// The TestState probe, when this execution runs one state for the TestState API.
+    fn probe(&self) -> Option<&Probe> {
+        self.exec.probe.as_deref()
+    }
+
     fn recording(&self, br: &Branch) -> bool {
         self.inner.record_history && br.record
     }
@@ -236,6 +242,15 @@ impl Runner {
                         return Err(f);
                     }
                 };
+                // A TestState run stops after its one state, naming where it would go next.
+                if let Some(p) = self.probe()
+                    && std::ptr::eq(sm, &*self.exec.machine.model)
+                {
+                    if let Some(n) = next {
+                        p.next(&sm.states[n].name);
+                    }
+                    return Ok(out);
+                }
                 if exceeds(&out, MAX_PAYLOAD_BYTES) {
                     return Err(Failure::new(
                         names::DATA_LIMIT_EXCEEDED,

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::env::Env;
 use super::{Branch, Entered, Runner, StepResult};
 use crate::error::{Failure, names};
 use crate::model::{Catcher, PathField, QueryLanguage, Retrier, State};
+use crate::probe::{Ending, Probe};
 
 pub(super) fn matches_error(names_list: &[String], error: &str) -> bool {
     names_list.iter().any(|n| {
@@ -50,6 +51,9 @@ impl Runner {
                 Ok(v) => return Ok(v),
                 Err(f) => f,
             };
+            if let Some(p) = self.probe() {
+                return self.probe_failure(p, st, raw, failure, br, entered);
+            }
             if let Some((i, r)) = st
                 .retry
                 .iter()
@@ -73,6 +77,51 @@ impl Runner {
             }
             return Err(failure);
         }
+    }
+
+    /// A TestState run attempts the state once: a retrier with attempts left (after the simulated
+    /// `retrierRetryCount`) makes it RETRIABLE, else a catcher makes it CAUGHT_ERROR, else it fails.
+    fn probe_failure(
+        &self,
+        p: &Probe,
+        st: &State,
+        raw: Value,
+        failure: Failure,
+        br: &mut Branch,
+        entered: Entered,
+    ) -> StepResult {
+        let retrier = st
+            .retry
+            .iter()
+            .enumerate()
+            .find(|(_, r)| matches_error(&r.error_equals, &failure.error));
+        if let Some((i, r)) = retrier {
+            let done = p.retrier_retry_count;
+            if done < r.max_attempts {
+                let mut delay = r.interval_seconds * r.backoff_rate.powi(done as i32);
+                if let Some(max) = r.max_delay_seconds {
+                    delay = delay.min(max);
+                }
+                p.record_raw(
+                    "errorDetails",
+                    json!({"retryBackoffIntervalSeconds": delay.round() as u64, "retryIndex": i}),
+                );
+                p.end(Ending::Retriable);
+                return Err(failure);
+            }
+            p.record_raw("errorDetails", json!({"retryIndex": i}));
+        }
+        if let Some((i, c)) = st
+            .catch
+            .iter()
+            .enumerate()
+            .find(|(_, c)| matches_error(&c.error_equals, &failure.error))
+        {
+            p.record_raw("errorDetails", json!({"catchIndex": i}));
+            p.catch(failure.clone());
+            return self.caught(st, c, raw, &failure, br, entered);
+        }
+        Err(failure)
     }
 
     pub(in crate::runtime) fn caught(

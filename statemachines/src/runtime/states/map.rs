@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Failure, names};
 use crate::history::EventType;
 use crate::model::{Dynamic, MapSpec, PathField, QueryLanguage, State, Template};
+use crate::probe::Mock;
 use crate::runtime::env::Env;
 use crate::runtime::io::{as_number, display_plain, dyn_path, json_type};
 use crate::runtime::scope::Scope;
@@ -137,6 +138,39 @@ impl Runner {
                 }
             },
         };
+        if let Some(p) = self.probe() {
+            if !jsonata {
+                p.record("afterItemsPath", &Value::Array(items.clone()));
+            }
+            p.record_raw("maxConcurrency", json!(max_conc));
+            if let Some(c) = tolerated_count {
+                p.record_raw("toleratedFailureCount", json!(c));
+            }
+            if let Some(pct) = tolerated_pct {
+                p.record_raw("toleratedFailurePercentage", json!(pct));
+            }
+            // TestState's mock stands for the whole Map state's result; `mapIterationFailureCount`
+            // simulates failed iterations against the state's tolerated-failure thresholds.
+            match &p.mock {
+                Some(Mock::Error(f)) => return Err(f.clone()),
+                Some(Mock::Result(v)) => {
+                    if let Some(failed) = p.map_iteration_failure_count {
+                        let over_count = tolerated_count.is_some_and(|c| failed as usize > c);
+                        let over_pct = tolerated_pct.is_some_and(|pct| {
+                            !items.is_empty() && failed as f64 * 100.0 / items.len() as f64 > pct
+                        });
+                        if over_count || over_pct {
+                            return Err(Failure::new(
+                                names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                                "The specified tolerated failure threshold was exceeded",
+                            ));
+                        }
+                    }
+                    return Ok(v.clone());
+                }
+                None => {}
+            }
+        }
         // Batching groups items as `{"Items": [...]}` per child execution.
         let items = match &spec.item_batcher {
             Some(b) => {

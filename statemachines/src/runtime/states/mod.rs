@@ -9,6 +9,7 @@ use crate::error::{Failure, names};
 use crate::history::EventType;
 use crate::model::{Dynamic, Kind, QueryLanguage, Rule, State, WaitSpec};
 use crate::path::Path;
+use crate::probe::Mock;
 use crate::runtime::env::Env;
 use crate::runtime::io::{apply_input_path, apply_output_path, apply_result_path};
 use crate::runtime::scope::Scope;
@@ -36,22 +37,46 @@ impl Runner {
             map_item: None,
         };
         let jsonata = st.query_language == QueryLanguage::Jsonata;
+        let probe = self.probe();
+        if let Some(p) = probe {
+            p.record("input", &raw);
+        }
         match &st.kind {
             Kind::Pass { result } => {
                 if jsonata {
                     return Ok((env.jsonata_pass_through(raw)?, st.next));
                 }
                 let input = apply_input_path(&env, st, &raw)?;
-                let result = match (&st.parameters, result) {
-                    (Some(p), _) => env.template(p, &input, "Parameters")?,
-                    (None, Some(r)) => r.clone(),
-                    (None, None) => input,
+                // Parameters shape the effective input; a Result, when given, replaces it (ASL
+                // specification, Pass state).
+                let effective = match &st.parameters {
+                    Some(p) => env.template(p, &input, "Parameters")?,
+                    None => input,
                 };
+                let result = match result {
+                    Some(r) => r.clone(),
+                    None => effective,
+                };
+                if let Some(p) = probe {
+                    // TestState reports a Pass state's `Result` as its result; without one, the
+                    // input and parameter steps it went through.
+                    match &st.kind {
+                        Kind::Pass { result: Some(_) } => p.record("result", &result),
+                        _ => {
+                            p.record("afterInputPath", &result);
+                            p.record("afterParameters", &result);
+                        }
+                    }
+                    p.record("afterResultSelector", &result);
+                }
                 if let Some(a) = &st.assign {
                     let vals = env.assign(a, &result, None)?;
                     scope.set_all(vals);
                 }
                 let out = apply_result_path(&env, st, raw, result)?;
+                if let Some(p) = probe {
+                    p.record("afterResultPath", &out);
+                }
                 Ok((apply_output_path(&env, st, out)?, st.next))
             }
             Kind::Succeed => {
@@ -63,9 +88,17 @@ impl Runner {
                     return Ok((out, None));
                 }
                 let input = apply_input_path(&env, st, &raw)?;
+                if let Some(p) = probe {
+                    p.record("afterInputPath", &input);
+                }
                 Ok((apply_output_path(&env, st, input)?, None))
             }
             Kind::Fail { error, cause } => {
+                if let Some(p) = probe
+                    && !jsonata
+                {
+                    p.record("afterInputPath", &apply_input_path(&env, st, &raw)?);
+                }
                 let text = |d: &Option<Dynamic>, field: &str| -> Result<String, Failure> {
                     Ok(match d {
                         None => String::new(),
@@ -149,6 +182,11 @@ impl Runner {
                 } else {
                     apply_input_path(&env, st, &raw)?
                 };
+                if let Some(p) = probe
+                    && !jsonata
+                {
+                    p.record("afterInputPath", &input);
+                }
                 let mut chosen = None;
                 for c in choices {
                     let holds = match &c.rule {
@@ -226,13 +264,39 @@ impl Runner {
             map_item: None,
         };
         let jsonata = st.query_language == QueryLanguage::Jsonata;
+        let probe = self.probe();
+        if let Some(p) = probe {
+            p.record("input", raw);
+        }
         let input = if jsonata {
             raw.clone()
         } else {
             apply_input_path(&env, st, raw)?
         };
+        if let Some(p) = probe
+            && !jsonata
+            && matches!(st.kind, Kind::Task(_) | Kind::Map(_))
+        {
+            p.record("afterInputPath", &input);
+        }
         let result = match &st.kind {
-            Kind::Task(spec) => self.task(&env, st, spec, &input, br).await?,
+            Kind::Task(spec) => {
+                let r = self.task(&env, st, spec, &input, br).await?;
+                if let Some(p) = probe
+                    && !jsonata
+                {
+                    p.record("result", &r);
+                }
+                r
+            }
+            // TestState's mock stands for the whole Parallel state's result.
+            Kind::Parallel { .. } if probe.is_some_and(|p| p.mock.is_some()) => {
+                match probe.and_then(|p| p.mock.clone()) {
+                    Some(Mock::Error(f)) => return Err(f),
+                    Some(Mock::Result(v)) => v,
+                    None => Value::Null,
+                }
+            }
             Kind::Parallel { branches } => {
                 let branch_input = match &st.parameters {
                     Some(p) if jsonata => env.ja_template(p, &input, None)?,
@@ -331,11 +395,17 @@ impl Runner {
             Some(t) => env.template(t, &result, "ResultSelector")?,
             None => result,
         };
+        if let Some(p) = probe {
+            p.record("afterResultSelector", &result);
+        }
         if let Some(a) = &st.assign {
             let vals = env.assign(a, &result, None)?;
             scope.set_all(vals);
         }
         let out = apply_result_path(&env, st, raw.clone(), result)?;
+        if let Some(p) = probe {
+            p.record("afterResultPath", &out);
+        }
         Ok((apply_output_path(&env, st, out)?, st.next))
     }
 }

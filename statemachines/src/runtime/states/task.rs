@@ -12,6 +12,7 @@ use crate::execution::{TokenReply, TokenSlot};
 use crate::handler::{FunctionError, TaskContext, function_name};
 use crate::history::EventType;
 use crate::model::{Dynamic, QueryLanguage, State};
+use crate::probe::Mock;
 use crate::runtime::TokenGuard;
 use crate::runtime::env::Env;
 use crate::runtime::io::{exceeds, handler_failure, wrap_invoke_result};
@@ -42,6 +43,22 @@ impl Runner {
             Some(p) => env.template(p, input, "Parameters")?,
             None => input.clone(),
         };
+        if let Some(p) = self.probe() {
+            p.record(
+                if jsonata {
+                    "afterArguments"
+                } else {
+                    "afterParameters"
+                },
+                &args,
+            );
+            // TestState's mock replaces the integration's response (or its error) as a whole.
+            match &p.mock {
+                Some(Mock::Result(v)) => return Ok(v.clone()),
+                Some(Mock::Error(f)) => return Err(f.clone()),
+                None => {}
+            }
+        }
         let secs = |d: &Option<Dynamic>, field: &str| -> Result<Option<u64>, Failure> {
             match d {
                 None => Ok(None),
