@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::engine::{Engine, FunctionError, TaskContext};
 use crate::model;
 use crate::test_state::{TestStateRequest, test_state};
+use crate::validate;
 
 /// Result of one case.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +25,11 @@ pub struct CaseResult {
     pub features: Vec<String>,
     /// Uses JSONata anywhere.
     pub jsonata: bool,
+    /// Invalid definitions: the validation answer has AWS's shape (`result` FAIL, diagnostics with a
+    /// code and a JSON-pointer location) and, where the recording carries AWS's diagnostic, its code,
+    /// location and message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_shape: Option<bool>,
     /// TestState cases: the inspection data matched too (secondary).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inspection_matched: Option<bool>,
@@ -108,6 +114,16 @@ impl Report {
             }
         }
         (with, without)
+    }
+
+    /// Invalid definitions whose validation answer has AWS's shape.
+    pub fn validation_shape(&self) -> Score {
+        let mut s = Score::default();
+        self.cases
+            .iter()
+            .filter_map(|c| c.validation_shape)
+            .for_each(|m| s.add(m));
+        s
     }
 
     /// Secondary score of TestState cases: inspection data matched.
@@ -266,6 +282,7 @@ pub async fn run_case(case: &Value) -> CaseResult {
         passed: false,
         cause_matched: None,
         inspection_matched: None,
+        validation_shape: None,
         history_events: None,
         expected_cause: None,
         actual_cause: None,
@@ -279,10 +296,22 @@ pub async fn run_case(case: &Value) -> CaseResult {
         run_test_state_case(case, &expected, &placeholders, &mut result).await;
         return result;
     }
-    let validation = model::parse_value(&definition);
+    // The machine type is the case's when it records one; STANDARD otherwise.
+    let machine_type = case
+        .get("state_machine_type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    let validation = model::parse_value_as(&definition, machine_type);
     if kind == "invalid_definition"
         || expected.get("status").and_then(Value::as_str) == Some("REJECTED")
     {
+        let answer = validate::validate(&definition.to_string(), machine_type);
+        let recorded = expected
+            .get("cause")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        result.validation_shape = Some(aws_shaped(&answer, recorded));
         result.passed = validation.is_err();
         if !result.passed {
             result.expected = Some(expected);
@@ -370,6 +399,73 @@ pub async fn run_case(case: &Value) -> CaseResult {
         result.actual = Some(actual);
     }
     result
+}
+
+/// Whether a validation answer has AWS's shape and, when the recorded cause carries AWS's diagnostic
+/// (`'CODE: message at /location'`), agrees with it.
+pub fn aws_shaped(answer: &validate::Validation, recorded_cause: &str) -> bool {
+    let well_formed = answer.result == validate::Verdict::Fail
+        && !answer.diagnostics.is_empty()
+        && answer
+            .diagnostics
+            .iter()
+            .all(|d| !d.code.is_empty() && d.location.starts_with('/') && !d.message.is_empty());
+    if !well_formed {
+        return false;
+    }
+    let Some((code, message, location)) = recorded_diagnostic(recorded_cause) else {
+        return true;
+    };
+    answer
+        .diagnostics
+        .iter()
+        .any(|d| d.code == code && d.location == location && text_matches(&message, &d.message))
+}
+
+/// `CODE: message at /location` inside a recorded `InvalidDefinition` cause.
+fn recorded_diagnostic(cause: &str) -> Option<(String, String, String)> {
+    let start = cause.find("Invalid State Machine Definition: '")? + 35;
+    let body = cause[start..].strip_suffix('\'')?;
+    let (code, rest) = body.split_once(": ")?;
+    if code.is_empty() || !code.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        return None;
+    }
+    let (message, location) = rest.rsplit_once(" at ")?;
+    Some((code.to_string(), message.to_string(), location.to_string()))
+}
+
+/// Equal up to surrounding and repeated whitespace; a `<name>` in the recording matches any text.
+fn text_matches(expected: &str, actual: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (expected, actual) = (norm(expected), norm(actual));
+    // The literal pieces between `<name>` placeholders.
+    let mut pieces = Vec::new();
+    let mut rest = expected.as_str();
+    while let Some(open) = rest.find('<') {
+        match rest[open..].find('>') {
+            Some(close) => {
+                pieces.push(&rest[..open]);
+                rest = &rest[open + close + 1..];
+            }
+            None => break,
+        }
+    }
+    pieces.push(rest);
+    if pieces.len() == 1 {
+        return expected == actual;
+    }
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    if !actual.starts_with(first) || !actual[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut middle = &actual[first.len()..actual.len() - last.len()];
+    for piece in &pieces[1..pieces.len() - 1] {
+        match middle.find(piece) {
+            Some(i) => middle = &middle[i + piece.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Runs a TestState case: `test_state_args` in the API's shape, with the case's definition and input.
@@ -491,6 +587,36 @@ mod tests {
         assert!(!matches(&json!({"a": "x"}), &json!({"a": "y"}), &ph));
         assert!(!matches(&json!({"a": 1}), &json!({"a": 1, "b": 2}), &[]));
         assert!(matches(&json!(1.0), &json!(1), &[]));
+    }
+
+    #[test]
+    fn recorded_diagnostics_are_compared_in_aws_shape() {
+        let cause = "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: The resource provided arn:<partition>:states:::x:y is not recognized. at /States/Q/Resource'";
+        assert_eq!(
+            recorded_diagnostic(cause),
+            Some((
+                "SCHEMA_VALIDATION_FAILED".into(),
+                "The resource provided arn:<partition>:states:::x:y is not recognized.".into(),
+                "/States/Q/Resource".into()
+            ))
+        );
+        assert!(text_matches(
+            "arn:<partition>:states:::x:y is  bad",
+            "arn:aws:states:::x:y is bad"
+        ));
+        assert!(!text_matches(
+            "arn:<partition>:states:::x:y",
+            "arn:aws:states:::x:z"
+        ));
+        let answer = validate::validate(r#"{"StartAt": "A"}"#, model::MachineType::Standard);
+        assert!(aws_shaped(
+            &answer,
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: These fields are required: [States] at /'"
+        ));
+        assert!(!aws_shaped(
+            &answer,
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: These fields are required: [StartAt] at /'"
+        ));
     }
 
     #[tokio::test]

@@ -91,6 +91,10 @@ pub enum ValidationError {
         location: String,
         /// What is wrong.
         message: String,
+        /// The state, when the problem is in one.
+        state: Option<String>,
+        /// The field (`Next`, `Catch.Next`), when the problem is in one.
+        field: Option<String>,
     },
     /// Several problems at once.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
@@ -103,6 +107,8 @@ impl ValidationError {
         ValidationError::Schema {
             location: format!("State \"{state}\": field \"{field}\""),
             message: message.into(),
+            state: Some(state.to_string()),
+            field: Some(field.to_string()),
         }
     }
 
@@ -111,6 +117,8 @@ impl ValidationError {
         ValidationError::Schema {
             location: format!("State \"{state}\""),
             message: message.into(),
+            state: Some(state.to_string()),
+            field: None,
         }
     }
 
@@ -119,6 +127,8 @@ impl ValidationError {
         ValidationError::Schema {
             location: format!("the definition: field \"{field}\""),
             message: message.into(),
+            state: None,
+            field: Some(field.to_string()),
         }
     }
 

@@ -24,6 +24,7 @@ mod runtime;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod test_state;
+pub mod validate;
 
 pub use engine::{
     Description, Engine, FunctionError, Handler, HistoryEvent, Status, TaskContext, function_name,

@@ -2,6 +2,7 @@
 //! `CreateStateMachine` is rejected here, with the state and field named.
 
 pub(crate) mod choice;
+mod express;
 mod fields;
 mod kinds;
 mod machine;
@@ -22,6 +23,7 @@ use crate::intrinsic::Call;
 use crate::path::Path;
 
 pub use choice::{CmpKind, Relation, Rule, TypeTest};
+pub use express::{MachineType, UnknownMachineType};
 pub use machine::{successors, unreachable};
 pub use resource::is_lambda_resource;
 pub use template::jsonata_expr;
@@ -340,6 +342,30 @@ pub fn parse_value(v: &Value) -> Result<StateMachine, ValidationError> {
         (_, 0) => Err(ValidationError::top("States", "is invalid")),
         (_, 1) => Err(ctx.errors.pop().expect("one error")),
         _ => Err(ValidationError::Many(ctx.errors)),
+    }
+}
+
+/// Parses and validates a definition as a state machine of `machine_type`: an EXPRESS machine also
+/// may not use `.waitForTaskToken` or `.sync` integrations.
+pub fn parse_value_as(
+    v: &Value,
+    machine_type: MachineType,
+) -> Result<StateMachine, ValidationError> {
+    let parsed = parse_value(v);
+    if machine_type == MachineType::Standard {
+        return parsed;
+    }
+    let mut errors = Vec::new();
+    express::express_errors(v, &mut errors);
+    match (parsed, errors.len()) {
+        (ok, 0) => ok,
+        (Ok(_), 1) => Err(errors.remove(0)),
+        (Ok(_), _) => Err(ValidationError::Many(errors)),
+        (Err(e), _) => {
+            let mut all = e.flatten();
+            all.extend(errors);
+            Err(ValidationError::Many(all))
+        }
     }
 }
 
