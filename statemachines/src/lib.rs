@@ -25,6 +25,7 @@ mod runtime;
 pub mod s3;
 pub mod test_state;
 pub mod validate;
+pub mod workflow;
 
 pub use engine::{
     Description, Engine, FunctionError, Handler, HistoryEvent, Status, TaskContext, function_name,
@@ -32,3 +33,4 @@ pub use engine::{
 };
 pub use error::{EngineError, Failure, ValidationError};
 pub use item_reader::{ItemReader, MemoryItemReader, ObjectSummary};
+pub use workflow::{UnknownWorkflow, Workflow};
