@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Utc;
@@ -14,7 +15,7 @@ use crate::execution::{ExecState, Execution, Inner, Machine, TokenReply};
 pub use crate::handler::{FunctionError, Handler, HandlerFuture, TaskContext, function_name};
 pub use crate::history::{EventType, HistoryEvent};
 use crate::item_reader::ItemReader;
-use crate::model;
+use crate::model::{self, MachineType};
 use crate::probe::Probe;
 
 /// The local Step Functions engine. Cheap to clone; every clone shares the same state.
@@ -137,8 +138,23 @@ impl Engine {
         definition: &str,
         substitutions: &HashMap<String, String>,
     ) -> Result<String, EngineError> {
+        self.register_state_machine_as(name, definition, substitutions, MachineType::Standard)
+    }
+
+    /// As [`Engine::register_state_machine`], for a machine of the given type: an EXPRESS machine is
+    /// validated as AWS validates one (no `.waitForTaskToken` or `.sync` integrations), and its
+    /// executions keep no history the API can read.
+    pub fn register_state_machine_as(
+        &self,
+        name: &str,
+        definition: &str,
+        substitutions: &HashMap<String, String>,
+        machine_type: MachineType,
+    ) -> Result<String, EngineError> {
         let text = substitute(definition, substitutions)?;
-        let model = model::parse(&text)?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| ValidationError::NotJson(e.to_string()))?;
+        let model = model::parse_value_as(&value, machine_type)?;
         let arn = format!(
             "arn:aws:states:{}:{}:stateMachine:{}",
             self.inner.region, self.inner.account, name
@@ -147,6 +163,7 @@ impl Engine {
             arn: arn.clone(),
             name: name.to_string(),
             model: Arc::new(model),
+            machine_type,
         });
         self.inner
             .machines
@@ -219,6 +236,7 @@ impl Engine {
                 history: Mutex::new(Vec::new()),
                 done,
                 abort,
+                history_full: AtomicBool::new(false),
                 probe,
             });
             execs.insert(arn.clone(), exec.clone());
@@ -312,12 +330,12 @@ impl Engine {
         &self,
         execution_arn: &str,
     ) -> Result<Vec<HistoryEvent>, EngineError> {
-        Ok(self
-            .execution(execution_arn)?
-            .history
-            .lock()
-            .expect("history lock")
-            .clone())
+        let exec = self.execution(execution_arn)?;
+        // GetExecutionHistory does not serve EXPRESS executions: their history goes to CloudWatch Logs.
+        if exec.machine.machine_type == MachineType::Express {
+            return Err(EngineError::ExpressHistory(execution_arn.to_string()));
+        }
+        Ok(exec.history.lock().expect("history lock").clone())
     }
 
     /// `StopExecution`: the execution ends ABORTED with this error and cause.

@@ -2,6 +2,7 @@
 //! The API in `engine` and the interpreter in `runtime` both work on these.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -13,7 +14,7 @@ use crate::error::Failure;
 use crate::handler::Handler;
 use crate::history::HistoryEvent;
 use crate::item_reader::ItemReader;
-use crate::model::StateMachine;
+use crate::model::{MachineType, StateMachine};
 use crate::probe::Probe;
 
 /// Status of an execution.
@@ -74,6 +75,8 @@ pub(crate) struct Machine {
     pub(crate) arn: String,
     pub(crate) name: String,
     pub(crate) model: Arc<StateMachine>,
+    /// EXPRESS executions keep no history the API can read, and so have no history quota.
+    pub(crate) machine_type: MachineType,
 }
 
 pub(crate) struct ExecState {
@@ -94,6 +97,8 @@ pub(crate) struct Execution {
     pub(crate) history: Mutex<Vec<HistoryEvent>>,
     pub(crate) done: watch::Sender<bool>,
     pub(crate) abort: watch::Sender<Option<Failure>>,
+    /// Set once the history reached its quota: the execution fails at its next step.
+    pub(crate) history_full: AtomicBool,
     /// Set for a TestState run: the single state's mock, settings and observations.
     pub(crate) probe: Option<Arc<Probe>>,
 }

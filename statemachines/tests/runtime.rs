@@ -440,3 +440,133 @@ async fn a_pass_result_replaces_the_parameters() {
     let d = run(&engine, def, json!({"a": 1})).await;
     assert_eq!(d.output, Some(json!({"a": 1, "r": {"fixed": true}})));
 }
+
+#[tokio::test]
+async fn an_inline_map_past_the_history_quota_fails_the_execution() {
+    use opsplane_statemachines::error::MAX_HISTORY_EVENTS;
+    let engine = Engine::new();
+    // Four events an iteration (started, entered, exited, succeeded): 7,000 items need 28,000.
+    let def = json!({"StartAt": "M", "States": {
+        "M": {"Type": "Map", "End": true,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}},
+        "Caught": {"Type": "Succeed"}}});
+    let items: Vec<u32> = (0..7_000).collect();
+    let d = run(&engine, def, json!(items)).await;
+    assert_eq!(d.status, Status::Failed);
+    assert_eq!(d.error.as_deref(), Some(names::RUNTIME));
+    assert!(
+        d.cause
+            .unwrap()
+            .contains("maximum number of history events")
+    );
+    let history = engine.get_execution_history(&d.execution_arn).unwrap();
+    assert_eq!(history.len(), MAX_HISTORY_EVENTS);
+    assert_eq!(history.last().unwrap().event_type, "ExecutionFailed");
+}
+
+#[tokio::test]
+async fn express_machines_keep_no_readable_history() {
+    use opsplane_statemachines::model::MachineType;
+    let engine = Engine::new();
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    let arn = engine
+        .register_state_machine_as("x", &def.to_string(), &HashMap::new(), MachineType::Express)
+        .unwrap();
+    let d = engine.run(&arn, json!({"a": 1})).await.unwrap();
+    assert_eq!(d.output, Some(json!({"a": 1})));
+    assert!(engine.get_execution_history(&d.execution_arn).is_err());
+
+    let callback = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken"}}});
+    assert!(
+        engine
+            .register_state_machine_as(
+                "y",
+                &callback.to_string(),
+                &HashMap::new(),
+                MachineType::Express
+            )
+            .is_err()
+    );
+    assert!(
+        engine
+            .register_state_machine("y", &callback.to_string(), &HashMap::new())
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_result_path_that_cannot_apply_is_caught_as_a_match_failure() {
+    let engine = Engine::new();
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Parallel", "ResultPath": "$.text.inner", "End": true,
+            "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]},
+        "Caught": {"Type": "Pass", "End": true}}});
+    let d = run(&engine, def, json!({"text": "a string"})).await;
+    assert_eq!(d.status, Status::Succeeded);
+    assert_eq!(
+        d.output.unwrap()["Error"],
+        json!(names::RESULT_PATH_MATCH_FAILURE)
+    );
+}
+
+#[tokio::test]
+async fn a_jsonata_field_that_evaluates_to_nothing_is_a_query_error_naming_the_field() {
+    let engine = Engine::new();
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Output": "{% $states.input.missing %}", "End": true}}});
+    let d = run(&engine, def, json!({})).await;
+    assert_eq!(d.error.as_deref(), Some(names::QUERY_EVALUATION_ERROR));
+    assert!(
+        d.cause
+            .unwrap()
+            .contains("specified for the field 'Output' returned nothing")
+    );
+    engine.register_handler("f", |v, _| async move { Ok(v) });
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true,
+            "Arguments": "{% $states.input.missing %}"}}});
+    let d = run(&engine, def, json!({})).await;
+    assert_eq!(d.error.as_deref(), Some(names::QUERY_EVALUATION_ERROR));
+    assert!(d.cause.unwrap().contains("field 'Arguments'"));
+}
+
+#[tokio::test]
+async fn lambda_invoke_payloads_keep_the_json_value() {
+    let engine = Engine::new();
+    for (name, value) in [
+        ("scalar", json!(42)),
+        ("text", json!("hi")),
+        ("list", json!([1, "a"])),
+        ("empty", json!({})),
+    ] {
+        let v = value.clone();
+        engine.register_handler(name, move |_, _| {
+            let v = v.clone();
+            async move { Ok(v) }
+        });
+        let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": name}, "OutputPath": "$.Payload"}}});
+        let d = run(&engine, def, json!({})).await;
+        assert_eq!(d.output, Some(value), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_state_output_names_the_state() {
+    let engine = Engine::new();
+    let big = "x".repeat(MAX_PAYLOAD_BYTES);
+    let def =
+        json!({"StartAt": "Big", "States": {"Big": {"Type": "Pass", "Result": big, "End": true}}});
+    let d = run(&engine, def, json!({})).await;
+    assert_eq!(d.error.as_deref(), Some(names::DATA_LIMIT_EXCEEDED));
+    assert_eq!(
+        d.cause.as_deref(),
+        Some(
+            "The state/task 'Big' returned a result with a size exceeding the maximum number of bytes service limit."
+        )
+    );
+}

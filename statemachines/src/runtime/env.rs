@@ -33,7 +33,7 @@ impl Env<'_> {
             .map(|a| self.assign(a, &raw, None))
             .transpose()?;
         let out = match &self.state.output {
-            Some(o) => self.ja_template(o, &raw, None)?,
+            Some(o) => self.ja_template(o, &raw, None, "Output")?,
             None => raw,
         };
         if let Some(a) = assign {
@@ -154,7 +154,7 @@ impl Env<'_> {
                 self.select(p, input)?
                     .ok_or_else(|| Failure::runtime(format!("The JSONPath '{p}' could not be found in the input")))
             })?,
-            Template::Jsonata(e) => return self.jsonata_value(e, input, None),
+            Template::Jsonata(e) => return self.jsonata_value(e, input, None, field),
         })
     }
 
@@ -187,10 +187,13 @@ impl Env<'_> {
         expr: &str,
         input: &Value,
         extra: Option<(&str, &Value)>,
+        field: &str,
     ) -> Result<Value, Failure> {
+        // A field whose expression evaluates to nothing cannot be given a value: AWS fails the state
+        // with States.QueryEvaluationError and names the field.
         self.jsonata(expr, input, extra)?.ok_or_else(|| {
             Failure::query(format!(
-                "{} The JSONata expression '{expr}' returned nothing (undefined).",
+                "{} The JSONata expression '{expr}' specified for the field '{field}' returned nothing (undefined).",
                 self.prefix()
             ))
         })
@@ -202,10 +205,11 @@ impl Env<'_> {
         t: &Template,
         input: &Value,
         extra: Option<(&str, &Value)>,
+        field: &str,
     ) -> Result<Value, Failure> {
         match t {
             Template::Literal(v) => Ok(v.clone()),
-            Template::Jsonata(e) => self.jsonata_value(e, input, extra),
+            Template::Jsonata(e) => self.jsonata_value(e, input, extra, field),
             Template::Object(fields) => {
                 let mut m = Map::with_capacity(fields.len());
                 for (k, v) in fields {
@@ -217,7 +221,7 @@ impl Env<'_> {
                             }
                         }
                         other => {
-                            m.insert(k.clone(), self.ja_template(other, input, extra)?);
+                            m.insert(k.clone(), self.ja_template(other, input, extra, field)?);
                         }
                     }
                 }
@@ -226,10 +230,10 @@ impl Env<'_> {
             Template::Array(items) => Ok(Value::Array(
                 items
                     .iter()
-                    .map(|x| self.ja_template(x, input, extra))
+                    .map(|x| self.ja_template(x, input, extra, field))
                     .collect::<Result<_, _>>()?,
             )),
-            Template::Path(_) | Template::Call(_) => self.template(t, input, "Arguments"),
+            Template::Path(_) | Template::Call(_) => self.template(t, input, field),
         }
     }
 
@@ -242,7 +246,7 @@ impl Env<'_> {
         match d {
             Dynamic::Value(v) => Ok(v.clone()),
             Dynamic::Path(p) => self.select_required(p, input, field),
-            Dynamic::Jsonata(e) => self.jsonata_value(e, input, None),
+            Dynamic::Jsonata(e) => self.jsonata_value(e, input, None, field),
             Dynamic::Call(c) => self.template(&Template::Call((**c).clone()), input, field),
         }
     }
@@ -257,7 +261,7 @@ impl Env<'_> {
     ) -> Result<Vec<(String, Value)>, Failure> {
         let v = match self.state.query_language {
             QueryLanguage::JsonPath => self.template(t, input, "Assign")?,
-            QueryLanguage::Jsonata => self.ja_template(t, input, extra)?,
+            QueryLanguage::Jsonata => self.ja_template(t, input, extra, "Assign")?,
         };
         Ok(match v {
             Value::Object(m) => m.into_iter().collect(),

@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::env::Env;
-use crate::error::Failure;
+use crate::error::{Failure, names};
 use crate::handler::FunctionError;
 use crate::model::{Dynamic, PathField, State};
 use crate::path::Root;
@@ -179,9 +179,12 @@ pub(super) fn apply_result_path(
     match &st.result_path {
         PathField::Default => Ok(result),
         PathField::Null => Ok(raw),
-        PathField::Path(p) => p
-            .assign(raw, result)
-            .map_err(|e| Failure::runtime(format!("{} {e}", env.prefix()))),
+        PathField::Path(p) => p.assign(raw, result).map_err(|e| {
+            Failure::new(
+                names::RESULT_PATH_MATCH_FAILURE,
+                format!("{} {e}", env.prefix()),
+            )
+        }),
     }
 }
 

@@ -13,15 +13,17 @@ mod scope;
 mod states;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::error::{Failure, MAX_PAYLOAD_BYTES, names};
+use crate::error::{Failure, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, names};
 use crate::execution::{Execution, Inner, Status};
 use crate::history::EventType;
+use crate::model::MachineType;
 use crate::model::StateMachine;
 use crate::probe::Probe;
 use crate::runtime::history::{HistoryEventRef, entered_event, exited_event};
@@ -59,7 +61,8 @@ pub(crate) async fn run_execution(inner: Arc<Inner>, exec: Arc<Execution>) {
         now: exec.start,
         scope: Scope::new(None),
         prev_event: 0,
-        record: true,
+        // EXPRESS executions keep no history (AWS sends it to CloudWatch Logs instead).
+        record: exec.machine.machine_type == MachineType::Standard,
     };
     runner.event(
         &mut br,
@@ -111,7 +114,7 @@ pub(crate) async fn run_execution(inner: Arc<Inner>, exec: Arc<Execution>) {
         now,
         scope: br.scope.clone(),
         prev_event: runner.last_event_id(),
-        record: true,
+        record: exec.machine.machine_type == MachineType::Standard,
     };
     match status {
         Status::Succeeded => runner.event(
@@ -172,6 +175,14 @@ async fn stop_requested(abort: &mut tokio::sync::watch::Receiver<Option<Failure>
     }
 }
 
+/// The failure of an execution whose history reached its quota. `States.Runtime`, which no `Retry` or
+/// `Catch` rule sees, as AWS ends such an execution whatever its error handling.
+fn history_quota_failure() -> Failure {
+    Failure::runtime(format!(
+        "The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS}) and cannot continue."
+    ))
+}
+
 /// Marks an execution whose run panicked as FAILED with `States.Runtime`.
 pub(crate) fn record_crash(exec: &Execution) {
     if let Ok(mut st) = exec.state.lock()
@@ -197,6 +208,18 @@ impl Runner {
             return;
         }
         let mut h = self.exec.history.lock().expect("history lock");
+        // The last slot under the quota is kept for the event that ends the execution.
+        let ends = matches!(
+            event_type,
+            EventType::ExecutionSucceeded
+                | EventType::ExecutionFailed
+                | EventType::ExecutionTimedOut
+                | EventType::ExecutionAborted
+        );
+        if !ends && h.len() + 1 >= MAX_HISTORY_EVENTS {
+            self.exec.history_full.store(true, Ordering::Relaxed);
+            return;
+        }
         let id = h.len() as u64 + 1;
         h.push(HistoryEventRef::make(
             id,
@@ -227,6 +250,9 @@ impl Runner {
             let mut idx = sm.start_at;
             let mut input = input;
             loop {
+                if self.exec.history_full.load(Ordering::Relaxed) {
+                    return Err(history_quota_failure());
+                }
                 let st = &sm.states[idx];
                 let at = br.now;
                 if self.recording(br) {

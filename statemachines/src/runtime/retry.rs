@@ -152,7 +152,7 @@ impl Runner {
                 .map(|a| env.assign(a, &raw, extra))
                 .transpose()?;
             let out = match &c.output {
-                Some(o) => env.ja_template(o, &raw, extra)?,
+                Some(o) => env.ja_template(o, &raw, extra, "Output")?,
                 None => err_out.clone(),
             };
             if let Some(a) = assign {
@@ -167,7 +167,9 @@ impl Runner {
         let out = match &c.result_path {
             PathField::Default => err_out,
             PathField::Null => raw,
-            PathField::Path(p) => p.assign(raw, err_out).map_err(Failure::runtime)?,
+            PathField::Path(p) => p
+                .assign(raw, err_out)
+                .map_err(|e| Failure::new(names::RESULT_PATH_MATCH_FAILURE, e))?,
         };
         Ok((out, Some(c.next)))
     }

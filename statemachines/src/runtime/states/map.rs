@@ -27,7 +27,7 @@ impl Runner {
         let rt = |m: String| Failure::runtime(format!("{prefix} {m}"));
         let items: Vec<Value> = if let Some(reader) = &spec.item_reader {
             let params = match &reader.parameters {
-                Some(p) if jsonata => env.ja_template(p, input, None)?,
+                Some(p) if jsonata => env.ja_template(p, input, None, "Arguments")?,
                 Some(p) => env.template(p, input, "ItemReader.Parameters")?,
                 None => Value::Object(Map::new()),
             };
@@ -49,7 +49,7 @@ impl Runner {
         } else {
             let v = if jsonata {
                 match &spec.items {
-                    Some(t) => env.ja_template(t, input, None)?,
+                    Some(t) => env.ja_template(t, input, None, "Items")?,
                     None => input.clone(),
                 }
             } else {
@@ -220,7 +220,7 @@ impl Runner {
                                 ..*env
                             };
                             if jsonata {
-                                ienv.ja_template(t, input, None)?
+                                ienv.ja_template(t, input, None, "ItemSelector")?
                             } else {
                                 ienv.template(t, input, "ItemSelector")?
                             }

@@ -82,7 +82,7 @@ impl Runner {
             Kind::Succeed => {
                 if jsonata {
                     let out = match &st.output {
-                        Some(o) => env.ja_template(o, &raw, None)?,
+                        Some(o) => env.ja_template(o, &raw, None, "Output")?,
                         None => raw,
                     };
                     return Ok((out, None));
@@ -190,15 +190,17 @@ impl Runner {
                 let mut chosen = None;
                 for c in choices {
                     let holds = match &c.rule {
-                        Rule::Condition(t) => match env.ja_template(t, &input, None)? {
-                            Value::Bool(b) => b,
-                            other => {
-                                return Err(Failure::query(format!(
-                                    "{} The Condition field must evaluate to a boolean, not {other}",
-                                    env.prefix()
-                                )));
+                        Rule::Condition(t) => {
+                            match env.ja_template(t, &input, None, "Condition")? {
+                                Value::Bool(b) => b,
+                                other => {
+                                    return Err(Failure::query(format!(
+                                        "{} The Condition field must evaluate to a boolean, not {other}",
+                                        env.prefix()
+                                    )));
+                                }
                             }
-                        },
+                        }
                         rule => choice::eval(rule, &mut |p: &Path| env.select(p, &input))?,
                     };
                     if holds {
@@ -228,7 +230,7 @@ impl Runner {
                 let assign = assign_t.map(|a| env.assign(a, &input, None)).transpose()?;
                 let out = if jsonata {
                     match output_t {
-                        Some(o) => env.ja_template(o, &input, None)?,
+                        Some(o) => env.ja_template(o, &input, None, "Output")?,
                         None => input,
                     }
                 } else {
@@ -299,7 +301,7 @@ impl Runner {
             }
             Kind::Parallel { branches } => {
                 let branch_input = match &st.parameters {
-                    Some(p) if jsonata => env.ja_template(p, &input, None)?,
+                    Some(p) if jsonata => env.ja_template(p, &input, None, "Arguments")?,
                     Some(p) => env.template(p, &input, "Parameters")?,
                     None => input.clone(),
                 };
@@ -383,7 +385,7 @@ impl Runner {
                 .map(|a| env.assign(a, raw, extra))
                 .transpose()?;
             let out = match &st.output {
-                Some(o) => env.ja_template(o, raw, extra)?,
+                Some(o) => env.ja_template(o, raw, extra, "Output")?,
                 None => result,
             };
             if let Some(a) = assign {

@@ -39,7 +39,7 @@ impl Runner {
             ..*env
         };
         let args = match &st.parameters {
-            Some(p) if jsonata => env.ja_template(p, input, None)?,
+            Some(p) if jsonata => env.ja_template(p, input, None, "Arguments")?,
             Some(p) => env.template(p, input, "Parameters")?,
             None => input.clone(),
         };
