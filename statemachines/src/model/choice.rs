@@ -3,89 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::*;
+use super::types::{CmpKind, Dynamic, Relation, Rule, TypeTest};
 use crate::path::Path;
 use chrono::{DateTime, FixedOffset};
-
-/// A Choice comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpKind {
-    /// String comparison.
-    String,
-    /// Numeric comparison.
-    Numeric,
-    /// Boolean equality.
-    Boolean,
-    /// Timestamp comparison.
-    Timestamp,
-}
-
-/// The relation of a comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Relation {
-    /// `...Equals`
-    Eq,
-    /// `...LessThan`
-    Lt,
-    /// `...GreaterThan`
-    Gt,
-    /// `...LessThanEquals`
-    Le,
-    /// `...GreaterThanEquals`
-    Ge,
-    /// `StringMatches`
-    Matches,
-}
-
-/// A type test of a Choice rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TypeTest {
-    /// `IsNull`
-    Null,
-    /// `IsPresent`
-    Present,
-    /// `IsNumeric`
-    Numeric,
-    /// `IsString`
-    String,
-    /// `IsBoolean`
-    Boolean,
-    /// `IsTimestamp`
-    Timestamp,
-}
-
-/// A boolean expression of a Choice state.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Rule {
-    /// All hold.
-    And(Vec<Rule>),
-    /// One holds.
-    Or(Vec<Rule>),
-    /// Does not hold.
-    Not(Box<Rule>),
-    /// `Variable` compared with a literal or another path.
-    Compare {
-        /// The `Variable` path.
-        variable: Path,
-        /// The kind of values compared.
-        kind: CmpKind,
-        /// The relation.
-        relation: Relation,
-        /// A literal, or the value of a `...Path` operator.
-        operand: Dynamic,
-    },
-    /// `IsNull`, `IsPresent`, ... with the expected answer.
-    Test {
-        /// The `Variable` path.
-        variable: Path,
-        /// The test.
-        test: TypeTest,
-        /// `true` or `false` as written.
-        expected: bool,
-    },
-    /// A `JSONata` `Condition`.
-    Condition(Template),
-}
 
 const COMPARISONS: &[(&str, CmpKind, Relation)] = &[
     ("StringEquals", CmpKind::String, Relation::Eq),

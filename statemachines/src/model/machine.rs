@@ -5,110 +5,112 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::Ctx;
-use super::state::state;
-use super::*;
+use super::ctx::{Ctx, ql};
+use super::types::*;
 use crate::error::ValidationError;
 
-/// Builds one scope (top level, branch, item processor). `owner` names the enclosing state for messages.
-pub(super) fn machine(
-    obj: &Map<String, Value>,
-    inherited: QueryLanguage,
-    owner: &str,
-    ctx: &mut Ctx,
-) -> Option<StateMachine> {
-    let where_ = |f: &str| {
-        if owner.is_empty() {
-            ValidationError::top(f, "is required")
-        } else {
-            ValidationError::field(owner, f, "is required")
-        }
-    };
-    let Some(states) = obj.get("States").and_then(Value::as_object) else {
-        ctx.push(where_("States"));
-        return None;
-    };
-    let Some(start) = obj.get("StartAt").and_then(Value::as_str) else {
-        ctx.push(where_("StartAt"));
-        return None;
-    };
-    if states.is_empty() {
-        ctx.push(ValidationError::top(
-            "States",
-            "must contain at least one state",
-        ));
-        return None;
-    }
-    let index: HashMap<Arc<str>, usize> = states
-        .keys()
-        .enumerate()
-        .map(|(i, k)| (Arc::from(k.as_str()), i))
-        .collect();
-    let Some(&start_at) = index.get(start) else {
-        let e = if owner.is_empty() {
-            ValidationError::top("StartAt", format!("refers to missing state \"{start}\""))
-        } else {
-            ValidationError::field(
-                owner,
-                "StartAt",
-                format!("refers to missing state \"{start}\""),
-            )
+impl Ctx {
+    /// Builds one scope (top level, branch, item processor). `owner` names the enclosing state for messages.
+    pub(super) fn machine(
+        &mut self,
+        obj: &Map<String, Value>,
+        inherited: QueryLanguage,
+        owner: &str,
+    ) -> Option<StateMachine> {
+        let ctx = self;
+        let where_ = |f: &str| {
+            if owner.is_empty() {
+                ValidationError::top(f, "is required")
+            } else {
+                ValidationError::field(owner, f, "is required")
+            }
         };
-        ctx.push(e);
-        return None;
-    };
-    let mut out = Vec::with_capacity(states.len());
-    for (name, body) in states {
-        if name.is_empty() || name.chars().count() > 80 {
+        let Some(states) = obj.get("States").and_then(Value::as_object) else {
+            ctx.push(where_("States"));
+            return None;
+        };
+        let Some(start) = obj.get("StartAt").and_then(Value::as_str) else {
+            ctx.push(where_("StartAt"));
+            return None;
+        };
+        if states.is_empty() {
+            ctx.push(ValidationError::top(
+                "States",
+                "must contain at least one state",
+            ));
+            return None;
+        }
+        let index: HashMap<Arc<str>, usize> = states
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (Arc::from(k.as_str()), i))
+            .collect();
+        let Some(&start_at) = index.get(start) else {
+            let e = if owner.is_empty() {
+                ValidationError::top("StartAt", format!("refers to missing state \"{start}\""))
+            } else {
+                ValidationError::field(
+                    owner,
+                    "StartAt",
+                    format!("refers to missing state \"{start}\""),
+                )
+            };
+            ctx.push(e);
+            return None;
+        };
+        let mut out = Vec::with_capacity(states.len());
+        for (name, body) in states {
+            if name.is_empty() || name.chars().count() > 80 {
+                ctx.push(ValidationError::state(
+                    name,
+                    "a state name must be 1 to 80 characters long",
+                ));
+            }
+            match body.as_object() {
+                Some(b) => {
+                    if let Some(s) = ctx.state(name, b, inherited, &index) {
+                        out.push(s);
+                    }
+                }
+                None => ctx.push(ValidationError::state(name, "must be a JSON object")),
+            }
+        }
+        if out.len() != states.len() {
+            return None;
+        }
+        let sm = StateMachine {
+            start_at,
+            states: out,
+            index,
+            query_language: inherited,
+            timeout_seconds: None,
+        };
+        let terminal = sm.states.iter().any(|s| {
+            matches!(s.kind, Kind::Succeed | Kind::Fail { .. })
+                || (s.next.is_none() && !matches!(s.kind, Kind::Choice { .. }))
+        });
+        if !terminal {
+            let e = if owner.is_empty() {
+                ValidationError::top(
+                    "States",
+                    "no state ends the workflow (no End, Succeed or Fail)",
+                )
+            } else {
+                ValidationError::state(
+                    owner,
+                    "no state of a branch ends it (no End, Succeed or Fail)",
+                )
+            };
+            ctx.push(e);
+        }
+        for name in unreachable(&sm) {
             ctx.push(ValidationError::state(
-                name,
-                "a state name must be 1 to 80 characters long",
+                &name,
+                "is not reachable from StartAt",
             ));
         }
-        match body.as_object() {
-            Some(b) => {
-                if let Some(s) = state(name, b, inherited, &index, ctx) {
-                    out.push(s);
-                }
-            }
-            None => ctx.push(ValidationError::state(name, "must be a JSON object")),
-        }
+        Some(sm)
     }
-    if out.len() != states.len() {
-        return None;
-    }
-    let sm = StateMachine {
-        start_at,
-        states: out,
-        index,
-        query_language: inherited,
-        timeout_seconds: None,
-    };
-    let terminal = sm.states.iter().any(|s| {
-        matches!(s.kind, Kind::Succeed | Kind::Fail { .. })
-            || (s.next.is_none() && !matches!(s.kind, Kind::Choice { .. }))
-    });
-    if !terminal {
-        let e = if owner.is_empty() {
-            ValidationError::top(
-                "States",
-                "no state ends the workflow (no End, Succeed or Fail)",
-            )
-        } else {
-            ValidationError::state(
-                owner,
-                "no state of a branch ends it (no End, Succeed or Fail)",
-            )
-        };
-        ctx.push(e);
-    }
-    for name in unreachable(&sm) {
-        ctx.push(ValidationError::state(
-            &name,
-            "is not reachable from StartAt",
-        ));
-    }
-    Some(sm)
 }
 
 /// State names must be unique across the whole machine, nested branches and processors included.
@@ -194,15 +196,18 @@ pub(super) fn required_objects<'a>(
     Some(objects)
 }
 
-pub(super) fn sub_machine(
-    o: &Map<String, Value>,
-    qlang: QueryLanguage,
-    owner: &str,
-    ctx: &mut Ctx,
-) -> Option<StateMachine> {
-    let inner_ql = match o.get("QueryLanguage") {
-        None => qlang,
-        Some(q) => ql(q).unwrap_or(qlang),
-    };
-    machine(o, inner_ql, owner, ctx)
+impl Ctx {
+    pub(super) fn sub_machine(
+        &mut self,
+        o: &Map<String, Value>,
+        qlang: QueryLanguage,
+        owner: &str,
+    ) -> Option<StateMachine> {
+        let ctx = self;
+        let inner_ql = match o.get("QueryLanguage") {
+            None => qlang,
+            Some(q) => ql(q).unwrap_or(qlang),
+        };
+        ctx.machine(o, inner_ql, owner)
+    }
 }

@@ -1,6 +1,6 @@
 //! Task resources: the service integrations Step Functions knows, and which resources are Lambda functions.
 
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::error::ValidationError;
 
 /// Optimised integrations under `arn:aws:states:::` (any `.sync`, `.sync:2` or `.waitForTaskToken`

@@ -2,10 +2,10 @@
 
 use serde_json::{Map, Value};
 
-use super::Ctx;
-use super::state::Targets;
+use super::ctx::Ctx;
+use super::targets::Targets;
 use super::template::template;
-use super::*;
+use super::types::*;
 use crate::error::ValidationError;
 use crate::path::Path;
 
@@ -113,86 +113,89 @@ pub(super) fn retrier(state: &str, r: &Value, ctx: &mut Ctx) -> Option<Retrier> 
     })
 }
 
-/// A state's `Catch` rules; invalid catchers are left out, with an error each in `ctx`.
-pub(super) fn catchers(
-    name: &str,
-    b: &Map<String, Value>,
-    qlang: QueryLanguage,
-    targets: &Targets<'_>,
-    ctx: &mut Ctx,
-) -> Vec<Catcher> {
-    match b.get("Catch") {
-        None => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut out = Vec::new();
-            for c in items {
-                let Some(o) = c.as_object() else {
-                    ctx.push(ValidationError::field(
-                        name,
-                        "Catch",
-                        "each catcher must be an object",
-                    ));
-                    continue;
-                };
-                let errs = error_equals(name, "Catch", o.get("ErrorEquals"), ctx);
-                let Some(n) = o.get("Next") else {
-                    ctx.push(ValidationError::field(
-                        name,
-                        "Catch",
-                        "each catcher needs \"Next\"",
-                    ));
-                    continue;
-                };
-                let Some(target) = targets.resolve(n, "Catch.Next", ctx) else {
-                    continue;
-                };
-                let rp = match o.get("ResultPath") {
-                    None => PathField::Default,
-                    Some(Value::Null) => PathField::Null,
-                    Some(Value::String(s)) => match Path::parse(s) {
-                        Ok(p) if p.is_reference() => PathField::Path(p),
-                        _ => {
+impl Ctx {
+    /// A state's `Catch` rules; invalid catchers are left out, with an error each in `ctx`.
+    pub(super) fn catchers(
+        &mut self,
+        name: &str,
+        b: &Map<String, Value>,
+        qlang: QueryLanguage,
+        targets: &Targets<'_>,
+    ) -> Vec<Catcher> {
+        let ctx = self;
+        match b.get("Catch") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for c in items {
+                    let Some(o) = c.as_object() else {
+                        ctx.push(ValidationError::field(
+                            name,
+                            "Catch",
+                            "each catcher must be an object",
+                        ));
+                        continue;
+                    };
+                    let errs = error_equals(name, "Catch", o.get("ErrorEquals"), ctx);
+                    let Some(n) = o.get("Next") else {
+                        ctx.push(ValidationError::field(
+                            name,
+                            "Catch",
+                            "each catcher needs \"Next\"",
+                        ));
+                        continue;
+                    };
+                    let Some(target) = targets.resolve(n, "Catch.Next", ctx) else {
+                        continue;
+                    };
+                    let rp = match o.get("ResultPath") {
+                        None => PathField::Default,
+                        Some(Value::Null) => PathField::Null,
+                        Some(Value::String(s)) => match Path::parse(s) {
+                            Ok(p) if p.is_reference() => PathField::Path(p),
+                            _ => {
+                                ctx.push(ValidationError::field(
+                                    name,
+                                    "Catch.ResultPath",
+                                    format!("\"{s}\" is not a valid reference path"),
+                                ));
+                                PathField::Default
+                            }
+                        },
+                        Some(_) => {
                             ctx.push(ValidationError::field(
                                 name,
                                 "Catch.ResultPath",
-                                format!("\"{s}\" is not a valid reference path"),
+                                "must be a string or null",
                             ));
                             PathField::Default
                         }
-                    },
-                    Some(_) => {
+                    };
+                    if qlang == QueryLanguage::Jsonata && o.contains_key("ResultPath") {
                         ctx.push(ValidationError::field(
                             name,
                             "Catch.ResultPath",
-                            "must be a string or null",
+                            "is a JSONPath field and may not be used in a JSONata state",
                         ));
-                        PathField::Default
                     }
-                };
-                if qlang == QueryLanguage::Jsonata && o.contains_key("ResultPath") {
-                    ctx.push(ValidationError::field(
-                        name,
-                        "Catch.ResultPath",
-                        "is a JSONPath field and may not be used in a JSONata state",
-                    ));
+                    out.push(Catcher {
+                        error_equals: errs,
+                        next: target,
+                        result_path: rp,
+                        assign: o
+                            .get("Assign")
+                            .map(|v| template(v, qlang, name, "Catch.Assign", ctx)),
+                        output: o
+                            .get("Output")
+                            .map(|v| template(v, qlang, name, "Catch.Output", ctx)),
+                    });
                 }
-                out.push(Catcher {
-                    error_equals: errs,
-                    next: target,
-                    result_path: rp,
-                    assign: o
-                        .get("Assign")
-                        .map(|v| template(v, qlang, name, "Catch.Assign", ctx)),
-                    output: o
-                        .get("Output")
-                        .map(|v| template(v, qlang, name, "Catch.Output", ctx)),
-                });
+                out
             }
-            out
-        }
-        Some(_) => {
-            ctx.push(ValidationError::field(name, "Catch", "must be an array"));
-            Vec::new()
+            Some(_) => {
+                ctx.push(ValidationError::field(name, "Catch", "must be an array"));
+                Vec::new()
+            }
         }
     }
 }

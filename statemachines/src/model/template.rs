@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::Ctx;
-use super::*;
+use super::ctx::Ctx;
+use super::types::*;
 use crate::error::ValidationError;
 use crate::intrinsic::{self, Call};
 use crate::path::Path;

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Entered, Runner};
+use super::runner::{Entered, Runner};
 use crate::error::Failure;
 use crate::model::{Dynamic, QueryLanguage, State, Template};
 use crate::path::{Path, Root};

@@ -9,13 +9,14 @@ mod env;
 mod history;
 mod io;
 mod retry;
+mod runner;
 mod scope;
 mod states;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -25,31 +26,10 @@ use crate::execution::{Execution, Inner, Status};
 use crate::history::EventType;
 use crate::model::MachineType;
 use crate::model::StateMachine;
-use crate::probe::Probe;
-use crate::runtime::history::{HistoryEventRef, entered_event, exited_event};
+use crate::runtime::history::{entered_event, exited_event};
 use crate::runtime::io::exceeds;
+use crate::runtime::runner::{Branch, Entered, Runner};
 use crate::runtime::scope::Scope;
-
-/// One line of execution.
-pub(crate) struct Branch {
-    now: DateTime<Utc>,
-    scope: Arc<Scope>,
-    prev_event: u64,
-    /// False inside a DISTRIBUTED Map: its iterations are child executions with their own histories.
-    record: bool,
-}
-
-pub(crate) struct Runner {
-    inner: Arc<Inner>,
-    exec: Arc<Execution>,
-}
-
-/// When a state was entered: virtual time and the id of its `...StateEntered` event (0 without history).
-#[derive(Clone, Copy)]
-struct Entered {
-    at: DateTime<Utc>,
-    id: u64,
-}
 
 /// Runs one execution to its end and records the outcome.
 pub(crate) async fn run_execution(inner: Arc<Inner>, exec: Arc<Execution>) {
@@ -149,20 +129,6 @@ pub(crate) async fn run_execution(inner: Arc<Inner>, exec: Arc<Execution>) {
     exec.done.send_replace(true);
 }
 
-/// Forgets a task token when its task ends, however it ends (answered, timed out, or stopped).
-pub(super) struct TokenGuard<'a> {
-    pub(super) inner: &'a Inner,
-    pub(super) token: &'a str,
-}
-
-impl Drop for TokenGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut tokens) = self.inner.tokens.lock() {
-            tokens.remove(self.token);
-        }
-    }
-}
-
 /// Resolves when `stop_execution` is called, with its error and cause.
 async fn stop_requested(abort: &mut tokio::sync::watch::Receiver<Option<Failure>>) -> Failure {
     loop {
@@ -196,50 +162,7 @@ pub(crate) fn record_crash(exec: &Execution) {
     exec.done.send_replace(true);
 }
 
-type StepResult = Result<(Value, Option<usize>), Failure>;
-
 impl Runner {
-    fn last_event_id(&self) -> u64 {
-        self.exec.history.lock().expect("history lock").len() as u64
-    }
-
-    fn event(&self, br: &mut Branch, event_type: EventType, details: Value) {
-        if !self.inner.record_history || !br.record {
-            return;
-        }
-        let mut h = self.exec.history.lock().expect("history lock");
-        // The last slot under the quota is kept for the event that ends the execution.
-        let ends = matches!(
-            event_type,
-            EventType::ExecutionSucceeded
-                | EventType::ExecutionFailed
-                | EventType::ExecutionTimedOut
-                | EventType::ExecutionAborted
-        );
-        if !ends && h.len() + 1 >= MAX_HISTORY_EVENTS {
-            self.exec.history_full.store(true, Ordering::Relaxed);
-            return;
-        }
-        let id = h.len() as u64 + 1;
-        h.push(HistoryEventRef::make(
-            id,
-            br.prev_event,
-            br.now,
-            event_type,
-            details,
-        ));
-        br.prev_event = id;
-    }
-
-    /// The TestState probe, when this execution runs one state for the TestState API.
-    fn probe(&self) -> Option<&Probe> {
-        self.exec.probe.as_deref()
-    }
-
-    fn recording(&self, br: &Branch) -> bool {
-        self.inner.record_history && br.record
-    }
-
     pub(crate) fn run_states<'a>(
         &'a self,
         sm: &'a StateMachine,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::env::Env;
-use super::{Branch, Entered, Runner, StepResult};
+use super::runner::{Branch, Entered, Runner, StepResult};
 use crate::error::{Failure, names};
 use crate::model::{Catcher, PathField, QueryLanguage, Retrier, State};
 use crate::probe::{Ending, Probe};

@@ -9,8 +9,8 @@ use crate::model::{Dynamic, MapSpec, PathField, QueryLanguage, State, Template};
 use crate::probe::Mock;
 use crate::runtime::env::Env;
 use crate::runtime::io::{as_number, display_plain, dyn_path, json_type};
+use crate::runtime::runner::{Branch, Runner};
 use crate::runtime::scope::Scope;
-use crate::runtime::{Branch, Runner};
 
 impl Runner {
     pub(in crate::runtime) async fn map(

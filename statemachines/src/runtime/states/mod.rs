@@ -12,8 +12,8 @@ use crate::path::Path;
 use crate::probe::Mock;
 use crate::runtime::env::Env;
 use crate::runtime::io::{apply_input_path, apply_output_path, apply_result_path};
+use crate::runtime::runner::{Branch, Entered, Runner, StepResult};
 use crate::runtime::scope::Scope;
-use crate::runtime::{Branch, Entered, Runner, StepResult};
 
 mod map;
 mod task;

@@ -13,10 +13,10 @@ use crate::handler::{FunctionError, TaskContext, function_name};
 use crate::history::EventType;
 use crate::model::{Dynamic, QueryLanguage, State};
 use crate::probe::Mock;
-use crate::runtime::TokenGuard;
 use crate::runtime::env::Env;
 use crate::runtime::io::{exceeds, handler_failure, wrap_invoke_result};
-use crate::runtime::{Branch, Runner};
+use crate::runtime::runner::TokenGuard;
+use crate::runtime::runner::{Branch, Runner};
 
 impl Runner {
     pub(in crate::runtime) async fn task(
