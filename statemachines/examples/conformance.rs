@@ -56,6 +56,21 @@ async fn main() {
                 );
             }
         }
+        if std::env::var("SHAPE").is_ok() {
+            for c in report
+                .cases
+                .iter()
+                .filter(|c| c.validation_shape == Some(false))
+            {
+                println!("SHAPE {}", c.id);
+            }
+        }
+        let shape = report.validation_shape();
+        let inspection = report.inspection();
+        println!(
+            "validation answers in AWS's shape {}/{}, inspection data matched {}/{}",
+            shape.passed, shape.total, inspection.passed, inspection.total
+        );
         let (cause, history) = report.secondary();
         println!(
             "causes matched {}/{}, history lengths matched {}/{}",

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::engine::{Engine, FunctionError, TaskContext};
 use crate::model;
+use crate::test_state::{TestStateRequest, test_state};
+use crate::validate;
 
 /// Result of one case.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +25,14 @@ pub struct CaseResult {
     pub features: Vec<String>,
     /// Uses JSONata anywhere.
     pub jsonata: bool,
+    /// Invalid definitions: the validation answer has AWS's shape (`result` FAIL, diagnostics with a
+    /// code and a JSON-pointer location) and, where the recording carries AWS's diagnostic, its code,
+    /// location and message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_shape: Option<bool>,
+    /// TestState cases: the inspection data matched too (secondary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspection_matched: Option<bool>,
     /// History events: the engine's count and the recording's (secondary; executions only).
     pub history_events: Option<[u64; 2]>,
     /// The recorded cause, when the causes differ.
@@ -104,6 +114,26 @@ impl Report {
             }
         }
         (with, without)
+    }
+
+    /// Invalid definitions whose validation answer has AWS's shape.
+    pub fn validation_shape(&self) -> Score {
+        let mut s = Score::default();
+        self.cases
+            .iter()
+            .filter_map(|c| c.validation_shape)
+            .for_each(|m| s.add(m));
+        s
+    }
+
+    /// Secondary score of TestState cases: inspection data matched.
+    pub fn inspection(&self) -> Score {
+        let mut s = Score::default();
+        self.cases
+            .iter()
+            .filter_map(|c| c.inspection_matched)
+            .for_each(|m| s.add(m));
+        s
     }
 
     /// Secondary scores: causes matched (of failed executions) and history lengths matched.
@@ -251,6 +281,8 @@ pub async fn run_case(case: &Value) -> CaseResult {
         id,
         passed: false,
         cause_matched: None,
+        inspection_matched: None,
+        validation_shape: None,
         history_events: None,
         expected_cause: None,
         actual_cause: None,
@@ -260,10 +292,26 @@ pub async fn run_case(case: &Value) -> CaseResult {
         actual: None,
     };
 
-    let validation = model::parse_value(&definition);
+    if kind.starts_with("test_state") {
+        run_test_state_case(case, &expected, &placeholders, &mut result).await;
+        return result;
+    }
+    // The machine type is the case's when it records one; STANDARD otherwise.
+    let machine_type = case
+        .get("state_machine_type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    let validation = model::parse_value_as(&definition, machine_type);
     if kind == "invalid_definition"
         || expected.get("status").and_then(Value::as_str) == Some("REJECTED")
     {
+        let answer = validate::validate(&definition.to_string(), machine_type);
+        let recorded = expected
+            .get("cause")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        result.validation_shape = Some(aws_shaped(&answer, recorded));
         result.passed = validation.is_err();
         if !result.passed {
             result.expected = Some(expected);
@@ -353,6 +401,156 @@ pub async fn run_case(case: &Value) -> CaseResult {
     result
 }
 
+/// Whether a validation answer has AWS's shape and, when the recorded cause carries AWS's diagnostic
+/// (`'CODE: message at /location'`), agrees with it.
+pub fn aws_shaped(answer: &validate::Validation, recorded_cause: &str) -> bool {
+    let well_formed = answer.result == validate::Verdict::Fail
+        && !answer.diagnostics.is_empty()
+        && answer
+            .diagnostics
+            .iter()
+            .all(|d| !d.code.is_empty() && d.location.starts_with('/') && !d.message.is_empty());
+    if !well_formed {
+        return false;
+    }
+    let Some((code, message, location)) = recorded_diagnostic(recorded_cause) else {
+        return true;
+    };
+    answer
+        .diagnostics
+        .iter()
+        .any(|d| d.code == code && d.location == location && text_matches(&message, &d.message))
+}
+
+/// `CODE: message at /location` inside a recorded `InvalidDefinition` cause.
+fn recorded_diagnostic(cause: &str) -> Option<(String, String, String)> {
+    let start = cause.find("Invalid State Machine Definition: '")? + 35;
+    let body = cause[start..].strip_suffix('\'')?;
+    let (code, rest) = body.split_once(": ")?;
+    if code.is_empty() || !code.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        return None;
+    }
+    let (message, location) = rest.rsplit_once(" at ")?;
+    Some((code.to_string(), message.to_string(), location.to_string()))
+}
+
+/// Equal up to surrounding and repeated whitespace; a `<name>` in the recording matches any text.
+fn text_matches(expected: &str, actual: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (expected, actual) = (norm(expected), norm(actual));
+    // The literal pieces between `<name>` placeholders.
+    let mut pieces = Vec::new();
+    let mut rest = expected.as_str();
+    while let Some(open) = rest.find('<') {
+        match rest[open..].find('>') {
+            Some(close) => {
+                pieces.push(&rest[..open]);
+                rest = &rest[open + close + 1..];
+            }
+            None => break,
+        }
+    }
+    pieces.push(rest);
+    if pieces.len() == 1 {
+        return expected == actual;
+    }
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    if !actual.starts_with(first) || !actual[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut middle = &actual[first.len()..actual.len() - last.len()];
+    for piece in &pieces[1..pieces.len() - 1] {
+        match middle.find(piece) {
+            Some(i) => middle = &middle[i + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Runs a TestState case: `test_state_args` in the API's shape, with the case's definition and input.
+/// Status, output, error and next state are compared; the inspection data is a secondary score.
+async fn run_test_state_case(
+    case: &Value,
+    expected: &Value,
+    placeholders: &[String],
+    result: &mut CaseResult,
+) {
+    let mut args = case.get("test_state_args").cloned().unwrap_or(json!({}));
+    args["definition"] = case.get("definition").cloned().unwrap_or(Value::Null);
+    args["input"] = case.get("input").cloned().unwrap_or(Value::Null);
+    let engine = Engine::new();
+    if let Some(h) = case.get("lambda_handlers").and_then(Value::as_object) {
+        register_trivial_lambdas(&engine, h);
+    }
+    let answer = match TestStateRequest::from_api(&args) {
+        Err(e) => {
+            json!({"status": "REJECTED", "error": "ValidationException", "cause": e.to_string()})
+        }
+        Ok(req) => {
+            match tokio::time::timeout(Duration::from_secs(30), test_state(&engine, &req)).await {
+                Err(_) => json!({"status": "TIMEOUT_LOCAL"}),
+                Ok(Err(e)) => {
+                    json!({"status": "REJECTED", "error": e.error_name(), "cause": e.to_string()})
+                }
+                Ok(Ok(r)) => {
+                    let mut v = json!({"status": r.status.as_str()});
+                    for (k, x) in [
+                        ("output", r.output.clone()),
+                        ("error", r.error.clone().map(Value::String)),
+                        ("cause", r.cause.clone().map(Value::String)),
+                        ("nextState", r.next_state.clone().map(Value::String)),
+                    ] {
+                        if let Some(x) = x {
+                            v[k] = x;
+                        }
+                    }
+                    if let Some(d) = r.inspection_data {
+                        v["inspectionData"] = Value::Object(d);
+                    }
+                    v
+                }
+            }
+        }
+    };
+    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    let passed = ["status", "output", "error", "nextState"]
+        .iter()
+        .all(|k| matches(&field(expected, k), &field(&answer, k), placeholders));
+    if let Some(e) = expected.get("cause") {
+        result.cause_matched = Some(matches(e, &field(&answer, "cause"), placeholders));
+    }
+    if let Some(e) = expected.get("inspectionData") {
+        let a = parse_json_text(&field(&answer, "inspectionData"));
+        result.inspection_matched = Some(matches(&parse_json_text(e), &a, placeholders));
+    }
+    result.passed = passed;
+    if !passed {
+        result.expected = Some(expected.clone());
+        result.actual = Some(answer);
+    }
+}
+
+/// Inspection data holds JSON text; the recordings hold some of it parsed. Both sides are parsed
+/// field by field so that they compare as JSON.
+fn parse_json_text(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let x = match x {
+                        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| x.clone()),
+                        Value::Object(_) => parse_json_text(x),
+                        other => other.clone(),
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Runs every case of a JSON Lines file.
 pub async fn run_file(path: &std::path::Path) -> Result<Report, String> {
     let text = std::fs::read_to_string(path)
@@ -389,6 +587,36 @@ mod tests {
         assert!(!matches(&json!({"a": "x"}), &json!({"a": "y"}), &ph));
         assert!(!matches(&json!({"a": 1}), &json!({"a": 1, "b": 2}), &[]));
         assert!(matches(&json!(1.0), &json!(1), &[]));
+    }
+
+    #[test]
+    fn recorded_diagnostics_are_compared_in_aws_shape() {
+        let cause = "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: The resource provided arn:<partition>:states:::x:y is not recognized. at /States/Q/Resource'";
+        assert_eq!(
+            recorded_diagnostic(cause),
+            Some((
+                "SCHEMA_VALIDATION_FAILED".into(),
+                "The resource provided arn:<partition>:states:::x:y is not recognized.".into(),
+                "/States/Q/Resource".into()
+            ))
+        );
+        assert!(text_matches(
+            "arn:<partition>:states:::x:y is  bad",
+            "arn:aws:states:::x:y is bad"
+        ));
+        assert!(!text_matches(
+            "arn:<partition>:states:::x:y",
+            "arn:aws:states:::x:z"
+        ));
+        let answer = validate::validate(r#"{"StartAt": "A"}"#, model::MachineType::Standard);
+        assert!(aws_shaped(
+            &answer,
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: These fields are required: [States] at /'"
+        ));
+        assert!(!aws_shaped(
+            &answer,
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: These fields are required: [StartAt] at /'"
+        ));
     }
 
     #[tokio::test]

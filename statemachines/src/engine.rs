@@ -2,188 +2,21 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::error::{EngineError, Failure, ValidationError};
+pub use crate::execution::{Description, Status};
+use crate::execution::{ExecState, Execution, Inner, Machine, TokenReply};
+pub use crate::handler::{FunctionError, Handler, HandlerFuture, TaskContext, function_name};
+pub use crate::history::{EventType, HistoryEvent};
 use crate::item_reader::ItemReader;
-use crate::model::{self, StateMachine};
-
-/// The error a handler returns, as a Rust Lambda reports it: `{"errorType", "errorMessage"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FunctionError {
-    /// The error name workflows match in `Retry`/`Catch`.
-    #[serde(rename = "errorType")]
-    pub error_type: String,
-    /// The message.
-    #[serde(rename = "errorMessage")]
-    pub error_message: String,
-}
-
-impl FunctionError {
-    /// An error with a type and a message.
-    pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
-        FunctionError {
-            error_type: error_type.into(),
-            error_message: error_message.into(),
-        }
-    }
-}
-
-/// What a handler receives besides its payload.
-#[derive(Debug, Clone)]
-pub struct TaskContext {
-    pub(crate) elapsed_ms: Arc<AtomicU64>,
-    /// The task token, for `.waitForTaskToken` tasks.
-    pub task_token: Option<String>,
-    /// The execution's ARN.
-    pub execution_arn: String,
-}
-
-impl TaskContext {
-    /// Declares that the handler took `d` more of virtual time. The engine advances the execution's
-    /// clock by it and applies `TimeoutSeconds` to it, so a handler that models a slow call (a 60-second
-    /// sleep) costs no real time.
-    pub fn advance(&self, d: Duration) {
-        self.elapsed_ms
-            .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// The virtual time the handler declared so far.
-    pub fn elapsed(&self) -> Duration {
-        Duration::from_millis(self.elapsed_ms.load(Ordering::Relaxed))
-    }
-}
-
-/// A boxed handler future.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, FunctionError>> + Send>>;
-
-/// A registered handler: the Lambda JSON boundary, payload in, result or error out.
-pub type Handler = Arc<dyn Fn(Value, TaskContext) -> HandlerFuture + Send + Sync>;
-
-/// Status of an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Status {
-    /// Still running.
-    Running,
-    /// Finished with an output.
-    Succeeded,
-    /// Finished with an error.
-    Failed,
-    /// Exceeded the machine's `TimeoutSeconds`.
-    TimedOut,
-    /// Stopped by `stop_execution`.
-    Aborted,
-}
-
-impl Status {
-    /// The AWS spelling: `RUNNING`, `SUCCEEDED`, ...
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Status::Running => "RUNNING",
-            Status::Succeeded => "SUCCEEDED",
-            Status::Failed => "FAILED",
-            Status::TimedOut => "TIMED_OUT",
-            Status::Aborted => "ABORTED",
-        }
-    }
-}
-
-/// `DescribeExecution`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Description {
-    /// The execution's ARN.
-    pub execution_arn: String,
-    /// The state machine's ARN.
-    pub state_machine_arn: String,
-    /// The execution's name.
-    pub name: String,
-    /// Current status.
-    pub status: Status,
-    /// The input.
-    pub input: Value,
-    /// The output, once SUCCEEDED.
-    pub output: Option<Value>,
-    /// The error name, once FAILED, TIMED_OUT or ABORTED.
-    pub error: Option<String>,
-    /// The cause.
-    pub cause: Option<String>,
-    /// Start (virtual clock; starts at real now).
-    pub start_date: DateTime<Utc>,
-    /// Stop (virtual clock).
-    pub stop_date: Option<DateTime<Utc>>,
-}
-
-/// One history event, as `GetExecutionHistory` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HistoryEvent {
-    /// 1-based id.
-    pub id: u64,
-    /// The event this one follows (0 for the first).
-    pub previous_event_id: u64,
-    /// When (virtual clock).
-    pub timestamp: DateTime<Utc>,
-    /// AWS's type name, e.g. `TaskStateEntered`.
-    #[serde(rename = "type")]
-    pub event_type: &'static str,
-    /// The event's details (`name`, `input`, `output`, `error`, `cause`, `resource`, ...).
-    pub details: Value,
-}
-
-pub(crate) struct Machine {
-    pub(crate) arn: String,
-    pub(crate) name: String,
-    pub(crate) model: Arc<StateMachine>,
-}
-
-pub(crate) struct ExecState {
-    pub(crate) status: Status,
-    pub(crate) output: Option<Value>,
-    pub(crate) error: Option<String>,
-    pub(crate) cause: Option<String>,
-    pub(crate) stop_date: Option<DateTime<Utc>>,
-}
-
-pub(crate) struct Execution {
-    pub(crate) arn: String,
-    pub(crate) name: String,
-    pub(crate) machine: Arc<Machine>,
-    pub(crate) input: Value,
-    pub(crate) start: DateTime<Utc>,
-    pub(crate) state: Mutex<ExecState>,
-    pub(crate) history: Mutex<Vec<HistoryEvent>>,
-    pub(crate) done: watch::Sender<bool>,
-    pub(crate) abort: watch::Sender<Option<Failure>>,
-}
-
-pub(crate) enum TokenReply {
-    Success(Value),
-    Failure(Failure),
-}
-
-pub(crate) struct TokenSlot {
-    pub(crate) reply: Option<oneshot::Sender<TokenReply>>,
-    pub(crate) heartbeat: watch::Sender<u64>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) region: String,
-    pub(crate) account: String,
-    pub(crate) handlers: RwLock<HashMap<String, Handler>>,
-    pub(crate) machines: RwLock<HashMap<String, Arc<Machine>>>,
-    pub(crate) executions: RwLock<HashMap<String, Arc<Execution>>>,
-    pub(crate) tokens: Mutex<HashMap<String, TokenSlot>>,
-    pub(crate) item_reader: RwLock<Option<Arc<dyn ItemReader>>>,
-    pub(crate) record_history: bool,
-}
+use crate::model::{self, MachineType};
+use crate::probe::Probe;
 
 /// The local Step Functions engine. Cheap to clone; every clone shares the same state.
 #[derive(Clone)]
@@ -238,20 +71,6 @@ pub fn substitute(
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// The function name in a Lambda ARN, partial ARN or bare name, qualifier dropped.
-pub fn function_name(reference: &str) -> &str {
-    let parts: Vec<&str> = reference.split(':').collect();
-    match parts.as_slice() {
-        // arn:aws:lambda:region:account:function:name[:qualifier]
-        ["arn", _, "lambda", _, _, "function", name, ..] => name,
-        // account:function:name[:qualifier]
-        [_, "function", name, ..] => name,
-        // name:qualifier
-        [name, _] => name,
-        _ => reference,
-    }
 }
 
 impl Engine {
@@ -319,8 +138,23 @@ impl Engine {
         definition: &str,
         substitutions: &HashMap<String, String>,
     ) -> Result<String, EngineError> {
+        self.register_state_machine_as(name, definition, substitutions, MachineType::Standard)
+    }
+
+    /// As [`Engine::register_state_machine`], for a machine of the given type: an EXPRESS machine is
+    /// validated as AWS validates one (no `.waitForTaskToken` or `.sync` integrations), and its
+    /// executions keep no history the API can read.
+    pub fn register_state_machine_as(
+        &self,
+        name: &str,
+        definition: &str,
+        substitutions: &HashMap<String, String>,
+        machine_type: MachineType,
+    ) -> Result<String, EngineError> {
         let text = substitute(definition, substitutions)?;
-        let model = model::parse(&text)?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| ValidationError::NotJson(e.to_string()))?;
+        let model = model::parse_value_as(&value, machine_type)?;
         let arn = format!(
             "arn:aws:states:{}:{}:stateMachine:{}",
             self.inner.region, self.inner.account, name
@@ -329,6 +163,7 @@ impl Engine {
             arn: arn.clone(),
             name: name.to_string(),
             model: Arc::new(model),
+            machine_type,
         });
         self.inner
             .machines
@@ -350,6 +185,17 @@ impl Engine {
         state_machine_arn: &str,
         name: Option<String>,
         input: Value,
+    ) -> Result<String, EngineError> {
+        self.start_with(state_machine_arn, name, input, None)
+    }
+
+    /// Starts an execution, with a probe for a TestState run.
+    pub(crate) fn start_with(
+        &self,
+        state_machine_arn: &str,
+        name: Option<String>,
+        input: Value,
+        probe: Option<Arc<Probe>>,
     ) -> Result<String, EngineError> {
         let machine = self
             .inner
@@ -390,6 +236,8 @@ impl Engine {
                 history: Mutex::new(Vec::new()),
                 done,
                 abort,
+                history_full: AtomicBool::new(false),
+                probe,
             });
             execs.insert(arn.clone(), exec.clone());
             exec
@@ -482,12 +330,12 @@ impl Engine {
         &self,
         execution_arn: &str,
     ) -> Result<Vec<HistoryEvent>, EngineError> {
-        Ok(self
-            .execution(execution_arn)?
-            .history
-            .lock()
-            .expect("history lock")
-            .clone())
+        let exec = self.execution(execution_arn)?;
+        // GetExecutionHistory does not serve EXPRESS executions: their history goes to CloudWatch Logs.
+        if exec.machine.machine_type == MachineType::Express {
+            return Err(EngineError::ExpressHistory(execution_arn.to_string()));
+        }
+        Ok(exec.history.lock().expect("history lock").clone())
     }
 
     /// `StopExecution`: the execution ends ABORTED with this error and cause.

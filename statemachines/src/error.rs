@@ -31,7 +31,17 @@ pub mod names {
     pub const ITEM_READER_FAILED: &str = "States.ItemReaderFailed";
     /// The task's resource could not be invoked.
     pub const PERMISSIONS: &str = "States.Permissions";
+    /// A state's `ResultPath` cannot be applied to its input (e.g. a field set inside a string). AWS
+    /// names it in "Error handling in Step Functions"
+    /// (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html); unlike
+    /// `States.Runtime`, `Retry` and `Catch` rules (`States.ALL` included) see it.
+    pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
 }
+
+/// Most events an execution's history holds: a STANDARD execution that would write more fails
+/// ("Step Functions service quotas": maximum execution history size, 25,000 events,
+/// https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+pub const MAX_HISTORY_EVENTS: usize = 25_000;
 
 /// Largest state input/output Step Functions accepts, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -91,6 +101,10 @@ pub enum ValidationError {
         location: String,
         /// What is wrong.
         message: String,
+        /// The state, when the problem is in one.
+        state: Option<String>,
+        /// The field (`Next`, `Catch.Next`), when the problem is in one.
+        field: Option<String>,
     },
     /// Several problems at once.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
@@ -103,6 +117,8 @@ impl ValidationError {
         ValidationError::Schema {
             location: format!("State \"{state}\": field \"{field}\""),
             message: message.into(),
+            state: Some(state.to_string()),
+            field: Some(field.to_string()),
         }
     }
 
@@ -111,6 +127,8 @@ impl ValidationError {
         ValidationError::Schema {
             location: format!("State \"{state}\""),
             message: message.into(),
+            state: Some(state.to_string()),
+            field: None,
         }
     }
 
@@ -119,6 +137,8 @@ impl ValidationError {
         ValidationError::Schema {
             location: format!("the definition: field \"{field}\""),
             message: message.into(),
+            state: None,
+            field: Some(field.to_string()),
         }
     }
 
@@ -146,6 +166,9 @@ pub enum EngineError {
     /// No execution has this ARN.
     #[error("no execution {0}")]
     ExecutionDoesNotExist(String),
+    /// `GetExecutionHistory` on an EXPRESS execution, which AWS does not support.
+    #[error("execution {0} belongs to an EXPRESS state machine: its history is not kept")]
+    ExpressHistory(String),
     /// An execution with this name exists with a different input.
     #[error("execution {0} already exists with a different input")]
     ExecutionAlreadyExists(String),

@@ -45,7 +45,9 @@ type JaResult<'a> = jsonata_rs::Result<&'a JaValue<'a>>;
 
 /// The functions Step Functions adds to `JSONata`: `$partition`, `$range`, `$hash`, `$random`, `$uuid`,
 /// `$parse`. Each goes through the intrinsic function of the same meaning, so both languages agree.
+/// Also `$average`, a standard `JSONata` function the crate lacks.
 fn register_step_functions_extensions(ja: &jsonata_rs::JsonAta<'_>) {
+    ja.register_function("average", 1, average);
     ja.register_function("partition", 2, |ctx, args| {
         via_intrinsic(ctx, args, "ArrayPartition")
     });
@@ -80,6 +82,33 @@ fn register_step_functions_extensions(ja: &jsonata_rs::JsonAta<'_>) {
         };
         Ok(from_json(ctx.arena, &Value::from(v)))
     });
+}
+
+/// `$average(array)`: the mean of an array of numbers; a single number is its own mean; undefined for
+/// an undefined or empty argument; error T0412 when an item is not a number
+/// (https://docs.jsonata.org/aggregation-functions#average).
+fn average<'a>(ctx: jsonata_rs::FunctionContext<'a, '_>, args: &[&'a JaValue<'a>]) -> JaResult<'a> {
+    let arg = args.first().copied().unwrap_or_else(JaValue::undefined);
+    if arg.is_undefined() {
+        return Ok(JaValue::undefined());
+    }
+    let items = JaValue::wrap_in_array_if_needed(ctx.arena, arg, jsonata_rs::ArrayFlags::empty());
+    if items.is_empty() {
+        return Ok(JaValue::undefined());
+    }
+    let mut sum = 0.0;
+    for item in items.members() {
+        if !item.is_number() {
+            return Err(jsonata_rs::Error::T0412ArgumentMustBeArrayOfType(
+                ctx.char_index,
+                1,
+                ctx.name.to_string(),
+                "number".to_string(),
+            ));
+        }
+        sum += item.as_f64();
+    }
+    Ok(JaValue::number(ctx.arena, sum / items.len() as f64))
 }
 
 fn via_intrinsic<'a>(
@@ -190,6 +219,25 @@ mod tests {
                 .len(),
             36
         );
+    }
+
+    #[test]
+    fn average_follows_jsonata() {
+        assert_eq!(
+            eval("$average([1, 2, 3, 4])", &[]).unwrap(),
+            Some(json!(2.5))
+        );
+        assert_eq!(eval("$average([3, 3])", &[]).unwrap(), Some(json!(3)));
+        assert_eq!(eval("$average(5)", &[]).unwrap(), Some(json!(5)));
+        assert_eq!(eval("$average([])", &[]).unwrap(), None);
+        assert_eq!(eval("$average($nothing)", &[]).unwrap(), None);
+        let states = json!({"input": {"scores": [{"v": 1}, {"v": 2}]}});
+        assert_eq!(
+            eval("$average($states.input.scores.v)", &[("states", &states)]).unwrap(),
+            Some(json!(1.5))
+        );
+        let err = eval("$average([1, 'two'])", &[]).unwrap_err();
+        assert_eq!(err.error, "States.QueryEvaluationError");
     }
 
     #[test]

@@ -8,15 +8,22 @@ pub mod choice;
 pub mod conformance;
 pub mod engine;
 pub mod error;
+mod execution;
+pub mod handler;
+pub mod history;
 pub mod intrinsic;
 pub mod item_reader;
 pub mod jsonata;
 pub mod lint;
 pub mod model;
 pub mod path;
+mod probe;
 mod runtime;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod test_state;
+pub mod validate;
+pub mod workflow;
 
 pub use engine::{
     Description, Engine, FunctionError, Handler, HistoryEvent, Status, TaskContext, function_name,
@@ -24,3 +31,4 @@ pub use engine::{
 };
 pub use error::{EngineError, Failure, ValidationError};
 pub use item_reader::{ItemReader, MemoryItemReader, ObjectSummary};
+pub use workflow::{UnknownWorkflow, Workflow};

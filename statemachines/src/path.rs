@@ -463,6 +463,10 @@ impl Parser<'_> {
                         steps.push(Step::Descendant(Box::new(inner)));
                     } else if self.eat(b'*') {
                         steps.push(Step::Wildcard);
+                    } else if self.eat(b'[') {
+                        // `$.[0]` and `$.[?(...)]`: a dot before a bracket, which the Jayway
+                        // implementation Step Functions uses accepts as the bracket alone.
+                        steps.push(self.bracket()?);
                     } else {
                         let name = self.name()?;
                         if name == "length" && self.s[self.i..].starts_with(b"()") {
@@ -720,7 +724,18 @@ impl Parser<'_> {
                 let lit = &self.src[start..self.i];
                 serde_json::from_str(lit)
                     .map(Operand::Literal)
-                    .map_err(|_| format!("invalid literal {lit:?} in filter"))
+                    .or_else(|_| {
+                        // An unquoted word compares as a string, as Jayway's filters read it.
+                        if !lit.is_empty()
+                            && lit
+                                .chars()
+                                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                        {
+                            Ok(Operand::Literal(Value::String(lit.to_string())))
+                        } else {
+                            Err(format!("invalid literal {lit:?} in filter"))
+                        }
+                    })
             }
         }
     }
@@ -799,5 +814,18 @@ mod tests {
             json!(2)
         );
         assert!(p.assign(json!({"a": 5}), json!(2)).is_err());
+    }
+
+    #[test]
+    fn forms_aws_accepts_in_deployed_definitions() {
+        let doc = json!({"items": [{"x": 1, "s": "active"}, {"x": -1, "s": "idle"}]});
+        let items = &doc["items"];
+        let p = Path::parse("$.[0]").unwrap();
+        assert_eq!(p.select(items), Some(json!({"x": 1, "s": "active"})));
+        let p = Path::parse("$.[?(@.x > 0)]").unwrap();
+        assert_eq!(p.select(items), Some(json!([{"x": 1, "s": "active"}])));
+        let p = Path::parse("$.items[?(@.s == active)].x").unwrap();
+        assert_eq!(p.select(&doc), Some(json!([1])));
+        assert!(Path::parse("$.items[?(@.s == a b)]").is_err());
     }
 }

@@ -1,0 +1,125 @@
+//! Executions as the engine keeps them: status, description, the registered machines and task tokens.
+//! The API in `engine` and the interpreter in `runtime` both work on these.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+use crate::error::Failure;
+use crate::handler::Handler;
+use crate::history::HistoryEvent;
+use crate::item_reader::ItemReader;
+use crate::model::{MachineType, StateMachine};
+use crate::probe::Probe;
+
+/// Status of an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Still running.
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Exceeded the machine's `TimeoutSeconds`.
+    TimedOut,
+    /// Stopped by `stop_execution`.
+    Aborted,
+}
+
+impl Status {
+    /// The AWS spelling: `RUNNING`, `SUCCEEDED`, ...
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Running => "RUNNING",
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+            Status::Aborted => "ABORTED",
+        }
+    }
+}
+
+/// `DescribeExecution`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Description {
+    /// The execution's ARN.
+    pub execution_arn: String,
+    /// The state machine's ARN.
+    pub state_machine_arn: String,
+    /// The execution's name.
+    pub name: String,
+    /// Current status.
+    pub status: Status,
+    /// The input.
+    pub input: Value,
+    /// The output, once SUCCEEDED.
+    pub output: Option<Value>,
+    /// The error name, once FAILED, TIMED_OUT or ABORTED.
+    pub error: Option<String>,
+    /// The cause.
+    pub cause: Option<String>,
+    /// Start (virtual clock; starts at real now).
+    pub start_date: DateTime<Utc>,
+    /// Stop (virtual clock).
+    pub stop_date: Option<DateTime<Utc>>,
+}
+
+pub(crate) struct Machine {
+    pub(crate) arn: String,
+    pub(crate) name: String,
+    pub(crate) model: Arc<StateMachine>,
+    /// EXPRESS executions keep no history the API can read, and so have no history quota.
+    pub(crate) machine_type: MachineType,
+}
+
+pub(crate) struct ExecState {
+    pub(crate) status: Status,
+    pub(crate) output: Option<Value>,
+    pub(crate) error: Option<String>,
+    pub(crate) cause: Option<String>,
+    pub(crate) stop_date: Option<DateTime<Utc>>,
+}
+
+pub(crate) struct Execution {
+    pub(crate) arn: String,
+    pub(crate) name: String,
+    pub(crate) machine: Arc<Machine>,
+    pub(crate) input: Value,
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) state: Mutex<ExecState>,
+    pub(crate) history: Mutex<Vec<HistoryEvent>>,
+    pub(crate) done: watch::Sender<bool>,
+    pub(crate) abort: watch::Sender<Option<Failure>>,
+    /// Set once the history reached its quota: the execution fails at its next step.
+    pub(crate) history_full: AtomicBool,
+    /// Set for a TestState run: the single state's mock, settings and observations.
+    pub(crate) probe: Option<Arc<Probe>>,
+}
+
+pub(crate) enum TokenReply {
+    Success(Value),
+    Failure(Failure),
+}
+
+pub(crate) struct TokenSlot {
+    pub(crate) reply: Option<oneshot::Sender<TokenReply>>,
+    pub(crate) heartbeat: watch::Sender<u64>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) region: String,
+    pub(crate) account: String,
+    pub(crate) handlers: RwLock<HashMap<String, Handler>>,
+    pub(crate) machines: RwLock<HashMap<String, Arc<Machine>>>,
+    pub(crate) executions: RwLock<HashMap<String, Arc<Execution>>>,
+    pub(crate) tokens: Mutex<HashMap<String, TokenSlot>>,
+    pub(crate) item_reader: RwLock<Option<Arc<dyn ItemReader>>>,
+    pub(crate) record_history: bool,
+}
