@@ -14,11 +14,11 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
-use opsplane_local::plane::WORKFLOWS;
 use opsplane_local::{EngineExecutions, LocalPlane};
 use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::domain::names::execution_name_part;
 use opsplane_shared::ports::Executions;
+use opsplane_statemachines::Workflow;
 
 use crate::watch::{AWS_FIRST_INTERVAL, LOCAL_FIRST_INTERVAL, follow};
 
@@ -46,11 +46,8 @@ impl RunOutcome {
 }
 
 fn check_workflow(workflow: &str) -> Result<()> {
-    if WORKFLOWS.iter().any(|(name, _)| *name == workflow) {
-        return Ok(());
-    }
-    let known: Vec<&str> = WORKFLOWS.iter().map(|(name, _)| *name).collect();
-    bail!("unknown workflow {workflow:?}: one of {}", known.join(", "))
+    workflow.parse::<Workflow>()?;
+    Ok(())
 }
 
 fn summary(

@@ -14,7 +14,9 @@ use opsplane_shared::bootstrap::{
 use opsplane_shared::config::Config;
 use opsplane_shared::ports::Executions;
 use opsplane_shared::state::{ApprovalRecord, StateStore};
-use opsplane_statemachines::{Description, Engine, EngineError, FunctionError};
+use opsplane_statemachines::{
+    Description, Engine, EngineError, FunctionError, UnknownWorkflow, Workflow,
+};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -29,34 +31,6 @@ pub(crate) const ACCOUNT: &str = "123456789012";
 pub const EVENT_BUS: &str = "default";
 /// Step Functions' optimized EventBridge integration, served on the local plane by EventBridge on moto.
 pub const PUT_EVENTS: &str = "arn:aws:states:::events:putEvents";
-
-/// The workflows and their definitions, as deployed (the files in `statemachines/definitions/`).
-pub const WORKFLOWS: [(&str, &str); 6] = [
-    (
-        "backup",
-        include_str!("../../statemachines/definitions/backup.asl.json"),
-    ),
-    (
-        "dr-drill",
-        include_str!("../../statemachines/definitions/dr-drill.asl.json"),
-    ),
-    (
-        "provision",
-        include_str!("../../statemachines/definitions/provision.asl.json"),
-    ),
-    (
-        "rollback",
-        include_str!("../../statemachines/definitions/rollback.asl.json"),
-    ),
-    (
-        "health-sweep",
-        include_str!("../../statemachines/definitions/health-sweep.asl.json"),
-    ),
-    (
-        "drift",
-        include_str!("../../statemachines/definitions/drift.asl.json"),
-    ),
-];
 
 /// The `${...}` placeholders of the definitions and the function each names, as CloudFormation's
 /// `DefinitionSubstitutions` fill them in the deployed stack.
@@ -99,11 +73,9 @@ pub enum PlaneError {
     /// The engine refused a definition or an execution.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The workflow name is not one of [`WORKFLOWS`].
-    #[error(
-        "unknown workflow {0:?}; one of backup, dr-drill, provision, rollback, health-sweep, drift"
-    )]
-    UnknownWorkflow(String),
+    /// The workflow name is not one of [`Workflow::all`].
+    #[error(transparent)]
+    UnknownWorkflow(#[from] UnknownWorkflow),
 }
 
 /// The engine with every function and workflow registered, over one configuration.
@@ -114,7 +86,7 @@ pub struct LocalPlane {
     pub clients: Clients,
     /// The local engine.
     pub engine: Engine,
-    machines: HashMap<&'static str, String>,
+    machines: HashMap<Workflow, String>,
     // Kept for the plane's life when the plane started moto itself.
     _moto: Option<MotoServer>,
 }
@@ -285,21 +257,21 @@ impl LocalPlane {
 
     fn register_workflows(&mut self) -> Result<(), PlaneError> {
         let substitutions = substitutions();
-        for (name, definition) in WORKFLOWS {
-            let arn = self
-                .engine
-                .register_state_machine(name, definition, &substitutions)?;
-            self.machines.insert(name, arn);
+        for workflow in Workflow::all() {
+            let arn = self.engine.register_state_machine(
+                workflow.name(),
+                workflow.definition(),
+                &substitutions,
+            )?;
+            self.machines.insert(workflow, arn);
         }
         Ok(())
     }
 
     /// The state machine ARN of a workflow.
     pub fn state_machine(&self, workflow: &str) -> Result<&str, PlaneError> {
-        self.machines
-            .get(workflow)
-            .map(String::as_str)
-            .ok_or_else(|| PlaneError::UnknownWorkflow(workflow.to_owned()))
+        let workflow: Workflow = workflow.parse()?;
+        Ok(self.machines[&workflow].as_str())
     }
 
     /// Starts a workflow and waits for it to end.

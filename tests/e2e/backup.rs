@@ -10,7 +10,6 @@ use opsplane_fn_backup::Deps;
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_lock::LockDeps;
 use opsplane_local::LocalPlane;
-use opsplane_local::plane::WORKFLOWS;
 use opsplane_shared::aws::objects::sha256_hex;
 use opsplane_shared::clock::{Clock, ManualClock};
 use opsplane_shared::domain::backup::{
@@ -43,11 +42,9 @@ pub struct Plane {
 
 /// A workflow's definition as deployed.
 fn workflow(name: &str) -> &'static str {
-    WORKFLOWS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, d)| *d)
+    name.parse::<opsplane_statemachines::Workflow>()
         .expect("a known workflow")
+        .definition()
 }
 
 /// The handlers' deps for `world`, with the probe pointed at `probe`.

@@ -12,7 +12,6 @@ use aws_sdk_rds::config::{AsyncSleep, SharedAsyncSleep, Sleep};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_fn_lock::LockDeps;
-use opsplane_local::plane::WORKFLOWS;
 use opsplane_local::{LocalPlane, function_error};
 use opsplane_shared::Config;
 use opsplane_shared::aws::load_sdk_config;
@@ -90,11 +89,10 @@ fn lock_crashing_on_release(local: &LocalPlane, crash_release: Arc<AtomicBool>) 
 /// Registers `workflow`'s deployed definition under a new name with `TimeoutSeconds` set on `state` (the
 /// definitions bound time by their Lambda functions' own timeouts, which the local engine does not model).
 fn with_task_timeout(engine: &Engine, workflow: &str, state: &str, seconds: u64) -> String {
-    let text = WORKFLOWS
-        .iter()
-        .find(|(n, _)| *n == workflow)
-        .map(|(_, d)| *d)
-        .expect("a known workflow");
+    let text = workflow
+        .parse::<opsplane_statemachines::Workflow>()
+        .expect("a known workflow")
+        .definition();
     let mut def: Value = serde_json::from_str(text).unwrap();
     let task = def["States"]
         .get_mut(state)
