@@ -586,3 +586,22 @@ async fn the_history_quota_can_be_set_and_lifted() {
     let d = run(&engine, def, json!({})).await;
     assert_eq!(d.status, Status::Succeeded);
 }
+
+#[tokio::test]
+async fn a_history_that_fills_in_the_last_state_still_fails() {
+    let engine = Engine::new();
+    engine.register_handler("f", |v, _| async move { Ok(v) });
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+        "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f"}}});
+    // Started, entered, scheduled: the quota is reached inside the only state.
+    engine.set_history_quota(Some(4));
+    let d = run(&engine, def, json!({})).await;
+    assert_eq!(d.error.as_deref(), Some(names::RUNTIME));
+    assert_eq!(
+        engine
+            .get_execution_history(&d.execution_arn)
+            .unwrap()
+            .len(),
+        4
+    );
+}

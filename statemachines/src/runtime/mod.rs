@@ -222,6 +222,12 @@ impl Runner {
                         idx = n;
                         input = out;
                     }
+                    // A history that filled up during the last state still fails the execution.
+                    None if self.exec.history_full.load(Ordering::Relaxed) => {
+                        return Err(history_quota_failure(
+                            self.inner.history_quota.load(Ordering::Relaxed),
+                        ));
+                    }
                     None => return Ok(out),
                 }
             }
