@@ -1,5 +1,5 @@
-//! `opsplane asl run`, `opsplane asl conformance` and `opsplane lint`: the local Step Functions engine
-//! from the command line.
+//! `opsplane asl run`, `opsplane asl test-state`, `opsplane asl conformance` and `opsplane lint`: the
+//! local Step Functions engine from the command line.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use opsplane_statemachines::conformance::{self, Report};
-use opsplane_statemachines::{Engine, lint};
+use opsplane_statemachines::model::MachineType;
+use opsplane_statemachines::test_state::{self, InspectionLevel, Mock, TestStateRequest};
+use opsplane_statemachines::{Engine, Failure, lint, validate};
 use serde_json::{Value, json};
 
 /// Where the corpus lives unless told otherwise, relative to the repository root.
@@ -20,8 +22,45 @@ const ENV_CORPUS_DIR: &str = "OPSPLANE_CONFORMANCE_DIR";
 pub enum AslCommand {
     /// Run a definition locally and print `{"status", "output" | "error", "cause"}`.
     Run(RunArgs),
+    /// Run one state as the TestState API does and print its answer (`status`, `output`, `error`,
+    /// `cause`, `nextState`, `inspectionData`).
+    TestState(TestStateArgs),
     /// Run every case of a conformance corpus file and print the scores.
     Conformance(ConformanceArgs),
+}
+
+/// `opsplane asl test-state`.
+#[derive(Debug, Args)]
+pub struct TestStateArgs {
+    /// A file holding a state definition, or a whole state machine (then `--state-name` picks the state).
+    pub definition: PathBuf,
+    /// The state to test within a state machine definition.
+    #[arg(long)]
+    pub state_name: Option<String>,
+    /// The state's input, as JSON.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// INFO, DEBUG or TRACE.
+    #[arg(long, default_value = "INFO")]
+    pub inspection_level: InspectionLevel,
+    /// A mocked result of the state's work, as JSON.
+    #[arg(long, conflicts_with = "mock_error")]
+    pub mock_result: Option<String>,
+    /// A mocked error of the state's work (its name).
+    #[arg(long)]
+    pub mock_error: Option<String>,
+    /// The mocked error's cause.
+    #[arg(long, default_value = "", requires = "mock_error")]
+    pub mock_cause: String,
+    /// Retries the matching retrier already made.
+    #[arg(long, default_value_t = 0)]
+    pub retrier_retry_count: u32,
+    /// Map iterations to count as failed.
+    #[arg(long)]
+    pub map_iteration_failure_count: Option<u64>,
+    /// The context object (`$$`), as JSON.
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 /// `opsplane asl run`.
@@ -54,6 +93,10 @@ pub struct ConformanceArgs {
     /// Fail (exit 1) when less than this percentage of the JSONPath-only cases passes.
     #[arg(long)]
     pub min_jsonpath_percent: Option<f64>,
+    /// Fail (exit 1) when less than this percentage of the rejected definitions get a validation answer
+    /// in AWS's shape (invalid-definition files).
+    #[arg(long)]
+    pub min_shape_percent: Option<f64>,
     /// Fail (exit 1) when any valid definition of the file is rejected by validation.
     #[arg(long)]
     pub require_valid: bool,
@@ -72,13 +115,71 @@ pub struct LintArgs {
     /// Lambda ARN so that templates lint as deployed.
     #[arg(long = "subst", value_name = "NAME=VALUE")]
     pub substitutions: Vec<String>,
+    /// `text`: the engine's findings, one a line; `aws`: one `ValidateStateMachineDefinition` answer
+    /// (`{"result", "diagnostics"}`) a line per file.
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub format: LintFormat,
+    /// The state machine type to validate as (with `--format aws`): STANDARD or EXPRESS.
+    #[arg(long = "type", default_value = "STANDARD")]
+    pub machine_type: MachineType,
+}
+
+/// How `opsplane lint` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    /// One finding a line.
+    Text,
+    /// AWS's `ValidateStateMachineDefinition` answer.
+    Aws,
 }
 
 /// Runs an `asl` subcommand; returns the process exit code.
 pub async fn run(cmd: AslCommand) -> Result<i32> {
     match cmd {
         AslCommand::Run(args) => run_definition(args).await,
+        AslCommand::TestState(args) => run_test_state(args).await,
         AslCommand::Conformance(args) => run_conformance(args).await,
+    }
+}
+
+async fn run_test_state(args: TestStateArgs) -> Result<i32> {
+    let text = std::fs::read_to_string(&args.definition)
+        .with_context(|| format!("reading {}", args.definition.display()))?;
+    let parse = |flag: &str, s: &str| -> Result<Value> {
+        serde_json::from_str(s).with_context(|| format!("{flag} is not valid JSON"))
+    };
+    let mock = match (&args.mock_result, &args.mock_error) {
+        (Some(r), _) => Some(Mock::Result(parse("--mock-result", r)?)),
+        (None, Some(e)) => Some(Mock::Error(Failure::new(
+            e.clone(),
+            args.mock_cause.clone(),
+        ))),
+        (None, None) => None,
+    };
+    let req = TestStateRequest {
+        definition: parse("the definition", &text)?,
+        state_name: args.state_name,
+        input: parse("--input", &args.input)?,
+        inspection_level: args.inspection_level,
+        mock,
+        retrier_retry_count: args.retrier_retry_count,
+        map_iteration_failure_count: args.map_iteration_failure_count,
+        context: args
+            .context
+            .as_deref()
+            .map(|c| parse("--context", c))
+            .transpose()?,
+    };
+    match test_state::test_state(&Engine::new(), &req).await {
+        Ok(answer) => {
+            println!("{}", serde_json::to_string_pretty(&answer.to_api())?);
+            Ok(0)
+        }
+        Err(e) => {
+            let out = json!({"error": e.error_name(), "message": e.to_string()});
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(1)
+        }
     }
 }
 
@@ -193,6 +294,16 @@ async fn run_conformance(args: ConformanceArgs) -> Result<i32> {
         );
         code = 1;
     }
+    let shape = report.validation_shape();
+    if let Some(min) = args.min_shape_percent
+        && shape.percent() < min
+    {
+        eprintln!(
+            "FLOOR MISSED: {:.1}% of the validation answers have AWS's shape, the floor is {min}%",
+            shape.percent()
+        );
+        code = 1;
+    }
     if args.require_valid {
         let rejected: Vec<&str> = report
             .cases
@@ -231,6 +342,8 @@ fn report_json(report: &Report) -> Value {
         "with_choice": choice,
         "without_choice": rest,
         "by_feature": report.by_feature(),
+        "validation_shape": report.validation_shape(),
+        "inspection": report.inspection(),
         "cases": report.cases,
     })
 }
@@ -254,6 +367,14 @@ fn print_report(report: &Report, verbose: bool) {
     line("JSONPath-only", jp);
     line("cases with a Choice state", choice);
     line("cases without a Choice state", rest);
+    let shape = report.validation_shape();
+    if shape.total > 0 {
+        line("validation answers in AWS's shape", shape);
+    }
+    let inspection = report.inspection();
+    if inspection.total > 0 {
+        line("secondary: TestState inspection data matched", inspection);
+    }
     let (cause, history) = report.secondary();
     line("secondary: causes matched (failures)", cause);
     line("secondary: history event counts matched", history);
@@ -281,6 +402,17 @@ fn print_report(report: &Report, verbose: bool) {
 /// `opsplane lint DEF...`: prints every finding; returns 1 when there is any.
 pub fn lint_files(args: LintArgs) -> Result<i32> {
     let subs = parse_substitutions(&args.substitutions)?;
+    if args.format == LintFormat::Aws {
+        let mut failed = false;
+        for path in &args.definitions {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let answer = validate::validate(&fill_substitutions(&text, &subs), args.machine_type);
+            failed |= answer.result == validate::Verdict::Fail;
+            println!("{}", serde_json::to_string(&answer.to_json())?);
+        }
+        return Ok(i32::from(failed));
+    }
     let mut findings = 0;
     for path in &args.definitions {
         let text =

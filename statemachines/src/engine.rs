@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::error::{EngineError, Failure, ValidationError};
+use crate::error::{EngineError, Failure, MAX_HISTORY_EVENTS, ValidationError};
 pub use crate::execution::{Description, Status};
 use crate::execution::{ExecState, Execution, Inner, Machine, TokenReply};
 pub use crate::handler::{FunctionError, Handler, HandlerFuture, TaskContext, function_name};
@@ -100,8 +100,17 @@ impl Engine {
                 tokens: Mutex::default(),
                 item_reader: RwLock::default(),
                 record_history,
+                history_quota: AtomicUsize::new(MAX_HISTORY_EVENTS),
             }),
         }
+    }
+
+    /// Sets the history quota of STANDARD executions started from now on: AWS's 25,000 events by
+    /// default; `None` lifts it (for measuring the engine on workloads larger than AWS would run).
+    pub fn set_history_quota(&self, events: Option<usize>) {
+        self.inner
+            .history_quota
+            .store(events.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
     /// Registers (or replaces) the handler of a function. `name` is the function name; definitions may

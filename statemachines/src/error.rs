@@ -166,6 +166,9 @@ pub enum EngineError {
     /// No execution has this ARN.
     #[error("no execution {0}")]
     ExecutionDoesNotExist(String),
+    /// `StartSyncExecution` on a STANDARD state machine, which AWS does not support.
+    #[error("state machine {0} is STANDARD: StartSyncExecution runs EXPRESS state machines only")]
+    StateMachineTypeNotSupported(String),
     /// `GetExecutionHistory` on an EXPRESS execution, which AWS does not support.
     #[error("execution {0} belongs to an EXPRESS state machine: its history is not kept")]
     ExpressHistory(String),

@@ -2,7 +2,7 @@
 //! The API in `engine` and the interpreter in `runtime` both work on these.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -122,4 +122,6 @@ pub(crate) struct Inner {
     pub(crate) tokens: Mutex<HashMap<String, TokenSlot>>,
     pub(crate) item_reader: RwLock<Option<Arc<dyn ItemReader>>>,
     pub(crate) record_history: bool,
+    /// Most history events a STANDARD execution may write (`usize::MAX`: no quota).
+    pub(crate) history_quota: AtomicUsize,
 }

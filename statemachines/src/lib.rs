@@ -21,6 +21,7 @@ mod probe;
 mod runtime;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod sync_execution;
 pub mod test_state;
 pub mod validate;
 pub mod workflow;

@@ -570,3 +570,38 @@ async fn an_oversized_state_output_names_the_state() {
         )
     );
 }
+
+#[tokio::test]
+async fn the_history_quota_can_be_set_and_lifted() {
+    let engine = Engine::new();
+    let def = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "C"},
+        "C": {"Type": "Pass", "End": true}}});
+    // Started, then entered/exited per state, then succeeded: 8 events.
+    engine.set_history_quota(Some(5));
+    let d = run(&engine, def.clone(), json!({})).await;
+    assert_eq!(d.error.as_deref(), Some(names::RUNTIME));
+    assert!(d.cause.unwrap().contains("(5)"));
+    engine.set_history_quota(None);
+    let d = run(&engine, def, json!({})).await;
+    assert_eq!(d.status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn a_history_that_fills_in_the_last_state_still_fails() {
+    let engine = Engine::new();
+    engine.register_handler("f", |v, _| async move { Ok(v) });
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+        "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f"}}});
+    // Started, entered, scheduled: the quota is reached inside the only state.
+    engine.set_history_quota(Some(4));
+    let d = run(&engine, def, json!({})).await;
+    assert_eq!(d.error.as_deref(), Some(names::RUNTIME));
+    assert_eq!(
+        engine
+            .get_execution_history(&d.execution_arn)
+            .unwrap()
+            .len(),
+        4
+    );
+}

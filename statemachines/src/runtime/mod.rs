@@ -21,7 +21,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::error::{Failure, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, names};
+use crate::error::{Failure, MAX_PAYLOAD_BYTES, names};
 use crate::execution::{Execution, Inner, Status};
 use crate::history::EventType;
 use crate::model::MachineType;
@@ -143,9 +143,9 @@ async fn stop_requested(abort: &mut tokio::sync::watch::Receiver<Option<Failure>
 
 /// The failure of an execution whose history reached its quota. `States.Runtime`, which no `Retry` or
 /// `Catch` rule sees, as AWS ends such an execution whatever its error handling.
-fn history_quota_failure() -> Failure {
+fn history_quota_failure(quota: usize) -> Failure {
     Failure::runtime(format!(
-        "The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS}) and cannot continue."
+        "The execution reached the maximum number of history events ({quota}) and cannot continue."
     ))
 }
 
@@ -174,7 +174,9 @@ impl Runner {
             let mut input = input;
             loop {
                 if self.exec.history_full.load(Ordering::Relaxed) {
-                    return Err(history_quota_failure());
+                    return Err(history_quota_failure(
+                        self.inner.history_quota.load(Ordering::Relaxed),
+                    ));
                 }
                 let st = &sm.states[idx];
                 let at = br.now;
@@ -219,6 +221,12 @@ impl Runner {
                     Some(n) => {
                         idx = n;
                         input = out;
+                    }
+                    // A history that filled up during the last state still fails the execution.
+                    None if self.exec.history_full.load(Ordering::Relaxed) => {
+                        return Err(history_quota_failure(
+                            self.inner.history_quota.load(Ordering::Relaxed),
+                        ));
                     }
                     None => return Ok(out),
                 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::error::{Failure, MAX_HISTORY_EVENTS};
+use crate::error::Failure;
 use crate::execution::{Execution, Inner};
 use crate::history::EventType;
 use crate::probe::Probe;
@@ -69,7 +69,7 @@ impl Runner {
                 | EventType::ExecutionTimedOut
                 | EventType::ExecutionAborted
         );
-        if !ends && h.len() + 1 >= MAX_HISTORY_EVENTS {
+        if !ends && h.len() + 1 >= self.inner.history_quota.load(Ordering::Relaxed) {
             self.exec.history_full.store(true, Ordering::Relaxed);
             return;
         }

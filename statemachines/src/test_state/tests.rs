@@ -15,18 +15,20 @@ fn request(definition: Value, input: Value) -> TestStateRequest {
 async fn a_pass_state_reports_each_processing_step() {
     let engine = Engine::new();
     let req = request(
-        json!({"Type": "Pass", "InputPath": "$.a", "ResultPath": "$.r", "Next": "After"}),
+        json!({"Type": "Pass", "InputPath": "$.a", "Parameters": {"y.$": "$.x"},
+            "ResultPath": "$.r", "Next": "After"}),
         json!({"a": {"x": 1}}),
     );
     let r = test_state(&engine, &req).await.unwrap();
     assert_eq!(r.status, TestStatus::Succeeded);
-    assert_eq!(r.output, Some(json!({"a": {"x": 1}, "r": {"x": 1}})));
+    assert_eq!(r.output, Some(json!({"a": {"x": 1}, "r": {"y": 1}})));
     assert_eq!(r.next_state.as_deref(), Some("After"));
     let data = r.inspection_data.unwrap();
     assert_eq!(data["afterInputPath"], json!("{\"x\":1}"));
+    assert_eq!(data["afterParameters"], json!("{\"y\":1}"));
     assert_eq!(
         data["afterResultPath"],
-        json!("{\"a\":{\"x\":1},\"r\":{\"x\":1}}")
+        json!("{\"a\":{\"x\":1},\"r\":{\"y\":1}}")
     );
     // INFO reports no inspection data.
     let info = TestStateRequest {

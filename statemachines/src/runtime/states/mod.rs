@@ -47,26 +47,30 @@ impl Runner {
                     return Ok((env.jsonata_pass_through(raw)?, st.next));
                 }
                 let input = apply_input_path(&env, st, &raw)?;
+                if let Some(p) = probe
+                    && result.is_none()
+                {
+                    p.record("afterInputPath", &input);
+                }
                 // Parameters shape the effective input; a Result, when given, replaces it (ASL
                 // specification, Pass state).
                 let effective = match &st.parameters {
                     Some(p) => env.template(p, &input, "Parameters")?,
                     None => input,
                 };
+                if let Some(p) = probe {
+                    // TestState reports a Pass state's `Result` as its result; without one, the
+                    // input and parameter steps it went through.
+                    match result {
+                        Some(r) => p.record("result", r),
+                        None => p.record("afterParameters", &effective),
+                    }
+                }
                 let result = match result {
                     Some(r) => r.clone(),
                     None => effective,
                 };
                 if let Some(p) = probe {
-                    // TestState reports a Pass state's `Result` as its result; without one, the
-                    // input and parameter steps it went through.
-                    match &st.kind {
-                        Kind::Pass { result: Some(_) } => p.record("result", &result),
-                        _ => {
-                            p.record("afterInputPath", &result);
-                            p.record("afterParameters", &result);
-                        }
-                    }
                     p.record("afterResultSelector", &result);
                 }
                 if let Some(a) = &st.assign {
