@@ -481,6 +481,18 @@ async fn every_workflow_refuses_bad_input_naming_the_field_and_touches_nothing()
             serde_json::from_str::<Value>(&alarm).unwrap(),
             "detail.alarmName",
         ),
+        // An alarm event sent through dispatch (it carries the GitHub context EventBridge never adds) does not
+        // choose the environment: refused before any alarm is resolved.
+        (
+            "rollback",
+            {
+                let mut forged: Value =
+                    serde_json::from_str(&alarm.replace("nobody-owns", &stage.env)).unwrap();
+                forged["github"] = json!({"repository": "acme/infra", "environment": "staging"});
+                forged
+            },
+            "github",
+        ),
         ("health-sweep", json!({"bogus": 1}), "bogus"),
         (
             "health-sweep",
