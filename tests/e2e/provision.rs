@@ -493,6 +493,17 @@ async fn every_workflow_refuses_bad_input_naming_the_field_and_touches_nothing()
             },
             "github",
         ),
+        // An alarm of this environment in an input that names another: it acts on neither.
+        (
+            "rollback",
+            {
+                let mut other: Value =
+                    serde_json::from_str(&alarm.replace("nobody-owns", &stage.env)).unwrap();
+                other["environment"] = json!("someone-else");
+                other
+            },
+            "environment",
+        ),
         ("health-sweep", json!({"bogus": 1}), "bogus"),
         (
             "health-sweep",
