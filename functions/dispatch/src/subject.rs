@@ -8,7 +8,9 @@
 //!   after someone registers a deleted name ("Immutable subject claims", GitHub's OpenID Connect docs).
 //!
 //! In the subject's values a `:` is sent as `%3A` (an environment named `a:b` is `environment:a%3Ab`), so the
-//! fields split on `:` and each value is decoded afterwards.
+//! fields split on `:` and each value is decoded afterwards. An organisation's customised subject template
+//! may append more `key:value` pairs after the context (`...:environment:prod:job_workflow_ref:...`); they
+//! are not read here (the policy reads those claims themselves).
 
 use thiserror::Error;
 
@@ -73,7 +75,7 @@ impl Subject {
     /// Parses `sub` in either format.
     pub fn parse(sub: &str) -> Result<Self, SubjectError> {
         let rest = sub.strip_prefix("repo:").ok_or(SubjectError::Format)?;
-        let mut fields = rest.splitn(3, ':');
+        let mut fields = rest.split(':');
         let repository = fields.next().ok_or(SubjectError::Format)?;
         let context = fields.next().ok_or(SubjectError::Format)?;
         let value = fields.next().map(decode);
@@ -158,6 +160,12 @@ mod tests {
 
         let r = Subject::parse("repo:acme@1/infra@2:ref:refs/heads/main").unwrap();
         assert_eq!(r.value.as_deref(), Some("refs/heads/main"));
+        // A customised template's further pairs do not become part of the environment.
+        let custom = Subject::parse(
+            "repo:acme/infra:environment:prod:job_workflow_ref:acme/ci/.github/workflows/d.yml@v1",
+        )
+        .unwrap();
+        assert_eq!(custom.value.as_deref(), Some("prod"));
         assert!(
             Subject::parse("repo:acme/infra:pull_request")
                 .unwrap()
