@@ -321,7 +321,10 @@ fn spawn(binary: &Path, emulator: &Emulator, config: &Config) -> tokio::process:
             config.endpoint_url.as_deref().unwrap_or_default(),
         )
         // The dispatch function's required settings (the template sets them); the others ignore them.
-        .env("OPSPLANE_OIDC_AUDIENCE", "opsplane")
+        .env(
+            "OPSPLANE_OIDC_AUDIENCE",
+            "opsplane:123456789012:us-east-1:bench",
+        )
         .env(
             "OPSPLANE_STATE_MACHINE_PREFIX",
             "arn:aws:states:us-east-1:123456789012:stateMachine:opsplane-",

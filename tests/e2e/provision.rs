@@ -481,6 +481,29 @@ async fn every_workflow_refuses_bad_input_naming_the_field_and_touches_nothing()
             serde_json::from_str::<Value>(&alarm).unwrap(),
             "detail.alarmName",
         ),
+        // An alarm event sent through dispatch (it carries the GitHub context EventBridge never adds) does not
+        // choose the environment: refused before any alarm is resolved.
+        (
+            "rollback",
+            {
+                let mut forged: Value =
+                    serde_json::from_str(&alarm.replace("nobody-owns", &stage.env)).unwrap();
+                forged["github"] = json!({"repository": "acme/infra", "environment": "staging"});
+                forged
+            },
+            "github",
+        ),
+        // An alarm of this environment in an input that names another: it acts on neither.
+        (
+            "rollback",
+            {
+                let mut other: Value =
+                    serde_json::from_str(&alarm.replace("nobody-owns", &stage.env)).unwrap();
+                other["environment"] = json!("someone-else");
+                other
+            },
+            "environment",
+        ),
         ("health-sweep", json!({"bogus": 1}), "bogus"),
         (
             "health-sweep",

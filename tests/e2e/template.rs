@@ -249,7 +249,9 @@ async fn stack_creates_in_moto() {
         ("TableName", table.as_str()),
         ("StateBucketName", bucket.as_str()),
         ("GitHubOwner", "acme"),
+        ("GitHubOwnerId", "123456"),
         ("GitHubRepo", "infra"),
+        ("GitHubRepoId", "456789"),
         // One provider per account: the stack trusts the existing one (the deployed default creates it).
         ("CreateGitHubOidcProvider", "false"),
         ("KmsKeyArn", kms_key),
@@ -456,7 +458,12 @@ async fn stack_creates_in_moto() {
         if name == "dispatch" {
             let dispatch = opsplane_fn_dispatch::DispatchConfig::from_lookup(lookup)
                 .expect("the dispatch function's configuration is complete");
-            assert_eq!(dispatch.audience, default_of(&template, "DispatchAudience"));
+            // No DispatchAudience given: the stack's own audience, never the shared constant.
+            assert_eq!(default_of(&template, "DispatchAudience"), "");
+            assert_eq!(
+                dispatch.audience,
+                format!("opsplane:123456789012:us-east-1:{stack}")
+            );
             dispatch_prefix = Some(dispatch.state_machine_prefix);
         }
 
@@ -799,11 +806,23 @@ async fn alarm_rule_matches_only_alarm() {
 }
 
 /// What is wrong with a role trust policy that trusts GitHub's OIDC provider, for a role of `environment`.
-/// Empty when the trust is pinned: `aud` is `sts.amazonaws.com`, and `sub` is one exact subject
-/// (`StringEquals`, no wildcard) of a job running in that GitHub environment.
+/// Empty when the trust is pinned: `aud` is `sts.amazonaws.com`, `sub` is exact subjects (`StringEquals`, no
+/// wildcard) of a job running in that GitHub environment, and the repository and its owner are pinned by
+/// their immutable ids (`repository_id`, `repository_owner_id` with `StringEquals`), so that a renamed or
+/// re-registered name gains nothing.
 fn trust_findings(trust: &Value, environment: &str) -> Vec<String> {
     const AUD: &str = "token.actions.githubusercontent.com:aud";
     const SUB: &str = "token.actions.githubusercontent.com:sub";
+    const IDS: [(&str, &str); 2] = [
+        (
+            "token.actions.githubusercontent.com:repository_id",
+            "GitHubRepoId",
+        ),
+        (
+            "token.actions.githubusercontent.com:repository_owner_id",
+            "GitHubOwnerId",
+        ),
+    ];
     let statements = match &trust["Statement"] {
         Value::Array(list) => list.clone(),
         single => vec![single.clone()],
@@ -822,6 +841,17 @@ fn trust_findings(trust: &Value, environment: &str) -> Vec<String> {
             });
         if !aud_ok {
             findings.push("no StringEquals check that aud is sts.amazonaws.com".to_owned());
+        }
+        for (key, parameter) in IDS {
+            let pinned = conditions
+                .get("StringEquals")
+                .and_then(|c| c.get(key))
+                .is_some_and(|v| *v == json!({"Ref": parameter}));
+            if !pinned {
+                findings.push(format!(
+                    "no StringEquals check of {key} against {parameter}: a recycled name would be trusted"
+                ));
+            }
         }
         let subs: Vec<(&String, &Value)> = conditions
             .iter()
@@ -896,15 +926,32 @@ fn github_trust_is_pinned() {
         });
         let findings = trust_findings(trust, environment);
         assert!(findings.is_empty(), "{id}: {findings:?}");
-        checked.insert(environment.to_owned(), sub_text(&statements[0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]));
+        let subs: Vec<String> = as_list(
+            &statements[0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"],
+        )
+        .iter()
+        .map(sub_text)
+        .collect();
+        checked.insert(environment.to_owned(), subs);
     }
     // One role per environment, each pinned to its own environment of the configured repository.
     let envs: Vec<&str> = checked.keys().map(String::as_str).collect();
     assert_eq!(envs, ["dev", "prod", "staging"]);
+    // Both of GitHub's subject formats: by name, and the immutable one with the ids.
     assert_eq!(
         checked["prod"],
-        "repo:${GitHubOwner}/${GitHubRepo}:environment:prod"
+        [
+            "repo:${GitHubOwner}/${GitHubRepo}:environment:prod",
+            "repo:${GitHubOwner}@${GitHubOwnerId}/${GitHubRepo}@${GitHubRepoId}:environment:prod"
+        ]
     );
+    for id in ["GitHubOwnerId", "GitHubRepoId"] {
+        assert_eq!(
+            template["Parameters"][id]["AllowedPattern"], "[0-9]{1,20}",
+            "{id} is a required numeric id"
+        );
+        assert!(template["Parameters"][id].get("Default").is_none(), "{id}");
+    }
 
     // The checker rejects each way a trust goes wrong.
     let fixtures = root().join("tests/fixtures/template");
@@ -922,9 +969,21 @@ fn github_trust_is_pinned() {
     let f = bad("trust-no-aud.json");
     assert!(has(&f, "aud") && !has(&f, "no sub"), "{f:?}");
     let f = bad("trust-other-environment.json");
+    assert!(
+        has(
+            &f,
+            "sub repo:acme/infra:environment:staging is not a job of the GitHub environment prod"
+        ),
+        "{f:?}"
+    );
+    // A trust by names alone, however exact, is refused: the names can change hands.
+    let f = bad("trust-names-only.json");
     assert_eq!(
         f,
-        ["sub repo:acme/infra:environment:staging is not a job of the GitHub environment prod"]
+        [
+            "no StringEquals check of token.actions.githubusercontent.com:repository_id against GitHubRepoId: a recycled name would be trusted",
+            "no StringEquals check of token.actions.githubusercontent.com:repository_owner_id against GitHubOwnerId: a recycled name would be trusted",
+        ]
     );
     let f = bad("trust-pull-request.json");
     assert!(has(&f, "not a job of the GitHub environment prod"), "{f:?}");

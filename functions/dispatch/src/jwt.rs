@@ -21,6 +21,9 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::hygiene::{self, HygieneError, InsecureUrl};
+use crate::subject::{Subject, SubjectError};
+
 /// GitHub's OIDC issuer, the default `iss`.
 pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -35,15 +38,21 @@ pub enum AuthError {
     /// Not three base64url segments, or a header that is not JSON.
     #[error("malformed token: {0}")]
     Malformed(String),
-    /// The header's `alg` is not RS256 (`none`, HS256, ...).
+    /// The header's `alg` is not RS256 (`none`, HS256, ...); shown only when it looks like an algorithm name.
     #[error("token algorithm {0:?} is not allowed: RS256 only")]
     Algorithm(String),
+    /// The token or its header breaks a limit (size, `crit`, `kid`, lifetime, audience list, `jti`).
+    #[error(transparent)]
+    Hygiene(#[from] HygieneError),
+    /// The subject is not GitHub's or disagrees with the other claims.
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
     /// The header names no `kid`.
     #[error("token header has no `kid`")]
     MissingKid,
-    /// The issuer's JWKS has no such key, even after a refresh.
-    #[error("unknown signing key `{0}` (not in the issuer's JWKS)")]
-    UnknownKid(String),
+    /// The issuer's JWKS has no such key, even after a refresh (the `kid` is not repeated: it is the caller's).
+    #[error("unknown signing key (the token's `kid` is not in the issuer's JWKS)")]
+    UnknownKid,
     /// The signature does not verify with the issuer's key.
     #[error("bad token signature")]
     Signature,
@@ -93,6 +102,9 @@ pub enum JwksError {
         /// The status code.
         status: u16,
     },
+    /// The issuer or the discovery document's `jwks_uri` is not https (or a loopback issuer in the local world).
+    #[error(transparent)]
+    Insecure(#[from] InsecureUrl),
     /// The discovery document or the JWKS is not what OIDC says it is.
     #[error("{url}: {reason}")]
     Invalid {
@@ -129,21 +141,40 @@ pub trait KeySource: Send + Sync {
 pub struct HttpKeySource {
     client: reqwest::Client,
     issuer: String,
+    allow_loopback: bool,
 }
 
 impl HttpKeySource {
-    /// A source for `issuer` (no trailing slash), with short timeouts: a caller waits on it.
+    /// A source for `issuer` (no trailing slash), which must be https, with short timeouts: a caller waits on
+    /// it.
     pub fn new(issuer: impl Into<String>) -> Result<Self, JwksError> {
-        let issuer = issuer.into().trim_end_matches('/').to_owned();
+        Self::build(issuer.into(), false)
+    }
+
+    /// A source for the local world's issuer: https, or plain http on a loopback address (the end-to-end tests
+    /// and the local plane serve their discovery document and JWKS on 127.0.0.1).
+    pub fn local(issuer: impl Into<String>) -> Result<Self, JwksError> {
+        Self::build(issuer.into(), true)
+    }
+
+    fn build(issuer: String, allow_loopback: bool) -> Result<Self, JwksError> {
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        hygiene::check_fetch_url("issuer", &issuer, allow_loopback)?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
+            // A redirect could lead off https; the issuer's documents are served where discovery says.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|source| JwksError::Http {
                 url: issuer.clone(),
                 source,
             })?;
-        Ok(Self { client, issuer })
+        Ok(Self {
+            client,
+            issuer,
+            allow_loopback,
+        })
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, JwksError> {
@@ -191,6 +222,7 @@ impl KeySource for HttpKeySource {
                     reason: format!("names issuer {:?}, not {:?}", discovery.issuer, self.issuer),
                 });
             }
+            hygiene::check_fetch_url("jwks_uri", &discovery.jwks_uri, self.allow_loopback)?;
             let set: JwkSet = self.get_json(&discovery.jwks_uri).await?;
             tracing::info!(
                 jwks_uri = discovery.jwks_uri,
@@ -206,10 +238,14 @@ struct CacheState {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
     last_attempt: Option<Instant>,
+    /// Whether the one early refresh of the current interval was spent.
+    early_spent: bool,
 }
 
-/// The issuer's signing keys by `kid`, refreshed on an unknown `kid` or when older than `max_age`, but never
-/// fetched more than once per `min_refresh`.
+/// The issuer's signing keys by `kid`, refreshed on an unknown `kid` or when older than `max_age`, at most
+/// once per `min_refresh`, plus one early refresh per interval for a `kid` the last fetch did not have: an
+/// issuer that rotates its key right after our fetch is then followed at once, and a flood of made-up kids
+/// still costs at most two fetches per interval.
 pub struct JwksCache {
     source: Arc<dyn KeySource>,
     state: Mutex<CacheState>,
@@ -262,6 +298,7 @@ impl JwksCache {
                 keys: HashMap::new(),
                 fetched_at: None,
                 last_attempt: None,
+                early_spent: false,
             }),
             min_refresh,
             max_age,
@@ -280,10 +317,14 @@ impl JwksCache {
         if fresh && let Some(key) = state.keys.get(kid) {
             return Ok(key.clone());
         }
-        let may_fetch = state
+        let scheduled = state
             .last_attempt
             .is_none_or(|t| t.elapsed() >= self.min_refresh);
-        if may_fetch {
+        // Inside the interval, a kid the last successful fetch lacked earns one early refresh: a key rotated
+        // seconds after our fetch would otherwise be refused for up to `min_refresh`.
+        let early = !scheduled && !state.early_spent && state.fetched_at.is_some();
+        if scheduled || early {
+            state.early_spent = early;
             state.last_attempt = Some(Instant::now());
             match self.source.fetch().await {
                 Ok(set) => {
@@ -297,13 +338,13 @@ impl JwksCache {
                 Err(err) => return Err(err.into()),
             }
         } else {
-            tracing::debug!(kid, "JWKS refresh skipped: rate-limited");
+            tracing::debug!("JWKS refresh skipped: rate-limited");
         }
         state
             .keys
             .get(kid)
             .cloned()
-            .ok_or_else(|| AuthError::UnknownKid(kid.to_owned()).into())
+            .ok_or_else(|| AuthError::UnknownKid.into())
     }
 }
 
@@ -317,13 +358,39 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
     }
 }
 
+fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a string or a number, not {}",
+            match other {
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Array(_) => "a list",
+                _ => "an object",
+            }
+        ))),
+    }
+}
+
 /// The claims of a GitHub Actions OIDC token that opsplane reads.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct GithubClaims {
-    /// `repo:OWNER/REPO:environment:NAME`, `repo:OWNER/REPO:pull_request`, `repo:OWNER/REPO:ref:...`.
+    /// `repo:OWNER/REPO:environment:NAME`, `repo:OWNER/REPO:pull_request`, `repo:OWNER/REPO:ref:...`, or the
+    /// immutable form `repo:OWNER@OWNER_ID/REPO@REPO_ID:...` ([`Subject`]).
     pub sub: String,
     /// `OWNER/REPO`.
     pub repository: String,
+    /// The repository's immutable numeric id (GitHub sends a string).
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub repository_id: Option<String>,
+    /// The owner's immutable numeric id (GitHub sends a string).
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub repository_owner_id: Option<String>,
+    /// The token's unique id: one use per token.
+    #[serde(default)]
+    pub jti: Option<String>,
     /// The GitHub environment of the job, if it has one.
     #[serde(default)]
     pub environment: Option<String>,
@@ -353,6 +420,12 @@ pub struct GithubClaims {
     pub event_name: Option<String>,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    #[serde(default)]
+    pub exp: i64,
+    /// The audience, as sent (a string, or a list).
+    #[serde(default)]
+    pub aud: serde_json::Value,
 }
 
 impl GithubClaims {
@@ -363,13 +436,21 @@ impl GithubClaims {
             .or(self.workflow_ref.as_deref())
     }
 
-    /// Whether the token comes from a pull request: its subject, or its event.
-    pub fn from_pull_request(&self) -> bool {
+    /// Whether the job may run code nobody with write access reviewed, so that it may never act on a
+    /// protected environment: a pull request (its subject or its event), a `workflow_run` (it runs with the
+    /// base repository's rights after a workflow a pull request could have started), or a token that does
+    /// not say which event started it.
+    pub fn untrusted_event(&self) -> bool {
         self.sub.ends_with(":pull_request")
-            || self
-                .event_name
-                .as_deref()
-                .is_some_and(|e| e.starts_with("pull_request"))
+            || match self.event_name.as_deref() {
+                None | Some("") => true,
+                Some(e) => e.starts_with("pull_request") || e == "workflow_run",
+            }
+    }
+
+    /// The token's `jti`, checked to be usable as a key (verified tokens always pass).
+    pub fn token_id(&self) -> &str {
+        self.jti.as_deref().unwrap_or_default()
     }
 
     fn check(&self) -> Result<(), AuthError> {
@@ -384,6 +465,21 @@ impl GithubClaims {
         if self.repository.split('/').count() != 2 {
             return Err(AuthError::Claims("repository must be OWNER/REPO".into()));
         }
+        for (name, id) in [
+            ("repository_id", &self.repository_id),
+            ("repository_owner_id", &self.repository_owner_id),
+        ] {
+            if id.as_deref().is_some_and(|i| !digits(i)) {
+                return Err(AuthError::Claims(format!("{name} must be digits")));
+            }
+        }
+        hygiene::check_jti(self.jti.as_deref())?;
+        Subject::parse(&self.sub)?.check(
+            &self.repository,
+            self.repository_id.as_deref(),
+            self.repository_owner_id.as_deref(),
+            self.environment.as_deref(),
+        )?;
         Ok(())
     }
 }
@@ -394,6 +490,8 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     keys: JwksCache,
+    max_lifetime: i64,
+    allow_audience_lists: bool,
 }
 
 /// The `alg` of a token's header, read without trusting anything else in it.
@@ -411,6 +509,7 @@ pub fn header_alg(token: &str) -> Result<(String, Option<String>), AuthError> {
         .map_err(|_| AuthError::Malformed("header is not base64url".into()))?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|_| AuthError::Malformed("header is not JSON".into()))?;
+    hygiene::check_header(&value)?;
     let alg = value
         .get("alg")
         .and_then(|a| a.as_str())
@@ -427,7 +526,22 @@ impl Verifier {
             issuer: issuer.into().trim_end_matches('/').to_owned(),
             audience: audience.into(),
             keys,
+            max_lifetime: hygiene::DEFAULT_MAX_LIFETIME_SECONDS,
+            allow_audience_lists: false,
         }
+    }
+
+    /// The same verifier refusing tokens whose `exp - iat` is above `seconds`.
+    pub fn with_max_lifetime(mut self, seconds: i64) -> Self {
+        self.max_lifetime = seconds;
+        self
+    }
+
+    /// The same verifier accepting an `aud` list that contains the audience (refused by default: GitHub
+    /// sends one audience, and a list is how a token meant for another relying party is reused).
+    pub fn with_audience_lists(mut self, allow: bool) -> Self {
+        self.allow_audience_lists = allow;
+        self
     }
 
     /// The configured issuer.
@@ -437,10 +551,11 @@ impl Verifier {
 
     /// Verifies `token` and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<GithubClaims, VerifyError> {
+        hygiene::check_token_size(token).map_err(AuthError::from)?;
         let (alg, kid) = header_alg(token)?;
         // Before any key lookup: RS256 only, whatever else the header says.
         if alg != "RS256" {
-            return Err(AuthError::Algorithm(alg).into());
+            return Err(AuthError::Algorithm(hygiene::shown_alg(&alg)).into());
         }
         let kid = kid.ok_or(AuthError::MissingKid)?;
         let key = self.keys.key(&kid).await?;
@@ -463,7 +578,7 @@ impl Verifier {
                 ErrorKind::InvalidAudience => AuthError::Audience {
                     expected: self.audience.clone(),
                 },
-                ErrorKind::InvalidAlgorithm => AuthError::Algorithm(alg.clone()),
+                ErrorKind::InvalidAlgorithm => AuthError::Algorithm(hygiene::shown_alg(&alg)),
                 ErrorKind::MissingRequiredClaim(c) => {
                     AuthError::Claims(format!("`{c}` is required"))
                 }
@@ -476,6 +591,10 @@ impl Verifier {
         if claims.iat > now + LEEWAY_SECONDS as i64 {
             return Err(AuthError::IssuedInFuture.into());
         }
+        hygiene::check_lifetime(claims.iat, claims.exp, self.max_lifetime)
+            .map_err(AuthError::from)?;
+        hygiene::check_audience_shape(&claims.aud, self.allow_audience_lists)
+            .map_err(AuthError::from)?;
         claims.check()?;
         Ok(claims)
     }
@@ -528,19 +647,25 @@ mod tests {
         );
         for i in 0..100 {
             let err = cache.key(&format!("made-up-{i}")).await.unwrap_err();
-            assert!(matches!(err, VerifyError::Auth(AuthError::UnknownKid(_))));
+            assert!(matches!(err, VerifyError::Auth(AuthError::UnknownKid)));
         }
-        assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+        // The scheduled fetch, and the one early refresh a kid the last fetch lacked earns.
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
         tokio::time::advance(Duration::from_secs(61)).await;
         let _ = cache.key("another").await;
-        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(source.calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]
-    fn pull_requests_are_recognised_by_subject_or_event() {
+    fn pull_requests_workflow_runs_and_unknown_events_are_untrusted() {
         let mut c = GithubClaims {
             sub: "repo:acme/infra:pull_request".into(),
             repository: "acme/infra".into(),
+            repository_id: Some("2".into()),
+            repository_owner_id: Some("1".into()),
+            jti: Some("j".into()),
+            exp: 0,
+            aud: serde_json::Value::Null,
             environment: None,
             git_ref: None,
             workflow_ref: None,
@@ -552,11 +677,15 @@ mod tests {
             event_name: Some("push".into()),
             iat: 0,
         };
-        assert!(c.from_pull_request());
+        assert!(c.untrusted_event());
         c.sub = "repo:acme/infra:environment:prod".into();
-        assert!(!c.from_pull_request());
+        assert!(!c.untrusted_event());
         c.event_name = Some("pull_request_target".into());
-        assert!(c.from_pull_request());
+        assert!(c.untrusted_event());
+        c.event_name = Some("workflow_run".into());
+        assert!(c.untrusted_event());
+        c.event_name = None;
+        assert!(c.untrusted_event());
         c.run_id = "12a".into();
         assert!(c.check().is_err());
     }

@@ -3,27 +3,40 @@
 //!
 //! A request is `POST` with `Authorization: Bearer <GitHub OIDC token>` and a body
 //! `{"workflow": "provision", "environment": "staging", "input": {...}}`. The token is verified
-//! ([`jwt::Verifier`]: RS256 only, the issuer's JWKS, `iss`, `aud`, `exp`/`nbf`/`iat` with 60 s of leeway),
-//! then the [`policy::Policy`] decides. An allowed request starts the workflow under a name derived from the
-//! run (`gh-<workflow>-<env>-<run_id>-<run_attempt>`), so the same run again starts nothing and gets the
-//! same execution back; the GitHub context goes into the execution's input (`github`) and the audit log.
+//! ([`jwt::Verifier`]: RS256 only, the issuer's JWKS, `iss`, `aud`, `exp`/`nbf`/`iat` with 60 s of leeway,
+//! the limits of [`hygiene`], the subject in either of GitHub's formats, [`subject`]), the input is checked
+//! against the workflow's [`schema`], then the [`policy::Policy`] decides by repository id. An allowed
+//! request records the token's one use ([`replay`]) and starts the workflow under a name derived from the
+//! repository and the run (`gh-<repository_id>-<workflow>-<env>-<run_id>-<run_attempt>`); the GitHub context
+//! goes into the execution's input (`github`) and the audit log.
 //!
-//! Answers: 201 (started) or 200 (already started) with `{"executionArn", "started", "name", "consoleUrl"}`;
-//! 400 (bad body), 401 (token), 403 (policy), 405 (not POST), 503 (the issuer's keys unavailable), 500 with
-//! `{"error", "reason"}`. A rejected request starts nothing; a 403 is written to the audit log (the caller is
-//! known), a 401 only to the logs, so unauthenticated traffic cannot fill the table.
+//! Answers: 201 (started) or 200 (this token's own request again) with
+//! `{"executionArn", "started", "name", "consoleUrl"}`; 400 (bad body), 401 (token), 403 (policy), 405 (not
+//! POST), 409 (the token was used for another request, or another job of the run started that workflow for
+//! that environment), 413 (body too large), 503 (the issuer's keys unavailable), 500 with
+//! `{"error", "reason"}`. A rejected request starts nothing; a 403 or 409 is written to the audit log once
+//! per token and at most [`denials::DEFAULT_PER_MINUTE`] times per repository and minute ([`denials`]), a 401
+//! only to the logs, so no caller can fill the table.
 //!
 //! Configuration (read in `main`, [`DispatchConfig::from_lookup`]):
 //! - `OPSPLANE_OIDC_AUDIENCE` (required): the `aud` the tokens must carry (the workflow asks for it with
-//!   `core.getIDToken(audience)`).
+//!   `core.getIDToken(audience)`); this stack's own, never the shared `opsplane` (any stack's tokens would
+//!   then be good here).
+//! - `OPSPLANE_OIDC_MAX_LIFETIME_SECONDS` (default 900): the longest `exp - iat` accepted.
+//! - `OPSPLANE_OIDC_AUDIENCE_LISTS` (`true` to accept an `aud` list containing the audience; default refused).
 //! - `OPSPLANE_OIDC_ISSUER` (default `https://token.actions.githubusercontent.com`).
 //! - `OPSPLANE_STATE_MACHINE_PREFIX` (required): `arn:aws:states:<region>:<account>:stateMachine:opsplane-`.
 //! - `OPSPLANE_DISPATCH_POLICY`: a policy file's path; without it the policy is read once per cold start from
 //!   `s3://<state bucket>/config/dispatch-policy.yaml`.
 
+pub mod denials;
+pub mod hygiene;
 pub mod jwt;
 pub mod policy;
+pub mod replay;
+pub mod schema;
 pub mod start;
+pub mod subject;
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
@@ -31,17 +44,22 @@ use aws_lambda_events::event::lambda_function_urls::{
 use aws_lambda_events::http::HeaderValue;
 use base64::Engine as _;
 use opsplane_shared::domain::spec::validate_environment_name;
-use opsplane_shared::state::{AuditEvent, StateStore};
+use opsplane_shared::state::{AuditEvent, StateError, StateStore};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
+use crate::denials::{DenialBudget, clip, clip_all};
 use crate::jwt::{AuthError, GithubClaims, Verifier, VerifyError};
 use crate::policy::Policy;
+use crate::replay::{ReplayError, TokenUse, TokenUses, request_fingerprint};
+use crate::schema::SchemaError;
 use crate::start::{StartError, Starter};
 
 /// The function's name, as deployed.
 pub const FUNCTION_NAME: &str = "dispatch";
+/// The audience every stack used to default to: public, shared by all stacks, so never accepted.
+pub const SHARED_AUDIENCE: &str = "opsplane";
 
 /// The dispatch function's own configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +72,10 @@ pub struct DispatchConfig {
     pub state_machine_prefix: String,
     /// A policy file to read instead of the state bucket's `config/dispatch-policy.yaml`.
     pub policy_path: Option<String>,
+    /// The longest token lifetime (`exp - iat`) accepted, seconds.
+    pub max_lifetime_seconds: i64,
+    /// Whether an `aud` list containing the audience is accepted.
+    pub audience_lists: bool,
 }
 
 /// The configuration is incomplete.
@@ -71,15 +93,34 @@ impl DispatchConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             issuer: lookup("OPSPLANE_OIDC_ISSUER").unwrap_or_else(|| jwt::GITHUB_ISSUER.to_owned()),
-            audience: lookup("OPSPLANE_OIDC_AUDIENCE").ok_or(ConfigError {
-                name: "OPSPLANE_OIDC_AUDIENCE",
-                what: "the audience the GitHub OIDC tokens are requested for",
-            })?,
+            audience: lookup("OPSPLANE_OIDC_AUDIENCE")
+                .filter(|a| a != SHARED_AUDIENCE)
+                .ok_or(ConfigError {
+                    name: "OPSPLANE_OIDC_AUDIENCE",
+                    what: "this stack's own audience the GitHub OIDC tokens are requested for (not the shared `opsplane`, which every stack's tokens carry), e.g. opsplane:<account>:<region>:<stack>",
+                })?,
             state_machine_prefix: lookup("OPSPLANE_STATE_MACHINE_PREFIX").ok_or(ConfigError {
                 name: "OPSPLANE_STATE_MACHINE_PREFIX",
                 what: "the state machines' ARN without the workflow name, e.g. arn:aws:states:eu-west-1:123456789012:stateMachine:opsplane-",
             })?,
             policy_path: lookup("OPSPLANE_DISPATCH_POLICY"),
+            max_lifetime_seconds: match lookup("OPSPLANE_OIDC_MAX_LIFETIME_SECONDS") {
+                None => hygiene::DEFAULT_MAX_LIFETIME_SECONDS,
+                Some(v) => v.parse().ok().filter(|s| *s > 0).ok_or(ConfigError {
+                    name: "OPSPLANE_OIDC_MAX_LIFETIME_SECONDS",
+                    what: "a positive number of seconds, e.g. 900",
+                })?,
+            },
+            audience_lists: match lookup("OPSPLANE_OIDC_AUDIENCE_LISTS").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "OPSPLANE_OIDC_AUDIENCE_LISTS",
+                        what: "true or false",
+                    });
+                }
+            },
         })
     }
 }
@@ -94,6 +135,24 @@ pub struct Deps {
     pub executions: Starter,
     /// The audit log.
     pub state: StateStore,
+    /// One use per token.
+    pub uses: TokenUses,
+    /// Which refusals are recorded.
+    pub denials: DenialBudget,
+}
+
+impl Deps {
+    /// The handler's deps over `state`'s table, with the default refusal budget.
+    pub fn new(verifier: Verifier, policy: Policy, executions: Starter, state: StateStore) -> Self {
+        Self {
+            verifier,
+            policy,
+            executions,
+            uses: TokenUses::new(&state),
+            denials: DenialBudget::new(&state, denials::DEFAULT_PER_MINUTE),
+            state,
+        }
+    }
 }
 
 impl std::fmt::Debug for Deps {
@@ -113,7 +172,8 @@ pub struct DispatchRequest {
     pub workflow: String,
     /// The opsplane environment.
     pub environment: String,
-    /// More input for the workflow (not `environment` or `github`, which dispatch sets).
+    /// The caller's fields of the workflow's input ([`schema`]); what decides the environment and who acts is
+    /// set by dispatch.
     #[serde(default)]
     pub input: Option<Map<String, Value>>,
 }
@@ -138,9 +198,30 @@ pub enum DispatchError {
         /// What is wrong and what is allowed.
         reason: String,
     },
+    /// 413: the body is larger than [`hygiene::MAX_BODY_BYTES`].
+    #[error("request body larger than {} bytes", hygiene::MAX_BODY_BYTES)]
+    TooLarge,
     /// 403: the policy does not allow it.
     #[error(transparent)]
     Forbidden(#[from] policy::Denied),
+    /// 409: the token was already used for another request.
+    #[error(transparent)]
+    TokenReused(ReplayError),
+    /// 409: another job (another token) of the same run already started this workflow for this environment.
+    #[error(
+        "another job of run {run_id} (attempt {run_attempt}) already started this workflow for this environment; a run attempt starts a workflow for an environment once"
+    )]
+    RunAlreadyStarted {
+        /// The existing execution (logged, never answered: it is another job's).
+        execution_arn: String,
+        /// The run.
+        run_id: String,
+        /// Its attempt.
+        run_attempt: String,
+    },
+    /// 500: the token's use could not be recorded; nothing was started.
+    #[error("recording the token's use failed; nothing was started: {0}")]
+    Ledger(StateError),
     /// 500: the workflow could not be started.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -162,9 +243,11 @@ impl DispatchError {
             DispatchError::Unauthorized(_) => 401,
             DispatchError::KeysUnavailable(_) => 503,
             DispatchError::InvalidInput { .. } => 400,
+            DispatchError::TooLarge => 413,
             DispatchError::Forbidden(_) => 403,
+            DispatchError::TokenReused(_) | DispatchError::RunAlreadyStarted { .. } => 409,
             DispatchError::Start(StartError::UnknownWorkflow(_)) => 400,
-            DispatchError::Start(_) | DispatchError::Audit { .. } => 500,
+            DispatchError::Start(_) | DispatchError::Audit { .. } | DispatchError::Ledger(_) => 500,
         }
     }
 
@@ -176,8 +259,13 @@ impl DispatchError {
             DispatchError::KeysUnavailable(_) => "Unavailable",
             DispatchError::InvalidInput { .. }
             | DispatchError::Start(StartError::UnknownWorkflow(_)) => "InvalidInput",
+            DispatchError::TooLarge => "PayloadTooLarge",
             DispatchError::Forbidden(_) => "Forbidden",
-            DispatchError::Start(_) | DispatchError::Audit { .. } => "Internal",
+            DispatchError::TokenReused(_) => "TokenReused",
+            DispatchError::RunAlreadyStarted { .. } => "RunAlreadyStarted",
+            DispatchError::Start(_) | DispatchError::Audit { .. } | DispatchError::Ledger(_) => {
+                "Internal"
+            }
         }
     }
 }
@@ -198,9 +286,28 @@ fn invalid(field: &str, reason: impl Into<String>) -> DispatchError {
     }
 }
 
-/// The execution name of a run: `gh-<workflow>-<env>-<run_id>-<run_attempt>`, at most 80 characters of
-/// `[A-Za-z0-9_-]`. The same run and attempt always get the same name, so Step Functions starts it once.
+impl From<SchemaError> for DispatchError {
+    fn from(e: SchemaError) -> Self {
+        invalid(&e.field(), e.to_string())
+    }
+}
+
+impl From<ReplayError> for DispatchError {
+    fn from(e: ReplayError) -> Self {
+        match e {
+            ReplayError::Store(s) => DispatchError::Ledger(s),
+            reused => DispatchError::TokenReused(reused),
+        }
+    }
+}
+
+/// The execution name of a run: `gh-<repository_id>-<workflow>-<env>-<run_id>-<run_attempt>`, at most 80
+/// characters of `[A-Za-z0-9_-]`. It binds the repository (by id: run ids are per repository), the workflow,
+/// the environment and the run's attempt, so Step Functions starts each once; GitHub's tokens carry no job
+/// id, so two jobs of one run asking for the same workflow and environment get the same name, and the
+/// second is refused rather than handed the first one's execution.
 pub fn execution_name(
+    repository_id: &str,
     workflow: &str,
     environment: &str,
     run_id: &str,
@@ -209,7 +316,12 @@ pub fn execution_name(
     let clean = opsplane_shared::domain::names::execution_name_part;
     // The run's part is kept whole; the names give way if the total is too long.
     let tail = format!("-{}-{}", clean(run_id), clean(run_attempt));
-    let mut head = format!("gh-{}-{}", clean(workflow), clean(environment));
+    let mut head = format!(
+        "gh-{}-{}-{}",
+        clean(repository_id),
+        clean(workflow),
+        clean(environment)
+    );
     head.truncate(80usize.saturating_sub(tail.len()));
     head + &tail
 }
@@ -225,6 +337,21 @@ fn bearer(request: &LambdaFunctionUrlRequest) -> Result<&str, AuthError> {
         return Err(AuthError::MissingToken);
     }
     Ok(token.trim())
+}
+
+/// The body is within [`hygiene::MAX_BODY_BYTES`] (before it is decoded or parsed).
+fn check_body_size(request: &LambdaFunctionUrlRequest) -> Result<(), DispatchError> {
+    let body = request.body.as_deref().unwrap_or_default();
+    // Base64 carries 3 bytes in 4 characters.
+    let decoded = if request.is_base64_encoded {
+        body.len() / 4 * 3
+    } else {
+        body.len()
+    };
+    if decoded > hygiene::MAX_BODY_BYTES {
+        return Err(DispatchError::TooLarge);
+    }
+    Ok(())
 }
 
 fn parse_body(request: &LambdaFunctionUrlRequest) -> Result<DispatchRequest, DispatchError> {
@@ -255,16 +382,7 @@ fn parse_body(request: &LambdaFunctionUrlRequest) -> Result<DispatchRequest, Dis
         ));
     }
     validate_environment_name(&req.environment).map_err(|r| invalid("environment", r))?;
-    if let Some(input) = &req.input {
-        for reserved in ["environment", "github"] {
-            if input.contains_key(reserved) {
-                return Err(invalid(
-                    &format!("input.{reserved}"),
-                    "is set by dispatch (from `environment` and the token); leave it out",
-                ));
-            }
-        }
-    }
+    schema::check_input(&req.workflow, req.input.as_ref())?;
     Ok(req)
 }
 
@@ -273,6 +391,8 @@ pub fn github_context(claims: &GithubClaims) -> Value {
     json!({
         "subject": claims.sub,
         "repository": claims.repository,
+        "repository_id": claims.repository_id,
+        "repository_owner_id": claims.repository_owner_id,
         "environment": claims.environment,
         "actor": claims.actor,
         "sha": claims.sha,
@@ -310,6 +430,59 @@ async fn audit(
         .map_err(|e| e.to_string())
 }
 
+/// Records a refusal of a verified caller (403, 409) within the [`DenialBudget`], with every string the
+/// caller chose clipped; best effort: the refusal stands whether or not its record is written.
+async fn audit_refusal(
+    deps: &Deps,
+    claims: &GithubClaims,
+    req: &DispatchRequest,
+    err: &DispatchError,
+) {
+    tracing::warn!(
+        subject = clip(&claims.sub),
+        repository_id = claims.repository_id.as_deref(),
+        workflow = req.workflow,
+        environment = req.environment,
+        reason = clip(&err.to_string()),
+        "dispatch refused"
+    );
+    match deps.denials.admit(claims).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(
+                "refusal not audited: already recorded for this token, or the repository's budget for this minute is spent"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "refusal budget unavailable; refusal not audited");
+            return;
+        }
+    }
+    let mut clipped = claims.clone();
+    clipped.sub = clip(&claims.sub);
+    let details = clip_all(json!({
+        "workflow": req.workflow,
+        "reason": err.to_string(),
+        "error": err.name(),
+    }));
+    let mut all = clip_all(github_context(&clipped));
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, details) {
+        all.extend(more);
+    }
+    let event = AuditEvent::new(
+        chrono::Utc::now(),
+        clipped.sub,
+        "dispatch.denied",
+        Some(req.environment.clone()),
+        "denied",
+        all,
+    );
+    if let Err(e) = deps.state.append_audit(&event).await {
+        tracing::error!(error = %e, "audit of a refused dispatch failed");
+    }
+}
+
 /// A dispatch that was accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dispatched {
@@ -317,7 +490,7 @@ pub struct Dispatched {
     pub execution_arn: String,
     /// Its name.
     pub name: String,
-    /// `false` when the run had already started it.
+    /// `false` when this token's own request had already started it.
     pub started: bool,
 }
 
@@ -333,45 +506,67 @@ pub async fn dispatch(
         .as_deref()
         .unwrap_or("POST");
     if !method.eq_ignore_ascii_case("POST") {
-        return Err(DispatchError::Method(method.to_owned()));
+        return Err(DispatchError::Method(method.chars().take(16).collect()));
     }
+    check_body_size(request)?;
     let claims = deps.verifier.verify(bearer(request)?).await?;
     let req = parse_body(request)?;
-    if let Err(denied) = deps
-        .policy
-        .authorize(&claims, &req.workflow, &req.environment)
-    {
-        tracing::warn!(subject = claims.sub, workflow = req.workflow, environment = req.environment, reason = %denied, "dispatch denied");
-        // Best effort: the refusal stands whether or not its record is written.
-        if let Err(e) = audit(
-            deps,
-            &claims,
-            "dispatch.denied",
-            &req.environment,
-            "denied",
-            json!({ "workflow": req.workflow, "reason": denied.0 }),
-        )
-        .await
-        {
-            tracing::error!(error = e, "audit of a denied dispatch failed");
+    match authorized(deps, &claims, &req).await {
+        Ok(d) => Ok(d),
+        Err(
+            e @ (DispatchError::Forbidden(_)
+            | DispatchError::TokenReused(_)
+            | DispatchError::RunAlreadyStarted { .. }),
+        ) => {
+            audit_refusal(deps, &claims, &req, &e).await;
+            Err(e)
         }
-        return Err(denied.into());
+        Err(e) => Err(e),
     }
+}
+
+/// The policy, the token's one use, the start and its record, for a verified caller and a checked request.
+async fn authorized(
+    deps: &Deps,
+    claims: &GithubClaims,
+    req: &DispatchRequest,
+) -> Result<Dispatched, DispatchError> {
+    deps.policy
+        .authorize(claims, &req.workflow, &req.environment)?;
+    let repository_id = claims.repository_id.as_deref().unwrap_or_default();
     let name = execution_name(
+        repository_id,
         &req.workflow,
         &req.environment,
         &claims.run_id,
         &claims.run_attempt,
     );
-    let mut input = req.input.clone().unwrap_or_default();
-    input.insert("environment".into(), Value::String(req.environment.clone()));
-    input.insert("github".into(), github_context(&claims));
-    let started = deps
-        .executions
-        .start(&req.workflow, &name, &Value::Object(input))
-        .await?;
+    let caller = req.input.clone().unwrap_or_default();
+    let fingerprint = request_fingerprint(
+        &req.workflow,
+        &req.environment,
+        &Value::Object(caller.clone()),
+    );
+    let token_use = deps.uses.claim(claims, &fingerprint, &name).await?;
+    let input = schema::build_input(
+        &req.workflow,
+        &req.environment,
+        caller,
+        &claims.sub,
+        github_context(claims),
+    )?;
+    let started = deps.executions.start(&req.workflow, &name, &input).await?;
+    if !started.started && token_use == TokenUse::First {
+        // This token's first request, and yet the execution exists: another job's token of the same run
+        // started it. Handing it back would let this job claim an execution it did not start.
+        return Err(DispatchError::RunAlreadyStarted {
+            execution_arn: started.execution_arn,
+            run_id: claims.run_id.clone(),
+            run_attempt: claims.run_attempt.clone(),
+        });
+    }
     tracing::info!(
-        subject = claims.sub,
+        subject = clip(&claims.sub),
         workflow = req.workflow,
         environment = req.environment,
         execution = started.execution_arn,
@@ -380,7 +575,7 @@ pub async fn dispatch(
     );
     audit(
         deps,
-        &claims,
+        claims,
         "dispatch.start",
         &req.environment,
         if started.started {
@@ -445,10 +640,16 @@ mod tests {
     #[test]
     fn execution_names_come_from_the_run_and_fit() {
         assert_eq!(
-            execution_name("provision", "staging", "123", "2"),
-            "gh-provision-staging-123-2"
+            execution_name("456789", "provision", "staging", "123", "2"),
+            "gh-456789-provision-staging-123-2"
         );
-        let long = execution_name(&"w".repeat(60), &"e".repeat(40), "98765432101", "1");
+        let long = execution_name(
+            "456789",
+            &"w".repeat(60),
+            &"e".repeat(40),
+            "98765432101",
+            "1",
+        );
         assert!(
             long.len() <= 80 && long.ends_with("-98765432101-1"),
             "{long}"
@@ -464,9 +665,9 @@ mod tests {
     #[test]
     fn bodies_are_checked_field_by_field() {
         let ok = parse_body(&request(
-            r#"{"workflow": "provision", "environment": "staging", "input": {"x": 1}}"#,
+            r#"{"workflow": "rollback", "environment": "staging", "input": {"reason": "5xx"}}"#,
         ));
-        assert_eq!(ok.unwrap().workflow, "provision");
+        assert_eq!(ok.unwrap().workflow, "rollback");
         for (body, field) in [
             (
                 r#"{"workflow": "Provision!", "environment": "staging"}"#,
@@ -479,6 +680,18 @@ mod tests {
             (
                 r#"{"workflow": "provision", "environment": "prod", "input": {"github": {}}}"#,
                 "input.github",
+            ),
+            (
+                r#"{"workflow": "provision", "environment": "prod", "input": {"actor": "ceo"}}"#,
+                "input.actor",
+            ),
+            (
+                r#"{"workflow": "provision", "environment": "prod", "input": {"spec_version": "v1"}}"#,
+                "input.spec_version",
+            ),
+            (
+                r#"{"workflow": "deploy-all", "environment": "prod"}"#,
+                "workflow",
             ),
             (
                 r#"{"workflow": "provision", "environment": "prod", "extra": 1}"#,
@@ -516,5 +729,40 @@ mod tests {
             403
         );
         assert_eq!(invalid("body", "x").status(), 400);
+        assert_eq!(DispatchError::TooLarge.status(), 413);
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused_before_parsing() {
+        let big = request(&format!(
+            r#"{{"workflow": "rollback", "environment": "staging", "input": {{"reason": "{}"}}}}"#,
+            "x".repeat(hygiene::MAX_BODY_BYTES)
+        ));
+        assert!(matches!(
+            check_body_size(&big),
+            Err(DispatchError::TooLarge)
+        ));
+        assert!(check_body_size(&request("{}")).is_ok());
+    }
+
+    #[test]
+    fn the_shared_audience_is_not_a_configuration() {
+        let lookup = |audience: &'static str| {
+            move |k: &str| match k {
+                "OPSPLANE_OIDC_AUDIENCE" => Some(audience.to_owned()),
+                "OPSPLANE_STATE_MACHINE_PREFIX" => {
+                    Some("arn:aws:states:eu-west-1:1:stateMachine:opsplane-".to_owned())
+                }
+                _ => None,
+            }
+        };
+        let err = DispatchConfig::from_lookup(lookup(SHARED_AUDIENCE)).unwrap_err();
+        assert_eq!(err.name, "OPSPLANE_OIDC_AUDIENCE");
+        let ok = DispatchConfig::from_lookup(lookup("opsplane:1:eu-west-1:ops")).unwrap();
+        assert_eq!(
+            ok.max_lifetime_seconds,
+            hygiene::DEFAULT_MAX_LIFETIME_SECONDS
+        );
+        assert!(!ok.audience_lists);
     }
 }

@@ -36,15 +36,18 @@ async fn main() -> Result<(), Error> {
     };
     let policy = Policy::parse(&policy_text)?;
     let keys = JwksCache::new(Arc::new(HttpKeySource::new(&dispatch.issuer)?));
-    let deps = Deps {
-        verifier: Verifier::new(&dispatch.issuer, &dispatch.audience, keys),
+    let verifier = Verifier::new(&dispatch.issuer, &dispatch.audience, keys)
+        .with_max_lifetime(dispatch.max_lifetime_seconds)
+        .with_audience_lists(dispatch.audience_lists);
+    let deps = Deps::new(
+        verifier,
         policy,
-        executions: Starter::new(
+        Starter::new(
             Arc::new(SfnExecutions::new(clients.sfn.clone())),
             &dispatch.state_machine_prefix,
         ),
-        state: StateStore::from_config(&config, &clients),
-    };
+        StateStore::from_config(&config, &clients),
+    );
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {

@@ -2,10 +2,13 @@
 //! workflow for which opsplane environment.
 //!
 //! ```yaml
-//! # Environments a pull request can never start anything in (default: [prod]).
+//! # Environments an untrusted event (a pull request, a workflow_run, no event_name) can never start
+//! # anything in (default: [prod]).
 //! protected_environments: [prod]
 //! rules:
-//!   - repository: acme/infra            # OWNER/REPO, exactly
+//!   - repository_id: "456789"           # the repository's immutable id (the token's repository_id)
+//!     repository_owner_id: "123456"     # its owner's immutable id (the token's repository_owner_id)
+//!     repository: acme/infra            # optional, for readers: OWNER/REPO, not compared
 //!     github_environment: staging       # the job's GitHub environment, exactly (required)
 //!     ref: refs/heads/main              # optional: the token's `ref`, exactly
 //!     workflow: acme/infra/.github/workflows/deploy.yml@refs/heads/main   # optional: job_workflow_ref or workflow_ref
@@ -15,6 +18,11 @@
 //!
 //! Nothing is a pattern: every value is compared exactly, so no rule can trust "every repository". A
 //! request is allowed when one rule matches all of its fields; nothing else is.
+//!
+//! A repository is named by its ids, which GitHub never reuses: a name can be renamed away, deleted and
+//! registered again by anyone, so a rule keyed on a name would trust whoever holds it next. The ids come
+//! from the token's `repository_id` and `repository_owner_id` claims, and the subject's ids, when it has
+//! the immutable form, must be the same ([`crate::subject`]).
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -24,12 +32,29 @@ use crate::jwt::GithubClaims;
 /// The S3 key of the policy in the state bucket.
 pub const POLICY_KEY: &str = "config/dispatch-policy.yaml";
 
+fn id_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_yaml_ng::Value::deserialize(d)? {
+        serde_yaml_ng::Value::String(s) => Ok(s),
+        serde_yaml_ng::Value::Number(n) => Ok(n.to_string()),
+        _ => Err(serde::de::Error::custom(
+            "expected the numeric id, e.g. \"456789\"",
+        )),
+    }
+}
+
 /// One permission.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// `OWNER/REPO`.
-    pub repository: String,
+    /// The repository's immutable id.
+    #[serde(deserialize_with = "id_string")]
+    pub repository_id: String,
+    /// The repository owner's immutable id.
+    #[serde(deserialize_with = "id_string")]
+    pub repository_owner_id: String,
+    /// `OWNER/REPO`, for people reading the policy; not compared (a name can change hands).
+    #[serde(default)]
+    pub repository: Option<String>,
     /// The GitHub environment the job must run in.
     pub github_environment: String,
     /// The git ref the token must carry, if set.
@@ -97,9 +122,25 @@ impl Policy {
                 field,
                 reason: reason.to_owned(),
             };
-            let parts: Vec<&str> = rule.repository.split('/').collect();
-            if parts.len() != 2 || !parts.iter().all(|p| exact(p)) {
-                return Err(bad("repository", "must be OWNER/REPO, without wildcards"));
+            let id =
+                |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+            if !id(&rule.repository_id) {
+                return Err(bad(
+                    "repository_id",
+                    "must be the repository's numeric id (gh api repos/OWNER/REPO --jq .id)",
+                ));
+            }
+            if !id(&rule.repository_owner_id) {
+                return Err(bad(
+                    "repository_owner_id",
+                    "must be the owner's numeric id (gh api repos/OWNER/REPO --jq .owner.id)",
+                ));
+            }
+            if let Some(name) = &rule.repository {
+                let parts: Vec<&str> = name.split('/').collect();
+                if parts.len() != 2 || !parts.iter().all(|p| exact(p)) {
+                    return Err(bad("repository", "must be OWNER/REPO, without wildcards"));
+                }
             }
             if !exact(&rule.github_environment) {
                 return Err(bad(
@@ -142,28 +183,28 @@ impl Policy {
         workflow: &str,
         environment: &str,
     ) -> Result<&Rule, Denied> {
-        // The subject must belong to the repository the token claims (a cheap consistency check).
-        if !claims
-            .sub
-            .starts_with(&format!("repo:{}:", claims.repository))
+        // The subject's agreement with the repository and its ids was checked with the token
+        // (`GithubClaims::check`); a token without the ids cannot be matched to any rule.
+        let (Some(repository_id), Some(owner_id)) = (
+            claims.repository_id.as_deref(),
+            claims.repository_owner_id.as_deref(),
+        ) else {
+            return Err(Denied(
+                "the token carries no repository_id or repository_owner_id claim".to_owned(),
+            ));
+        };
+        if claims.untrusted_event() && self.protected_environments.iter().any(|p| p == environment)
         {
             return Err(Denied(format!(
-                "subject {:?} does not belong to repository {:?}",
-                claims.sub, claims.repository
-            )));
-        }
-        if claims.from_pull_request()
-            && self.protected_environments.iter().any(|p| p == environment)
-        {
-            return Err(Denied(format!(
-                "a pull request (subject {:?}) can never start a workflow in {environment}",
-                claims.sub
+                "a job started by {} (a pull request, a workflow_run or an unnamed event) can never start a workflow in {environment}",
+                claims.event_name.as_deref().unwrap_or("an unnamed event")
             )));
         }
         self.rules
             .iter()
             .find(|r| {
-                r.repository == claims.repository
+                r.repository_id == repository_id
+                    && r.repository_owner_id == owner_id
                     && claims.environment.as_deref() == Some(r.github_environment.as_str())
                     && r.git_ref
                         .as_deref()
@@ -176,8 +217,8 @@ impl Policy {
             })
             .ok_or_else(|| {
                 Denied(format!(
-                    "no rule allows repository {} (GitHub environment {}, ref {}, workflow {}) to start {workflow} \
-                     for {environment}",
+                    "no rule allows repository {} (id {repository_id}, owner id {owner_id}; GitHub environment {}, ref {}, \
+                     workflow {}) to start {workflow} for {environment}",
                     claims.repository,
                     claims.environment.as_deref().unwrap_or("none"),
                     claims.git_ref.as_deref().unwrap_or("none"),
@@ -193,13 +234,16 @@ mod tests {
 
     const POLICY: &str = r#"
 rules:
-  - repository: acme/infra
+  - repository_id: "2"
+    repository_owner_id: 1
+    repository: acme/infra
     github_environment: production
     ref: refs/heads/main
     workflow: acme/infra/.github/workflows/deploy.yml@refs/heads/main
     workflows: [provision]
     environments: [prod]
-  - repository: acme/infra
+  - repository_id: "2"
+    repository_owner_id: "1"
     github_environment: staging
     workflows: [provision, backup]
     environments: [staging]
@@ -209,6 +253,9 @@ rules:
         GithubClaims {
             sub: format!("repo:acme/infra:environment:{environment}"),
             repository: "acme/infra".into(),
+            repository_id: Some("2".into()),
+            repository_owner_id: Some("1".into()),
+            jti: Some("j".into()),
             environment: Some(environment.into()),
             git_ref: Some("refs/heads/main".into()),
             workflow_ref: Some("acme/infra/.github/workflows/deploy.yml@refs/heads/main".into()),
@@ -219,6 +266,8 @@ rules:
             run_attempt: "1".into(),
             event_name: Some("push".into()),
             iat: 0,
+            exp: 0,
+            aud: serde_json::Value::Null,
         }
     }
 
@@ -226,6 +275,7 @@ rules:
     fn a_matching_rule_allows_and_every_field_counts() {
         let p = Policy::parse(POLICY).unwrap();
         assert_eq!(p.protected_environments, ["prod"]);
+        assert_eq!(p.rules[0].repository_owner_id, "1");
         assert!(
             p.authorize(&claims("production"), "provision", "prod")
                 .is_ok()
@@ -251,45 +301,74 @@ rules:
         let mut c = claims("production");
         c.workflow_ref = Some("acme/infra/.github/workflows/other.yml@refs/heads/main".into());
         assert!(p.authorize(&c, "provision", "prod").is_err());
-        // Another repository, even with a matching subject shape.
-        let mut c = claims("staging");
-        c.repository = "evil/infra".into();
-        c.sub = "repo:evil/infra:environment:staging".into();
-        assert!(p.authorize(&c, "backup", "staging").is_err());
-        // A subject that does not belong to the claimed repository.
-        let mut c = claims("staging");
-        c.sub = "repo:evil/infra:environment:staging".into();
-        let denied = p.authorize(&c, "backup", "staging").unwrap_err();
-        assert!(denied.0.contains("does not belong"), "{denied}");
     }
 
     #[test]
-    fn a_pull_request_never_starts_prod_whatever_the_rules() {
+    fn repositories_are_matched_by_id_never_by_name() {
+        let p = Policy::parse(POLICY).unwrap();
+        // The same name with other ids (a recycled or transferred name) is refused.
+        let mut c = claims("staging");
+        c.repository_id = Some("3".into());
+        assert!(p.authorize(&c, "backup", "staging").is_err());
+        let mut c = claims("staging");
+        c.repository_owner_id = Some("9".into());
+        assert!(p.authorize(&c, "backup", "staging").is_err());
+        // The same ids under a new name (a renamed repository) are still allowed.
+        let mut c = claims("staging");
+        c.repository = "acme/platform".into();
+        assert!(p.authorize(&c, "backup", "staging").is_ok());
+        // No ids at all: nothing matches.
+        let mut c = claims("staging");
+        c.repository_id = None;
+        let denied = p.authorize(&c, "backup", "staging").unwrap_err();
+        assert!(denied.0.contains("repository_id"), "{denied}");
+    }
+
+    #[test]
+    fn untrusted_events_never_start_prod_whatever_the_rules() {
         let p = Policy::parse(
-            "rules: [{repository: acme/infra, github_environment: production, workflows: [provision], environments: [prod]}]",
+            "rules: [{repository_id: 2, repository_owner_id: 1, github_environment: production, workflows: [provision], environments: [prod]}]",
         )
         .unwrap();
-        let mut c = claims("production");
-        c.event_name = Some("pull_request".into());
-        let denied = p.authorize(&c, "provision", "prod").unwrap_err();
-        assert!(denied.0.contains("pull request"), "{denied}");
+        for event in [Some("pull_request"), Some("workflow_run"), None] {
+            let mut c = claims("production");
+            c.event_name = event.map(str::to_owned);
+            let denied = p.authorize(&c, "provision", "prod").unwrap_err();
+            assert!(denied.0.contains("can never start"), "{event:?}: {denied}");
+        }
         let mut c = claims("production");
         c.sub = "repo:acme/infra:pull_request".into();
         assert!(p.authorize(&c, "provision", "prod").is_err());
+        assert!(
+            p.authorize(&claims("production"), "provision", "prod")
+                .is_ok()
+        );
     }
 
     #[test]
-    fn wildcards_and_unknown_fields_are_refused() {
+    fn wildcards_missing_ids_and_unknown_fields_are_refused() {
         let err = Policy::parse(
-            "rules: [{repository: 'acme/*', github_environment: prod, workflows: [provision], environments: [prod]}]",
+            "rules: [{repository_id: 2, repository_owner_id: 1, repository: 'acme/*', github_environment: prod, workflows: [provision], environments: [prod]}]",
         )
         .unwrap_err();
         assert!(err.to_string().contains("rules[0].repository"), "{err}");
         let err = Policy::parse(
-            "rules: [{repository: acme/infra, github_environment: prod, workflows: [], environments: [prod]}]",
+            "rules: [{repository_id: 2, repository_owner_id: 1, github_environment: prod, workflows: [], environments: [prod]}]",
         )
         .unwrap_err();
         assert!(err.to_string().contains("workflows"), "{err}");
+        let err = Policy::parse(
+            "rules: [{repository_id: 'x', repository_owner_id: 1, github_environment: prod, workflows: [backup], environments: [prod]}]",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("rules[0].repository_id"), "{err}");
+        // A rule by name only (the old format) does not parse: it would trust whoever holds the name next.
+        assert!(
+            Policy::parse(
+                "rules: [{repository: acme/infra, github_environment: prod, workflows: [backup], environments: [prod]}]"
+            )
+            .is_err()
+        );
         assert!(Policy::parse("rules: [{repo: acme/infra}]").is_err());
         assert!(Policy::parse("{}").unwrap().rules.is_empty());
     }

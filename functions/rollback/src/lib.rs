@@ -174,6 +174,15 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
         )
     })?;
     let (environment, actor, incident, reason) = if obj.contains_key("detail-type") {
+        // EventBridge delivers the alarm event as it is; only a caller adds a GitHub context. An alarm-shaped
+        // input carrying one was sent through the dispatch function by a job, which must not choose the
+        // environment by naming an alarm: its rule allowed the environment in its request, not the alarm's.
+        if obj.contains_key("github") {
+            return Err(OpsError::invalid(
+                "github",
+                "an alarm event reaches rollback from EventBridge only, and EventBridge adds no GitHub context; a job asks for {\"environment\", \"reason\"}",
+            ));
+        }
         let event: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> =
             opsplane_shared::error::parse_input(input.input.clone(), "")?;
         if event.detail_type != ALARM_DETAIL_TYPE {
@@ -202,6 +211,17 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
         let specs = all_specs(deps).await?;
         let environment = resolve_environment(&alarm, &specs)
             .map_err(|e| OpsError::invalid("detail.alarmName", e.to_string()))?;
+        // An input that names an environment besides the alarm acts on that one or on none.
+        if let Some(named) = obj.get("environment")
+            && named.as_str() != Some(environment.as_str())
+        {
+            return Err(OpsError::invalid(
+                "environment",
+                format!(
+                    "the alarm {alarm} belongs to `{environment}`, not to the environment this input names; nothing was changed"
+                ),
+            ));
+        }
         (
             environment,
             format!("alarm:{alarm}"),
