@@ -339,7 +339,7 @@ fn expect(
     expected: Status,
     wall: Duration,
 ) -> Result<Row> {
-    let history = plane.engine.get_execution_history(&run.execution_arn)?;
+    let history = plane.engine.history(&run.execution_arn)?;
     let transitions = history
         .iter()
         .filter(|e| e.event_type.ends_with("StateEntered"))
@@ -448,14 +448,10 @@ fn summary_table(rows: &[Row]) -> String {
 
 /// Whether the execution entered the state.
 fn entered(plane: &LocalPlane, execution: &str, state: &str) -> Result<bool> {
-    Ok(plane
-        .engine
-        .get_execution_history(execution)?
-        .iter()
-        .any(|e| {
-            e.event_type.ends_with("StateEntered")
-                && e.details.get("name").and_then(Value::as_str) == Some(state)
-        }))
+    Ok(plane.engine.history(execution)?.iter().any(|e| {
+        e.event_type.ends_with("StateEntered")
+            && e.details.get("name").and_then(Value::as_str) == Some(state)
+    }))
 }
 
 fn step(what: &str) {

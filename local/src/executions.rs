@@ -113,7 +113,7 @@ impl Executions for EngineExecutions {
         Box::pin(async move {
             let events = self
                 .0
-                .get_execution_history(execution_arn)
+                .history(execution_arn)
                 .map_err(|e| engine_error("GetExecutionHistory", e))?;
             Ok(events.iter().map(from_engine).collect())
         })

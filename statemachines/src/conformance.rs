@@ -344,7 +344,7 @@ pub async fn run_case(case: &Value) -> CaseResult {
                 Ok(Ok(d)) => {
                     if let Some(n) = case.get("history_events").and_then(Value::as_u64) {
                         let events = engine
-                            .get_execution_history(&d.execution_arn)
+                            .history(&d.execution_arn)
                             .map(|h| h.len())
                             .unwrap_or(0);
                         result.history_events = Some([events as u64, n]);

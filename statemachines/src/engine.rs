@@ -335,10 +335,7 @@ impl Engine {
     }
 
     /// `GetExecutionHistory`: every event so far, oldest first.
-    pub fn get_execution_history(
-        &self,
-        execution_arn: &str,
-    ) -> Result<Vec<HistoryEvent>, EngineError> {
+    pub fn history(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>, EngineError> {
         let exec = self.execution(execution_arn)?;
         // GetExecutionHistory does not serve EXPRESS executions: their history goes to CloudWatch Logs.
         if exec.machine.machine_type == MachineType::Express {

@@ -358,7 +358,7 @@ async fn stop_idempotent_start_and_history() {
             .is_err()
     );
     while !engine
-        .get_execution_history(&exec)
+        .history(&exec)
         .unwrap()
         .iter()
         .any(|e| e.event_type == "LambdaFunctionStarted")
@@ -374,7 +374,7 @@ async fn stop_idempotent_start_and_history() {
         (Status::Aborted, Some("Stopped"))
     );
     let types: Vec<&str> = engine
-        .get_execution_history(&exec)
+        .history(&exec)
         .unwrap()
         .iter()
         .map(|e| e.event_type.as_str())
@@ -393,7 +393,7 @@ async fn history_links_events_and_names_states() {
         .unwrap();
     let exec = engine.start_execution(&arn, None, json!({})).unwrap();
     engine.wait_for(&exec).await.unwrap();
-    let h = engine.get_execution_history(&exec).unwrap();
+    let h = engine.history(&exec).unwrap();
     let types: Vec<&str> = h.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -460,7 +460,7 @@ async fn an_inline_map_past_the_history_quota_fails_the_execution() {
             .unwrap()
             .contains("maximum number of history events")
     );
-    let history = engine.get_execution_history(&d.execution_arn).unwrap();
+    let history = engine.history(&d.execution_arn).unwrap();
     assert_eq!(history.len(), MAX_HISTORY_EVENTS);
     assert_eq!(history.last().unwrap().event_type, "ExecutionFailed");
 }
@@ -475,7 +475,7 @@ async fn express_machines_keep_no_readable_history() {
         .unwrap();
     let d = engine.run(&arn, json!({"a": 1})).await.unwrap();
     assert_eq!(d.output, Some(json!({"a": 1})));
-    assert!(engine.get_execution_history(&d.execution_arn).is_err());
+    assert!(engine.history(&d.execution_arn).is_err());
 
     let callback = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
         "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken"}}});
@@ -597,11 +597,5 @@ async fn a_history_that_fills_in_the_last_state_still_fails() {
     engine.set_history_quota(Some(4));
     let d = run(&engine, def, json!({})).await;
     assert_eq!(d.error.as_deref(), Some(names::RUNTIME));
-    assert_eq!(
-        engine
-            .get_execution_history(&d.execution_arn)
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(engine.history(&d.execution_arn).unwrap().len(), 4);
 }

@@ -325,10 +325,7 @@ async fn bad_input_fails_first_naming_the_field_and_touches_nothing() {
             .await
             .unwrap();
         assert_fails_naming(&run, field, &input);
-        let history = plane
-            .engine
-            .get_execution_history(&run.execution_arn)
-            .unwrap();
+        let history = plane.engine.history(&run.execution_arn).unwrap();
         let tasks: Vec<_> = history
             .iter()
             .filter(|e| e.event_type == "TaskStateEntered")

@@ -100,7 +100,7 @@ async fn watch_follows_a_drill_on_the_engine_to_its_failure() {
     assert_eq!(p.error.as_ref().map(|e| e.0.as_str()), Some("TargetMissed"));
     // The virtual clock: the drill waits 300 s before its first restore poll.
     assert!(p.elapsed.num_seconds() >= 300, "{:?}", p.elapsed);
-    let history = plane.engine.get_execution_history(&arn).unwrap();
+    let history = plane.engine.history(&arn).unwrap();
     let entered = history
         .iter()
         .filter(|e| e.event_type.ends_with("StateEntered"))

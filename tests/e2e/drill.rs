@@ -121,10 +121,7 @@ async fn drill_restores_verifies_measures_tears_down_and_reports() {
     // RTO comes from the events: restore requested (Restore entered) to available (WaitRestore exited). On
     // moto the restore is instant, so it is the definition's 300-second wait before the first poll, on the
     // engine's virtual clock.
-    let history = plane
-        .engine
-        .get_execution_history(&run.execution_arn)
-        .unwrap();
+    let history = plane.engine.history(&run.execution_arn).unwrap();
     let at = |state: &str, suffix: &str| -> DateTime<Utc> {
         history
             .iter()
@@ -297,10 +294,7 @@ async fn a_failed_verification_fails_the_drill_and_leaves_no_instance() {
         run.cause
     );
     // The restore did happen, and teardown removed it.
-    let history = plane
-        .engine
-        .get_execution_history(&run.execution_arn)
-        .unwrap();
+    let history = plane.engine.history(&run.execution_arn).unwrap();
     let entered: Vec<&str> = history
         .iter()
         .filter(|e| e.event_type.ends_with("StateEntered"))
@@ -458,7 +452,7 @@ async fn orphan_sweep_deletes_only_old_tagged_drill_instances() {
 /// The transitions Step Functions bills for an execution: every state entered, plus every retry of a task
 /// (each attempt after the first is a transition too).
 pub fn transitions(plane: &Plane, execution: &str) -> usize {
-    let h = plane.engine.get_execution_history(execution).unwrap();
+    let h = plane.engine.history(execution).unwrap();
     let entered = h
         .iter()
         .filter(|e| e.event_type.ends_with("StateEntered"))
@@ -474,7 +468,7 @@ pub fn transitions(plane: &Plane, execution: &str) -> usize {
 /// The Lambda invocations of an execution: every task attempt (each `TaskScheduled`; every task of these
 /// definitions invokes a function).
 pub fn lambda_invocations(plane: &Plane, execution: &str) -> usize {
-    let h = plane.engine.get_execution_history(execution).unwrap();
+    let h = plane.engine.history(execution).unwrap();
     h.iter().filter(|e| e.event_type == "TaskScheduled").count()
 }
 
@@ -495,7 +489,7 @@ fn register_slow_rds(plane: &Plane) {
             let deps = deps.clone();
             let engine = engine.clone();
             async move {
-                let history = engine.get_execution_history(&ctx.execution_arn).unwrap();
+                let history = engine.history(&ctx.execution_arn).unwrap();
                 let scheduled = |pred: &dyn Fn(&Value) -> bool| -> Vec<DateTime<Utc>> {
                     history
                         .iter()
@@ -589,10 +583,7 @@ async fn a_drill_without_any_backup_fails_reports_and_restores_nothing() {
         "{:?}",
         run.cause
     );
-    let history = plane
-        .engine
-        .get_execution_history(&run.execution_arn)
-        .unwrap();
+    let history = plane.engine.history(&run.execution_arn).unwrap();
     assert!(
         !history
             .iter()

@@ -111,7 +111,7 @@ fn with_task_timeout(engine: &Engine, workflow: &str, state: &str, seconds: u64)
 
 /// Names of the states whose task ended with `event` (e.g. `TaskTimedOut`), in order.
 fn states_with_event(engine: &Engine, execution: &str, event: &str) -> Vec<String> {
-    let history = engine.get_execution_history(execution).unwrap();
+    let history = engine.history(execution).unwrap();
     let mut current = String::new();
     let mut out = Vec::new();
     for e in &history {
@@ -203,10 +203,7 @@ async fn a_lock_left_by_a_crashed_release_is_taken_over_by_the_next_run() {
     plane.reregister(deps(&plane.world, ProbeSettings::default()));
     let second = plane.run_backup().await;
     assert_eq!(second.status, Status::Succeeded, "{:?}", second.cause);
-    let history = plane
-        .engine
-        .get_execution_history(&second.execution_arn)
-        .unwrap();
+    let history = plane.engine.history(&second.execution_arn).unwrap();
     let took_over = history
         .iter()
         .filter(|e| e.event_type == "TaskSucceeded")
@@ -239,7 +236,7 @@ async fn a_drill_function_that_panics_after_the_restore_tears_the_instance_down(
     assert_eq!(failed, ["Verify"], "{:?}", run.cause);
     let entered: Vec<String> = plane
         .engine
-        .get_execution_history(&run.execution_arn)
+        .history(&run.execution_arn)
         .unwrap()
         .iter()
         .filter(|e| e.event_type == "TaskStateEntered")
@@ -608,10 +605,7 @@ async fn moto_stopping_mid_backup_fails_it_cleanly_and_a_rerun_completes() {
         .run("backup", json!({ "environment": env }))
         .await
         .unwrap();
-    let history = local
-        .engine
-        .get_execution_history(&first.execution_arn)
-        .unwrap();
+    let history = local.engine.history(&first.execution_arn).unwrap();
     moto.resume().expect("moto resumes");
     assert!(stopped.load(Ordering::SeqCst), "the fault was injected");
     assert_eq!(first.status, Status::Failed, "{:?}", first.cause);
@@ -665,7 +659,7 @@ async fn moto_stopping_mid_backup_fails_it_cleanly_and_a_rerun_completes() {
     assert_eq!(second.status, Status::Succeeded, "{:?}", second.cause);
     let took_over = local
         .engine
-        .get_execution_history(&second.execution_arn)
+        .history(&second.execution_arn)
         .unwrap()
         .iter()
         .filter(|e| e.event_type == "TaskSucceeded")

@@ -170,7 +170,7 @@ pub async fn assert_secret_absent(
             !found(&described),
             "the secret is in the input, output or cause of {arn}"
         );
-        for event in engine.get_execution_history(arn).expect("history") {
+        for event in engine.history(arn).expect("history") {
             let text = serde_json::to_string(&event).expect("an event serialises");
             assert!(
                 !found(&text),

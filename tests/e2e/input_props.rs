@@ -328,7 +328,7 @@ async fn malformed_inputs_are_refused_naming_the_field_and_change_nothing() {
                     );
                     let tasks = plane
                         .engine
-                        .get_execution_history(&run.execution_arn)
+                        .history(&run.execution_arn)
                         .unwrap()
                         .iter()
                         .filter(|e| e.event_type.ends_with("Scheduled"))

@@ -279,10 +279,7 @@ async fn a_publish_that_fails_never_masks_the_outcome() {
         .unwrap();
     assert_eq!(refused.error.as_deref(), Some("InvalidInput"));
     // The publish was tried, retried, and failed each time.
-    let history = plane
-        .engine
-        .get_execution_history(&ok.execution_arn)
-        .unwrap();
+    let history = plane.engine.history(&ok.execution_arn).unwrap();
     let failures: Vec<&str> = history
         .iter()
         .filter(|e| e.event_type == "TaskFailed")
