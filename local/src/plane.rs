@@ -190,11 +190,13 @@ impl LocalPlane {
         );
     }
 
-    /// Approves the change `execution` waits for, in-process (a separate CLI process cannot reach this
-    /// process's local engine).
-    pub async fn approve(
+    /// Approves or rejects the change `execution` waits for, in-process (a separate CLI process cannot
+    /// reach this process's local engine): approved, it goes on; rejected, it ends `ApprovalRejected` with
+    /// nothing changed.
+    pub async fn decide(
         &self,
         execution: &str,
+        decision: Decision,
         actor: &str,
         reason: Option<&str>,
     ) -> Result<ApprovalRecord, ApproveError> {
@@ -203,30 +205,33 @@ impl LocalPlane {
             &self.state(),
             &executions,
             execution,
-            Decision::Approve,
+            decision,
             actor,
             reason,
         )
         .await
     }
 
-    /// Rejects the change `execution` waits for, in-process: it ends `ApprovalRejected`, nothing changed.
+    /// Approves the change `execution` waits for ([`LocalPlane::decide`]).
+    pub async fn approve(
+        &self,
+        execution: &str,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<ApprovalRecord, ApproveError> {
+        self.decide(execution, Decision::Approve, actor, reason)
+            .await
+    }
+
+    /// Rejects the change `execution` waits for ([`LocalPlane::decide`]).
     pub async fn reject(
         &self,
         execution: &str,
         actor: &str,
         reason: Option<&str>,
     ) -> Result<ApprovalRecord, ApproveError> {
-        let executions = EngineExecutions(self.engine.clone());
-        decide(
-            &self.state(),
-            &executions,
-            execution,
-            Decision::Reject,
-            actor,
-            reason,
-        )
-        .await
+        self.decide(execution, Decision::Reject, actor, reason)
+            .await
     }
 
     /// The state store of this plane.

@@ -41,6 +41,12 @@ pub struct ProbeSettings {
 }
 
 impl ProbeSettings {
+    /// The settings from the process environment (an empty variable counts as unset): what a function's
+    /// `main` reads.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
     /// Reads the settings through `lookup` (the process environment in `main`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let endpoint_override = match lookup(ENV_ENDPOINT_OVERRIDE) {

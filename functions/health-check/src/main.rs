@@ -5,12 +5,9 @@ use opsplane_shared::probe::ProbeSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // The SQL probe's endpoint override and CA bundle; credentials are resolved per probe, never configured.
     opsplane_shared::boundary::run(|config, clients| {
-        // The SQL probe's endpoint override and CA bundle; credentials are resolved per probe, never
-        // configured.
-        let probe =
-            ProbeSettings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
-        Ok(Deps::new(config, clients).with_probe_settings(probe))
+        Ok(Deps::new(config, clients).with_probe_settings(ProbeSettings::from_env()?))
     })
     .await
 }

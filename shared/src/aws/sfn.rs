@@ -45,6 +45,40 @@ fn failure_of(e: &aws_sdk_sfn::types::HistoryEvent) -> (Option<String>, Option<S
     (None, None)
 }
 
+/// What a refused task answer means: a token that no longer waits (unknown, answered, timed out) is gone.
+fn task_answer_error<E>(
+    operation: &'static str,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> ExecutionError
+where
+    E: TaskAnswerError + std::error::Error + Send + Sync + 'static,
+{
+    match err.as_service_error() {
+        Some(e) if e.task_gone() => ExecutionError::TaskGone(e.to_string()),
+        _ => ExecutionError::service(operation, err),
+    }
+}
+
+/// `SendTaskSuccess` and `SendTaskFailure` name the same two refusals on two error types.
+trait TaskAnswerError {
+    fn task_gone(&self) -> bool;
+}
+
+impl TaskAnswerError for aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError {
+    fn task_gone(&self) -> bool {
+        self.is_task_does_not_exist() || self.is_task_timed_out()
+    }
+}
+
+impl TaskAnswerError for aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError {
+    fn task_gone(&self) -> bool {
+        self.is_task_does_not_exist() || self.is_task_timed_out()
+    }
+}
+
 /// One Step Functions history event in the port's shape.
 pub fn from_sfn(e: &aws_sdk_sfn::types::HistoryEvent) -> HistoryEvent {
     let (error, cause) = failure_of(e);
@@ -223,12 +257,7 @@ impl Executions for SfnExecutions {
                 .await
             {
                 Ok(_) => Ok(()),
-                Err(err) => match err.as_service_error() {
-                    Some(e) if e.is_task_does_not_exist() || e.is_task_timed_out() => {
-                        Err(ExecutionError::TaskGone(e.to_string()))
-                    }
-                    _ => Err(ExecutionError::service("SendTaskSuccess", err)),
-                },
+                Err(err) => Err(task_answer_error("SendTaskSuccess", err)),
             }
         })
     }
@@ -250,12 +279,7 @@ impl Executions for SfnExecutions {
                 .await
             {
                 Ok(_) => Ok(()),
-                Err(err) => match err.as_service_error() {
-                    Some(e) if e.is_task_does_not_exist() || e.is_task_timed_out() => {
-                        Err(ExecutionError::TaskGone(e.to_string()))
-                    }
-                    _ => Err(ExecutionError::service("SendTaskFailure", err)),
-                },
+                Err(err) => Err(task_answer_error("SendTaskFailure", err)),
             }
         })
     }
