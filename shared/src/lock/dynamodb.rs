@@ -22,11 +22,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::{
-    AcquireRequest, Lock, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome,
-    TakeoverReason, audit_force_release, audit_takeover, lease_ms,
+    AcquireRequest, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome, TakeoverReason,
+    audit_force_release, audit_takeover, lease_ms,
 };
 use crate::clock::from_ms;
-use crate::future::BoxFuture;
 use crate::ports::executions::{ExecutionState, Executions};
 use crate::state::{LOCK_SK, StateError, StateStore, env_pk};
 
@@ -486,6 +485,10 @@ impl DynamoDbLock {
         Ok(released)
     }
 
+    async fn status_inner(&self, environment: &str) -> Result<Option<LockInfo>, LockError> {
+        Ok(self.read(environment).await?.info(environment))
+    }
+
     async fn list_inner(&self) -> Result<Vec<LockInfo>, LockError> {
         let mut out = Vec::new();
         let mut start = None;
@@ -540,50 +543,4 @@ where
     }
 }
 
-impl Lock for DynamoDbLock {
-    fn acquire<'a>(
-        &'a self,
-        req: &'a AcquireRequest,
-    ) -> BoxFuture<'a, Result<LockGrant, LockError>> {
-        Box::pin(self.acquire_inner(req))
-    }
-
-    fn renew<'a>(
-        &'a self,
-        environment: &'a str,
-        holder: &'a str,
-        token: u64,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<LockGrant, LockError>> {
-        Box::pin(self.renew_inner(environment, holder, token, lease))
-    }
-
-    fn release<'a>(
-        &'a self,
-        environment: &'a str,
-        holder: &'a str,
-        token: u64,
-    ) -> BoxFuture<'a, Result<ReleaseOutcome, LockError>> {
-        Box::pin(self.release_inner(environment, holder, token))
-    }
-
-    fn status<'a>(
-        &'a self,
-        environment: &'a str,
-    ) -> BoxFuture<'a, Result<Option<LockInfo>, LockError>> {
-        Box::pin(async move { Ok(self.read(environment).await?.info(environment)) })
-    }
-
-    fn list(&self) -> BoxFuture<'_, Result<Vec<LockInfo>, LockError>> {
-        Box::pin(self.list_inner())
-    }
-
-    fn force_release<'a>(
-        &'a self,
-        environment: &'a str,
-        actor: &'a str,
-        reason: &'a str,
-    ) -> BoxFuture<'a, Result<Option<LockInfo>, LockError>> {
-        Box::pin(self.force_release_inner(environment, actor, reason))
-    }
-}
+super::lock_via_inner!(DynamoDbLock);

@@ -366,6 +366,81 @@ fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Implements [`Lock`] for a backend by boxing its inherent `*_inner` methods: the trait returns boxed
+/// futures so that it can be a trait object, and both backends would otherwise repeat the same block.
+macro_rules! lock_via_inner {
+    ($backend:ty) => {
+        impl $crate::lock::Lock for $backend {
+            fn acquire<'a>(
+                &'a self,
+                req: &'a $crate::lock::AcquireRequest,
+            ) -> $crate::future::BoxFuture<
+                'a,
+                Result<$crate::lock::LockGrant, $crate::lock::LockError>,
+            > {
+                Box::pin(self.acquire_inner(req))
+            }
+
+            fn renew<'a>(
+                &'a self,
+                environment: &'a str,
+                holder: &'a str,
+                token: u64,
+                lease: std::time::Duration,
+            ) -> $crate::future::BoxFuture<
+                'a,
+                Result<$crate::lock::LockGrant, $crate::lock::LockError>,
+            > {
+                Box::pin(self.renew_inner(environment, holder, token, lease))
+            }
+
+            fn release<'a>(
+                &'a self,
+                environment: &'a str,
+                holder: &'a str,
+                token: u64,
+            ) -> $crate::future::BoxFuture<
+                'a,
+                Result<$crate::lock::ReleaseOutcome, $crate::lock::LockError>,
+            > {
+                Box::pin(self.release_inner(environment, holder, token))
+            }
+
+            fn status<'a>(
+                &'a self,
+                environment: &'a str,
+            ) -> $crate::future::BoxFuture<
+                'a,
+                Result<Option<$crate::lock::LockInfo>, $crate::lock::LockError>,
+            > {
+                Box::pin(self.status_inner(environment))
+            }
+
+            fn list(
+                &self,
+            ) -> $crate::future::BoxFuture<
+                '_,
+                Result<Vec<$crate::lock::LockInfo>, $crate::lock::LockError>,
+            > {
+                Box::pin(self.list_inner())
+            }
+
+            fn force_release<'a>(
+                &'a self,
+                environment: &'a str,
+                actor: &'a str,
+                reason: &'a str,
+            ) -> $crate::future::BoxFuture<
+                'a,
+                Result<Option<$crate::lock::LockInfo>, $crate::lock::LockError>,
+            > {
+                Box::pin(self.force_release_inner(environment, actor, reason))
+            }
+        }
+    };
+}
+pub(crate) use lock_via_inner;
+
 #[cfg(test)]
 mod tests {
     use super::*;
