@@ -9,11 +9,10 @@ use super::validate::DrillPlan;
 use super::verify::Verification;
 use crate::Deps;
 
-/// The state that polls the restore; RTO ends when it exits.
-pub const WAIT_RESTORE_STATE: &str = "WaitRestore";
-
 /// The state that requests the restore; RTO starts when it is entered.
 pub const RESTORE_STATE: &str = "Restore";
+/// The state that polls the restore; RTO ends when it exits.
+pub const WAIT_RESTORE_STATE: &str = "WaitRestore";
 
 /// `measure`.
 #[derive(Debug, Deserialize)]

@@ -30,6 +30,8 @@ pub struct Verification {
     pub canary_newest: Option<DateTime<Utc>>,
 }
 
+/// One line of the drill's checks: what was checked, whether it passed, and what was seen (the report
+/// shows each).
 pub(super) fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
