@@ -42,6 +42,7 @@ use super::format::{LogFormat, subscriber};
 const CAPTURE_TARGET: &str = "opsplane_shared::telemetry::capture";
 /// The name of that span, and of its field holding the capture's id.
 const CAPTURE_SPAN: &str = "capture";
+
 /// Log lines kept in memory: what [`capture`] collected, exactly as production would have written them.
 #[derive(Debug, Clone, Default)]
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
@@ -320,6 +321,9 @@ where
         else {
             return;
         };
+        // An event with an explicit parent (neither our code nor our dependencies log one) reaches the
+        // formatter with the router's id of that parent, not the formatter's: the line and its own fields are
+        // written whole, only the span context shown with it may be missing or another span's.
         if formatter.enabled(event.metadata()) {
             formatter.event(event);
         }
