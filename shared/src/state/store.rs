@@ -19,6 +19,7 @@ use crate::config::Config;
 /// The state store over one DynamoDB table, with the S3 archive audit events are also written to.
 #[derive(Debug, Clone)]
 pub struct StateStore {
+    // Seen by the state module's other files, each of which adds the operations on one kind of item.
     pub(super) client: aws_sdk_dynamodb::Client,
     pub(super) table: String,
     pub(super) clock: Arc<dyn Clock>,
