@@ -21,6 +21,7 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+use tracing::Instrument as _;
 
 use crate::future::BoxFuture;
 use crate::secrets::{DbLogin, TlsMode};
@@ -232,11 +233,15 @@ impl PostgresProbe {
                     user: target.login.user.clone(),
                     source,
                 })?;
-        let conn = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "probe connection ended with an error");
+        // The connection task logs inside the caller's span, so its lines go where the caller's go.
+        let conn = tokio::spawn(
+            async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "probe connection ended with an error");
+                }
             }
-        });
+            .in_current_span(),
+        );
         let result = async {
             let q = "SELECT 1";
             let row = client

@@ -18,6 +18,9 @@ use crate::error::{BoxError, OpsError};
 use crate::future::BoxFuture;
 use crate::redact;
 
+/// Where a probe's credential is: a pure description, kept in the domain with the spec that names it.
+pub use crate::domain::spec::CredentialRef;
+
 /// A secret value: a password or an IAM auth token. Never printed, never serialised.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -232,18 +235,6 @@ impl AuthTokenSource for RdsAuthTokens {
             Ok(Secret::new(token.as_str()))
         })
     }
-}
-
-/// How the probe authenticates, as the spec says (see [`crate::domain::spec::ProbeSpec`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialRef {
-    /// The password (or `username` and `password`) in a Secrets Manager secret.
-    Secret {
-        /// The secret's ARN.
-        arn: String,
-    },
-    /// An RDS IAM auth token for the user, over TLS.
-    IamAuth,
 }
 
 /// Whether the connection must be encrypted.

@@ -97,7 +97,7 @@ async fn a_drill_whose_probe_uses_a_secret_leaves_the_value_nowhere() {
     drop(guard);
     let logs = logs.text();
     assert!(
-        logs.contains("backup function invoked"),
+        logs.contains("backup function invoked") && logs.contains("health-check function invoked"),
         "the capture saw the handlers"
     );
     assert_secret_absent(&plane.world, &plane.engine, postgres().password(), &logs).await;

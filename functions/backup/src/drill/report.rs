@@ -1,0 +1,360 @@
+//! The drill's report: the verdict, its JSON and HTML in S3, the EMF metrics line, and reading reports back.
+
+use chrono::{DateTime, Utc};
+use opsplane_shared::OpsError;
+use opsplane_shared::domain::backup::key_timestamp;
+use opsplane_shared::domain::drill::{
+    DrillPoint, DrillReport, Measurement, Verdict, render_html, report_keys,
+};
+use opsplane_shared::state::{DrillRecord, DrillVerdict};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::pick::Pick;
+use super::teardown::TeardownOutput;
+use super::validate::DrillPlan;
+use super::verify::{Verification, check};
+use crate::Deps;
+
+/// How many past drills the report's chart shows (this one included).
+pub const CHART_DRILLS: u32 = 10;
+
+/// The drill workflow's state as it reaches the report: what each step left, absent when it did not run.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DrillState {
+    /// The plan.
+    pub plan: DrillPlan,
+    /// What was restored.
+    #[serde(default)]
+    pub pick: Option<Pick>,
+    /// Verification.
+    #[serde(default)]
+    pub verify: Option<Verification>,
+    /// Measurement.
+    #[serde(default)]
+    pub measurement: Option<Measurement>,
+    /// The error caught on the way (`{"Error", "Cause"}`).
+    #[serde(default)]
+    pub error: Option<Value>,
+    /// Teardown.
+    #[serde(default)]
+    pub teardown: Option<TeardownOutput>,
+    /// The error of a teardown that did not finish (the orphan sweep will catch the instance).
+    #[serde(default)]
+    pub teardown_error: Option<Value>,
+    /// The report, once written.
+    #[serde(default)]
+    pub report: Option<ReportOutput>,
+}
+
+/// `report`.
+#[derive(Debug, Deserialize)]
+pub struct ReportInput {
+    /// `$$.Execution.Id`.
+    pub execution: String,
+    /// The workflow's state.
+    pub state: DrillState,
+}
+
+/// Where the report went and what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportOutput {
+    /// The verdict (`passed`, `target-missed`, `restore-failed`).
+    pub verdict: Verdict,
+    /// The JSON report's key.
+    pub json_key: String,
+    /// The HTML report's key.
+    pub html_key: String,
+}
+
+/// The error's message for people: Lambda's `Cause` is itself JSON with `errorMessage`.
+fn error_text(error: &Value) -> String {
+    let name = error
+        .get("Error")
+        .and_then(Value::as_str)
+        .unwrap_or("Error");
+    let cause = error
+        .get("Cause")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|c| {
+            c.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| cause.to_owned());
+    format!("{name}: {message}")
+}
+
+/// One line in CloudWatch's Embedded Metric Format: RtoSeconds, RpoSeconds, DrillPassed by Environment.
+pub fn emf_line(
+    environment: &str,
+    m: Option<&Measurement>,
+    passed: bool,
+    at: DateTime<Utc>,
+) -> Value {
+    let mut metrics = vec![json!({"Name": "DrillPassed", "Unit": "Count"})];
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "opsplane",
+                "Dimensions": [["Environment"]],
+                "Metrics": [],
+            }],
+        },
+        "Environment": environment,
+        "DrillPassed": if passed { 1 } else { 0 },
+    });
+    if let Some(m) = m {
+        metrics.insert(0, json!({"Name": "RpoSeconds", "Unit": "Seconds"}));
+        metrics.insert(0, json!({"Name": "RtoSeconds", "Unit": "Seconds"}));
+        line["RtoSeconds"] = json!(m.rto_seconds);
+        line["RpoSeconds"] = json!(m.rpo_seconds);
+    }
+    line["_aws"]["CloudWatchMetrics"][0]["Metrics"] = Value::Array(metrics);
+    line
+}
+
+fn verdict_of(state: &DrillState) -> Verdict {
+    match (&state.error, &state.teardown_error, &state.measurement) {
+        (None, None, Some(m)) => Verdict::of(m),
+        _ => Verdict::RestoreFailed,
+    }
+}
+
+fn point_of(r: &DrillRecord) -> Option<DrillPoint> {
+    Some(DrillPoint {
+        ts: key_timestamp(r.started_at),
+        rto_seconds: r.rto_seconds? as i64,
+        rpo_seconds: r.rpo_seconds? as i64,
+        verdict: match r.verdict {
+            DrillVerdict::Met => Verdict::Passed,
+            DrillVerdict::Missed => Verdict::TargetMissed,
+            _ => Verdict::RestoreFailed,
+        },
+    })
+}
+
+/// Writes the report as JSON and HTML under `reports/drills/<env>/`, and the drill's metrics in EMF.
+pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, OpsError> {
+    let state = &input.state;
+    let plan = &state.plan;
+    let verdict = verdict_of(state);
+    let mut checks = state
+        .verify
+        .as_ref()
+        .map(|v| v.checks.clone())
+        .unwrap_or_default();
+    let error = state.error.as_ref().map(error_text);
+    if let Some(e) = &error {
+        checks.push(check("drill", false, e.clone()));
+    }
+    if let Some(e) = &state.teardown_error {
+        checks.push(check("teardown", false, error_text(e)));
+    }
+    let local = deps.config.endpoint_url.is_some();
+    let note = if local {
+        "Local run: the workflow ran on the local engine's virtual clock against moto, which restores \
+         instantly, so the RTO shown is the polling delay of the definition's Retry, measured from the \
+         execution's events exactly as in AWS."
+    } else {
+        "RTO: restore requested to instance available, from the execution's events. RPO: drill start \
+         minus the recovery point."
+    };
+    let report = DrillReport {
+        environment: plan.environment.clone(),
+        drill_id: plan.drill_id.clone(),
+        execution: input.execution.clone(),
+        started_at: plan.started_at,
+        ts: plan.ts.clone(),
+        mode: plan.mode,
+        instance: plan.instance.clone(),
+        snapshot_id: state.pick.as_ref().and_then(|p| p.snapshot_id.clone()),
+        scratch_instance: Some(plan.scratch_id.clone()),
+        verdict,
+        measurement: state.measurement.clone(),
+        checks,
+        error,
+        torn_down: state.teardown.is_some() && state.teardown_error.is_none(),
+        note: note.to_owned(),
+    };
+    // The chart: previous drills from the catalog (oldest first), then this one.
+    let previous: Vec<DrillRecord> = deps
+        .state
+        .latest(&plan.environment, CHART_DRILLS - 1)
+        .await
+        .map_err(OpsError::from)?;
+    let mut points: Vec<DrillPoint> = previous
+        .iter()
+        .rev()
+        .filter(|r| r.id != plan.drill_id)
+        .filter_map(point_of)
+        .collect();
+    if let Some(m) = &state.measurement {
+        points.push(DrillPoint {
+            ts: plan.ts.clone(),
+            rto_seconds: m.rto_seconds,
+            rpo_seconds: m.rpo_seconds,
+            verdict,
+        });
+    }
+    let (json_key, html_key) = report_keys(&plan.environment, &plan.ts);
+    let json_bytes = serde_json::to_vec_pretty(&report)
+        .map_err(|e| OpsError::Internal(format!("serialising the report: {e}")))?;
+    deps.objects
+        .put(&json_key, json_bytes, "application/json")
+        .await?;
+    let html = render_html(&report, &points);
+    deps.objects
+        .put(&html_key, html.into_bytes(), "text/html; charset=utf-8")
+        .await?;
+    // EMF goes to stdout, which Lambda ships to CloudWatch Logs, where it becomes metrics.
+    println!(
+        "{}",
+        emf_line(
+            &plan.environment,
+            state.measurement.as_ref(),
+            verdict == Verdict::Passed,
+            deps.now()
+        )
+    );
+    tracing::info!(environment = %plan.environment, drill = %plan.drill_id, ?verdict, %json_key, "drill reported");
+    Ok(ReportOutput {
+        verdict,
+        json_key,
+        html_key,
+    })
+}
+
+/// The drill reports of an environment stored in the bucket, oldest first, as `(json_key, html_key)`.
+pub async fn report_keys_of(
+    objects: &opsplane_shared::aws::objects::ObjectStore,
+    environment: &str,
+) -> Result<Vec<(String, String)>, OpsError> {
+    let mut keys: Vec<String> = objects
+        .list(&opsplane_shared::domain::drill::report_prefix(environment))
+        .await?
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    // Keys end in a fixed-width UTC timestamp, so their order is the drills' order.
+    keys.sort();
+    Ok(keys
+        .into_iter()
+        .map(|json| {
+            let html = format!("{}.html", json.trim_end_matches(".json"));
+            (json, html)
+        })
+        .collect())
+}
+
+/// Reads a stored drill report.
+pub async fn read_report(
+    objects: &opsplane_shared::aws::objects::ObjectStore,
+    json_key: &str,
+) -> Result<DrillReport, OpsError> {
+    let bytes = objects
+        .get(json_key)
+        .await?
+        .ok_or_else(|| OpsError::ResourceNotFound(format!("report {json_key}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| OpsError::Internal(format!("{json_key} is not a drill report: {e}")))
+}
+
+/// One line per drill: when, verdict, RTO and RPO against their targets.
+pub fn summary_line(r: &DrillReport) -> String {
+    use opsplane_shared::domain::drill::human_duration;
+    let figures = match &r.measurement {
+        Some(m) => format!(
+            "RTO {} (target {}, {}), RPO {} (target {}, {})",
+            human_duration(m.rto_seconds),
+            human_duration(m.targets.rto_seconds),
+            if m.rto_met { "met" } else { "missed" },
+            human_duration(m.rpo_seconds),
+            human_duration(m.targets.rpo_seconds),
+            if m.rpo_met { "met" } else { "missed" },
+        ),
+        None => format!(
+            "not measured: {}",
+            r.error
+                .as_deref()
+                .unwrap_or("the drill ended before measuring")
+        ),
+    };
+    format!(
+        "{}  {:<14}  {}  {}{}",
+        r.ts,
+        r.verdict.label(),
+        r.instance,
+        figures,
+        if r.torn_down {
+            ""
+        } else {
+            "  [scratch instance NOT torn down]"
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use opsplane_shared::domain::drill::{RpoSource, Targets};
+
+    #[test]
+    fn emf_has_the_three_metrics_by_environment() {
+        let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let m = opsplane_shared::domain::drill::measure(
+            at,
+            at + Duration::seconds(90),
+            at,
+            (at - Duration::seconds(30), RpoSource::Snapshot),
+            None,
+            Targets {
+                rto_seconds: 1800,
+                rpo_seconds: 300,
+            },
+        );
+        let line = emf_line("prod", Some(&m), true, at);
+        let cw = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "opsplane");
+        assert_eq!(cw["Dimensions"], json!([["Environment"]]));
+        let names: Vec<&str> = cw["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["RtoSeconds", "RpoSeconds", "DrillPassed"]);
+        assert_eq!(cw["Metrics"][0]["Unit"], "Seconds");
+        assert_eq!(cw["Metrics"][2]["Unit"], "Count");
+        assert_eq!(
+            (line["RtoSeconds"].as_i64(), line["RpoSeconds"].as_i64()),
+            (Some(90), Some(30))
+        );
+        assert_eq!(line["DrillPassed"], 1);
+        assert_eq!(line["Environment"], "prod");
+        assert_eq!(line["_aws"]["Timestamp"], at.timestamp_millis());
+        let failed = emf_line("prod", None, false, at);
+        assert_eq!(failed["DrillPassed"], 0);
+        assert!(failed.get("RtoSeconds").is_none());
+        assert_eq!(
+            failed["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn lambda_causes_are_unwrapped_for_people() {
+        let e = json!({"Error": "RestoreFailed", "Cause": "{\"errorMessage\":\"restore failed: x\",\"errorType\":\"RestoreFailed\"}"});
+        assert_eq!(error_text(&e), "RestoreFailed: restore failed: x");
+        let e = json!({"Error": "States.Timeout", "Cause": "plain"});
+        assert_eq!(error_text(&e), "States.Timeout: plain");
+    }
+}

@@ -1,0 +1,131 @@
+//! The drill's first step: validate the request against the spec and fix the drill's plan (targets, mode,
+//! scratch names).
+
+use chrono::{DateTime, Utc};
+use opsplane_shared::OpsError;
+use opsplane_shared::domain::backup::key_timestamp;
+use opsplane_shared::domain::drill::{RestoreMode, Targets, scratch_identifier};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Deps, short_id};
+
+/// `validate-drill`: the workflow's input and the execution.
+#[derive(Debug, Deserialize)]
+pub struct ValidateInput {
+    /// The workflow's input, as given.
+    pub input: Value,
+    /// `$$.Execution.Id`.
+    pub execution: String,
+}
+
+/// The drill's plan: everything later steps need, small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillPlan {
+    /// The environment.
+    pub environment: String,
+    /// The drill's id (derived from the execution).
+    pub drill_id: String,
+    /// The report's key: timestamp and id (`20260101T000000Z-<id>`).
+    pub ts: String,
+    /// When the drill started: the reference for RPO.
+    pub started_at: DateTime<Utc>,
+    /// The source instance.
+    pub instance: String,
+    /// Snapshot or point in time.
+    pub mode: RestoreMode,
+    /// The scratch instance's identifier (known before the restore, so teardown always knows it).
+    pub scratch_id: String,
+    /// The scratch instance's class.
+    pub instance_class: String,
+    /// The targets.
+    pub targets: Targets,
+}
+
+/// Checks the input against the spec; touches nothing.
+pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, OpsError> {
+    let obj = input.input.as_object().ok_or_else(|| {
+        OpsError::invalid(
+            "input",
+            "must be an object like {\"environment\": \"prod\"}",
+        )
+    })?;
+    for (key, value) in obj {
+        // `github`: the caller's GitHub context, added by the dispatch function; kept in the history only.
+        if key == "github" && value.is_object() {
+            continue;
+        }
+        if !matches!(key.as_str(), "environment" | "mode" | "instance") {
+            return Err(OpsError::invalid(
+                key.clone(),
+                "unknown field; the drill takes `environment`, and optionally `mode`, `instance` and the object `github`",
+            ));
+        }
+    }
+    let environment = obj
+        .get("environment")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            OpsError::invalid(
+                "environment",
+                "required: the environment's name, e.g. \"prod\"",
+            )
+        })?;
+    let mode = match obj.get("mode") {
+        None | Some(Value::Null) => RestoreMode::Snapshot,
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+            OpsError::invalid(
+                "mode",
+                format!("{v} is not a mode: use \"snapshot\" or \"point-in-time\""),
+            )
+        })?,
+    };
+    let spec = deps.spec(environment).await?;
+    let instance = match obj.get("instance") {
+        None | Some(Value::Null) => {
+            spec.rds
+                .first()
+                .map(|d| d.identifier.clone())
+                .ok_or_else(|| {
+                    OpsError::invalid(
+                        "environment",
+                        format!("the spec of `{environment}` has no rds instance to drill"),
+                    )
+                })?
+        }
+        Some(Value::String(i)) if spec.instance(i).is_some() => i.clone(),
+        Some(v) => {
+            return Err(OpsError::invalid(
+                "instance",
+                format!(
+                    "{v} is not an instance of `{environment}`; one of {}",
+                    spec.rds
+                        .iter()
+                        .map(|d| d.identifier.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    };
+    let policy = spec.drill.as_ref().ok_or_else(|| {
+        OpsError::invalid(
+            "environment",
+            format!("the spec of `{environment}` has no `drill` section: add rto_target_minutes, rpo_target_minutes and instance_class"),
+        )
+    })?;
+    let started_at = deps.now();
+    let drill_id = short_id(&input.execution);
+    Ok(DrillPlan {
+        environment: environment.to_owned(),
+        scratch_id: scratch_identifier(&instance, &drill_id),
+        // The id keeps two drills within one second apart; the timestamp first keeps keys in time order.
+        ts: format!("{}-{drill_id}", key_timestamp(started_at)),
+        drill_id,
+        started_at,
+        instance,
+        mode,
+        instance_class: policy.instance_class.clone(),
+        targets: Targets::from(policy),
+    })
+}

@@ -1,0 +1,223 @@
+//! Verifying the restore: the manifest against the snapshot, and the SQL probe against the scratch instance.
+
+use chrono::{DateTime, Utc};
+use opsplane_shared::OpsError;
+use opsplane_shared::aws::objects::sha256_hex;
+use opsplane_shared::domain::backup::Manifest;
+use opsplane_shared::domain::drill::Check;
+use serde::{Deserialize, Serialize};
+
+use super::pick::Pick;
+use super::validate::DrillPlan;
+use crate::Deps;
+use crate::probe::probe_by_reference;
+
+/// `verify`.
+#[derive(Debug, Deserialize)]
+pub struct VerifyInput {
+    /// The plan.
+    pub plan: DrillPlan,
+    /// What was restored.
+    pub pick: Pick,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Every check, passed.
+    pub checks: Vec<Check>,
+    /// The canary's newest write, when the probe ran one.
+    pub canary_newest: Option<DateTime<Utc>>,
+}
+
+/// One line of the drill's checks: what was checked, whether it passed, and what was seen (the report
+/// shows each).
+pub(super) fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        passed,
+        detail: detail.into(),
+    }
+}
+
+async fn verify_manifest(
+    deps: &Deps,
+    pick: &Pick,
+    checks: &mut Vec<Check>,
+) -> Result<(), OpsError> {
+    let Some(key) = &pick.manifest_key else {
+        checks.push(check(
+            "manifest",
+            false,
+            "no catalog record names a manifest for what was restored",
+        ));
+        return Ok(());
+    };
+    let Some(bytes) = deps.objects.get(key).await? else {
+        checks.push(check("manifest", false, format!("{key} does not exist")));
+        return Ok(());
+    };
+    let digest = sha256_hex(&bytes);
+    if let Some(expected) = &pick.manifest_sha256
+        && expected != &digest
+    {
+        checks.push(check(
+            "manifest",
+            false,
+            format!("{key}: SHA-256 {digest}, the catalog recorded {expected}"),
+        ));
+        return Ok(());
+    }
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            checks.push(check(
+                "manifest",
+                false,
+                format!("{key} is not a manifest: {e}"),
+            ));
+            return Ok(());
+        }
+    };
+    checks.push(check("manifest", true, format!("{key} sha256 {digest}")));
+    if let Some(snapshot) = &pick.snapshot_id {
+        let listed = manifest
+            .snapshots
+            .iter()
+            .any(|s| &s.snapshot_id == snapshot);
+        checks.push(check(
+            "snapshot-in-manifest",
+            listed,
+            format!(
+                "{snapshot} {} in {key}",
+                if listed { "is listed" } else { "is not listed" }
+            ),
+        ));
+    }
+    for o in manifest.all_objects() {
+        let name = format!("object {}", o.key);
+        match deps.objects.get(&o.key).await? {
+            None => checks.push(check(name, false, "missing")),
+            Some(b) => {
+                let got = sha256_hex(&b);
+                let ok = got == o.sha256 && b.len() as u64 == o.bytes;
+                checks.push(check(
+                    name,
+                    ok,
+                    if ok {
+                        format!("sha256 {got}")
+                    } else {
+                        format!(
+                            "sha256 {got} ({} bytes), manifest says {} ({} bytes)",
+                            b.len(),
+                            o.sha256,
+                            o.bytes
+                        )
+                    },
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Verifies the restore: the instance is available with an endpoint and private, the manifest's objects
+/// exist with matching SHA-256, and the SQL probe answers. Any failed check is `RestoreFailed`, naming it.
+pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, OpsError> {
+    let plan = &input.plan;
+    let spec = deps.spec(&plan.environment).await?;
+    let mut checks = Vec::new();
+    let instance = deps.rds.instance(&plan.scratch_id).await?;
+    let endpoint = match &instance {
+        Some(i) if i.status == "available" && i.endpoint.is_some() => {
+            let (h, p) = i.endpoint.clone().unwrap_or_default();
+            checks.push(check(
+                "instance-available",
+                true,
+                format!("{} at {h}:{p}", i.id),
+            ));
+            Some((h, p))
+        }
+        Some(i) => {
+            checks.push(check(
+                "instance-available",
+                false,
+                format!("{} is {} without endpoint", i.id, i.status),
+            ));
+            None
+        }
+        None => {
+            checks.push(check(
+                "instance-available",
+                false,
+                format!("{} does not exist", plan.scratch_id),
+            ));
+            None
+        }
+    };
+    if let Some(i) = &instance {
+        let private = i.publicly_accessible != Some(true);
+        let deletable = i.deletion_protection != Some(true);
+        checks.push(check(
+            "scratch-settings",
+            private && deletable && i.class == plan.instance_class,
+            format!(
+                "class {} (want {}), publicly accessible {:?}, deletion protection {:?}",
+                i.class, plan.instance_class, i.publicly_accessible, i.deletion_protection
+            ),
+        ));
+    }
+    verify_manifest(deps, &input.pick, &mut checks).await?;
+    let mut canary_newest = None;
+    if let Some(probe) = spec.drill.as_ref().and_then(|d| d.probe.as_ref()) {
+        let target = deps.probe_settings.endpoint_override.clone().or(endpoint);
+        match target {
+            None => checks.push(check("sql-probe", false, "no endpoint to connect to")),
+            Some(endpoint) => {
+                // Credentials resolved inside, used for one connection, never in an output.
+                match probe_by_reference(
+                    &deps.credentials,
+                    deps.probe.as_ref(),
+                    probe,
+                    endpoint,
+                    probe.canary_query.clone(),
+                )
+                .await
+                {
+                    Ok((answer, detail)) => {
+                        checks.push(check("sql-probe", true, detail));
+                        if probe.canary_query.is_some() {
+                            checks.push(check(
+                                "canary",
+                                answer.canary_newest.is_some(),
+                                match answer.canary_newest {
+                                    Some(at) => format!("newest write {}", at.to_rfc3339()),
+                                    None => "the canary query returned no timestamp".to_owned(),
+                                },
+                            ));
+                        }
+                        canary_newest = answer.canary_newest;
+                    }
+                    // The driver's message may quote what the server said; it goes into the report and
+                    // the execution's output, so it comes back redacted like a log line.
+                    Err(why) => checks.push(check("sql-probe", false, why)),
+                }
+            }
+        }
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if !failed.is_empty() {
+        return Err(OpsError::RestoreFailed(format!(
+            "verification failed: {}",
+            failed.join("; ")
+        )));
+    }
+    Ok(Verification {
+        checks,
+        canary_newest,
+    })
+}

@@ -1,0 +1,102 @@
+//! What exists: RDS instances, the EKS cluster and its node groups as the adapters describe them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// An RDS instance as described.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActualInstance {
+    /// Identifier.
+    pub identifier: String,
+    /// Status (`available`, `modifying`, `failed`, ...).
+    pub status: String,
+    /// Instance class.
+    pub instance_class: String,
+    /// Engine.
+    pub engine: String,
+    /// Engine version.
+    pub engine_version: Option<String>,
+    /// Allocated storage, GiB.
+    pub allocated_storage_gb: Option<u32>,
+    /// Multi-AZ.
+    pub multi_az: Option<bool>,
+    /// Automated backup retention, days.
+    pub backup_retention_days: Option<u32>,
+    /// Deletion protection.
+    pub deletion_protection: Option<bool>,
+    /// Storage encryption.
+    pub storage_encrypted: Option<bool>,
+    /// Public accessibility.
+    pub publicly_accessible: Option<bool>,
+    /// Changes RDS has accepted but not applied yet (field names as RDS spells them).
+    #[serde(default)]
+    pub pending: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An EKS managed node group as described.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActualNodegroup {
+    /// Name.
+    pub name: String,
+    /// Status (`ACTIVE`, `UPDATING`, `DEGRADED`, ...).
+    pub status: String,
+    /// Kubernetes version.
+    pub version: Option<String>,
+    /// Instance types.
+    #[serde(default)]
+    pub instance_types: Vec<String>,
+    /// Minimum size.
+    pub min: Option<u32>,
+    /// Maximum size.
+    pub max: Option<u32>,
+    /// Desired size.
+    pub desired: Option<u32>,
+    /// Health issues EKS reports (`code: message`).
+    #[serde(default)]
+    pub health_issues: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An EKS cluster as described, with its node groups.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActualCluster {
+    /// Name.
+    pub name: String,
+    /// Status (`ACTIVE`, `UPDATING`, `FAILED`, ...).
+    pub status: String,
+    /// Kubernetes version.
+    pub version: Option<String>,
+    /// Health issues EKS reports.
+    #[serde(default)]
+    pub health_issues: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Node groups.
+    #[serde(default)]
+    pub nodegroups: Vec<ActualNodegroup>,
+}
+
+/// What exists of an environment: the instances and cluster its spec names (absent ones are missing).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActualState {
+    /// The RDS instances that exist.
+    #[serde(default)]
+    pub instances: Vec<ActualInstance>,
+    /// The EKS cluster, when it exists.
+    #[serde(default)]
+    pub cluster: Option<ActualCluster>,
+}
+
+impl ActualState {
+    /// The instance of that identifier.
+    pub fn instance(&self, identifier: &str) -> Option<&ActualInstance> {
+        self.instances.iter().find(|i| i.identifier == identifier)
+    }
+}

@@ -1,0 +1,26 @@
+//! The plan: what it takes to bring what RDS and EKS describe to what the spec asks, and whether it may.
+//!
+//! [`plan`] is pure: it compares an [`EnvironmentSpec`] with an [`ActualState`] (built by the adapters from
+//! `DescribeDBInstances`, `DescribeCluster` and `DescribeNodegroup`) and lists the [`Change`]s (create,
+//! modify, scale, upgrade), each marked reversible or not with the reason, and the policy [`Finding`]s. A
+//! plan with a `block` finding is never applied; one with an irreversible change, or from a spec that asks
+//! for approval, waits for a person. [`existing_findings`] applies the same policy to what exists now, which
+//! is how drift detection sees an instance made public behind opsplane's back.
+//!
+//! What exists is in `actual`, the plan's vocabulary in `change`, the plan as a whole in `outcome`, the
+//! comparison in `planner` and the policy on what exists in `policy`; everything is re-exported here.
+
+mod actual;
+mod change;
+mod outcome;
+mod planner;
+mod policy;
+
+pub use actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState};
+pub use change::{Change, ChangeKind, Finding, Resource, Severity};
+pub use outcome::Plan;
+pub use planner::{DEFAULT_STORAGE_GB, plan, scaling_text};
+pub use policy::{REQUIRED_TAGS, existing_findings};
+
+#[cfg(test)]
+mod tests;

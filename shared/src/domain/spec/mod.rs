@@ -1,0 +1,28 @@
+//! The environment spec: the YAML document at `specs/<env>/spec.yaml`, parsed and validated.
+//!
+//! Parsing never guesses: an unknown field is an error (a typo in `retention_days` must not silently turn
+//! retention off), and every validation error names the field by its path and says what is allowed.
+//!
+//! The spec's parts live in the files named for them; everything is re-exported here, so callers name
+//! `domain::spec::RdsSpec` whatever file holds it.
+
+mod checks;
+mod environment;
+mod error;
+mod policy;
+mod probe;
+mod resources;
+mod validate;
+
+pub use checks::{HealthSpec, HttpCheck, SqlHealthCheck};
+pub use environment::{EnvironmentSpec, spec_key};
+pub use error::SpecError;
+pub use policy::{
+    AlarmMapping, ApprovalPolicy, BackupPolicy, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DrillPolicy,
+};
+pub use probe::{CredentialRef, ProbeSpec};
+pub use resources::{EksSpec, NodegroupSpec, RdsSpec};
+pub use validate::validate_environment_name;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! The policies of an environment: approvals, which alarms belong to it, backups and DR drills.
+
+use serde::{Deserialize, Serialize};
+
+use super::probe::ProbeSpec;
+
+/// Whether changes wait for a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    /// Every change waits for approval (irreversible changes always do).
+    #[serde(default)]
+    pub required: bool,
+    /// How long a change waits; no answer in time is a rejection.
+    #[serde(default = "default_approval_timeout")]
+    pub timeout_minutes: u32,
+}
+
+/// One day: a change requested at the end of a working day can still be approved the next morning.
+pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 1440;
+
+fn default_approval_timeout() -> u32 {
+    DEFAULT_APPROVAL_TIMEOUT_MINUTES
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        Self {
+            required: false,
+            timeout_minutes: DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+        }
+    }
+}
+
+/// Which CloudWatch alarms belong to the environment: exact names, or name prefixes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmMapping {
+    /// Alarm names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Alarm name prefixes.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+impl AlarmMapping {
+    /// Whether the alarm named `alarm` belongs here.
+    pub fn matches(&self, alarm: &str) -> bool {
+        self.names.iter().any(|n| n == alarm)
+            || self.prefixes.iter().any(|p| alarm.starts_with(p.as_str()))
+    }
+}
+
+/// How opsplane keeps backups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupPolicy {
+    /// Snapshots older than this many days may be deleted.
+    pub retention_days: u32,
+    /// The newest this many available snapshots of each instance are never deleted, whatever their age.
+    pub keep_last: u32,
+    /// A second region every snapshot is copied to.
+    #[serde(default)]
+    pub copy_to_region: Option<String>,
+}
+
+impl Default for BackupPolicy {
+    fn default() -> Self {
+        Self {
+            retention_days: 14,
+            keep_last: 3,
+            copy_to_region: None,
+        }
+    }
+}
+
+/// How the environment is drilled and what it must achieve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillPolicy {
+    /// Recovery time objective in minutes.
+    pub rto_target_minutes: u32,
+    /// Recovery point objective in minutes.
+    pub rpo_target_minutes: u32,
+    /// Instance class of the scratch instance.
+    pub instance_class: String,
+    /// The SQL probe run against the restored instance.
+    #[serde(default)]
+    pub probe: Option<ProbeSpec>,
+}

@@ -1,0 +1,290 @@
+//! The checks a parsed spec must pass: names, identifiers, regions, versions and the EKS part, each error
+//! naming the field and what is allowed.
+
+use super::environment::EnvironmentSpec;
+use super::error::SpecError;
+use super::resources::EksSpec;
+
+/// Checks an environment name: 1 to 32 characters of lowercase letters, digits and '-', starting with a letter.
+pub fn validate_environment_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not an environment name: use 1 to 32 lowercase letters, digits and '-', \
+             starting with a letter (e.g. prod)"
+        ))
+    }
+}
+
+fn validate_db_identifier(id: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a DB instance identifier: 1 to 63 letters, digits and single '-', \
+             starting with a letter and not ending with '-'"
+        ))
+    }
+}
+
+fn validate_region(region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{region:?} is not an AWS region name (e.g. us-west-2)"
+        ))
+    }
+}
+
+/// Whether `v` is a version of digits separated by dots (`16.4`, `1.30`).
+fn is_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn validate_eks(eks: &EksSpec) -> Result<(), SpecError> {
+    if eks.cluster.is_empty() {
+        return Err(SpecError::invalid("eks.cluster", "must not be empty"));
+    }
+    if let Some(v) = &eks.version
+        && !is_version(v)
+    {
+        return Err(SpecError::invalid(
+            "eks.version",
+            format!("{v:?} is not a Kubernetes version, e.g. \"1.30\""),
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, ng) in eks.nodegroups.iter().enumerate() {
+        let field = |f: &str| format!("eks.nodegroups[{i}].{f}");
+        if ng.name.is_empty() {
+            return Err(SpecError::invalid(field("name"), "must not be empty"));
+        }
+        if !names.insert(ng.name.as_str()) {
+            return Err(SpecError::invalid(
+                field("name"),
+                format!("{:?} appears twice; node group names are unique", ng.name),
+            ));
+        }
+        if ng.max == Some(0) {
+            return Err(SpecError::invalid(field("max"), "must be at least 1"));
+        }
+        if let (Some(min), Some(max)) = (ng.min, ng.max)
+            && min > max
+        {
+            return Err(SpecError::invalid(
+                field("min"),
+                format!("{min} is above max {max}: min <= desired <= max"),
+            ));
+        }
+        if let Some(desired) = ng.desired
+            && (ng.min.is_some_and(|m| desired < m) || ng.max.is_some_and(|m| desired > m))
+        {
+            return Err(SpecError::invalid(
+                field("desired"),
+                format!("{desired} is outside min..max: min <= desired <= max"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl EnvironmentSpec {
+    /// Checks every rule a parsed spec must follow.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        validate_environment_name(&self.environment)
+            .map_err(|r| SpecError::invalid("environment", r))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, db) in self.rds.iter().enumerate() {
+            validate_db_identifier(&db.identifier)
+                .map_err(|r| SpecError::invalid(format!("rds[{i}].identifier"), r))?;
+            if !seen.insert(db.identifier.as_str()) {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].identifier"),
+                    format!("{:?} appears twice; identifiers are unique", db.identifier),
+                ));
+            }
+            if db.engine != "postgres" {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].engine"),
+                    format!("{:?} is not supported; allowed: postgres", db.engine),
+                ));
+            }
+            if let Some(gb) = db.allocated_storage_gb
+                && !(20..=65_536).contains(&gb)
+            {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].allocated_storage_gb"),
+                    format!("{gb} is out of range: 20 to 65536 GiB"),
+                ));
+            }
+            if let Some(days) = db.backup_retention_days
+                && days > 35
+            {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].backup_retention_days"),
+                    format!("{days} is out of range: 0 to 35 days"),
+                ));
+            }
+            if db.engine_version.as_deref().is_some_and(|v| !is_version(v)) {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].engine_version"),
+                    format!(
+                        "{:?} is not a version: digits and dots, e.g. \"16.4\"",
+                        db.engine_version.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+            if !db.instance_class.starts_with("db.") {
+                return Err(SpecError::invalid(
+                    format!("rds[{i}].instance_class"),
+                    format!(
+                        "{:?} is not an RDS instance class (e.g. db.t4g.medium)",
+                        db.instance_class
+                    ),
+                ));
+            }
+        }
+        if self.backup.keep_last == 0 {
+            return Err(SpecError::invalid(
+                "backup.keep_last",
+                "must be at least 1: the newest backup is never deleted",
+            ));
+        }
+        if self.backup.retention_days == 0 {
+            return Err(SpecError::invalid(
+                "backup.retention_days",
+                "must be at least 1 day",
+            ));
+        }
+        if let Some(region) = &self.backup.copy_to_region {
+            validate_region(region).map_err(|r| SpecError::invalid("backup.copy_to_region", r))?;
+        }
+        if let Some(drill) = &self.drill {
+            if drill.rto_target_minutes == 0 {
+                return Err(SpecError::invalid(
+                    "drill.rto_target_minutes",
+                    "must be at least 1 minute",
+                ));
+            }
+            if drill.rpo_target_minutes == 0 {
+                return Err(SpecError::invalid(
+                    "drill.rpo_target_minutes",
+                    "must be at least 1 minute",
+                ));
+            }
+            if !drill.instance_class.starts_with("db.") {
+                return Err(SpecError::invalid(
+                    "drill.instance_class",
+                    format!(
+                        "{:?} is not an RDS instance class (e.g. db.t4g.small)",
+                        drill.instance_class
+                    ),
+                ));
+            }
+            if let Some(probe) = &drill.probe {
+                probe.check("drill.probe")?;
+            }
+        }
+        if let Some(eks) = &self.eks {
+            validate_eks(eks)?;
+        }
+        if let Some(sql) = &self.health.sql {
+            if self.instance(&sql.instance).is_none() {
+                let known: Vec<&str> = self.rds.iter().map(|db| db.identifier.as_str()).collect();
+                return Err(SpecError::invalid(
+                    "health.sql.instance",
+                    format!(
+                        "{:?} is not one of this environment's RDS instances ({})",
+                        sql.instance,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            sql.probe.check("health.sql.probe")?;
+        }
+        for (i, check) in self.health.http.iter().enumerate() {
+            let field = |f: &str| format!("health.http[{i}].{f}");
+            if !(check.url.starts_with("http://") || check.url.starts_with("https://"))
+                || check.url.len() < "http://x".len()
+            {
+                return Err(SpecError::invalid(
+                    field("url"),
+                    format!("{:?} is not an http:// or https:// URL", check.url),
+                ));
+            }
+            if !(100..=599).contains(&check.expect_status) {
+                return Err(SpecError::invalid(
+                    field("expect_status"),
+                    format!("{} is not an HTTP status (100 to 599)", check.expect_status),
+                ));
+            }
+            if !(1..=60_000).contains(&check.timeout_ms) {
+                return Err(SpecError::invalid(
+                    field("timeout_ms"),
+                    format!(
+                        "{} is out of range: 1 to 60000 milliseconds",
+                        check.timeout_ms
+                    ),
+                ));
+            }
+        }
+        if self.health.backup_max_age_minutes == Some(0) {
+            return Err(SpecError::invalid(
+                "health.backup_max_age_minutes",
+                "must be at least 1 minute; leave it out to use the drill's RPO target",
+            ));
+        }
+        // Step Functions ends an execution after a year: a longer wait could never be answered.
+        if !(1..=525_600).contains(&self.approval.timeout_minutes) {
+            return Err(SpecError::invalid(
+                "approval.timeout_minutes",
+                format!(
+                    "{} is out of range: 1 to 525600 minutes (one year, the longest a workflow runs)",
+                    self.approval.timeout_minutes
+                ),
+            ));
+        }
+        for (i, name) in self.alarms.names.iter().enumerate() {
+            if name.trim().is_empty() {
+                return Err(SpecError::invalid(
+                    format!("alarms.names[{i}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (i, prefix) in self.alarms.prefixes.iter().enumerate() {
+            if prefix.trim().is_empty() {
+                return Err(SpecError::invalid(
+                    format!("alarms.prefixes[{i}]"),
+                    "must not be empty: an empty prefix would claim every alarm",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

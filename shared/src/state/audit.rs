@@ -1,0 +1,135 @@
+//! The audit log's table half: audit events under `pk=AUDIT#<day>`, `sk=<at>#<id>`, appended (and copied to
+//! the archive) and read back by day.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::NaiveDate;
+
+use super::attr::{from_item, to_item};
+use super::error::StateError;
+use super::keys::audit_pk;
+use super::paging::{Cursor, Page, PageRequest};
+use super::records::AuditEvent;
+use super::store::StateStore;
+use crate::clock::rfc3339;
+
+impl StateStore {
+    /// Appends an audit event. Not fenced: the audit log records what happened, including refusals.
+    ///
+    /// The event goes to the table, then (with an archive) to S3 with an Object Lock retention; a failed copy
+    /// is [`StateError::AuditCopy`], and the record stays in the table for `opsplane audit` to report.
+    pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
+        let mut item = to_item(event).map_err(|reason| StateError::Corrupt {
+            pk: audit_pk(event.at.date_naive()),
+            sk: event.id.clone(),
+            reason,
+        })?;
+        item.insert(
+            "pk".into(),
+            AttributeValue::S(audit_pk(event.at.date_naive())),
+        );
+        item.insert(
+            "sk".into(),
+            AttributeValue::S(format!("{}#{}", rfc3339(event.at), event.id)),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StateError::aws("PutItem", e))?;
+        let copy = match &self.audit_archive {
+            None => None,
+            Some(archive) => {
+                Some(
+                    archive
+                        .write(event)
+                        .await
+                        .map_err(|e| StateError::AuditCopy {
+                            id: event.id.clone(),
+                            source: Box::new(e),
+                        })?,
+                )
+            }
+        };
+        tracing::info!(
+            actor = event.actor,
+            action = event.action,
+            environment = event.environment.as_deref(),
+            result = event.result,
+            copy = copy.as_deref(),
+            "audit event"
+        );
+        Ok(())
+    }
+
+    /// The audit events of one UTC day, newest first, optionally only those of one environment.
+    pub async fn audit_events(
+        &self,
+        day: NaiveDate,
+        environment: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<AuditEvent>, StateError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .scan_index_forward(false)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(audit_pk(day)))
+            .set_limit(page.limit.map(|l| l.min(i32::MAX as u32) as i32));
+        if let Some(env) = environment {
+            query = query
+                .filter_expression("environment = :env")
+                .expression_attribute_values(":env", AttributeValue::S(env.to_owned()));
+        }
+        if let Some(cursor) = &page.cursor {
+            query = query.set_exclusive_start_key(Some(cursor.to_key()?));
+        }
+        let out = query
+            .send()
+            .await
+            .map_err(|e| StateError::aws("Query", e))?;
+        let items = out
+            .items()
+            .iter()
+            .map(from_item::<AuditEvent>)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next: out.last_evaluated_key().map(Cursor::from_key),
+        })
+    }
+
+    /// Today's audit events (by this store's clock).
+    pub async fn audit_today(
+        &self,
+        environment: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, StateError> {
+        self.audit_day(self.clock.now().date_naive(), environment)
+            .await
+    }
+
+    /// Every audit event of one UTC day, newest first, optionally only those of one environment.
+    pub async fn audit_day(
+        &self,
+        day: NaiveDate,
+        environment: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, StateError> {
+        let mut all = Vec::new();
+        let mut page = PageRequest::default();
+        loop {
+            let got = self.audit_events(day, environment, page).await?;
+            all.extend(got.items);
+            match got.next {
+                Some(next) => {
+                    page = PageRequest {
+                        limit: None,
+                        cursor: Some(next),
+                    }
+                }
+                None => return Ok(all),
+            }
+        }
+    }
+}
