@@ -124,6 +124,44 @@ pub fn parse_action<A: Action>(input: Value) -> Result<A, OpsError> {
     }
 }
 
+/// A workflow's input as a caller gave it: an object of the `allowed` fields (plus `github`, the dispatch
+/// function's GitHub context, an object kept in the execution's history only) with a string
+/// `environment`. Anything else is `InvalidInput` naming the field; `unknown` says what the workflow takes.
+/// Returns the fields and the environment.
+pub fn workflow_input<'a>(
+    input: &'a Value,
+    allowed: &[&str],
+    unknown: &str,
+) -> Result<(&'a serde_json::Map<String, Value>, &'a str), OpsError> {
+    let fields = input.as_object().ok_or_else(|| {
+        OpsError::invalid(
+            "input",
+            "must be an object like {\"environment\": \"prod\"}",
+        )
+    })?;
+    for (key, value) in fields {
+        if key == "github" && value.is_object() {
+            continue;
+        }
+        if key != "environment" && !allowed.contains(&key.as_str()) {
+            return Err(OpsError::invalid(
+                key.clone(),
+                format!("unknown field; {unknown}"),
+            ));
+        }
+    }
+    let environment = fields
+        .get("environment")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            OpsError::invalid(
+                "environment",
+                "required: the environment's name, e.g. \"prod\"",
+            )
+        })?;
+    Ok((fields, environment))
+}
+
 /// A function: its name (as deployed and as registered on the local engine) and its JSON boundary.
 pub trait Function: Send + Sync + 'static {
     /// The function's name.

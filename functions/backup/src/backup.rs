@@ -45,33 +45,11 @@ pub struct BackupPlan {
 
 /// Checks the input and the environment's spec; touches nothing.
 pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, OpsError> {
-    let obj = input.input.as_object().ok_or_else(|| {
-        OpsError::invalid(
-            "input",
-            "must be an object like {\"environment\": \"prod\"}",
-        )
-    })?;
-    for (key, value) in obj {
-        // `github`: the caller's GitHub context, added by the dispatch function; kept in the history only.
-        if key == "github" && value.is_object() {
-            continue;
-        }
-        if key != "environment" {
-            return Err(OpsError::invalid(
-                key.clone(),
-                "unknown field; the backup workflow takes only `environment` (and the object `github`)",
-            ));
-        }
-    }
-    let environment = obj
-        .get("environment")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| {
-            OpsError::invalid(
-                "environment",
-                "required: the environment's name, e.g. \"prod\"",
-            )
-        })?;
+    let (_, environment) = opsplane_shared::boundary::workflow_input(
+        &input.input,
+        &[],
+        "the backup workflow takes only `environment` (and the object `github`)",
+    )?;
     let spec = deps.spec(environment).await?;
     if spec.rds.is_empty() && spec.eks.is_none() {
         return Err(OpsError::invalid(

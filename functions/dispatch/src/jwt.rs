@@ -7,8 +7,6 @@
 //! made-up kids cannot make us hammer the issuer.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,8 +124,7 @@ pub enum VerifyError {
     Jwks(#[from] JwksError),
 }
 
-/// A boxed future, for the object-safe [`KeySource`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use opsplane_shared::future::BoxFuture;
 
 /// Where the issuer's keys come from.
 pub trait KeySource: Send + Sync {

@@ -474,13 +474,6 @@ impl DynamoDbLock {
             }
             Attempt::Refused(_) => None,
         };
-        tracing::warn!(
-            environment,
-            actor,
-            reason,
-            released_holder = released.as_ref().map(|l| l.holder.as_str()),
-            "lock force-released"
-        );
         audit_force_release(&self.store, environment, actor, reason, released.as_ref()).await?;
         Ok(released)
     }

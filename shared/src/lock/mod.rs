@@ -342,7 +342,7 @@ async fn audit_takeover(store: &StateStore, grant: &LockGrant) {
     }
 }
 
-/// Records an operator's forced release.
+/// Logs and records an operator's forced release (both backends end `force_release` here).
 async fn audit_force_release(
     store: &StateStore,
     environment: &str,
@@ -350,6 +350,13 @@ async fn audit_force_release(
     reason: &str,
     released: Option<&LockInfo>,
 ) -> Result<(), LockError> {
+    tracing::warn!(
+        environment,
+        actor,
+        reason,
+        released_holder = released.map(|l| l.holder.as_str()),
+        "lock force-released"
+    );
     let event = AuditEvent::new(
         store.clock().now(),
         actor,

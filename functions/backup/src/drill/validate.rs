@@ -44,33 +44,11 @@ pub struct DrillPlan {
 
 /// Checks the input against the spec; touches nothing.
 pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, OpsError> {
-    let obj = input.input.as_object().ok_or_else(|| {
-        OpsError::invalid(
-            "input",
-            "must be an object like {\"environment\": \"prod\"}",
-        )
-    })?;
-    for (key, value) in obj {
-        // `github`: the caller's GitHub context, added by the dispatch function; kept in the history only.
-        if key == "github" && value.is_object() {
-            continue;
-        }
-        if !matches!(key.as_str(), "environment" | "mode" | "instance") {
-            return Err(OpsError::invalid(
-                key.clone(),
-                "unknown field; the drill takes `environment`, and optionally `mode`, `instance` and the object `github`",
-            ));
-        }
-    }
-    let environment = obj
-        .get("environment")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            OpsError::invalid(
-                "environment",
-                "required: the environment's name, e.g. \"prod\"",
-            )
-        })?;
+    let (obj, environment) = opsplane_shared::boundary::workflow_input(
+        &input.input,
+        &["mode", "instance"],
+        "the drill takes `environment`, and optionally `mode`, `instance` and the object `github`",
+    )?;
     let mode = match obj.get("mode") {
         None | Some(Value::Null) => RestoreMode::Snapshot,
         Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
