@@ -21,7 +21,26 @@ pub(super) struct Env<'a> {
     pub(super) map_item: Option<(usize, &'a Value)>,
 }
 
-impl Env<'_> {
+impl<'a> Env<'a> {
+    /// The environment a state's expressions see: no task token and no Map item yet.
+    pub(super) fn new(
+        runner: &'a Runner,
+        state: &'a State,
+        scope: &'a Scope,
+        entered: Entered,
+        retry_count: u32,
+    ) -> Self {
+        Env {
+            runner,
+            state,
+            scope,
+            entered,
+            retry_count,
+            token: None,
+            map_item: None,
+        }
+    }
+
     /// A JSONata state that produces no result of its own (Pass, Wait): `Assign` and `Output` both read the
     /// state's input, and the variables are set only once both have evaluated, so a failing `Output` leaves
     /// them untouched.

@@ -134,15 +134,7 @@ impl Runner {
         entered: Entered,
     ) -> StepResult {
         let scope = br.scope.clone();
-        let env = Env {
-            runner: self,
-            state: st,
-            scope: &scope,
-            entered,
-            retry_count: 0,
-            token: None,
-            map_item: None,
-        };
+        let env = Env::new(self, st, &scope, entered, 0);
         let err_out = failure.to_output();
         if st.query_language == QueryLanguage::Jsonata {
             let extra = Some(("errorOutput", &err_out));

@@ -27,15 +27,7 @@ impl Runner {
         entered: Entered,
     ) -> StepResult {
         let scope = br.scope.clone();
-        let env = Env {
-            runner: self,
-            state: st,
-            scope: &scope,
-            entered,
-            retry_count: 0,
-            token: None,
-            map_item: None,
-        };
+        let env = Env::new(self, st, &scope, entered, 0);
         let jsonata = st.query_language == QueryLanguage::Jsonata;
         let probe = self.probe();
         if let Some(p) = probe {
@@ -260,15 +252,7 @@ impl Runner {
         retry_count: u32,
     ) -> StepResult {
         let scope = br.scope.clone();
-        let env = Env {
-            runner: self,
-            state: st,
-            scope: &scope,
-            entered,
-            retry_count,
-            token: None,
-            map_item: None,
-        };
+        let env = Env::new(self, st, &scope, entered, retry_count);
         let jsonata = st.query_language == QueryLanguage::Jsonata;
         let probe = self.probe();
         if let Some(p) = probe {
@@ -372,15 +356,7 @@ impl Runner {
             },
             _ => unreachable!("only Task, Parallel and Map retry"),
         };
-        let env = Env {
-            runner: self,
-            state: st,
-            scope: &scope,
-            entered,
-            retry_count,
-            token: None,
-            map_item: None,
-        };
+        let env = Env::new(self, st, &scope, entered, retry_count);
         if jsonata {
             let extra = Some(("result", &result));
             let assign = st
