@@ -49,6 +49,31 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// A setting the spec sets and the instance does not have: an in-place modification that can be
+    /// changed back (`why` says how).
+    fn reversible<T: PartialEq + std::fmt::Display>(
+        &mut self,
+        r: &Resource,
+        field: &str,
+        have: Option<T>,
+        want: Option<T>,
+        why: &str,
+    ) {
+        if let Some(want) = want
+            && have.as_ref() != Some(&want)
+        {
+            self.changes.push(change(
+                r,
+                ChangeKind::Modify,
+                field,
+                shown(have),
+                want.to_string(),
+                true,
+                why,
+            ));
+        }
+    }
+
     fn finding(&mut self, severity: Severity, resource: &Resource, rule: &str, message: String) {
         self.findings.push(Finding {
             severity,
@@ -138,58 +163,28 @@ impl Planner<'_> {
                 "an instance class can be changed back",
             ));
         }
-        if let Some(want) = db.multi_az
-            && a.multi_az != Some(want)
-        {
-            self.changes.push(change(
-                &r,
-                ChangeKind::Modify,
-                "multi_az",
-                shown(a.multi_az),
-                want.to_string(),
-                true,
-                "Multi-AZ can be switched back",
-            ));
-        }
-        if let Some(want) = db.backup_retention_days
-            && a.backup_retention_days != Some(want)
-        {
-            self.changes.push(change(
-                &r,
-                ChangeKind::Modify,
-                "backup_retention_days",
-                shown(a.backup_retention_days),
-                want.to_string(),
-                true,
-                "retention can be set back (automated backups already dropped by a shorter one do not come back)",
-            ));
-        }
-        if let Some(want) = db.deletion_protection
-            && a.deletion_protection != Some(want)
-        {
-            self.changes.push(change(
-                &r,
-                ChangeKind::Modify,
-                "deletion_protection",
-                shown(a.deletion_protection),
-                want.to_string(),
-                true,
-                "deletion protection can be switched back",
-            ));
-        }
-        if let Some(want) = db.publicly_accessible
-            && a.publicly_accessible != Some(want)
-        {
-            self.changes.push(change(
-                &r,
-                ChangeKind::Modify,
-                "publicly_accessible",
-                shown(a.publicly_accessible),
-                want.to_string(),
-                true,
-                "public access can be switched back",
-            ));
-        }
+        self.reversible(
+            &r,
+            "multi_az",
+            a.multi_az,
+            db.multi_az,
+            "Multi-AZ can be switched back",
+        );
+        self.reversible(&r, "backup_retention_days", a.backup_retention_days, db.backup_retention_days, "retention can be set back (automated backups already dropped by a shorter one do not come back)");
+        self.reversible(
+            &r,
+            "deletion_protection",
+            a.deletion_protection,
+            db.deletion_protection,
+            "deletion protection can be switched back",
+        );
+        self.reversible(
+            &r,
+            "publicly_accessible",
+            a.publicly_accessible,
+            db.publicly_accessible,
+            "public access can be switched back",
+        );
         if let (Some(want), Some(have)) = (db.allocated_storage_gb, a.allocated_storage_gb) {
             if want > have {
                 self.changes.push(change(
