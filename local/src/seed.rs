@@ -1,6 +1,8 @@
 //! Seeding an environment into the local world as a platform team runs it: its spec stored, its RDS
 //! instances, EKS cluster and node groups created in moto.
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use opsplane_shared::domain::spec::EnvironmentSpec;
 use thiserror::Error;
 
@@ -23,12 +25,30 @@ pub enum SeedError {
     },
 }
 
-fn seed_err<E: std::error::Error + Send + Sync + 'static>(
+/// A create's outcome: done, or refused as already there. Seeding makes an environment exist, so a
+/// resource that exists is what was asked for; it is also what the SDK's retry of a create whose answer
+/// was lost (an attempt timeout under load) finds.
+fn created<T, E>(
     operation: &'static str,
-) -> impl FnOnce(E) -> SeedError {
-    move |source| SeedError::Aws {
-        operation,
-        source: Box::new(source),
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>>,
+) -> Result<(), SeedError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err)
+            if matches!(
+                err.code(),
+                Some("DBInstanceAlreadyExists" | "ResourceInUseException")
+            ) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(SeedError::Aws {
+            operation,
+            source: Box::new(err),
+        }),
     }
 }
 
@@ -37,17 +57,19 @@ impl LocalPlane {
     /// `specs/<env>/spec.yaml`, its RDS instances and EKS cluster and node groups created in moto.
     pub async fn seed_environment(&self, spec_yaml: &str) -> Result<EnvironmentSpec, SeedError> {
         let spec = EnvironmentSpec::parse(spec_yaml).map_err(|e| SeedError::Spec(e.to_string()))?;
-        self.clients
+        let put = self
+            .clients
             .s3
             .put_object()
             .bucket(&self.config.bucket_name)
             .key(format!("specs/{}/spec.yaml", spec.environment))
             .body(spec_yaml.as_bytes().to_vec().into())
             .send()
-            .await
-            .map_err(seed_err("PutObject"))?;
+            .await;
+        created("PutObject", put)?;
         for db in &spec.rds {
-            self.clients
+            let create = self
+                .clients
                 .rds
                 .create_db_instance()
                 .db_instance_identifier(&db.identifier)
@@ -58,11 +80,12 @@ impl LocalPlane {
                 .master_username("app")
                 .master_user_password("local-only-password")
                 .send()
-                .await
-                .map_err(seed_err("CreateDBInstance"))?;
+                .await;
+            created("CreateDBInstance", create)?;
         }
         if let Some(eks) = &spec.eks {
-            self.clients
+            let create = self
+                .clients
                 .eks
                 .create_cluster()
                 .name(&eks.cluster)
@@ -74,10 +97,11 @@ impl LocalPlane {
                 )
                 .set_version(eks.version.clone())
                 .send()
-                .await
-                .map_err(seed_err("CreateCluster"))?;
+                .await;
+            created("CreateCluster", create)?;
             for ng in &eks.nodegroups {
-                self.clients
+                let create = self
+                    .clients
                     .eks
                     .create_nodegroup()
                     .cluster_name(&eks.cluster)
@@ -86,8 +110,8 @@ impl LocalPlane {
                     .subnets("subnet-local-a")
                     .set_instance_types(Some(ng.instance_types.clone()))
                     .send()
-                    .await
-                    .map_err(seed_err("CreateNodegroup"))?;
+                    .await;
+                created("CreateNodegroup", create)?;
             }
         }
         Ok(spec)

@@ -280,7 +280,7 @@ async fn ensure_table(
                         .build(),
                 )
             };
-            client
+            match client
                 .create_table()
                 .table_name(table)
                 .attribute_definitions(attr("pk"))
@@ -291,7 +291,17 @@ async fn ensure_table(
                 .set_sse_specification(kms_key.map(table_sse))
                 .send()
                 .await
-                .map_err(aws_err("CreateTable", table))?;
+            {
+                Ok(_) => {}
+                // The SDK retries a CreateTable whose answer was lost (an attempt timeout, a dropped
+                // connection); the retry then finds the table the first attempt created. It was just
+                // described as absent, so it is this call's own.
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(err) => return Err(aws_err("CreateTable", table)(err)),
+            }
             push("table", Outcome::Created);
             push("on-demand billing", Outcome::Created);
             if kms_key.is_some() {

@@ -196,6 +196,25 @@ fn start() -> Result<Postgres, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Listening is not accepting: until recovery ends, the server refuses logins with "the database system
+    // is starting up" (57P03). pg_isready exits 0 only once it accepts them.
+    loop {
+        let ready = Command::new(bin.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+            .status()
+            .map_err(|e| format!("running pg_isready: {e}"))?;
+        if ready.success() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let _ = child.kill();
+            return Err(format!(
+                "postgres did not accept connections on {port} within 30 s: {log}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut stdin = stdin;
     // Nothing is ever written; flushing only checks that the pipe is open.
     let _ = stdin.flush();
