@@ -292,9 +292,11 @@ pub async fn claim(deps: &Deps, input: ClaimInput) -> Result<Claim, OpsError> {
     })?;
     let payload = json!({ "environment": input.rollback.environment, "incident": incident });
     let me = input.execution.clone();
+    // The claim names this execution, so a claim it already wrote (a lost response the SDK retried, or a
+    // retried Claim task) is still its own and never makes the owner a duplicate of itself.
     let outcome = deps
         .idempotency
-        .run_once(&key, &payload, None, || async move {
+        .run_once_as(&key, &payload, &input.execution, None, || async move {
             Ok(json!({ "owner": me }))
         })
         .await;
@@ -304,7 +306,8 @@ pub async fn claim(deps: &Deps, input: ClaimInput) -> Result<Claim, OpsError> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-        // Another copy is claiming it this very moment: it owns the rollback.
+        // Another copy (another execution: ours would have been recognised) is claiming it this very
+        // moment: it owns the rollback.
         Err(OpsError::AlreadyInProgress(_)) => String::from("another execution"),
         Err(e) => return Err(e),
     };
