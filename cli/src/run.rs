@@ -255,7 +255,7 @@ pub async fn state_machine_arn(client: &aws_sdk_sfn::Client, workflow: &str) -> 
 }
 
 /// Starts the deployed state machine `state_machine_arn` (see [`resolve_state_machine`]) with `input`, named
-/// for `actor`, `environment` and the minute; returns the execution's ARN.
+/// for `actor`, `environment`, the minute and a random suffix; returns the execution's ARN.
 pub async fn start_aws(
     client: &aws_sdk_sfn::Client,
     state_machine_arn: &str,
@@ -263,7 +263,8 @@ pub async fn start_aws(
     input: &Value,
     actor: &str,
 ) -> Result<String> {
-    let name = execution_name(actor, environment, chrono::Utc::now());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let name = execution_name(actor, environment, chrono::Utc::now(), &random[..8]);
     let started = SfnExecutions::new(client.clone())
         .start(state_machine_arn, &name, input)
         .await
@@ -296,15 +297,27 @@ pub async fn wait_aws(
 }
 
 /// A Step Functions execution name (at most 80 characters of `[A-Za-z0-9_-]`) from who started it, for what,
-/// and the minute.
-pub fn execution_name(actor: &str, environment: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+/// the minute and `suffix` (random per start, see [`start_aws`]). A name is unique per state machine for 90
+/// days, even after the execution ends, so without the suffix a second run by the same person in the same
+/// minute (a quick retry after a failure) would be refused `ExecutionAlreadyExists`.
+/// <https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html>
+pub fn execution_name(
+    actor: &str,
+    environment: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    suffix: &str,
+) -> String {
     let clean = execution_name_part;
+    let suffix = format!("-{}", clean(suffix));
     let mut name = format!(
         "cli-{}-{}-{}",
         clean(environment),
         clean(actor),
         at.format("%Y%m%dT%H%M")
     );
+    // The suffix is what keeps two names apart: the readable part gives way to it.
+    name.truncate(80usize.saturating_sub(suffix.len()));
+    name.push_str(&suffix);
     name.truncate(80);
     name
 }
@@ -314,17 +327,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn execution_names_are_valid_and_stable_within_a_minute() {
+    fn execution_names_are_valid_and_differ_within_a_minute() {
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-21T21:05:07Z")
             .unwrap()
             .to_utc();
-        let later = chrono::DateTime::parse_from_rfc3339("2026-11-21T21:05:59Z")
-            .unwrap()
-            .to_utc();
-        let name = execution_name("jane@host.example", "prod", at);
-        assert_eq!(name, "cli-prod-jane-host-example-20261121T2105");
-        assert_eq!(name, execution_name("jane@host.example", "prod", later));
-        assert!(execution_name(&"x".repeat(200), "prod", at).len() <= 80);
+        let name = execution_name("jane@host.example", "prod", at, "0a1b2c3d");
+        assert_eq!(name, "cli-prod-jane-host-example-20261121T2105-0a1b2c3d");
+        // A second run in the same minute gets another name.
+        assert_ne!(
+            name,
+            execution_name("jane@host.example", "prod", at, "9f8e7d6c")
+        );
+        let long = execution_name(&"x".repeat(200), "prod", at, "0a1b2c3d");
+        assert!(long.len() <= 80, "{long}");
+        assert!(long.ends_with("-0a1b2c3d"), "{long}");
+        assert!(
+            long.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{long}"
+        );
     }
 
     #[test]

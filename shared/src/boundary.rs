@@ -195,9 +195,35 @@ pub async fn serve<F: Function>(function: F) -> Result<(), lambda_runtime::Error
     let function = &function;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| async move {
-            function.handle(event.payload).await
+            handle_caught(function, event.payload).await
         },
     ))
+    .await
+}
+
+/// Runs `function` on `input`; a handler that panics answers `Internal` (with the panic's message) like any
+/// other internal error, so Step Functions sees a stable error name its `Retry` and `Catch` can name, not
+/// whatever the runtime makes of the panic's payload type.
+pub async fn handle_caught<F: Function>(function: &F, input: Value) -> Result<Value, OpsError> {
+    let mut running = function.handle(input);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| running.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            // The future is not polled again after this.
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                tracing::error!(function = F::NAME, message, "handler panicked");
+                std::task::Poll::Ready(Err(OpsError::Internal(format!(
+                    "the {} handler panicked: {message}",
+                    F::NAME
+                ))))
+            }
+        }
+    })
     .await
 }
 
@@ -292,5 +318,32 @@ mod tests {
             }
         }
         assert_eq!(field(json!([1])), "input");
+    }
+
+    struct Panics;
+
+    impl Function for Panics {
+        const NAME: &'static str = "panics";
+
+        fn handle(&self, input: Value) -> BoxFuture<'_, Result<Value, OpsError>> {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                if input["action"] == "boom" {
+                    panic!("index out of bounds");
+                }
+                Ok(input)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_internal_with_its_message() {
+        let err = handle_caught(&Panics, json!({"action": "boom"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), crate::ErrorName::Internal);
+        assert!(err.to_string().contains("index out of bounds"), "{err}");
+        let ok = handle_caught(&Panics, json!({"action": "fine"})).await;
+        assert_eq!(ok.unwrap(), json!({"action": "fine"}));
     }
 }

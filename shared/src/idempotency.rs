@@ -3,7 +3,8 @@
 //! the same across the retries of one task and different everywhere else.
 //!
 //! The record is `pk=IDEM#<key>, sk=IDEM`: `status` (`IN_PROGRESS` | `COMPLETED`), `payload_hash` (SHA-256
-//! of the canonical JSON payload), `result` (the action's output as JSON text), `claim` (who runs it),
+//! of the canonical JSON payload), `result` (the action's output as JSON text), `claim` (this attempt's
+//! random token), `claimant` (who claimed it, when the caller names itself: [`Idempotency::run_once_as`]),
 //! `in_progress_until` (epoch ms) and `expires_at` (epoch seconds, the table's TTL attribute). Expiry is
 //! compared by time in the conditions, never left to TTL deletion, which can lag by days.
 //!
@@ -208,8 +209,44 @@ impl Idempotency {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Value, OpsError>>,
     {
+        self.run(key, payload, None, remaining, action).await
+    }
+
+    /// [`Self::run_once`] for a key that several claimants share (every execution started by a copy of one
+    /// event): the record names `claimant`, and a claim in progress under the same claimant is ours, so the
+    /// action runs (again) instead of giving `AlreadyInProgress`. That is what happens when the SDK retried a
+    /// put whose first attempt was written but whose response was lost, or when Step Functions retried the
+    /// task after the claim was written: without the claimant, the owner would take itself for a duplicate.
+    pub async fn run_once_as<F, Fut>(
+        &self,
+        key: &IdempotencyKey,
+        payload: &Value,
+        claimant: &str,
+        remaining: Option<Duration>,
+        action: F,
+    ) -> Result<Value, OpsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Value, OpsError>>,
+    {
+        self.run(key, payload, Some(claimant), remaining, action)
+            .await
+    }
+
+    async fn run<F, Fut>(
+        &self,
+        key: &IdempotencyKey,
+        payload: &Value,
+        claimant: Option<&str>,
+        remaining: Option<Duration>,
+        action: F,
+    ) -> Result<Value, OpsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Value, OpsError>>,
+    {
         let hash = payload_hash(payload);
-        let claim = match self.claim(key, &hash, remaining).await? {
+        let claim = match self.claim(key, &hash, claimant, remaining).await? {
             Claim::Completed(result) => {
                 tracing::info!(
                     key = key.as_str(),
@@ -235,6 +272,7 @@ impl Idempotency {
         &self,
         key: &IdempotencyKey,
         hash: &str,
+        claimant: Option<&str>,
         remaining: Option<Duration>,
     ) -> Result<Claim, OpsError> {
         let now = self.clock.now_ms();
@@ -259,6 +297,12 @@ impl Idempotency {
                 AttributeValue::N(expires.to_string()),
             ),
         ]);
+        if let Some(claimant) = claimant {
+            item.insert(
+                "claimant".to_owned(),
+                AttributeValue::S(claimant.to_owned()),
+            );
+        }
         let result = self
             .client
             .put_item()
@@ -302,6 +346,18 @@ impl Idempotency {
                     ))
                 })?;
                 Ok(Claim::Completed(value))
+            }
+            // Our own claim, written by an earlier attempt (a put whose response was lost and which the SDK
+            // sent again, or a retried task): it is still ours, under the token that attempt wrote.
+            Some("IN_PROGRESS")
+                if claimant.is_some() && text("claimant").as_deref() == claimant =>
+            {
+                tracing::info!(
+                    key = key.as_str(),
+                    claimant,
+                    "idempotency claim already ours; running the action"
+                );
+                Ok(Claim::Mine(text("claim").unwrap_or(claim)))
             }
             _ => Err(OpsError::AlreadyInProgress(key.as_str().to_owned())),
         }

@@ -263,9 +263,10 @@ async fn a_drill_poll_past_its_timeout_tears_the_instance_down() {
         .await
         .unwrap();
     assert_eq!(run.status, Status::Failed, "{:?}", run.cause);
+    // A poll is idempotent: its timeout is retried twice before the drill gives up.
     assert_eq!(
         states_with_event(&plane.engine, &run.execution_arn, "TaskTimedOut"),
-        ["WaitRestore"]
+        ["WaitRestore", "WaitRestore", "WaitRestore"]
     );
     assert!(drill_instances(&plane).await.is_empty(), "torn down");
     assert!(plane.lock_is_free().await);
@@ -470,8 +471,12 @@ async fn the_lock_function_names_exhausted_dynamodb_throttling_and_5xx_throttled
             .http_status(status, Some(body.to_owned()))
             .repeatedly()
             .build();
+        // The environment's fence, read before the grant: none yet.
+        let fence = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+            aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build()
+        });
         let sleep = RecordingSleep::default();
-        let dynamodb = mocked_dynamodb(&[&rule], settings, &sleep).await;
+        let dynamodb = mocked_dynamodb(&[&fence, &rule], settings, &sleep).await;
         let lock = DynamoDbLock::new(
             StateStore::new(dynamodb, "t-mock"),
             Arc::new(crate::harness::FixedExecutions::ENDED),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use opsplane_fn_lock::{LockDeps, handle};
 use opsplane_shared::ErrorName;
@@ -573,4 +574,146 @@ async fn the_configured_backend_is_used_by_the_function() {
         item.item.is_none(),
         "no DynamoDB lock item with the S3 backend"
     );
+}
+
+/// Whether `token` may still write the environment's records (a fenced write with it succeeds).
+async fn can_write(state: &StateStore, env: &str, token: u64, id: &str) -> bool {
+    match state.put(&backup(env, id), token).await {
+        Ok(()) => true,
+        Err(StateError::Fenced { .. }) => false,
+        Err(other) => panic!("fenced write with token {token}: {other}"),
+    }
+}
+
+/// Tokens granted by `from`, the backend then switched to `to`: the next grant is above every token the
+/// old backend issued and above the fence, it writes, and the old holder no longer does.
+async fn switch(from: Backend, to: Backend) {
+    let world = bootstrapped().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = store(&world, clock.clone());
+    let old = lock(&world, from, clock.clone());
+    let new = lock(&world, to, clock.clone());
+    // The new backend saw the environment once, long ago: its counter is low.
+    let early = ghost(&world.name("early"));
+    let first = new.acquire(&req("prod", &early, 60)).await.unwrap();
+    assert!(can_write(&state, "prod", first.token, "early").await);
+    new.release("prod", &early, first.token).await.unwrap();
+    // The old backend then counted on, its last holder still holding (it has written, then a grant that
+    // has not written yet).
+    let mut last = None;
+    for i in 0..3 {
+        let holder = ghost(&world.name(&format!("old-{i}")));
+        let grant = old.acquire(&req("prod", &holder, 600)).await.unwrap();
+        if i < 2 {
+            assert!(can_write(&state, "prod", grant.token, &format!("old-{i}")).await);
+            old.release("prod", &holder, grant.token).await.unwrap();
+        }
+        last = Some(grant);
+    }
+    let last = last.unwrap();
+
+    let next = new
+        .acquire(&req("prod", &ghost(&world.name("new")), 600))
+        .await
+        .expect("the new backend grants");
+    assert!(
+        next.token > last.token,
+        "token {} granted after {} was issued",
+        next.token,
+        last.token
+    );
+    assert!(can_write(&state, "prod", next.token, "new").await);
+    assert!(
+        !can_write(&state, "prod", last.token, "stale").await,
+        "the old backend's holder lost write access"
+    );
+    assert_eq!(state.meta("prod").await.unwrap().fence, next.token);
+}
+
+#[tokio::test]
+async fn switching_from_dynamodb_to_s3_grants_above_the_fence() {
+    switch(Backend::DynamoDb, Backend::S3).await;
+}
+
+#[tokio::test]
+async fn switching_from_s3_to_dynamodb_grants_above_the_fence() {
+    switch(Backend::S3, Backend::DynamoDb).await;
+}
+
+/// The lock deleted by hand while a holder with a high token holds it: the next grant is above it, and a
+/// forced release after that leaves a lock the next acquire takes, again above.
+async fn deleted_by_hand(backend: Backend) {
+    let world = bootstrapped().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = store(&world, clock.clone());
+    let lock = lock(&world, backend, clock.clone());
+    let mut held = None;
+    for i in 0..3 {
+        let holder = ghost(&world.name(&format!("h-{i}")));
+        let grant = lock.acquire(&req("qa", &holder, 600)).await.unwrap();
+        assert!(can_write(&state, "qa", grant.token, &format!("h-{i}")).await);
+        if i < 2 {
+            lock.release("qa", &holder, grant.token).await.unwrap();
+        }
+        held = Some(grant);
+    }
+    let held = held.unwrap();
+    match backend {
+        Backend::DynamoDb => {
+            world
+                .clients
+                .dynamodb
+                .delete_item()
+                .table_name(&world.config.table_name)
+                .key("pk", AttributeValue::S("ENV#qa".into()))
+                .key("sk", AttributeValue::S("LOCK".into()))
+                .send()
+                .await
+                .unwrap();
+        }
+        Backend::S3 => {
+            world
+                .clients
+                .s3
+                .delete_object()
+                .bucket(&world.config.bucket_name)
+                .key(S3Lock::key("qa"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    let b = ghost(&world.name("b"));
+    let next = lock.acquire(&req("qa", &b, 600)).await.unwrap();
+    assert!(
+        next.token > held.token,
+        "{} after {}",
+        next.token,
+        held.token
+    );
+    assert!(can_write(&state, "qa", next.token, "b").await);
+    assert!(!can_write(&state, "qa", held.token, "stale").await);
+
+    let released = lock
+        .force_release("qa", "alice@ops", "stuck")
+        .await
+        .unwrap();
+    assert_eq!(released.unwrap().holder, b);
+    let after = lock
+        .acquire(&req("qa", &ghost(&world.name("c")), 600))
+        .await
+        .unwrap();
+    assert!(after.token > next.token);
+    assert!(can_write(&state, "qa", after.token, "c").await);
+}
+
+#[tokio::test]
+async fn dynamodb_lock_item_deleted_by_hand_grants_above_the_fence() {
+    deleted_by_hand(Backend::DynamoDb).await;
+}
+
+#[tokio::test]
+async fn s3_lock_object_deleted_by_hand_grants_above_the_fence() {
+    deleted_by_hand(Backend::S3).await;
 }

@@ -60,6 +60,9 @@ mod rollback;
 // Drift: a change behind opsplane's back reported on demand and recorded by the workflow.
 mod drift;
 
+// Lost responses (a committed write the SDK sends again), via aws-smithy-mocks: claims, fenced writes.
+mod lost_responses;
+
 // Faults mid-workflow: a crashing or timed-out function, AWS throttling and 5xx, moto stopping mid-run.
 mod faults;
 

@@ -2,8 +2,8 @@
 //! as a stack in moto's CloudFormation, its alarm rule run against real alarm events, its GitHub trust checked.
 //!
 //! moto's CloudFormation creates neither `AWS::Scheduler::Schedule`, `AWS::CloudWatch::Alarm`,
-//! `AWS::Lambda::Url`, `AWS::IAM::OIDCProvider`, `AWS::S3::BucketPolicy` nor `AWS::SNS::TopicPolicy`: those are
-//! taken out of the stack (with the outputs naming them) and checked in the transformed template instead.
+//! `AWS::Lambda::Url`, `AWS::IAM::OIDCProvider`, `AWS::S3::BucketPolicy` nor `AWS::SNS::TopicPolicy`, and lists
+//! an `AWS::SQS::QueuePolicy` without its logical ID: those are taken out of the stack (with the outputs naming them) and checked in the transformed template instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,13 +15,14 @@ use serde_json::{Value, json};
 use crate::harness::{World, root, unique};
 
 /// Resource types moto's CloudFormation skips; they are checked in the template, not in the stack.
-const NOT_IN_MOTO: [&str; 6] = [
+const NOT_IN_MOTO: [&str; 7] = [
     "AWS::Scheduler::Schedule",
     "AWS::CloudWatch::Alarm",
     "AWS::Lambda::Url",
     "AWS::IAM::OIDCProvider",
     "AWS::S3::BucketPolicy",
     "AWS::SNS::TopicPolicy",
+    "AWS::SQS::QueuePolicy",
 ];
 
 /// Workflow name → the state machine's logical ID in the template.
@@ -605,8 +606,27 @@ async fn stack_creates_in_moto() {
     assert_eq!(target.arn(), in_stack["RollbackStateMachine"]);
     assert!(target.input().is_none() && target.input_path().is_none());
     assert!(target.input_transformer().is_none());
+    // An alarm whose rollback could not be started lands in a dead-letter queue.
+    let dead_letters = target
+        .dead_letter_config()
+        .and_then(|d| d.arn())
+        .expect("the alarm rule's target has a dead-letter queue");
+    assert!(
+        dead_letters.ends_with(":opsplane-alarm-rollback-dlq"),
+        "{dead_letters}"
+    );
+    // Only the alarm rule may send to it (checked in the template: moto does not create queue policies).
+    let statement = &resource(&template, "AlarmRollbackDeadLettersPolicy")["Properties"]["PolicyDocument"]
+        ["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(statement["Action"], "sqs:SendMessage");
+    assert_eq!(
+        statement["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!({"Fn::GetAtt": ["AlarmRollbackRule", "Arn"]})
+    );
 
-    // Schedules (not created by moto): one per environment for backup and dr-drill, one health sweep.
+    // Schedules (not created by moto): one per environment for backup, one for dr-drill per environment whose
+    // spec has a `drill` section (a drill of one without would fail validation every week), one health sweep.
     let schedules: BTreeMap<String, &Value> = resources(&template)
         .values()
         .filter(|r| r["Type"] == "AWS::Scheduler::Schedule")
@@ -622,14 +642,17 @@ async fn stack_creates_in_moto() {
                 json!({"environment": env}),
             ),
         );
-        expected.insert(
-            format!("opsplane-dr-drill-{env}"),
-            (
-                "DrDrillStateMachine",
-                "DrillSchedule",
-                json!({"environment": env}),
-            ),
-        );
+        let spec = std::fs::read_to_string(root().join(format!("examples/{env}.yaml"))).unwrap();
+        if spec.lines().any(|l| l.starts_with("drill:")) {
+            expected.insert(
+                format!("opsplane-dr-drill-{env}"),
+                (
+                    "DrDrillStateMachine",
+                    "DrillSchedule",
+                    json!({"environment": env}),
+                ),
+            );
+        }
     }
     expected.insert(
         "opsplane-health-sweep".to_owned(),

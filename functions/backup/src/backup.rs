@@ -7,8 +7,9 @@ use opsplane_shared::OpsError;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::domain::backup::{
     KeepReason, MANAGED_BY_VALUE, Manifest, ManifestObject, ManifestSnapshot, TAG_BACKUP_ID,
-    TAG_DRILL, TAG_DRILL_SNAPSHOT, TAG_ENVIRONMENT, TAG_MANAGED_BY, backup_prefix, key_timestamp,
-    manifest_key, select_for_deletion, snapshot_identifier,
+    TAG_DRILL, TAG_DRILL_SNAPSHOT, TAG_ENVIRONMENT, TAG_MANAGED_BY, backup_prefix,
+    copy_region_marker_key, copy_region_prefix, key_timestamp, manifest_key, select_for_deletion,
+    snapshot_identifier,
 };
 use opsplane_shared::state::{BackupRecord, BackupStatus};
 use serde::{Deserialize, Serialize};
@@ -448,16 +449,38 @@ fn reason_name(r: KeepReason) -> String {
         .unwrap_or_else(|| format!("{r:?}"))
 }
 
-/// Deletes what the pure selection allows, in the home region and the copy region.
+/// Deletes what the pure selection allows, in the home region and every region backups were copied to.
 pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOutput, OpsError> {
     let spec = deps.spec(&input.environment).await?;
     let now = deps.now();
     let referenced = referenced_snapshots(&deps.rds).await?;
     let mut regions = vec![(deps.config.region.clone(), deps.rds.clone())];
+    // Every region backups were ever copied to, not only today's `copy_to_region`: copies in a former copy
+    // region would otherwise never be visited again, and never age out. The current one is recorded first.
     if let Some(r) = &spec.backup.copy_to_region
         && r != &deps.config.region
     {
-        regions.push((r.clone(), deps.rds.in_region(r)));
+        deps.objects
+            .put(
+                &copy_region_marker_key(&input.environment, r),
+                Vec::new(),
+                "text/plain",
+            )
+            .await?;
+    }
+    let prefix = copy_region_prefix(&input.environment);
+    let copy_regions: BTreeSet<String> = deps
+        .objects
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|key| key.strip_prefix(&prefix))
+        .filter(|r| !r.is_empty() && !r.contains('/') && *r != deps.config.region)
+        .map(str::to_owned)
+        .collect();
+    for r in copy_regions {
+        let rds = deps.rds.in_region(&r);
+        regions.push((r, rds));
     }
     let mut out = Vec::new();
     for (region, rds) in regions {

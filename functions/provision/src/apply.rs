@@ -35,11 +35,9 @@ pub struct Snapshots {
 }
 
 /// The identifier of an instance's pre-change snapshot for a deployment (deterministic: a retry finds it).
+/// Retention recognises pre-change snapshots by this identifier and ages them out.
 pub fn pre_change_snapshot_id(instance: &str, deployment_id: &str) -> String {
-    format!("opsplane-pre-{deployment_id}-{instance}")
-        .chars()
-        .take(255)
-        .collect()
+    opsplane_shared::domain::backup::pre_change_snapshot_identifier(instance, deployment_id)
 }
 
 /// Starts a tagged manual snapshot of every existing instance the plan changes.

@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 
 /// The function's name, as registered on the local engine and deployed.
 pub const FUNCTION_NAME: &str = "provision";
-/// The tag naming the deployment a pre-change snapshot was taken for.
-pub const TAG_DEPLOYMENT: &str = "opsplane:deployment";
+/// The tag naming the deployment a pre-change snapshot was taken for (retention knows it too).
+pub use opsplane_shared::domain::backup::TAG_DEPLOYMENT;
 
 /// What the handler needs: adapters over the AWS clients and the clock.
 #[derive(Debug, Clone)]

@@ -42,6 +42,13 @@ pub const STOPPED_ERROR: &str = "RollbackStarted";
 /// How long `stop-inflight` waits for a stopped execution to be reported as no longer running.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
+/// The pause before the next `DescribeExecution` of a stopped execution: 250 ms doubling to 4 s. Polling
+/// every 50 ms would spend DescribeExecution's request quota (shared with every other caller in the
+/// account and region) on an answer that takes seconds.
+fn poll_delay(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(4)))
+}
+
 /// What the handler needs.
 #[derive(Clone)]
 pub struct Deps {
@@ -312,9 +319,11 @@ pub async fn claim(deps: &Deps, input: ClaimInput) -> Result<Claim, OpsError> {
     })?;
     let payload = json!({ "environment": input.rollback.environment, "incident": incident });
     let me = input.execution.clone();
+    // The claim names this execution, so a claim it already wrote (a lost response the SDK retried, or a
+    // retried Claim task) is still its own and never makes the owner a duplicate of itself.
     let outcome = deps
         .idempotency
-        .run_once(&key, &payload, None, || async move {
+        .run_once_as(&key, &payload, &input.execution, None, || async move {
             Ok(json!({ "owner": me }))
         })
         .await;
@@ -324,7 +333,8 @@ pub async fn claim(deps: &Deps, input: ClaimInput) -> Result<Claim, OpsError> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-        // Another copy is claiming it this very moment: it owns the rollback.
+        // Another copy (another execution: ours would have been recognised) is claiming it this very
+        // moment: it owns the rollback.
         Err(OpsError::AlreadyInProgress(_)) => String::from("another execution"),
         Err(e) => return Err(e),
     };
@@ -381,6 +391,7 @@ pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, Ops
         "in-flight provision stopped"
     );
     let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    let mut attempt = 0;
     while deps.executions.state(&held.holder).await == ExecutionState::Running {
         if tokio::time::Instant::now() > deadline {
             return Err(OpsError::NotReady(format!(
@@ -388,7 +399,8 @@ pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, Ops
                 held.holder
             )));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(poll_delay(attempt)).await;
+        attempt += 1;
     }
     if deps.state.approval(&held.holder).await?.is_some() {
         deps.state
@@ -473,6 +485,22 @@ mod tests {
             matches!(err, OpsError::InvalidInput { ref field, .. } if field == "gitlab"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn stop_inflight_polls_with_back_off() {
+        assert_eq!(poll_delay(0), Duration::from_millis(250));
+        assert!((1..10).all(|a| poll_delay(a) >= poll_delay(a - 1)));
+        assert_eq!(poll_delay(4), Duration::from_secs(4));
+        assert_eq!(poll_delay(40), Duration::from_secs(4));
+        // Over the whole wait, a handful of calls rather than hundreds.
+        let mut waited = Duration::ZERO;
+        let mut polls = 0;
+        while waited < STOP_WAIT {
+            waited += poll_delay(polls);
+            polls += 1;
+        }
+        assert!(polls <= 12, "{polls} polls");
     }
 
     #[test]

@@ -130,6 +130,8 @@ pub struct Snapshot {
     pub status: String,
     /// Creation time, once stamped.
     pub created_at: Option<DateTime<Utc>>,
+    /// `OriginalSnapshotCreateTime`: for a copy, its source's creation time.
+    pub original_created_at: Option<DateTime<Utc>>,
     /// `manual` or `automated`.
     pub snapshot_type: String,
     /// Engine.
@@ -152,6 +154,7 @@ impl Snapshot {
             instance: s.db_instance_identifier().unwrap_or_default().to_owned(),
             status: s.status().unwrap_or_default().to_owned(),
             created_at: s.snapshot_create_time().and_then(to_chrono),
+            original_created_at: s.original_snapshot_create_time().and_then(to_chrono),
             snapshot_type: s.snapshot_type().unwrap_or_default().to_owned(),
             engine: s.engine().map(str::to_owned),
             engine_version: s.engine_version().map(str::to_owned),
@@ -167,6 +170,7 @@ impl Snapshot {
             id: self.id.clone(),
             instance: self.instance.clone(),
             created_at: self.created_at,
+            original_created_at: self.original_created_at,
             status: self.status.clone(),
             tags: self.tags.clone(),
         }

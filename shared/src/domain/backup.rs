@@ -25,6 +25,9 @@ pub const TAG_DRILL: &str = "opsplane:drill";
 pub const TAG_DRILL_SNAPSHOT: &str = "opsplane:drill-snapshot";
 /// Tag any workflow (a pending rollback) may set on a snapshot to keep retention away from it.
 pub const TAG_HOLD: &str = "opsplane:hold";
+/// Tag naming the deployment a pre-change snapshot (taken by provision before it changes an instance) was
+/// taken for.
+pub const TAG_DEPLOYMENT: &str = "opsplane:deployment";
 
 /// The S3 prefix of one backup run.
 pub fn backup_prefix(environment: &str, ts: &str) -> String {
@@ -50,6 +53,35 @@ pub fn snapshot_identifier(instance: &str, backup_id: &str) -> String {
     base.chars().take(255).collect()
 }
 
+/// The identifier of an instance's pre-change snapshot for a deployment (deterministic: a retry finds it).
+pub fn pre_change_snapshot_identifier(instance: &str, deployment_id: &str) -> String {
+    format!("opsplane-pre-{deployment_id}-{instance}")
+        .chars()
+        .take(255)
+        .collect()
+}
+
+/// The S3 key recording that backups of `environment` were copied to `region`: retention visits every
+/// region so recorded, also after `copy_to_region` has changed, so copies in a former copy region age out
+/// like the others instead of staying forever.
+pub fn copy_region_marker_key(environment: &str, region: &str) -> String {
+    format!("{}{region}", copy_region_prefix(environment))
+}
+
+/// The S3 prefix of an environment's copy-region markers ([`copy_region_marker_key`]).
+pub fn copy_region_prefix(environment: &str) -> String {
+    format!("backups/{environment}/copy-regions/")
+}
+
+/// What an opsplane snapshot of an environment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotKind {
+    /// A backup run's snapshot (or its cross-region copy, which keeps identifier and tags).
+    Backup,
+    /// Provision's pre-change snapshot of an instance it is about to change.
+    PreChange,
+}
+
 /// A snapshot as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
@@ -57,8 +89,12 @@ pub struct SnapshotInfo {
     pub id: String,
     /// The DB instance it was taken from.
     pub instance: String,
-    /// When it was created (absent while RDS has not stamped it).
+    /// When it was created (absent while RDS has not stamped it). A copy's is when the copy was made.
     pub created_at: Option<DateTime<Utc>>,
+    /// RDS's `OriginalSnapshotCreateTime`: for a copy, when the snapshot it was copied from was created
+    /// (RDS sets it on copies and, for an original, to its own creation time).
+    #[serde(default)]
+    pub original_created_at: Option<DateTime<Utc>>,
     /// RDS status (`available`, `creating`, ...).
     pub status: String,
     /// Its tags.
@@ -66,11 +102,44 @@ pub struct SnapshotInfo {
 }
 
 impl SnapshotInfo {
-    /// Whether the snapshot carries every tag opsplane puts on its backups of `environment`.
+    /// What kind of opsplane snapshot of `environment` this is: `None` unless it carries opsplane's tags for
+    /// the environment *and* the identifier opsplane gives that kind. Tags alone are not enough: a copy made
+    /// by hand with "copy tags" carries them under another identifier, and must never count as a backup
+    /// (with its fresh creation time, as the newest one) nor be deleted by retention.
+    pub fn kind(&self, environment: &str) -> Option<SnapshotKind> {
+        let tag = |name: &str| self.tags.get(name).map(String::as_str);
+        if tag(TAG_MANAGED_BY) != Some(MANAGED_BY_VALUE)
+            || tag(TAG_ENVIRONMENT) != Some(environment)
+        {
+            return None;
+        }
+        match (tag(TAG_BACKUP_ID), tag(TAG_DEPLOYMENT)) {
+            (Some(backup), _)
+                if !backup.is_empty() && self.id == snapshot_identifier(&self.instance, backup) =>
+            {
+                Some(SnapshotKind::Backup)
+            }
+            (None, Some(deployment))
+                if !deployment.is_empty()
+                    && self.id == pre_change_snapshot_identifier(&self.instance, deployment) =>
+            {
+                Some(SnapshotKind::PreChange)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the snapshot is one of opsplane's backups of `environment` (tags and identifier).
     pub fn is_ours(&self, environment: &str) -> bool {
-        self.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
-            && self.tags.get(TAG_ENVIRONMENT).map(String::as_str) == Some(environment)
-            && self.tags.get(TAG_BACKUP_ID).is_some_and(|v| !v.is_empty())
+        self.kind(environment) == Some(SnapshotKind::Backup)
+    }
+
+    /// When the data in the snapshot was taken: `OriginalSnapshotCreateTime`, which a copy inherits from
+    /// its source, falling back to `SnapshotCreateTime` when RDS gives none. Retention orders and ages by
+    /// this, so a copy is as old as what it copies.
+    /// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DBSnapshot.html>
+    pub fn taken_at(&self) -> Option<DateTime<Utc>> {
+        self.original_created_at.or(self.created_at)
     }
 
     /// Whether the snapshot can be restored.
@@ -83,7 +152,8 @@ impl SnapshotInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeepReason {
-    /// It does not carry all of opsplane's tags for this environment: never ours to delete.
+    /// It does not carry all of opsplane's tags for this environment under the identifier opsplane gives
+    /// (a snapshot made by hand, a copy of ours made with "copy tags"): never ours to delete.
     NotOurs,
     /// It is not `available` (still creating, failed, being copied): never deleted mid-flight.
     NotAvailable,
@@ -106,10 +176,19 @@ pub struct RetentionDecision {
     pub keep: Vec<(String, KeepReason)>,
 }
 
-/// Chooses the snapshots to delete. A snapshot is deleted only if it carries opsplane's tags for
-/// `environment`, is available, is older than `retention_days` at `now`, is not among the newest
-/// `keep_last` available tagged snapshots of its instance, and is not in `referenced`. Everything else is
-/// kept, whatever its age.
+/// Chooses the snapshots to delete.
+///
+/// A backup snapshot (see [`SnapshotInfo::kind`]) is deleted only if it is available, was taken
+/// ([`SnapshotInfo::taken_at`]) more than `retention_days` before `now`, is not among the newest `keep_last`
+/// available backup snapshots of its instance, is not in `referenced` and carries no [`TAG_HOLD`].
+///
+/// A pre-change snapshot of provision is a safety net for one deployment, not a backup: it never counts
+/// among the newest `keep_last`, and is deleted once available and taken more than `retention_days` before
+/// `now`, unless referenced or held.
+///
+/// Cross-region copies keep the identifier and tags of their source and inherit its
+/// `OriginalSnapshotCreateTime`, so in each region they follow the same rules; the caller visits every
+/// region copies were ever made to ([`copy_region_marker_key`]). Everything else is kept, whatever its age.
 pub fn select_for_deletion(
     environment: &str,
     snapshots: &[SnapshotInfo],
@@ -117,17 +196,18 @@ pub fn select_for_deletion(
     referenced: &BTreeSet<String>,
     now: DateTime<Utc>,
 ) -> RetentionDecision {
-    // The newest `keep_last` of each instance, counted among our own available snapshots only: a foreign
-    // snapshot must not push one of ours out of the protected set.
+    // The newest `keep_last` of each instance, counted among our own available backups only, by when their
+    // data was taken: neither a foreign snapshot nor a fresh copy must push one of ours out of the
+    // protected set.
     let mut by_instance: BTreeMap<&str, Vec<&SnapshotInfo>> = BTreeMap::new();
     for s in snapshots {
-        if s.is_ours(environment) && s.is_available() && s.created_at.is_some() {
+        if s.is_ours(environment) && s.is_available() && s.taken_at().is_some() {
             by_instance.entry(s.instance.as_str()).or_default().push(s);
         }
     }
     let mut newest: BTreeSet<&str> = BTreeSet::new();
     for list in by_instance.values_mut() {
-        list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        list.sort_by(|a, b| b.taken_at().cmp(&a.taken_at()).then(b.id.cmp(&a.id)));
         newest.extend(
             list.iter()
                 .take(policy.keep_last as usize)
@@ -137,7 +217,7 @@ pub fn select_for_deletion(
     let cutoff = now - Duration::days(i64::from(policy.retention_days));
     let mut decision = RetentionDecision::default();
     for s in snapshots {
-        let reason = if !s.is_ours(environment) {
+        let reason = if s.kind(environment).is_none() {
             Some(KeepReason::NotOurs)
         } else if !s.is_available() {
             Some(KeepReason::NotAvailable)
@@ -146,7 +226,7 @@ pub fn select_for_deletion(
         } else if newest.contains(s.id.as_str()) {
             Some(KeepReason::AmongNewest)
         } else {
-            match s.created_at {
+            match s.taken_at() {
                 None => Some(KeepReason::AgeUnknown),
                 Some(at) if at > cutoff => Some(KeepReason::NotExpired),
                 Some(_) => None,
@@ -224,21 +304,32 @@ mod tests {
         "2026-06-01T00:00:00Z".parse().unwrap()
     }
 
-    fn ours(id: &str, instance: &str, days_old: i64) -> SnapshotInfo {
+    /// A backup snapshot of prod named by its backup id `name` (its identifier is opsplane's for it).
+    fn ours(name: &str, instance: &str, days_old: i64) -> SnapshotInfo {
         SnapshotInfo {
-            id: id.into(),
+            id: snapshot_identifier(instance, name),
             instance: instance.into(),
             created_at: Some(now() - Duration::days(days_old)),
+            original_created_at: None,
             status: "available".into(),
             tags: [
                 (TAG_MANAGED_BY, MANAGED_BY_VALUE),
                 (TAG_ENVIRONMENT, "prod"),
-                (TAG_BACKUP_ID, "b1"),
+                (TAG_BACKUP_ID, name),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
         }
+    }
+
+    /// A pre-change snapshot of prod taken by provision for deployment `name`.
+    fn pre_change(name: &str, instance: &str, days_old: i64) -> SnapshotInfo {
+        let mut s = ours(name, instance, days_old);
+        s.id = pre_change_snapshot_identifier(instance, name);
+        s.tags.remove(TAG_BACKUP_ID);
+        s.tags.insert(TAG_DEPLOYMENT.into(), name.into());
+        s
     }
 
     fn policy(retention_days: u32, keep_last: u32) -> BackupPolicy {
@@ -249,9 +340,34 @@ mod tests {
         }
     }
 
+    /// The decision, each snapshot named by the name its test gave it (its backup or deployment id, or its
+    /// identifier for a snapshot not named by opsplane's scheme); `refs` by name too.
     fn decide(snaps: &[SnapshotInfo], p: &BackupPolicy, refs: &[&str]) -> RetentionDecision {
-        let refs = refs.iter().map(|s| s.to_string()).collect();
-        select_for_deletion("prod", snaps, p, &refs, now())
+        let name = |s: &SnapshotInfo| {
+            let backup = format!("opsplane-{}-", s.instance);
+            let pre = format!("-{}", s.instance);
+            s.id.strip_prefix("opsplane-pre-")
+                .and_then(|rest| rest.strip_suffix(&pre))
+                .or_else(|| s.id.strip_prefix(&backup))
+                .unwrap_or(&s.id)
+                .to_owned()
+        };
+        let names: BTreeMap<String, String> =
+            snaps.iter().map(|s| (s.id.clone(), name(s))).collect();
+        let refs = snaps
+            .iter()
+            .filter(|s| refs.contains(&name(s).as_str()))
+            .map(|s| s.id.clone())
+            .collect();
+        let d = select_for_deletion("prod", snaps, p, &refs, now());
+        RetentionDecision {
+            delete: d.delete.iter().map(|id| names[id].clone()).collect(),
+            keep: d
+                .keep
+                .iter()
+                .map(|(id, r)| (names[id].clone(), *r))
+                .collect(),
+        }
     }
 
     fn reason(d: &RetentionDecision, id: &str) -> Option<KeepReason> {
@@ -406,6 +522,122 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_copy_with_copied_tags_is_not_ours_and_does_not_push_the_newest_out() {
+        // The newest real backup is 20 days old; a same-region copy of an older one, made by hand with "copy
+        // tags" yesterday, carries every tag under another identifier and a fresh creation time.
+        let newest = ours("b-new", "a", 20);
+        let older = ours("b-old", "a", 40);
+        let mut copy = ours("b-old", "a", 1);
+        copy.id = "b-old-copy-by-hand".into();
+        copy.original_created_at = older.created_at;
+        let d = decide(&[copy, newest, older], &policy(14, 1), &[]);
+        assert_eq!(reason(&d, "b-old-copy-by-hand"), Some(KeepReason::NotOurs));
+        assert_eq!(reason(&d, "b-new"), Some(KeepReason::AmongNewest));
+        assert_eq!(d.delete, ["b-old"]);
+    }
+
+    #[test]
+    fn order_and_age_follow_the_original_creation_time() {
+        // A cross-region copy keeps identifier and tags; its own creation time is the copy's, its
+        // OriginalSnapshotCreateTime the source's.
+        let mut copied_late = ours("b-1", "a", 1);
+        copied_late.original_created_at = Some(now() - Duration::days(60));
+        let mut recent = ours("b-2", "a", 30);
+        recent.original_created_at = Some(now() - Duration::days(30));
+        let d = decide(&[copied_late, recent], &policy(14, 1), &[]);
+        assert_eq!(reason(&d, "b-2"), Some(KeepReason::AmongNewest));
+        assert_eq!(d.delete, ["b-1"], "60 days old, whenever it was copied");
+
+        // Young by its original time: kept until that is older than retention_days.
+        let mut young = ours("b-3", "a", 1);
+        young.original_created_at = Some(now() - Duration::days(2));
+        let d = decide(&[young, ours("b-4", "a", 0)], &policy(14, 1), &[]);
+        assert_eq!(reason(&d, "b-3"), Some(KeepReason::NotExpired));
+    }
+
+    #[test]
+    fn without_an_original_time_the_creation_time_counts() {
+        let mut no_original = ours("b-1", "a", 100);
+        no_original.original_created_at = None;
+        let d = decide(&[no_original, ours("b-2", "a", 0)], &policy(14, 1), &[]);
+        assert_eq!(d.delete, ["b-1"]);
+        let mut neither = ours("b-3", "a", 100);
+        neither.created_at = None;
+        let d = decide(&[neither, ours("b-4", "a", 0)], &policy(14, 1), &[]);
+        assert_eq!(reason(&d, "b-3"), Some(KeepReason::AgeUnknown));
+    }
+
+    #[test]
+    fn tags_under_another_identifier_are_not_ours() {
+        let mut renamed = ours("b-1", "a", 300);
+        renamed.id = "opsplane-a-b-2".into();
+        let mut other_instance = ours("b-3", "a", 300);
+        other_instance.instance = "b".into();
+        let mut pre_as_backup = pre_change("d-1", "a", 300);
+        pre_as_backup
+            .tags
+            .insert(TAG_BACKUP_ID.into(), "d-1".into());
+        let snaps = [renamed, other_instance, pre_as_backup, ours("new", "a", 0)];
+        let d = decide(&snaps, &policy(1, 1), &[]);
+        assert!(d.delete.is_empty(), "{d:?}");
+        assert_eq!(d.keep.len(), 4);
+        assert!(
+            d.keep
+                .iter()
+                .filter(|(n, _)| n != "new")
+                .all(|(_, r)| *r == KeepReason::NotOurs)
+        );
+    }
+
+    #[test]
+    fn pre_change_snapshots_age_out_and_never_count_as_backups() {
+        let snaps = [
+            pre_change("d-old", "a", 30),
+            pre_change("d-young", "a", 3),
+            pre_change("d-held", "a", 300),
+            pre_change("d-drilled", "a", 300),
+            ours("b-1", "a", 100),
+            ours("b-2", "a", 200),
+        ];
+        let mut snaps = snaps.to_vec();
+        snaps[2].tags.insert(TAG_HOLD.into(), "rollback-7".into());
+        let mut creating = pre_change("d-creating", "a", 300);
+        creating.status = "creating".into();
+        snaps.push(creating);
+        let mut other_env = pre_change("d-staging", "a", 300);
+        other_env
+            .tags
+            .insert(TAG_ENVIRONMENT.into(), "staging".into());
+        snaps.push(other_env);
+        let d = decide(&snaps, &policy(14, 1), &["d-drilled"]);
+        // The newest backup is b-1 although pre-change snapshots are newer: they are not backups.
+        assert_eq!(reason(&d, "b-1"), Some(KeepReason::AmongNewest));
+        assert_eq!(reason(&d, "d-young"), Some(KeepReason::NotExpired));
+        assert_eq!(reason(&d, "d-held"), Some(KeepReason::Referenced));
+        assert_eq!(reason(&d, "d-drilled"), Some(KeepReason::Referenced));
+        assert_eq!(reason(&d, "d-creating"), Some(KeepReason::NotAvailable));
+        assert_eq!(reason(&d, "d-staging"), Some(KeepReason::NotOurs));
+        let mut deleted = d.delete.clone();
+        deleted.sort();
+        assert_eq!(deleted, ["b-2", "d-old"]);
+    }
+
+    #[test]
+    fn copy_region_markers_live_under_the_environment() {
+        assert_eq!(
+            copy_region_marker_key("prod", "eu-west-1"),
+            "backups/prod/copy-regions/eu-west-1"
+        );
+        assert!(
+            copy_region_marker_key("prod", "eu-west-1").starts_with(&copy_region_prefix("prod"))
+        );
+        assert_eq!(
+            pre_change_snapshot_identifier("db-1", "0a1b"),
+            "opsplane-pre-0a1b-db-1"
+        );
     }
 
     #[test]

@@ -4,13 +4,19 @@
 //! `lease_expires_at` (Numbers, epoch milliseconds, so the condition can compare them with `<`). Release
 //! removes the holder but keeps the item and its token, so the next grant continues the sequence.
 //!
-//! A fresh acquire (free or expired) is one `UpdateItem` returning the old item (`ALL_OLD`), from which the
-//! new token (old + 1) and any displaced holder follow. When the condition fails, DynamoDB returns the item
+//! A fresh acquire (free or expired) reads the environment's fence, then is one `UpdateItem` returning the
+//! old item (`ALL_OLD`), from which the new token (`max(old, fence) + 1`) and any displaced holder follow.
+//! Tokens never start below the fence: after the S3 backend granted tokens (which raise only the fence) or
+//! after the lock item was deleted by hand, counting on from the item alone would hand out tokens every
+//! fenced write refuses while an older holder with a higher token could still write. The grant's condition
+//! requires the item's token to be at least the fence read; an item below it is lifted by a grant that sets
+//! the token to `fence + 1`, pinned to the token seen. When the condition fails, DynamoDB returns the item
 //! that made it fail (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so deciding between "held", "ours
 //! already" and "stale holder" costs no extra read.
 //!
 //! A retried acquire by the same holder keeps its token and only extends the lease: the first attempt may
 //! have succeeded with its response lost, and a caller that did see that token must not find it outdated.
+//! When that first attempt was a takeover, the retry still audits it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,6 +109,26 @@ impl std::fmt::Debug for DynamoDbLock {
     }
 }
 
+/// What a grant writes over, and so how it sets the token.
+enum Over<'a> {
+    /// A free or expired lock whose token is at least the fence (or no item): the token is incremented.
+    FreeAboveFence,
+    /// A free or expired lock whose token (`seen`) is below the fence: the token is set to `fence + 1`.
+    FreeBelowFence { seen: u64 },
+    /// A named stale holder: the token is set above both its token and the fence.
+    Stale(&'a Item),
+}
+
+impl Over<'_> {
+    /// The token a grant that sets it gives.
+    fn next(&self, floor: u64) -> u64 {
+        match self {
+            Over::FreeAboveFence | Over::FreeBelowFence { .. } => floor + 1,
+            Over::Stale(item) => item.token.max(floor) + 1,
+        }
+    }
+}
+
 enum Attempt {
     /// The write happened; the returned attributes (old or new, as asked).
     Done(Option<HashMap<String, AttributeValue>>),
@@ -155,20 +181,35 @@ impl DynamoDbLock {
         }
     }
 
-    /// Writes a new grant over `condition` (free/expired, or one named stale holder) and bumps the token.
+    /// Writes a new grant over `over` and sets the token above both the item's and the fence (`floor`).
     async fn grant(
         &self,
         req: &AcquireRequest,
         now: i64,
-        condition: &str,
-        stale: Option<&Item>,
+        over: &Over<'_>,
+        floor: u64,
     ) -> Result<Attempt, LockError> {
+        const FREE: &str = "(attribute_not_exists(holder) OR lease_expires_at < :now)";
+        let (condition, token) = match over {
+            Over::FreeAboveFence => (
+                format!("{FREE} AND (attribute_not_exists(#token) OR #token >= :floor)"),
+                "if_not_exists(#token, :floor) + :one",
+            ),
+            Over::FreeBelowFence { .. } => (
+                format!("{FREE} AND (attribute_not_exists(#token) OR #token = :seen)"),
+                ":next",
+            ),
+            Over::Stale(_) => (
+                "holder = :stale_holder AND #token = :stale_token".to_owned(),
+                ":next",
+            ),
+        };
         let mut b = self
             .update(&req.environment)
-            .update_expression(
+            .update_expression(format!(
                 "SET holder = :me, operation = :op, acquired_at = :now, lease_expires_at = :exp, \
-                 #token = if_not_exists(#token, :zero) + :one REMOVE released_at",
-            )
+                 #token = {token} REMOVE released_at"
+            ))
             .condition_expression(condition)
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":me", AttributeValue::S(req.holder.clone()))
@@ -178,11 +219,18 @@ impl DynamoDbLock {
                 ":exp",
                 AttributeValue::N((now + lease_ms(req.lease)).to_string()),
             )
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(ReturnValue::AllOld);
-        if let Some(stale) = stale {
-            b = b
+        b = match over {
+            Over::FreeAboveFence => b
+                .expression_attribute_values(":floor", AttributeValue::N(floor.to_string()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into())),
+            Over::FreeBelowFence { seen } => b
+                .expression_attribute_values(":seen", AttributeValue::N(seen.to_string()))
+                .expression_attribute_values(
+                    ":next",
+                    AttributeValue::N(over.next(floor).to_string()),
+                ),
+            Over::Stale(stale) => b
                 .expression_attribute_values(
                     ":stale_holder",
                     AttributeValue::S(stale.holder.clone().unwrap_or_default()),
@@ -190,36 +238,30 @@ impl DynamoDbLock {
                 .expression_attribute_values(
                     ":stale_token",
                     AttributeValue::N(stale.token.to_string()),
-                );
-        }
+                )
+                .expression_attribute_values(
+                    ":next",
+                    AttributeValue::N(over.next(floor).to_string()),
+                ),
+        };
         Self::send(b).await
     }
 
     async fn acquire_inner(&self, req: &AcquireRequest) -> Result<LockGrant, LockError> {
         let env = req.environment.as_str();
+        // The fence only rises, so one read serves every round: a token above it is above every token a
+        // fenced write has used, whichever backend granted it.
+        let floor = self.store.meta(env).await?.fence;
         let mut stale: Option<(Item, String)> = None;
+        let mut below_fence: Option<u64> = None;
         for _ in 0..ROUNDS {
             let now = self.store.clock().now_ms();
-            let attempt = match &stale {
-                None => {
-                    self.grant(
-                        req,
-                        now,
-                        "attribute_not_exists(holder) OR lease_expires_at < :now",
-                        None,
-                    )
-                    .await?
-                }
-                Some((item, _)) => {
-                    self.grant(
-                        req,
-                        now,
-                        "holder = :stale_holder AND #token = :stale_token",
-                        Some(item),
-                    )
-                    .await?
-                }
+            let over = match (&stale, below_fence) {
+                (Some((item, _)), _) => Over::Stale(item),
+                (None, Some(seen)) => Over::FreeBelowFence { seen },
+                (None, None) => Over::FreeAboveFence,
             };
+            let attempt = self.grant(req, now, &over, floor).await?;
             match attempt {
                 Attempt::Done(attrs) => {
                     let old = match &attrs {
@@ -241,7 +283,12 @@ impl DynamoDbLock {
                         environment: env.to_owned(),
                         holder: req.holder.clone(),
                         operation: req.operation.clone(),
-                        token: old.token + 1,
+                        token: match over {
+                            // The condition held the old token at or above the fence; a missing item
+                            // started from the fence.
+                            Over::FreeAboveFence => old.token.max(floor) + 1,
+                            _ => over.next(floor),
+                        },
                         acquired_at: from_ms(now),
                         lease_expires_at: from_ms(now + lease_ms(req.lease)),
                         took_over_from,
@@ -260,16 +307,43 @@ impl DynamoDbLock {
                     // Only the stale-holder condition can fail on a missing item: it was released and
                     // deleted by hand. Start over with the plain condition.
                     stale = None;
+                    below_fence = None;
                 }
                 Attempt::Refused(Some(attrs)) => {
                     let cur = Item::parse(env, &attrs)?;
+                    below_fence = None;
+                    if cur.token < floor && (cur.holder.is_none() || cur.lease_expires_at < now) {
+                        // Free, but counting below the fence: the next round lifts it.
+                        stale = None;
+                        below_fence = Some(cur.token);
+                        continue;
+                    }
                     let Some(holder) = cur.holder.clone() else {
                         stale = None;
                         continue;
                     };
                     if holder == req.holder {
+                        // Our takeover of the stale holder was written but its response was lost (the SDK
+                        // sent it again and our own grant refused the retry): it is still a takeover, and
+                        // is audited as one.
+                        let took_over_from = stale.as_ref().and_then(|(item, status)| {
+                            (cur.token == Over::Stale(item).next(floor)).then(|| PreviousHolder {
+                                holder: item.holder.clone().unwrap_or_default(),
+                                operation: item.operation.clone(),
+                                token: item.token,
+                                reason: TakeoverReason::HolderNotRunning {
+                                    status: status.clone(),
+                                },
+                            })
+                        });
                         match self.reacquire(req, &cur, now).await? {
-                            Some(grant) => return Ok(grant),
+                            Some(mut grant) => {
+                                if took_over_from.is_some() {
+                                    grant.took_over_from = took_over_from;
+                                    audit_takeover(&self.store, &grant).await;
+                                }
+                                return Ok(grant);
+                            }
                             None => {
                                 stale = None;
                                 continue;

@@ -5,7 +5,9 @@
 //! - [`S3Lock`]: the lock is the object `locks/<env>.lock`, written with `If-None-Match: *` / `If-Match`.
 //!
 //! Both issue a monotonic fencing token per grant and keep the counter when a lock is released (the item or
-//! object stays, with no holder), so tokens never go back. The holder is an execution ARN: a lock whose
+//! object stays, with no holder), so tokens never go back. Each grant is also above the environment's fence
+//! and the DynamoDB lock item's token, so a backend switch or a lock deleted by hand never restarts the
+//! sequence below tokens fenced writes have seen. The holder is an execution ARN: a lock whose
 //! holder has stopped running (asked through [`Executions`]) is taken over at once, and every takeover
 //! is written to the audit log. Leases are compared by time inside the condition (epoch milliseconds), never
 //! left to DynamoDB's TTL, which deletes items late or (moto) never.
@@ -29,7 +31,9 @@ use crate::config::{Config, LockBackend};
 use crate::error::{BoxError, OpsError};
 use crate::future::BoxFuture;
 use crate::ports::executions::Executions;
-use crate::state::{AuditEvent, StateError, StateStore};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::state::{AuditEvent, LOCK_SK, StateError, StateStore, env_pk};
 
 /// Shortest lease a caller may ask for.
 pub const MIN_LEASE: Duration = Duration::from_secs(30);
@@ -340,6 +344,32 @@ async fn audit_takeover(store: &StateStore, grant: &LockGrant) {
             "takeover not written to the audit log"
         );
     }
+}
+
+/// The lowest token a grant may give is one above this: the environment's fence (the newest token a fenced
+/// write used, whichever backend granted it) and the DynamoDB lock item's token (tokens that backend issued,
+/// which fenced writes also check, even when the S3 backend is configured now).
+async fn token_floor(store: &StateStore, environment: &str) -> Result<u64, LockError> {
+    let fence = store.meta(environment).await?.fence;
+    let out = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(env_pk(environment)))
+        .key("sk", AttributeValue::S(LOCK_SK.to_owned()))
+        .projection_expression("#token")
+        .expression_attribute_names("#token", "token")
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StateError::aws("GetItem", e))?;
+    let issued = out
+        .item()
+        .and_then(|i| i.get("token"))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    Ok(fence.max(issued))
 }
 
 /// Logs and records an operator's forced release (both backends end `force_release` here).

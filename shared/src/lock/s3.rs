@@ -4,8 +4,9 @@
 //! SDK's retries of one PUT), holder, operation, fencing token and lease, in epoch milliseconds. A new lock
 //! is created with `If-None-Match: *`; every later change is a PUT with `If-Match: <etag>` of the version
 //! just read, so two writers cannot both succeed. Release writes a body without a holder (the object
-//! stays) so the token counter survives; a lock whose object was deleted by hand starts again above the
-//! environment's fence.
+//! stays) so the token counter survives. Every grant is above the environment's fence and the DynamoDB lock
+//! item's token as well as the object's: a lock whose object was deleted by hand, or an environment whose
+//! lock was on DynamoDB until now, never counts again below tokens fenced writes have seen.
 //!
 //! A 412 is not proof of losing: when the SDK retried a PUT whose first attempt succeeded but whose
 //! response was lost, the retry is refused because of our own write. So on a 412 the object is read back
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AcquireRequest, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome, TakeoverReason,
-    audit_force_release, audit_takeover, lease_ms,
+    audit_force_release, audit_takeover, lease_ms, token_floor,
 };
 use crate::clock::from_ms;
 use crate::ports::executions::{ExecutionState, Executions};
@@ -253,22 +254,28 @@ impl S3Lock {
             let now = self.store.clock().now_ms();
             let exp = now + lease_ms(req.lease);
             let current = self.read(env).await?;
+            // Above the fence and the DynamoDB lock's tokens too: the object may have been deleted by hand,
+            // or the DynamoDB backend may have granted tokens since this object was last written.
+            let floor = token_floor(&self.store, env).await?;
             let (pre, token, acquired_at, took_over_from) = match &current {
-                None => {
-                    // No object: continue above the fence, in case an earlier object was deleted by hand.
-                    let fence = self.store.meta(env).await?.fence;
-                    (Precondition::Absent, fence + 1, now, None)
-                }
+                None => (Precondition::Absent, floor + 1, now, None),
                 Some((cur, etag)) => match &cur.holder {
-                    Some(h) if *h == req.holder => (
+                    Some(h) if *h == req.holder && cur.token >= floor => (
                         Precondition::Matches(etag.clone()),
                         cur.token,
                         cur.acquired_at_ms,
                         None,
                     ),
+                    // Ours but below the floor (granted before the other backend's tokens): a new grant.
+                    Some(h) if *h == req.holder => (
+                        Precondition::Matches(etag.clone()),
+                        cur.token.max(floor) + 1,
+                        now,
+                        None,
+                    ),
                     None => (
                         Precondition::Matches(etag.clone()),
-                        cur.token + 1,
+                        cur.token.max(floor) + 1,
                         now,
                         None,
                     ),
@@ -298,7 +305,7 @@ impl S3Lock {
                         };
                         (
                             Precondition::Matches(etag.clone()),
-                            cur.token + 1,
+                            cur.token.max(floor) + 1,
                             now,
                             Some(prev),
                         )

@@ -10,6 +10,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
+use serde_json::Value;
+use sha2::Digest as _;
+
+use super::attr::from_attr;
 use super::error::StateError;
 use super::keys::{LOCK_SK, META_SK, env_pk};
 use super::store::StateStore;
@@ -76,18 +80,37 @@ impl StateStore {
         ];
         items.extend(extra);
 
+        // The same write always carries the same ClientRequestToken, so sending it again (the SDK's retry
+        // of an attempt whose response was lost, our retry below, a retried task) within DynamoDB's 10-minute
+        // idempotency window returns success for a write that already committed instead of re-evaluating
+        // its conditions, which a takeover since then would fail. A token reused with other parameters is
+        // refused (IdempotentParameterMismatch), and the token is derived from all of them.
+        // https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+        let request_token = client_request_token(&items);
         let mut attempt = 0;
         loop {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(&request_token)
                 .send()
                 .await;
             let err = match result {
                 Ok(_) => return Ok(()),
                 Err(err) => err,
             };
+            // The same token is still being applied (an earlier attempt whose response was lost): asking
+            // again once it finishes gives its outcome.
+            if matches!(
+                err.as_service_error(),
+                Some(TransactWriteItemsError::TransactionInProgressException(_))
+            ) && attempt < CONFLICT_RETRIES
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                continue;
+            }
             let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
                 err.as_service_error()
             else {
@@ -136,4 +159,52 @@ impl StateStore {
             return Err(StateError::aws("TransactWriteItems", err));
         }
     }
+}
+
+/// The `ClientRequestToken` of a transaction (at most 36 characters): a digest of everything it writes and
+/// checks, so the same write always carries the same token and any other write another.
+fn client_request_token(items: &[TransactWriteItem]) -> String {
+    let attrs = |m: Option<&HashMap<String, AttributeValue>>| {
+        Value::Object(
+            m.into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), from_attr(v)))
+                .collect(),
+        )
+    };
+    let names = |m: Option<&HashMap<String, String>>| {
+        Value::Object(
+            m.into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    };
+    let parts: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            if let Some(p) = item.put() {
+                serde_json::json!({"put": p.table_name(), "item": attrs(Some(p.item())),
+                    "if": p.condition_expression(), "names": names(p.expression_attribute_names()),
+                    "values": attrs(p.expression_attribute_values())})
+            } else if let Some(u) = item.update() {
+                serde_json::json!({"update": u.table_name(), "key": attrs(Some(u.key())),
+                    "set": u.update_expression(), "if": u.condition_expression(),
+                    "names": names(u.expression_attribute_names()),
+                    "values": attrs(u.expression_attribute_values())})
+            } else if let Some(c) = item.condition_check() {
+                serde_json::json!({"check": c.table_name(), "key": attrs(Some(c.key())),
+                    "if": c.condition_expression(), "names": names(c.expression_attribute_names()),
+                    "values": attrs(c.expression_attribute_values())})
+            } else if let Some(d) = item.delete() {
+                serde_json::json!({"delete": d.table_name(), "key": attrs(Some(d.key())),
+                    "if": d.condition_expression(), "names": names(d.expression_attribute_names()),
+                    "values": attrs(d.expression_attribute_values())})
+            } else {
+                Value::Null
+            }
+        })
+        .collect();
+    let digest = sha2::Sha256::digest(crate::idempotency::canonical_json(&Value::Array(parts)));
+    hex::encode(digest)[..36].to_owned()
 }
