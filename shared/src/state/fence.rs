@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
 use serde_json::Value;
@@ -122,31 +123,27 @@ impl StateStore {
                     .get(i)
                     .filter(|r| r.code() == Some("ConditionalCheckFailed"))
             };
-            if let Some(meta) = failed(0) {
-                let fence = meta
+            // The refused condition's item (ReturnValuesOnConditionCheckFailure) says which token won.
+            let number = |reason: &CancellationReason, attr: &str| {
+                reason
                     .item()
-                    .and_then(|i| i.get("fence"))
+                    .and_then(|i| i.get(attr))
                     .and_then(|v| v.as_n().ok())
                     .cloned()
-                    .unwrap_or_default();
-                return Err(StateError::Fenced {
-                    environment: environment.to_owned(),
-                    token,
-                    reason: format!("the environment's fence is {fence}"),
-                });
+                    .unwrap_or_default()
+            };
+            let fenced = |reason: String| StateError::Fenced {
+                environment: environment.to_owned(),
+                token,
+                reason,
+            };
+            if let Some(meta) = failed(0) {
+                let fence = number(meta, "fence");
+                return Err(fenced(format!("the environment's fence is {fence}")));
             }
             if let Some(lock) = failed(1) {
-                let newer = lock
-                    .item()
-                    .and_then(|i| i.get("token"))
-                    .and_then(|v| v.as_n().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                return Err(StateError::Fenced {
-                    environment: environment.to_owned(),
-                    token,
-                    reason: format!("the lock has since issued token {newer}"),
-                });
+                let newer = number(lock, "token");
+                return Err(fenced(format!("the lock has since issued token {newer}")));
             }
             let conflict = reasons
                 .iter()
