@@ -285,6 +285,12 @@ pub async fn run(root: &Path) -> Result<()> {
     if let Some(file) = drill.html_file {
         println!("DR drill report (HTML): {}", file.display());
     }
+    println!(
+        "drill figures: RTO and RPO are in the report; on AWS the drill also writes them as metrics \
+         (RtoSeconds, RpoSeconds, DrillPassed in namespace opsplane) to its function's log, shown here with \
+         RUST_LOG={}=info",
+        opsplane_shared::telemetry::METRICS_TARGET
+    );
     println!("summary: {}/summary.txt", out_dir.display());
     println!("done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
@@ -480,7 +486,7 @@ async fn show(plane: &LocalPlane, yaml: &str) -> Result<()> {
                 actual.identifier,
                 actual.status,
                 actual.instance_class,
-                actual.multi_az.unwrap_or(false)
+                opsplane_shared::domain::readable::yes_no(actual.multi_az)
             );
         }
     }

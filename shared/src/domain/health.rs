@@ -185,7 +185,11 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
                 Verdict::Degraded,
                 "rds",
                 &subject,
-                format!("Multi-AZ is {:?}, the spec asks {want}", a.multi_az),
+                format!(
+                    "Multi-AZ is {}, the spec asks {}",
+                    super::readable::yes_no(a.multi_az),
+                    super::readable::yes_no(Some(want))
+                ),
             );
         }
     }
