@@ -15,6 +15,7 @@ const TICK: Duration = Duration::from_millis(120);
 /// A [`Write`] for progress lines: live on a terminal, plain on stderr otherwise.
 pub struct ProgressLine {
     bar: Option<ProgressBar>,
+    plain: Box<dyn Write + Send>,
     pending: Vec<u8>,
 }
 
@@ -31,6 +32,15 @@ impl ProgressLine {
         Self::new(false)
     }
 
+    /// Plain lines into `out`, one per line written.
+    pub fn plain_to(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            bar: None,
+            plain: out,
+            pending: Vec::new(),
+        }
+    }
+
     fn new(live: bool) -> Self {
         let bar = live.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -43,15 +53,19 @@ impl ProgressLine {
         });
         Self {
             bar,
+            plain: Box::new(std::io::stderr()),
             pending: Vec::new(),
         }
     }
 
-    fn line(&self, text: &str) {
+    fn line(&mut self, text: &str) {
         match &self.bar {
             Some(bar) if text.starts_with('[') => bar.set_message(text.to_owned()),
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => {
+                // A progress line lost to a closed stream must not end the wait it reports on.
+                let _ = writeln!(self.plain, "{text}");
+            }
         }
     }
 }
@@ -81,5 +95,42 @@ impl Drop for ProgressLine {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer the test can read back after the progress line is dropped.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plain_output_is_one_line_per_line_written_even_in_pieces() {
+        let out = Shared::default();
+        {
+            let mut p = ProgressLine::plain_to(Box::new(out.clone()));
+            write!(p, "started arn:1\n[RUNN").unwrap();
+            p.write_all(b"ING] 00:00:01  state A\n").unwrap();
+            write!(p, "[SUCCEEDED] 00:00:02  state B").unwrap();
+        }
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "started arn:1\n[RUNNING] 00:00:01  state A\n[SUCCEEDED] 00:00:02  state B\n"
+        );
     }
 }
