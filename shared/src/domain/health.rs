@@ -314,7 +314,7 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
                 seen.latency_ms, check.timeout_ms
             )),
             _ if seen.body_matched == Some(false) => Some(format!(
-                "the body does not contain {:?}",
+                "the body does not contain \"{}\"",
                 check.body_contains.as_deref().unwrap_or_default()
             )),
             _ => None,
