@@ -772,6 +772,36 @@ mod tests {
     }
 
     #[test]
+    fn the_chart_reads_the_same_with_one_drill_as_with_thirty() {
+        let point = |i: i64| DrillPoint {
+            ts: format!("202611{:02}T120000000Z-d{i}", i + 1),
+            rto_seconds: 300 + i,
+            rpo_seconds: 60,
+            verdict: Verdict::Passed,
+        };
+        let one = render_chart(&[point(0)], Some(TARGETS));
+        for label in [
+            "RTO target 30m 00s",
+            "RPO target 5m 00s",
+            "RTO 5m 00s",
+            "RPO 1m 00s",
+            "2026-11-01 12:00:00 UTC",
+            "1 drill,",
+        ] {
+            assert!(one.contains(label), "{label}: {one}");
+        }
+        let thirty: Vec<_> = (0..30).map(point).collect();
+        let svg = render_chart(&thirty, Some(TARGETS));
+        assert_eq!(svg.matches("class=\"rto-point\"").count(), 30);
+        assert!(svg.contains("30 drills,"), "{svg}");
+        assert!(svg.contains("2026-11-01 12:00:00 UTC") && svg.contains("2026-11-30 12:00:00 UTC"));
+        assert!(
+            svg.contains("RTO 5m 29s"),
+            "the newest drill's figure: {svg}"
+        );
+    }
+
+    #[test]
     fn names_and_durations() {
         assert_eq!(scratch_identifier("db-1", "abc"), "drill-abc-db-1");
         assert!(scratch_identifier(&"x".repeat(80), "abc").len() <= 63);
