@@ -189,7 +189,7 @@ fn parse_substitutions(items: &[String]) -> Result<HashMap<String, String>> {
         .map(|s| {
             let (k, v) = s
                 .split_once('=')
-                .with_context(|| format!("--subst {s:?} is not NAME=VALUE"))?;
+                .with_context(|| format!("--subst \"{s}\" is not NAME=VALUE"))?;
             Ok((k.to_string(), v.to_string()))
         })
         .collect()

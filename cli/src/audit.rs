@@ -32,7 +32,7 @@ pub fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
     };
     parsed.ok_or_else(|| {
         format!(
-            "--since {value:?}: give an RFC 3339 time (2026-03-01T12:00:00Z), a date (2026-03-01) or an age (36h, 30d)"
+            "--since \"{value}\": give an RFC 3339 time (2026-03-01T12:00:00Z), a date (2026-03-01) or an age (36h, 30d)"
         )
     })
 }

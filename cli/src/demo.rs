@@ -19,7 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify};
 
-use opsplane_local::LocalPlane;
+use crate::progress::ProgressLine;
+use crate::watch::{LOCAL_FIRST_INTERVAL, follow};
+
+use opsplane_local::{EngineExecutions, LocalPlane};
 
 /// The example environments, as a platform team writes them.
 const EXAMPLES: [(&str, &str); 3] = [
@@ -77,9 +80,7 @@ pub async fn run(root: &Path) -> Result<()> {
         let run = if *env == "prod" {
             provision_with_approval(&plane, env).await?
         } else {
-            plane
-                .run("provision", json!({ "environment": env }))
-                .await?
+            followed(&plane, "provision", json!({ "environment": env })).await?
         };
         rows.push(expect(
             &plane,
@@ -95,9 +96,7 @@ pub async fn run(root: &Path) -> Result<()> {
     // 2. A second provision of dev plans nothing: what exists is what the spec asks for.
     step("provision dev again: nothing to change");
     let t = Instant::now();
-    let run = plane
-        .run("provision", json!({ "environment": "dev" }))
-        .await?;
+    let run = followed(&plane, "provision", json!({ "environment": "dev" })).await?;
     rows.push(expect(
         &plane,
         "provision",
@@ -111,7 +110,7 @@ pub async fn run(root: &Path) -> Result<()> {
     for (env, _) in &specs {
         step(&format!("backup {env}"));
         let t = Instant::now();
-        let run = plane.run("backup", json!({ "environment": env })).await?;
+        let run = followed(&plane, "backup", json!({ "environment": env })).await?;
         let output = run.output.clone().unwrap_or(Value::Null);
         rows.push(expect(
             &plane,
@@ -130,9 +129,7 @@ pub async fn run(root: &Path) -> Result<()> {
         "dr-drill prod: restore the newest backup to a scratch instance, verify, measure, tear down",
     );
     let t = Instant::now();
-    let run = plane
-        .run("dr-drill", json!({ "environment": "prod" }))
-        .await?;
+    let run = followed(&plane, "dr-drill", json!({ "environment": "prod" })).await?;
     let wall = t.elapsed();
     let output = run.output.clone().unwrap_or(Value::Null);
     if run.status != Status::Succeeded {
@@ -285,9 +282,31 @@ pub async fn run(root: &Path) -> Result<()> {
     if let Some(file) = drill.html_file {
         println!("DR drill report (HTML): {}", file.display());
     }
+    println!(
+        "drill figures: RTO and RPO are in the report; on AWS the drill also writes them as metrics \
+         (RtoSeconds, RpoSeconds, DrillPassed in namespace opsplane) to its function's log, shown here with \
+         RUST_LOG={}=info",
+        opsplane_shared::telemetry::METRICS_TARGET
+    );
     println!("summary: {}/summary.txt", out_dir.display());
     println!("done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Runs a workflow to its end with the progress line on stderr (live on a terminal, plain lines otherwise), so
+/// that stdout keeps the demo's own story.
+async fn followed(plane: &LocalPlane, workflow: &str, input: Value) -> Result<Description> {
+    let execution = plane.start_workflow(workflow, input)?;
+    let mut line = ProgressLine::stderr();
+    follow(
+        &EngineExecutions(plane.engine.clone()),
+        LOCAL_FIRST_INTERVAL,
+        &execution,
+        &mut line,
+    )
+    .await?;
+    drop(line);
+    Ok(plane.engine.wait_for(&execution).await?)
 }
 
 /// Starts prod's provision, waits until it asks for approval, approves it visibly, and waits for the end.
@@ -480,7 +499,7 @@ async fn show(plane: &LocalPlane, yaml: &str) -> Result<()> {
                 actual.identifier,
                 actual.status,
                 actual.instance_class,
-                actual.multi_az.unwrap_or(false)
+                opsplane_shared::domain::readable::yes_no(actual.multi_az)
             );
         }
     }

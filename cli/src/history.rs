@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use opsplane_shared::notify::console_url;
 use opsplane_shared::state::{BackupRecord, DeploymentRecord, DrillRecord, StateStore};
 
-/// One line of history.
-#[derive(Debug, Clone, PartialEq)]
+/// One line of history (and, with `--json`, one object).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Entry {
     /// When it started.
     pub at: DateTime<Utc>,

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod demo;
 pub mod history;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod watch;

@@ -6,13 +6,16 @@ mod lock;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use opsplane_cli::progress::ProgressLine;
 use opsplane_local::project_root;
 use opsplane_shared::aws::Clients;
 use opsplane_shared::bootstrap::{BootstrapOptions, bootstrap_with};
 use opsplane_shared::config::{self, Config};
 use opsplane_shared::notify::console_url;
 use opsplane_shared::state::StateStore;
+use opsplane_statemachines::Workflow;
 
 /// opsplane: an event-driven control plane for RDS and EKS operations.
 #[derive(Debug, Parser)]
@@ -28,19 +31,22 @@ enum Command {
     Bootstrap(BootstrapArgs),
     /// An environment's audit events, each checked against its Object Lock copy in S3 (exit 1 if they disagree).
     Audit(AuditArgs),
-    /// Run the local demo: moto, bootstrap, an environment seeded, backed up and drilled on the local engine.
+    /// Run the local demo on moto: provision dev, staging and prod (prod after an approval), back each up,
+    /// drill a restore of prod, then ship a bad change to staging that its alarm rolls back.
     Demo,
     /// The local Step Functions engine: run a definition, or score it against the conformance corpus.
     #[command(subcommand)]
     Asl(asl::AslCommand),
     /// Check definitions: validity plus opsplane's safety rules (Lambda retries, paths, lock release).
     Lint(asl::LintArgs),
-    /// Run a workflow (backup, dr-drill) for an environment; --wait (always with --local) follows it to its end.
+    /// Start one of the workflows for an environment; --wait (always with --local) follows it to its end.
     Run(RunArgs),
     /// Follow a deployed execution to its end: state, elapsed time, retries; exits non-zero unless it succeeds.
     Watch(WatchArgs),
     /// An environment's deployments, backups and drills, newest first, with console links.
     History(HistoryArgs),
+    /// Print a completion script for a shell (e.g. `opsplane completions bash > /etc/bash_completion.d/opsplane`).
+    Completions(CompletionsArgs),
     /// Reports of past runs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -112,6 +118,9 @@ enum ReportCommand {
         /// Print the newest drill and write its HTML page.
         #[arg(long)]
         latest: bool,
+        /// Print the reports as JSON (an array, oldest first) instead of one line each.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -147,8 +156,9 @@ struct AuditArgs {
 /// `opsplane run`.
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The workflow: backup or dr-drill.
-    workflow: String,
+    /// The workflow.
+    #[arg(value_parser = workflow_parser())]
+    workflow: Workflow,
     /// The environment, e.g. staging.
     #[arg(long = "env")]
     environment: String,
@@ -187,8 +197,24 @@ struct HistoryArgs {
     /// How many entries, newest first.
     #[arg(long, default_value_t = 20)]
     limit: u32,
+    /// Print the entries as JSON (an array, newest first) instead of lines.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     target: Target,
+}
+
+/// `opsplane completions`.
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
+}
+
+/// Accepts exactly the names of [`Workflow::all`], so the help lists them and nothing else.
+fn workflow_parser() -> impl TypedValueParser<Value = Workflow> {
+    PossibleValuesParser::new(Workflow::all().map(Workflow::name))
+        .try_map(|name| name.parse::<Workflow>())
 }
 
 /// Where the control plane's state lives.
@@ -237,7 +263,9 @@ impl Target {
 
 #[tokio::main]
 async fn main() {
-    opsplane_shared::telemetry::init();
+    // Warnings only unless RUST_LOG asks: the handlers run in-process, and their info lines and metric
+    // records are for CloudWatch, not for the person at the terminal.
+    opsplane_shared::telemetry::init_with_default("warn");
     if let Err(err) = run(Cli::parse()).await {
         // The last line a person sees goes through the same redaction as every log line and Cause.
         let chain: &(dyn std::error::Error + 'static) = err.as_ref();
@@ -289,6 +317,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Report(ReportCommand::Drill {
             environment,
             latest,
+            json,
             target,
         }) => {
             let cfg = target.config()?;
@@ -299,9 +328,13 @@ async fn run(cli: Cli) -> Result<()> {
             );
             let cwd = std::env::current_dir().context("reading the current directory")?;
             let out = opsplane_cli::report::drill(&objects, &environment, latest, &cwd).await?;
-            print!("{}", out.text);
-            if let Some(file) = out.html_file {
-                println!("HTML report written to {}", file.display());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out.reports)?);
+                if let Some(file) = out.html_file {
+                    eprintln!("HTML report written to {}", file.display());
+                }
+            } else {
+                print!("{}", out.text);
             }
         }
         Command::Plan(args) => {
@@ -338,6 +371,14 @@ async fn run(cli: Cli) -> Result<()> {
             decide(args, opsplane_shared::approval::Decision::Approve).await?
         }
         Command::Reject(args) => decide(args, opsplane_shared::approval::Decision::Reject).await?,
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "opsplane",
+                &mut std::io::stdout(),
+            );
+        }
         Command::Run(args) => {
             let Some(outcome) = run_workflow(args).await? else {
                 return Ok(());
@@ -352,7 +393,7 @@ async fn run(cli: Cli) -> Result<()> {
             let sfn = aws_sdk_sfn::Client::new(&aws_sdk_config().await);
             println!("{}", console_url(&args.execution_arn));
             let outcome =
-                opsplane_cli::run::wait_aws(&sfn, &args.execution_arn, &mut std::io::stderr())
+                opsplane_cli::run::wait_aws(&sfn, &args.execution_arn, &mut ProgressLine::stderr())
                     .await?;
             println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
             if !outcome.succeeded() {
@@ -365,6 +406,10 @@ async fn run(cli: Cli) -> Result<()> {
             let store = opsplane_shared::state::StateStore::from_config(&cfg, &clients);
             let entries =
                 opsplane_cli::history::history(&store, &args.environment, args.limit).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+                return Ok(());
+            }
             if entries.is_empty() {
                 println!(
                     "no deployments, backups or drills recorded for {}",
@@ -402,9 +447,9 @@ async fn decide(args: DecideArgs, decision: opsplane_shared::approval::Decision)
     )
     .await?;
     println!(
-        "{} {:?} by {} for {}",
+        "{} {} by {} for {}",
         record.execution,
-        record.status,
+        record.status.as_str(),
         record.decided_by.as_deref().unwrap_or(&actor),
         record.environment
     );
@@ -450,17 +495,17 @@ async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutc
         };
         return opsplane_cli::run::local(
             &root,
-            &args.workflow,
+            args.workflow.name(),
             &args.environment,
             spec,
             extra,
-            &mut std::io::stderr(),
+            &mut ProgressLine::stderr(),
         )
         .await
         .map(Some);
     }
     if let Some(path) = &args.spec {
-        if args.workflow != "provision" {
+        if args.workflow != Workflow::Provision {
             anyhow::bail!(
                 "--spec without --local is for provision only (it uploads the spec first)"
             );
@@ -498,7 +543,7 @@ async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutc
         .filter(|v| !v.is_empty());
     let machine = opsplane_cli::run::resolve_state_machine(
         &sfn,
-        &args.workflow,
+        args.workflow.name(),
         args.state_machine_arn.as_deref(),
         prefix.as_deref(),
     )
@@ -510,7 +555,103 @@ async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutc
         println!("{arn}\n{}", console_url(&arn));
         return Ok(None);
     }
-    opsplane_cli::run::wait_aws(&sfn, &arn, &mut std::io::stderr())
+    opsplane_cli::run::wait_aws(&sfn, &arn, &mut ProgressLine::stderr())
         .await
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_accepts_exactly_the_workflows() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run is a subcommand");
+        let workflow = run
+            .get_arguments()
+            .find(|a| a.get_id() == "workflow")
+            .expect("run takes a workflow");
+        let accepted: Vec<String> = workflow
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        let all: Vec<String> = Workflow::all()
+            .iter()
+            .map(|w| w.name().to_owned())
+            .collect();
+        assert_eq!(accepted, all);
+        for w in Workflow::all() {
+            let parsed =
+                Cli::try_parse_from(["opsplane", "run", w.name(), "--env", "prod"]).unwrap();
+            assert!(
+                matches!(parsed.command, Command::Run(RunArgs { workflow, .. }) if workflow == w)
+            );
+        }
+        let err = Cli::try_parse_from(["opsplane", "run", "deploy", "--env", "prod"]).unwrap_err();
+        assert!(err.to_string().contains("dr-drill"), "{err}");
+    }
+
+    #[test]
+    fn the_help_lists_every_workflow_for_run() {
+        let help = Cli::command()
+            .find_subcommand_mut("run")
+            .expect("run is a subcommand")
+            .render_long_help()
+            .to_string();
+        for w in Workflow::all() {
+            assert!(help.contains(w.name()), "{help}");
+        }
+    }
+
+    #[test]
+    fn every_table_command_offers_json() {
+        let mut cli = Cli::command();
+        for path in [
+            &["history"][..],
+            &["lock", "status"],
+            &["plan"],
+            &["drift"],
+            &["audit"],
+            &["report", "drill"],
+        ] {
+            let mut cmd = &mut cli;
+            for name in path {
+                cmd = cmd.find_subcommand_mut(name).expect("a subcommand");
+            }
+            assert!(
+                cmd.get_arguments().any(|a| a.get_long() == Some("json")),
+                "{path:?} has no --json"
+            );
+        }
+    }
+
+    #[test]
+    fn completions_are_generated_for_each_shell() {
+        let script = |shell| {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "opsplane", &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        use clap_complete::Shell;
+        for shell in [
+            Shell::Bash,
+            Shell::Zsh,
+            Shell::Fish,
+            Shell::Elvish,
+            Shell::PowerShell,
+        ] {
+            assert!(script(shell).contains("history"), "{shell}");
+        }
+        // The workflows `run` accepts, where the shell completes a positional's values.
+        for shell in [Shell::Bash, Shell::Zsh] {
+            assert!(script(shell).contains("health-sweep"), "{shell}");
+        }
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

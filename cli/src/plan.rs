@@ -16,7 +16,7 @@ pub async fn plan_file(rds: &Rds, eks: &Eks, environment: &str, spec: &Path) -> 
     let parsed = EnvironmentSpec::parse_file(spec)?;
     if parsed.environment != environment {
         bail!(
-            "{}: describes environment {:?}, not --env {environment:?}",
+            "{}: describes environment \"{}\", not --env \"{environment}\"",
             spec.display(),
             parsed.environment
         );

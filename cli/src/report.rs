@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use opsplane_fn_backup::drill::{read_report, report_keys_of, summary_line};
 use opsplane_shared::OpsError;
 use opsplane_shared::aws::objects::ObjectStore;
+use opsplane_shared::domain::drill::DrillReport;
 
 /// What `report drill` produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct DrillReportOutput {
     pub text: String,
     /// The HTML file written (with `--latest`).
     pub html_file: Option<PathBuf>,
+    /// The reports the text summarises, oldest first (with `--latest`, the newest only): `--json` prints them.
+    pub reports: Vec<DrillReport>,
 }
 
 /// Lists the environment's drill reports, or (with `latest`) prints the newest and writes its HTML into
@@ -36,13 +39,17 @@ pub async fn drill(
     }
     if !latest {
         let mut text = String::new();
+        let mut reports = Vec::with_capacity(keys.len());
         for (json_key, _) in &keys {
-            text.push_str(&summary_line(&read_report(objects, json_key).await?));
+            let report = read_report(objects, json_key).await?;
+            text.push_str(&summary_line(&report));
             text.push('\n');
+            reports.push(report);
         }
         return Ok(DrillReportOutput {
             text,
             html_file: None,
+            reports,
         });
     }
     let (json_key, html_key) = keys.last().expect("keys is not empty");
@@ -62,5 +69,6 @@ pub async fn drill(
             file.display()
         ),
         html_file: Some(file),
+        reports: vec![report],
     })
 }

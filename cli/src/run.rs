@@ -72,7 +72,7 @@ pub fn workflow_input(environment: &str, extra: Option<Value>) -> Result<Value> 
     };
     match input.get("environment") {
         Some(Value::String(e)) if e == environment => {}
-        Some(other) => bail!("--input names environment {other}, but --env is {environment:?}"),
+        Some(other) => bail!("--input names environment {other}, but --env is \"{environment}\""),
         None => {}
     }
     input.insert("environment".into(), Value::String(environment.to_owned()));
@@ -122,8 +122,8 @@ pub async fn local(
         Some(text) => text,
         None if environment == DEMO_ENVIRONMENT => DEMO_SPEC.to_owned(),
         None => bail!(
-            "--spec is required for a local run of {environment:?}: a fresh local world has no environment but \
-             the demo's {DEMO_ENVIRONMENT:?}"
+            "--spec is required for a local run of \"{environment}\": a fresh local world has no environment but \
+             the demo's \"{DEMO_ENVIRONMENT}\""
         ),
     };
     let (plane, _report) = LocalPlane::start(root, "opsplane", "opsplane-local-state").await?;
@@ -135,7 +135,7 @@ pub async fn local(
     };
     if spec.environment != environment {
         bail!(
-            "--env {environment:?} does not match the spec's environment {:?}",
+            "--env \"{environment}\" does not match the spec's environment \"{}\"",
             spec.environment
         );
     }
@@ -185,7 +185,7 @@ fn check_state_machine_arn(arn: &str) -> Result<()> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !ok {
         bail!(
-            "{arn:?} is not a state machine ARN: arn:<partition>:states:<region>:<account>:stateMachine:<name>"
+            "\"{arn}\" is not a state machine ARN: arn:<partition>:states:<region>:<account>:stateMachine:<name>"
         );
     }
     Ok(())
@@ -197,7 +197,7 @@ pub fn arn_from_prefix(prefix: &str, workflow: &str) -> Result<String> {
     let arn = format!("{prefix}{workflow}");
     check_state_machine_arn(&arn).with_context(|| {
         format!(
-            "{ENV_STATE_MACHINE_PREFIX}={prefix:?} plus the workflow is not a state machine ARN \
+            "{ENV_STATE_MACHINE_PREFIX}=\"{prefix}\" plus the workflow is not a state machine ARN \
              (the stack's StateMachinePrefix output is arn:aws:states:<region>:<account>:stateMachine:opsplane-)"
         )
     })?;

@@ -77,3 +77,6 @@ mod kms;
 
 // The immutable audit trail: Object Lock copies in S3 and `opsplane audit` checking them against the table.
 mod audit;
+
+// What an operator reads: no Debug output; every --json output parses.
+mod readable;

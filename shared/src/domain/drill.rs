@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::readable;
 use super::spec::DrillPolicy;
 
 /// The S3 prefix of an environment's drill reports.
@@ -355,6 +356,39 @@ pub fn render_chart(points: &[DrillPoint], targets: Option<Targets>) -> String {
                 r = W - PAD
             );
         }
+        // The targets named on the chart itself, so a single drill's dots read against them.
+        for (v, color, label) in [
+            (t.rto_seconds, "#1f77b4", "RTO target"),
+            (t.rpo_seconds, "#ff7f0e", "RPO target"),
+        ] {
+            let _ = write!(
+                svg,
+                r#"<text x="{PAD}" y="{yv:.1}" dx="4" dy="-3" font-size="10" fill="{color}">{label} {}</text>"#,
+                escape(&human_duration(v)),
+                yv = y(v),
+            );
+        }
+    }
+    // When: the first and the last drill under the axis (one label when they are the same drill).
+    let first = readable::key_timestamp(&points[0].ts);
+    let last = readable::key_timestamp(&points[n - 1].ts);
+    if n == 1 {
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"#,
+            x(0),
+            H - PAD + 14.0,
+            escape(&first)
+        );
+    } else {
+        let _ = write!(
+            svg,
+            r#"<text x="{PAD}" y="{b:.1}" font-size="10">{}</text><text x="{r}" y="{b:.1}" font-size="10" text-anchor="end">{}</text>"#,
+            escape(&first),
+            escape(&last),
+            b = H - PAD + 14.0,
+            r = W - PAD
+        );
     }
     for (series, color, get) in [
         (
@@ -374,19 +408,35 @@ pub fn render_chart(points: &[DrillPoint], targets: Option<Targets>) -> String {
             r#"<polyline class="{series}" fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
             pts.join(" ")
         );
+        let label = series.to_uppercase();
         for (i, p) in points.iter().enumerate() {
             let _ = write!(
                 svg,
-                r#"<circle class="{series}-point" cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>{} {series} {}s</title></circle>"#,
+                r#"<circle class="{series}-point" cx="{:.1}" cy="{:.1}" r="4" fill="{color}"><title>{}: {label} {}</title></circle>"#,
                 x(i),
                 y(get(p)),
-                escape(&p.ts),
-                get(p)
+                escape(&readable::key_timestamp(&p.ts)),
+                escape(&human_duration(get(p)))
             );
         }
+        // The newest drill's figure beside its dot: the one a reader looks for first.
+        let newest = &points[n - 1];
+        let _ = write!(
+            svg,
+            r#"<text class="{series}-latest" x="{:.1}" y="{:.1}" dx="{}" dy="4" font-size="10" fill="{color}" text-anchor="{}">{label} {}</text>"#,
+            x(n - 1),
+            y(get(newest)),
+            if n == 1 { 8 } else { -8 },
+            if n == 1 { "start" } else { "end" },
+            escape(&human_duration(get(newest)))
+        );
     }
-    svg.push_str(
-        r##"<text x="480" y="20" font-size="11" fill="#1f77b4">RTO</text><text x="520" y="20" font-size="11" fill="#ff7f0e">RPO</text>"##,
+    let _ = write!(
+        svg,
+        r##"<text x="{lx}" y="20" font-size="11" fill="#1f77b4">RTO</text><text x="{px}" y="20" font-size="11" fill="#ff7f0e">RPO</text><text x="{PAD}" y="20" font-size="11">{n} drill{s}, oldest left</text>"##,
+        lx = W - PAD - 70.0,
+        px = W - PAD - 30.0,
+        s = if n == 1 { "" } else { "s" },
     );
     svg.push_str("</svg>");
     svg
@@ -399,7 +449,7 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
     let title = format!(
         "DR drill {} — {} — {}",
         report.environment,
-        report.ts,
+        readable::timestamp(report.started_at),
         report.verdict.label()
     );
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>");
@@ -436,7 +486,7 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
         &mut h,
         "started-at",
         "Started",
-        &report.started_at.to_rfc3339(),
+        &readable::timestamp(report.started_at),
     );
     row(
         &mut h,
@@ -496,7 +546,7 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
         let _ = write!(
             h,
             "</tbody></table><p>Recovery point: <span id=\"recovery-point\">{}</span> (from the {}).</p>",
-            m.recovery_point.to_rfc3339(),
+            readable::timestamp(m.recovery_point),
             match m.rpo_source {
                 RpoSource::Snapshot => "snapshot's creation time",
                 RpoSource::RestorePoint => "point-in-time restore's recovery point",
@@ -526,6 +576,20 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
         history,
         report.measurement.as_ref().map(|m| m.targets),
     ));
+    if !history.is_empty() {
+        h.push_str("<table id=\"last-drills\"><thead><tr><th>Drill</th><th>RTO</th><th>RPO</th><th>Verdict</th></tr></thead><tbody>");
+        for p in history.iter().rev() {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&readable::key_timestamp(&p.ts)),
+                human_duration(p.rto_seconds),
+                human_duration(p.rpo_seconds),
+                p.verdict.label()
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
     let _ = write!(h, "<p id=\"note\">{}</p>", escape(&report.note));
     h.push_str("</body></html>\n");
     h
@@ -705,6 +769,36 @@ mod tests {
         assert_eq!(svg.matches("class=\"rto-point\"").count(), 5);
         assert_eq!(svg.matches("class=\"rpo-point\"").count(), 5);
         assert!(svg.contains("rto-target"));
+    }
+
+    #[test]
+    fn the_chart_reads_the_same_with_one_drill_as_with_thirty() {
+        let point = |i: i64| DrillPoint {
+            ts: format!("202611{:02}T120000000Z-d{i}", i + 1),
+            rto_seconds: 300 + i,
+            rpo_seconds: 60,
+            verdict: Verdict::Passed,
+        };
+        let one = render_chart(&[point(0)], Some(TARGETS));
+        for label in [
+            "RTO target 30m 00s",
+            "RPO target 5m 00s",
+            "RTO 5m 00s",
+            "RPO 1m 00s",
+            "2026-11-01 12:00:00 UTC",
+            "1 drill,",
+        ] {
+            assert!(one.contains(label), "{label}: {one}");
+        }
+        let thirty: Vec<_> = (0..30).map(point).collect();
+        let svg = render_chart(&thirty, Some(TARGETS));
+        assert_eq!(svg.matches("class=\"rto-point\"").count(), 30);
+        assert!(svg.contains("30 drills,"), "{svg}");
+        assert!(svg.contains("2026-11-01 12:00:00 UTC") && svg.contains("2026-11-30 12:00:00 UTC"));
+        assert!(
+            svg.contains("RTO 5m 29s"),
+            "the newest drill's figure: {svg}"
+        );
     }
 
     #[test]

@@ -185,7 +185,11 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
                 Verdict::Degraded,
                 "rds",
                 &subject,
-                format!("Multi-AZ is {:?}, the spec asks {want}", a.multi_az),
+                format!(
+                    "Multi-AZ is {}, the spec asks {}",
+                    super::readable::yes_no(a.multi_az),
+                    super::readable::yes_no(Some(want))
+                ),
             );
         }
     }
@@ -310,7 +314,7 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
                 seen.latency_ms, check.timeout_ms
             )),
             _ if seen.body_matched == Some(false) => Some(format!(
-                "the body does not contain {:?}",
+                "the body does not contain \"{}\"",
                 check.body_contains.as_deref().unwrap_or_default()
             )),
             _ => None,

@@ -7,5 +7,6 @@ pub mod drill;
 pub mod health;
 pub mod names;
 pub mod plan;
+pub mod readable;
 pub mod rollback;
 pub mod spec;

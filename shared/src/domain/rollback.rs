@@ -14,7 +14,7 @@ use super::spec::EnvironmentSpec;
 pub enum ResolveError {
     /// No environment's `alarms` mapping names the alarm or a prefix of it.
     #[error(
-        "alarm {alarm:?} belongs to no environment: no spec lists it under alarms.names or a prefix of it under alarms.prefixes (environments checked: {checked})"
+        "alarm \"{alarm}\" belongs to no environment: no spec lists it under alarms.names or a prefix of it under alarms.prefixes (environments checked: {checked})"
     )]
     NoEnvironment {
         /// The alarm.
@@ -24,7 +24,7 @@ pub enum ResolveError {
     },
     /// More than one environment claims the alarm.
     #[error(
-        "alarm {alarm:?} is claimed by several environments ({environments}); make their alarms mappings disjoint"
+        "alarm \"{alarm}\" is claimed by several environments ({environments}); make their alarms mappings disjoint"
     )]
     Ambiguous {
         /// The alarm.

@@ -26,11 +26,15 @@ impl LogFormat {
 }
 
 /// The filter from `RUST_LOG`, else Lambda's `AWS_LAMBDA_LOG_LEVEL`, else `info`.
-pub(super) fn filter_from(rust_log: Option<String>, lambda_level: Option<String>) -> EnvFilter {
+pub(super) fn filter_from(
+    rust_log: Option<String>,
+    lambda_level: Option<String>,
+    default: &str,
+) -> EnvFilter {
     let directive = rust_log
         .or_else(|| lambda_level.map(|l| l.to_ascii_lowercase()))
-        .unwrap_or_else(|| "info".to_owned());
-    EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"))
+        .unwrap_or_else(|| default.to_owned());
+    EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new(default))
 }
 
 /// The subscriber every binary installs: `format`, `filter`, each line redacted and written to `writer`.
@@ -75,11 +79,18 @@ mod tests {
     #[test]
     fn filter_prefers_rust_log_then_lambda_level() {
         assert_eq!(
-            filter_from(Some("debug".into()), Some("ERROR".into())).to_string(),
+            filter_from(Some("debug".into()), Some("ERROR".into()), "info").to_string(),
             "debug"
         );
-        assert_eq!(filter_from(None, Some("WARN".into())).to_string(), "warn");
-        assert_eq!(filter_from(None, None).to_string(), "info");
-        assert_eq!(filter_from(Some("[[bad".into()), None).to_string(), "info");
+        assert_eq!(
+            filter_from(None, Some("WARN".into()), "info").to_string(),
+            "warn"
+        );
+        assert_eq!(filter_from(None, None, "info").to_string(), "info");
+        assert_eq!(filter_from(None, None, "warn").to_string(), "warn");
+        assert_eq!(
+            filter_from(Some("[[bad".into()), None, "info").to_string(),
+            "info"
+        );
     }
 }

@@ -11,20 +11,29 @@
 
 mod capture;
 mod format;
+mod metrics;
 mod redacting;
 
 pub use capture::{CaptureGuard, CapturedLogs, CapturedWriter, capture};
 pub use format::{LogFormat, subscriber};
+pub use metrics::{METRICS_TARGET, emit as emit_metrics};
 pub use redacting::{Redacting, RedactingWriter};
 
 use format::filter_from;
 
 /// Installs the global subscriber. Safe to call more than once: later calls keep the first subscriber.
 pub fn init() {
+    init_with_default("info");
+}
+
+/// Like [`init`], with `default` as the filter when neither `RUST_LOG` nor `AWS_LAMBDA_LOG_LEVEL` is set:
+/// the CLI passes `warn`, so that the handlers it runs in-process log (and emit metrics) only when asked.
+pub fn init_with_default(default: &str) {
     let format = LogFormat::from_setting(std::env::var("AWS_LAMBDA_LOG_FORMAT").ok().as_deref());
     let filter = filter_from(
         std::env::var("RUST_LOG").ok(),
         std::env::var("AWS_LAMBDA_LOG_LEVEL").ok(),
+        default,
     );
     let _already_set =
         tracing::subscriber::set_global_default(subscriber(format, filter, std::io::stderr));

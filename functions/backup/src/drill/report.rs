@@ -17,7 +17,7 @@ use super::verify::{Verification, check};
 use crate::Deps;
 
 /// How many past drills the report's chart shows (this one included).
-pub const CHART_DRILLS: u32 = 10;
+pub const CHART_DRILLS: u32 = 30;
 
 /// The drill workflow's state as it reaches the report: what each step left, absent when it did not run.
 #[derive(Debug, Clone, Deserialize)]
@@ -211,16 +211,14 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
     deps.objects
         .put(&html_key, html.into_bytes(), "text/html; charset=utf-8")
         .await?;
-    // EMF goes to stdout, which Lambda ships to CloudWatch Logs, where it becomes metrics.
-    println!(
-        "{}",
-        emf_line(
-            &plan.environment,
-            state.measurement.as_ref(),
-            verdict == Verdict::Passed,
-            deps.now()
-        )
-    );
+    // EMF goes to the handler's log (stderr), which Lambda ships to CloudWatch Logs, where it becomes
+    // metrics; stdout belongs to whatever runs the handler in-process (the CLI).
+    opsplane_shared::telemetry::emit_metrics(&emf_line(
+        &plan.environment,
+        state.measurement.as_ref(),
+        verdict == Verdict::Passed,
+        deps.now(),
+    ));
     tracing::info!(environment = %plan.environment, drill = %plan.drill_id, ?verdict, %json_key, "drill reported");
     Ok(ReportOutput {
         verdict,
@@ -286,7 +284,7 @@ pub fn summary_line(r: &DrillReport) -> String {
     };
     format!(
         "{}  {:<14}  {}  {}{}",
-        r.ts,
+        opsplane_shared::domain::readable::timestamp(r.started_at),
         r.verdict.label(),
         r.instance,
         figures,

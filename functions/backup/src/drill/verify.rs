@@ -5,6 +5,7 @@ use opsplane_shared::OpsError;
 use opsplane_shared::aws::objects::sha256_hex;
 use opsplane_shared::domain::backup::Manifest;
 use opsplane_shared::domain::drill::Check;
+use opsplane_shared::domain::readable::yes_no;
 use serde::{Deserialize, Serialize};
 
 use super::pick::Pick;
@@ -162,8 +163,11 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
             "scratch-settings",
             private && deletable && i.class == plan.instance_class,
             format!(
-                "class {} (want {}), publicly accessible {:?}, deletion protection {:?}",
-                i.class, plan.instance_class, i.publicly_accessible, i.deletion_protection
+                "class {} (want {}), publicly accessible {}, deletion protection {}",
+                i.class,
+                plan.instance_class,
+                yes_no(i.publicly_accessible),
+                yes_no(i.deletion_protection)
             ),
         ));
     }

@@ -17,7 +17,7 @@ pub fn validate_environment_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not an environment name: use 1 to 32 lowercase letters, digits and '-', \
+            "\"{name}\" is not an environment name: use 1 to 32 lowercase letters, digits and '-', \
              starting with a letter (e.g. prod)"
         ))
     }
@@ -33,7 +33,7 @@ fn validate_db_identifier(id: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{id:?} is not a DB instance identifier: 1 to 63 letters, digits and single '-', \
+            "\"{id}\" is not a DB instance identifier: 1 to 63 letters, digits and single '-', \
              starting with a letter and not ending with '-'"
         ))
     }
@@ -54,7 +54,7 @@ fn validate_region(region: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{region:?} is not an AWS region name (e.g. us-west-2)"
+            "\"{region}\" is not an AWS region name (e.g. us-west-2)"
         ))
     }
 }
@@ -75,7 +75,7 @@ fn validate_eks(eks: &EksSpec) -> Result<(), SpecError> {
     {
         return Err(SpecError::invalid(
             "eks.version",
-            format!("{v:?} is not a Kubernetes version, e.g. \"1.30\""),
+            format!("\"{v}\" is not a Kubernetes version, e.g. \"1.30\""),
         ));
     }
     let mut names = std::collections::BTreeSet::new();
@@ -87,7 +87,7 @@ fn validate_eks(eks: &EksSpec) -> Result<(), SpecError> {
         if !names.insert(ng.name.as_str()) {
             return Err(SpecError::invalid(
                 field("name"),
-                format!("{:?} appears twice; node group names are unique", ng.name),
+                format!("\"{}\" appears twice; node group names are unique", ng.name),
             ));
         }
         if ng.max == Some(0) {
@@ -125,13 +125,16 @@ impl EnvironmentSpec {
             if !seen.insert(db.identifier.as_str()) {
                 return Err(SpecError::invalid(
                     format!("rds[{i}].identifier"),
-                    format!("{:?} appears twice; identifiers are unique", db.identifier),
+                    format!(
+                        "\"{}\" appears twice; identifiers are unique",
+                        db.identifier
+                    ),
                 ));
             }
             if db.engine != "postgres" {
                 return Err(SpecError::invalid(
                     format!("rds[{i}].engine"),
-                    format!("{:?} is not supported; allowed: postgres", db.engine),
+                    format!("\"{}\" is not supported; allowed: postgres", db.engine),
                 ));
             }
             if let Some(gb) = db.allocated_storage_gb
@@ -154,7 +157,7 @@ impl EnvironmentSpec {
                 return Err(SpecError::invalid(
                     format!("rds[{i}].engine_version"),
                     format!(
-                        "{:?} is not a version: digits and dots, e.g. \"16.4\"",
+                        "\"{}\" is not a version: digits and dots, e.g. \"16.4\"",
                         db.engine_version.as_deref().unwrap_or_default()
                     ),
                 ));
@@ -163,7 +166,7 @@ impl EnvironmentSpec {
                 return Err(SpecError::invalid(
                     format!("rds[{i}].instance_class"),
                     format!(
-                        "{:?} is not an RDS instance class (e.g. db.t4g.medium)",
+                        "\"{}\" is not an RDS instance class (e.g. db.t4g.medium)",
                         db.instance_class
                     ),
                 ));
@@ -201,7 +204,7 @@ impl EnvironmentSpec {
                 return Err(SpecError::invalid(
                     "drill.instance_class",
                     format!(
-                        "{:?} is not an RDS instance class (e.g. db.t4g.small)",
+                        "\"{}\" is not an RDS instance class (e.g. db.t4g.small)",
                         drill.instance_class
                     ),
                 ));
@@ -219,7 +222,7 @@ impl EnvironmentSpec {
                 return Err(SpecError::invalid(
                     "health.sql.instance",
                     format!(
-                        "{:?} is not one of this environment's RDS instances ({})",
+                        "\"{}\" is not one of this environment's RDS instances ({})",
                         sql.instance,
                         known.join(", ")
                     ),
@@ -234,7 +237,7 @@ impl EnvironmentSpec {
             {
                 return Err(SpecError::invalid(
                     field("url"),
-                    format!("{:?} is not an http:// or https:// URL", check.url),
+                    format!("\"{}\" is not an http:// or https:// URL", check.url),
                 ));
             }
             if !(100..=599).contains(&check.expect_status) {
