@@ -89,19 +89,21 @@ macro_rules! function {
 /// itself when it is not an object, `action` when it is missing or unknown (with every valid name), else the
 /// action's field by its path (`rds[0].identifier`).
 pub fn parse_action<A: Action>(input: Value) -> Result<A, OpsError> {
-    let Value::Object(mut fields) = input else {
-        return Err(OpsError::invalid(
-            "input",
-            "must be a JSON object with an `action`",
-        ));
-    };
     let one_of = || A::NAMES.join(", ");
-    let action = match fields.get("action") {
-        Some(Value::String(a)) => a.clone(),
+    let action = match &input {
+        Value::Object(fields) => match fields.get("action") {
+            Some(Value::String(a)) => a.clone(),
+            _ => {
+                return Err(OpsError::invalid(
+                    "action",
+                    format!("missing or not a string; one of {}", one_of()),
+                ));
+            }
+        },
         _ => {
             return Err(OpsError::invalid(
-                "action",
-                format!("missing or not a string; one of {}", one_of()),
+                "input",
+                "must be a JSON object with an `action`",
             ));
         }
     };
@@ -111,14 +113,17 @@ pub fn parse_action<A: Action>(input: Value) -> Result<A, OpsError> {
             format!("unknown action {action}; one of {}", one_of()),
         ));
     }
-    let whole = Value::Object(fields.clone());
-    match serde_json::from_value::<A>(whole) {
+    // Read in place: the input is copied only on the error path below.
+    match A::deserialize(&input) {
         Ok(parsed) => Ok(parsed),
         Err(err) => {
             // serde reads an internally tagged enum through a buffer that forgets where it was: parsing the
             // action's own type again finds the path of the field at fault.
-            fields.remove("action");
-            Err(A::explain(&action, Value::Object(fields))
+            let mut rest = input;
+            if let Value::Object(fields) = &mut rest {
+                fields.remove("action");
+            }
+            Err(A::explain(&action, rest)
                 .unwrap_or_else(|| OpsError::invalid("input", err.to_string())))
         }
     }

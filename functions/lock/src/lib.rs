@@ -176,8 +176,8 @@ enum Request {
 }
 
 /// The typed input checked against the lock's rules; refused before any AWS call.
-fn parse(input: &Value) -> Result<Request, OpsError> {
-    match parse_action::<Action>(input.clone())? {
+fn parse(input: Value) -> Result<Request, OpsError> {
+    match parse_action::<Action>(input)? {
         Action::Acquire(a) => {
             check_holder(&a.environment, &a.holder)?;
             if a.operation.trim().is_empty() || a.operation.len() > MAX_OPERATION_LEN {
@@ -217,7 +217,7 @@ fn parse(input: &Value) -> Result<Request, OpsError> {
 
 /// Handles one event.
 pub async fn handle(deps: &LockDeps, input: Value) -> Result<Value, OpsError> {
-    let request = parse(&input)?;
+    let request = parse(input)?;
     match request {
         Request::Acquire(req) => {
             let grant = deps.lock.acquire(&req).await?;
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn acquire_input_is_read_with_the_default_lease() {
         let req = parse(
-            &json!({"action": "acquire", "environment": "prod", "holder": "arn:x",
+            json!({"action": "acquire", "environment": "prod", "holder": "arn:x",
                                 "operation": "backup"}),
         )
         .unwrap();
@@ -303,7 +303,7 @@ mod tests {
         for (field, value, expect) in cases {
             let mut input = base.clone();
             input[field] = value;
-            let err = parse(&input).unwrap_err();
+            let err = parse(input.clone()).unwrap_err();
             assert_eq!(err.name(), ErrorName::InvalidInput);
             assert!(err.to_string().contains(expect), "{field}: {err}");
             assert_eq!(field_of(err), field);
@@ -311,9 +311,9 @@ mod tests {
         for missing in ["action", "environment", "holder", "operation"] {
             let mut input = base.clone();
             input.as_object_mut().unwrap().remove(missing);
-            assert_eq!(field_of(parse(&input).unwrap_err()), missing);
+            assert_eq!(field_of(parse(input.clone()).unwrap_err()), missing);
         }
-        assert_eq!(field_of(parse(&json!([1])).unwrap_err()), "input");
+        assert_eq!(field_of(parse(json!([1])).unwrap_err()), "input");
     }
 
     #[test]
@@ -321,17 +321,17 @@ mod tests {
         for action in ["renew", "release"] {
             let input = json!({"action": action, "environment": "prod", "holder": "arn:x"});
             assert!(
-                parse(&input)
+                parse(input.clone())
                     .unwrap_err()
                     .to_string()
                     .contains("returned by acquire")
             );
             let mut zero = input.clone();
             zero["token"] = json!(0);
-            assert_eq!(field_of(parse(&zero).unwrap_err()), "token");
+            assert_eq!(field_of(parse(zero.clone()).unwrap_err()), "token");
             let mut ok = input.clone();
             ok["token"] = json!(5);
-            assert!(parse(&ok).is_ok());
+            assert!(parse(ok.clone()).is_ok());
         }
     }
 }
