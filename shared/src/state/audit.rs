@@ -4,10 +4,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
 
-use super::attr::{from_item, to_item};
+use super::attr::to_item;
 use super::error::StateError;
 use super::keys::audit_pk;
-use super::paging::{Cursor, Page, PageRequest};
+use super::paging::{Page, PageRequest};
 use super::records::AuditEvent;
 use super::store::StateStore;
 use crate::clock::rfc3339;
@@ -90,15 +90,7 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| StateError::aws("Query", e))?;
-        let items = out
-            .items()
-            .iter()
-            .map(from_item::<AuditEvent>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next: out.last_evaluated_key().map(Cursor::from_key),
-        })
+        Page::from_query(&out)
     }
 
     /// Today's audit events (by this store's clock).

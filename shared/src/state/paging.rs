@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::attr::from_item;
 use super::error::StateError;
 
 /// An opaque position in a query, handed back to fetch the next page.
@@ -73,6 +74,23 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// The cursor for the next page; `None` on the last page.
     pub next: Option<Cursor>,
+}
+
+impl<T: serde::de::DeserializeOwned> Page<T> {
+    /// One `Query` answer as a page: its items as records, and where the next page starts.
+    pub(crate) fn from_query(
+        out: &aws_sdk_dynamodb::operation::query::QueryOutput,
+    ) -> Result<Self, StateError> {
+        let items = out
+            .items()
+            .iter()
+            .map(from_item::<T>)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next: out.last_evaluated_key().map(Cursor::from_key),
+        })
+    }
 }
 
 /// A time range, both ends inclusive; an open end is unbounded.

@@ -1,16 +1,17 @@
 //! The state store itself: one DynamoDB table (and the archive audit events are copied to), fenced writes of
 //! records and observations, and newest-first queries of them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::archive::AuditArchive;
-use super::attr::{from_item, to_attr, to_item};
+use super::attr::{to_attr, to_item};
 use super::error::StateError;
 use super::keys::env_pk;
-use super::paging::{Cursor, Page, PageRequest, TimeRange};
+use super::paging::{Page, PageRequest, TimeRange};
 use super::records::{DeploymentRecord, EnvRecord, InForce, LastKnownGood, record_sk};
 use crate::aws::Clients;
 use crate::clock::{Clock, SystemClock, rfc3339};
@@ -24,6 +25,20 @@ pub struct StateStore {
     pub(super) table: String,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) audit_archive: Option<AuditArchive>,
+}
+
+/// A record as the table item that holds it: its fields, `pk=ENV#<env>` and its sort key.
+fn record_item<R: EnvRecord>(record: &R) -> Result<HashMap<String, AttributeValue>, StateError> {
+    let pk = env_pk(record.environment());
+    let sk = record_sk(record);
+    let mut item = to_item(record).map_err(|reason| StateError::Corrupt {
+        pk: pk.clone(),
+        sk: sk.clone(),
+        reason,
+    })?;
+    item.insert("pk".into(), AttributeValue::S(pk));
+    item.insert("sk".into(), AttributeValue::S(sk));
+    Ok(item)
 }
 
 impl StateStore {
@@ -83,13 +98,7 @@ impl StateStore {
     /// nothing, when a newer token has mutated the environment or has been issued by its lock.
     pub async fn put<R: EnvRecord>(&self, record: &R, token: u64) -> Result<(), StateError> {
         let environment = record.environment().to_owned();
-        let mut item = to_item(record).map_err(|reason| StateError::Corrupt {
-            pk: env_pk(&environment),
-            sk: record_sk(record),
-            reason,
-        })?;
-        item.insert("pk".into(), AttributeValue::S(env_pk(&environment)));
-        item.insert("sk".into(), AttributeValue::S(record_sk(record)));
+        let item = record_item(record)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -168,13 +177,7 @@ impl StateStore {
     /// and runs without the environment's lock.
     pub async fn put_observation<R: EnvRecord>(&self, record: &R) -> Result<(), StateError> {
         let environment = record.environment().to_owned();
-        let mut item = to_item(record).map_err(|reason| StateError::Corrupt {
-            pk: env_pk(&environment),
-            sk: record_sk(record),
-            reason,
-        })?;
-        item.insert("pk".into(), AttributeValue::S(env_pk(&environment)));
-        item.insert("sk".into(), AttributeValue::S(record_sk(record)));
+        let item = record_item(record)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -232,15 +235,7 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| StateError::aws("Query", e))?;
-        let items = out
-            .items()
-            .iter()
-            .map(from_item::<R>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next: out.last_evaluated_key().map(Cursor::from_key),
-        })
+        Page::from_query(&out)
     }
 
     /// The newest `n` records of one kind for an environment (follows cursors until it has `n` or none left).
