@@ -49,6 +49,23 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// A resource the spec names and AWS lacks: created, and blocked with `why_not` when creating it needs
+    /// what the spec does not give (`lacking`).
+    fn create(&mut self, r: &Resource, lacking: bool, why_not: &str, to: String, why: &str) {
+        if lacking {
+            self.finding(Severity::Block, r, "cannot-create", why_not.to_owned());
+        }
+        self.changes.push(change(
+            r,
+            ChangeKind::Create,
+            "resource",
+            None,
+            to,
+            true,
+            why,
+        ));
+    }
+
     /// A setting the spec sets and the instance does not have: an in-place modification that can be
     /// changed back (`why` says how).
     fn reversible<T: PartialEq + std::fmt::Display>(
@@ -241,24 +258,13 @@ impl Planner<'_> {
         let version = eks.version.clone();
         match actual {
             None => {
-                if eks.role_arn.is_none() || eks.subnet_ids.is_empty() {
-                    self.finding(
-                        Severity::Block,
-                        &r,
-                        "cannot-create",
-                        "the cluster does not exist and cannot be created without eks.role_arn and eks.subnet_ids"
-                            .into(),
-                    );
-                }
-                self.changes.push(change(
+                self.create(
                     &r,
-                    ChangeKind::Create,
-                    "resource",
-                    None,
+                    eks.role_arn.is_none() || eks.subnet_ids.is_empty(),
+                    "the cluster does not exist and cannot be created without eks.role_arn and eks.subnet_ids",
                     format!("kubernetes {}", version.as_deref().unwrap_or("default")),
-                    true,
                     "a new cluster: nothing that exists changes",
-                ));
+                );
             }
             Some(a) => {
                 if let (Some(want), Some(have)) = (&version, &a.version) {
@@ -295,28 +301,17 @@ impl Planner<'_> {
             name: ng.name.clone(),
         };
         let Some(a) = actual else {
-            if eks.node_role_arn.is_none() || eks.subnet_ids.is_empty() {
-                self.finding(
-                    Severity::Block,
-                    &r,
-                    "cannot-create",
-                    "the node group does not exist and cannot be created without eks.node_role_arn and eks.subnet_ids"
-                        .into(),
-                );
-            }
-            self.changes.push(change(
+            self.create(
                 &r,
-                ChangeKind::Create,
-                "resource",
-                None,
+                eks.node_role_arn.is_none() || eks.subnet_ids.is_empty(),
+                "the node group does not exist and cannot be created without eks.node_role_arn and eks.subnet_ids",
                 format!(
                     "{} {}",
                     ng.instance_types.join(","),
                     scaling_text(ng.min, ng.max, ng.desired)
                 ),
-                true,
                 "a new node group: nothing that exists changes",
-            ));
+            );
             return;
         };
         if !ng.instance_types.is_empty() && ng.instance_types != a.instance_types {
