@@ -645,11 +645,13 @@ async fn moto_stopping_mid_backup_fails_it_cleanly_and_a_rerun_completes() {
     );
 
     // moto is back with its state. The failed run's lock is either still held by an execution that no
-    // longer runs (its release never reached moto) or was released by a request moto served late; either
-    // way the re-run takes it at once.
+    // longer runs (its release never reached moto) or released by a request moto serves late: the release
+    // the client gave up on sits in moto's accept queue while it is stopped, and is served whenever moto's
+    // threads reach it after the resume, possibly between any two reads below. So each read may see either
+    // state, and only what both states share is asserted: a holder, if any, is the failed run, and the
+    // re-run takes the lock at once (taking it over from that run, or finding it free).
     let lock = local.lock();
-    let left = lock.status(&env).await.unwrap();
-    if let Some(info) = &left {
+    if let Some(info) = lock.status(&env).await.unwrap() {
         assert_eq!(info.holder, first.execution_arn);
         assert!(matches!(
             EngineStatus(local.engine.clone()).state(&info.holder).await,
@@ -674,14 +676,10 @@ async fn moto_stopping_mid_backup_fails_it_cleanly_and_a_rerun_completes() {
                 .cloned()
         })
         .expect("the acquire's output");
-    match &left {
-        Some(_) => assert_eq!(
-            took_over["holder"],
-            json!(first.execution_arn),
-            "{took_over}"
-        ),
-        None => assert_eq!(took_over, Value::Null),
-    }
+    assert!(
+        took_over.is_null() || took_over["holder"] == json!(first.execution_arn),
+        "the re-run found the lock free or took it over from the failed run: {took_over}"
+    );
     assert!(
         lock.status(&env).await.unwrap().is_none(),
         "nothing left held"
