@@ -7,9 +7,11 @@ pub mod moto;
 pub mod plane;
 pub mod register;
 pub mod seed;
+pub mod world;
 
 pub use executions::EngineExecutions;
 pub use moto::{LocalError, MotoServer, project_root};
 pub use plane::{LocalPlane, PlaneError};
 pub use register::{function_error, register};
 pub use seed::SeedError;
+pub use world::{World, WorldClock, WorldError};

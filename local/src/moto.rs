@@ -17,11 +17,16 @@ use thiserror::Error;
 // restores AWS's per-request atomicity; moto holds the GIL for nearly all of a request anyway.
 // Once ready, the launcher's stderr goes to /dev/null: nobody drains the pipe after start-up, and werkzeug
 // logs every request there, so after about a thousand requests a full pipe would block moto for good.
+// Before that, the launcher installs opsplane's model of AWS (`local/world/opsplane_world`, its path the
+// launcher's first argument) in front of moto: statuses over virtual time, refusals, quotas, throttling.
 const LAUNCHER: &str = r#"
 import os
 import sys
 import threading
 from moto.moto_server import werkzeug_app
+sys.path.insert(0, sys.argv[1])
+import opsplane_world
+opsplane_world.install(werkzeug_app.DomainDispatcherApplication)
 _serial = threading.Lock()
 _dispatch = werkzeug_app.DomainDispatcherApplication.__call__
 def _serialised(self, environ, start_response):
@@ -106,6 +111,7 @@ impl MotoServer {
         let mut child = Command::new(&python)
             .arg("-c")
             .arg(LAUNCHER)
+            .arg(root.join("local").join("world"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

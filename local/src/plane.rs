@@ -23,6 +23,7 @@ use thiserror::Error;
 use crate::executions::EngineExecutions;
 use crate::moto::{LocalError, MotoServer};
 use crate::register::register;
+use crate::world::{World, WorldClock};
 
 /// The region and account the local engine writes into ARNs.
 pub(crate) const REGION: &str = "us-east-1";
@@ -86,6 +87,8 @@ pub struct LocalPlane {
     pub clients: Clients,
     /// The local engine.
     pub engine: Engine,
+    /// This plane's world in the model of AWS (its settings: durations, quotas, throttles, faults).
+    pub world: World,
     machines: HashMap<Workflow, String>,
     // Kept for the plane's life when the plane started moto itself.
     _moto: Option<MotoServer>,
@@ -107,7 +110,11 @@ impl LocalPlane {
 
     /// Wires the plane over an already running endpoint, bootstrapping the state table and bucket.
     pub async fn connect(config: Config) -> Result<(Self, BootstrapReport), PlaneError> {
-        let clients = Clients::load(&config).await;
+        let engine = Engine::with_account(REGION, ACCOUNT);
+        let world = World::new(config.endpoint_url.as_deref().unwrap_or_default());
+        let clients = Clients::load(&config)
+            .await
+            .with_interceptor(WorldClock::new(world.id(), engine.clone()));
         let report = bootstrap_with(
             &clients.dynamodb,
             &clients.s3,
@@ -118,11 +125,11 @@ impl LocalPlane {
             BootstrapOptions::local_world(),
         )
         .await?;
-        let engine = Engine::with_account(REGION, ACCOUNT);
         let mut plane = Self {
             config,
             clients,
             engine,
+            world,
             machines: HashMap::new(),
             _moto: None,
         };
@@ -160,7 +167,7 @@ impl LocalPlane {
         self.engine
             .register_handler(PUT_EVENTS, move |parameters: Value, ctx| {
                 let events = events.clone();
-                async move {
+                crate::world::at(ctx.virtual_now(), async move {
                     opsplane_shared::aws::events::put_events_integration(
                         &events,
                         &parameters,
@@ -168,7 +175,7 @@ impl LocalPlane {
                     )
                     .await
                     .map_err(|e| FunctionError::new(e.error_name(), e.to_string()))
-                }
+                })
             });
         register(
             &self.engine,

@@ -15,8 +15,11 @@ pub fn function_error(err: OpsError) -> FunctionError {
 /// Registers `function` on `engine` under its name (re-registering replaces it).
 pub fn register<F: Function>(engine: &Engine, function: F) {
     let function = Arc::new(function);
-    engine.register_handler(F::NAME, move |input, _ctx| {
+    engine.register_handler(F::NAME, move |input, ctx| {
         let function = function.clone();
-        async move { function.handle(input).await.map_err(function_error) }
+        // Every AWS call the handler makes is timed at the execution's virtual time (the world's model).
+        crate::world::at(ctx.virtual_now(), async move {
+            function.handle(input).await.map_err(function_error)
+        })
     });
 }

@@ -55,8 +55,29 @@ where
 impl LocalPlane {
     /// Makes an environment exist in the local world as a platform team runs it: its spec stored at
     /// `specs/<env>/spec.yaml`, its RDS instances and EKS cluster and node groups created in moto.
+    ///
+    /// The environment stands for one created before: in the world's model its instances and cluster were
+    /// asked for two days ago and its node groups (which need an ACTIVE cluster) one day ago, so each has gone
+    /// through its statuses and is available now.
     pub async fn seed_environment(&self, spec_yaml: &str) -> Result<EnvironmentSpec, SeedError> {
         let spec = EnvironmentSpec::parse(spec_yaml).map_err(|e| SeedError::Spec(e.to_string()))?;
+        let now = self.engine.now();
+        crate::world::at(
+            now - chrono::Duration::days(2),
+            self.seed_resources(&spec, spec_yaml),
+        )
+        .await?;
+        if let Some(eks) = &spec.eks {
+            crate::world::at(now - chrono::Duration::days(1), self.seed_nodegroups(eks)).await?;
+        }
+        Ok(spec)
+    }
+
+    async fn seed_resources(
+        &self,
+        spec: &EnvironmentSpec,
+        spec_yaml: &str,
+    ) -> Result<(), SeedError> {
         let put = self
             .clients
             .s3
@@ -99,21 +120,28 @@ impl LocalPlane {
                 .send()
                 .await;
             created("CreateCluster", create)?;
-            for ng in &eks.nodegroups {
-                let create = self
-                    .clients
-                    .eks
-                    .create_nodegroup()
-                    .cluster_name(&eks.cluster)
-                    .nodegroup_name(&ng.name)
-                    .node_role(format!("arn:aws:iam::{ACCOUNT}:role/eks-node"))
-                    .subnets("subnet-local-a")
-                    .set_instance_types(Some(ng.instance_types.clone()))
-                    .send()
-                    .await;
-                created("CreateNodegroup", create)?;
-            }
         }
-        Ok(spec)
+        Ok(())
+    }
+
+    async fn seed_nodegroups(
+        &self,
+        eks: &opsplane_shared::domain::spec::EksSpec,
+    ) -> Result<(), SeedError> {
+        for ng in &eks.nodegroups {
+            let create = self
+                .clients
+                .eks
+                .create_nodegroup()
+                .cluster_name(&eks.cluster)
+                .nodegroup_name(&ng.name)
+                .node_role(format!("arn:aws:iam::{ACCOUNT}:role/eks-node"))
+                .subnets("subnet-local-a")
+                .set_instance_types(Some(ng.instance_types.clone()))
+                .send()
+                .await;
+            created("CreateNodegroup", create)?;
+        }
+        Ok(())
     }
 }

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -101,6 +101,7 @@ impl Engine {
                 item_reader: RwLock::default(),
                 record_history,
                 history_quota: AtomicUsize::new(MAX_HISTORY_EVENTS),
+                latest_ms: AtomicI64::new(0),
             }),
         }
     }
@@ -111,6 +112,17 @@ impl Engine {
         self.inner
             .history_quota
             .store(events.unwrap_or(usize::MAX), Ordering::Relaxed);
+    }
+
+    /// The engine's "now" outside any execution: the latest virtual time a task of any execution was called
+    /// at, or the real time when that is later. Executions each run on their own virtual clock from their
+    /// start; what happens between them (a test's own reads, the CLI) is timed by this one.
+    pub fn now(&self) -> DateTime<Utc> {
+        let latest = self.inner.latest_ms.load(Ordering::Relaxed);
+        let real = Utc::now();
+        DateTime::from_timestamp_millis(latest)
+            .filter(|t| *t > real)
+            .unwrap_or(real)
     }
 
     /// Registers (or replaces) the handler of a function. `name` is the function name; definitions may

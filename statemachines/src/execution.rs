@@ -2,7 +2,7 @@
 //! The API in `engine` and the interpreter in `runtime` both work on these.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -124,4 +124,6 @@ pub(crate) struct Inner {
     pub(crate) record_history: bool,
     /// Most history events a STANDARD execution may write (`usize::MAX`: no quota).
     pub(crate) history_quota: AtomicUsize,
+    /// The latest virtual time any execution has called a task at (epoch ms): [`crate::Engine::now`].
+    pub(crate) latest_ms: AtomicI64,
 }

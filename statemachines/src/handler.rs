@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -39,6 +40,9 @@ pub struct TaskContext {
     pub task_token: Option<String>,
     /// The execution's ARN.
     pub execution_arn: String,
+    /// The execution's virtual time when the task was called: what a call the handler makes is timed by
+    /// in a world that models time (the local world's AWS).
+    pub now: DateTime<Utc>,
 }
 
 impl TaskContext {
@@ -48,6 +52,11 @@ impl TaskContext {
     pub fn advance(&self, d: Duration) {
         self.elapsed_ms
             .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The virtual time now: when the task was called plus what the handler declared since.
+    pub fn virtual_now(&self) -> DateTime<Utc> {
+        self.now + chrono::Duration::milliseconds(self.elapsed_ms.load(Ordering::Relaxed) as i64)
     }
 
     /// The virtual time the handler declared so far.

@@ -47,9 +47,10 @@ fn workflow(name: &str) -> &'static str {
         .definition()
 }
 
-/// The handlers' deps for `world`, with the probe pointed at `probe`.
-pub fn deps(world: &World, probe: ProbeSettings) -> Deps {
-    Deps::new(world.config.clone(), &world.clients).with_probe_settings(probe)
+/// The backup function's deps over `local`'s clients (so its calls meet the plane's world in the model of
+/// AWS), with the probe pointed at `probe`.
+pub fn deps(local: &LocalPlane, probe: ProbeSettings) -> Deps {
+    Deps::new(local.config.clone(), &local.clients).with_probe_settings(probe)
 }
 
 impl Plane {
@@ -60,7 +61,7 @@ impl Plane {
         let (local, _report) = LocalPlane::connect(world.config.clone())
             .await
             .expect("local plane over moto");
-        local.register_functions(deps(&world, probe));
+        local.register_functions(deps(&local, probe));
         let env = unique("e");
         let mut text = std::fs::read_to_string(root().join("tests/fixtures/specs").join(fixture))
             .expect("fixture")
@@ -303,10 +304,40 @@ async fn backup_of_three_instances_snapshots_manifests_records_and_unlocks() {
     assert_eq!(r.execution.as_deref(), Some(run.execution_arn.as_str()));
 
     assert!(plane.lock_is_free().await, "the lock was released");
-    // Nothing polled twice on moto: 10 top-level states and 6 per instance (docs/BENCHMARKS.md).
+    // Every poll met a not-ready snapshot and copy at least once (the world's model takes time), and beyond
+    // those retries nothing ran twice: 10 top-level states and 6 per instance (docs/BENCHMARKS.md).
+    // The Map's branches interleave in the history, so polls are told apart by their payload: a copy's
+    // names its region.
+    let history = plane.engine.history(&run.execution_arn).unwrap();
+    let mut polls: BTreeMap<(bool, String), usize> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.event_type == "TaskScheduled") {
+        let payload = &e.details["parameters"]["Payload"];
+        if payload["action"] == "check-snapshot" {
+            let key = (
+                payload["region"].is_string(),
+                payload["snapshot_id"].to_string(),
+            );
+            *polls.entry(key).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        polls.len(),
+        6,
+        "a snapshot and a copy per instance: {polls:?}"
+    );
+    assert!(
+        polls.values().all(|n| *n >= 2),
+        "each met not-ready at least once: {polls:?}"
+    );
+    let retries: usize = polls.values().map(|n| n - 1).sum();
+    let not_ready = history
+        .iter()
+        .filter(|e| e.event_type == "TaskFailed" && e.details["error"] == "NotReady")
+        .count();
+    assert_eq!(retries, not_ready, "every retry was a not-ready answer");
     assert_eq!(
         crate::drill::transitions(&plane, &run.execution_arn),
-        10 + 3 * 6
+        10 + 3 * 6 + retries
     );
 }
 
@@ -415,7 +446,7 @@ async fn retention_keeps_the_newest_the_foreign_and_the_drilled() {
 
     // A year later every snapshot is expired (the handler's clock moves; nothing sleeps).
     let later: Arc<dyn Clock> = Arc::new(ManualClock::at(Utc::now() + chrono::Duration::days(365)));
-    plane.reregister(deps(&plane.world, ProbeSettings::default()).with_clock(later));
+    plane.reregister(deps(&plane.local, ProbeSettings::default()).with_clock(later));
     let run = plane.run_backup().await;
     assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
     let newest = output(&run)["manifest"]["snapshot_ids"][0]

@@ -172,7 +172,7 @@ async fn iam_auth_tokens_are_presigned_connect_requests_and_never_logged() {
         }),
         ..Credentials::from_clients(&plane.world.clients)
     };
-    plane.reregister(deps(&plane.world, to_postgres()).with_credentials(credentials));
+    plane.reregister(deps(&plane.local, to_postgres()).with_credentials(credentials));
     assert_eq!(plane.run_backup().await.status, Status::Succeeded);
     let run = plane
         .engine

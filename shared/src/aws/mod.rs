@@ -123,6 +123,36 @@ impl Clients {
         }
     }
 
+    /// The same clients with `interceptor` on each. The local world uses it to tell its model of AWS which
+    /// plane asks and at what virtual time; production clients have none.
+    pub fn with_interceptor<I>(self, interceptor: I) -> Self
+    where
+        I: aws_smithy_runtime_api::client::interceptors::Intercept + Clone + 'static,
+    {
+        // Each service's configuration is rebuilt with the interceptor added to what it already has.
+        macro_rules! with {
+            ($client:expr, $sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $client
+                        .config()
+                        .to_builder()
+                        .interceptor(interceptor.clone())
+                        .build(),
+                )
+            };
+        }
+        Self {
+            dynamodb: with!(self.dynamodb, aws_sdk_dynamodb),
+            s3: with!(self.s3, aws_sdk_s3),
+            sfn: with!(self.sfn, aws_sdk_sfn),
+            rds: with!(self.rds, aws_sdk_rds),
+            eks: with!(self.eks, aws_sdk_eks),
+            events: with!(self.events, aws_sdk_eventbridge),
+            secrets_manager: with!(self.secrets_manager, aws_sdk_secretsmanager),
+            sdk: self.sdk,
+        }
+    }
+
     /// Loads the SDK configuration for `cfg` and builds the clients.
     pub async fn load(cfg: &Config) -> Self {
         Self::new(&load_sdk_config(cfg).await, cfg)

@@ -1,7 +1,7 @@
 //! The Task state: handlers, the Lambda invoke wrapper, service integrations and task tokens.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -143,10 +143,14 @@ impl Runner {
             self.event(br, failed, json!({"error": f.error, "cause": f.cause}));
             return Err(f);
         };
+        self.inner
+            .latest_ms
+            .fetch_max(br.now.timestamp_millis(), Ordering::Relaxed);
         let ctx = TaskContext {
             elapsed_ms: Arc::new(AtomicU64::new(0)),
             task_token: token.clone(),
             execution_arn: self.exec.arn.clone(),
+            now: br.now,
         };
         let limit = timeout.map(Duration::from_secs);
         // A handler that panics is a crashed function: AWS reports it as Lambda.Unknown.

@@ -1,0 +1,164 @@
+//! The local world's model of AWS, seen from Rust: which plane asks, at what virtual time, and the model's
+//! settings.
+//!
+//! The model itself runs in front of moto (`local/world/opsplane_world`, installed by the launcher; see
+//! `docs/LOCAL-WORLD.md`): it times operations on the caller's virtual clock, walks resources through AWS's
+//! statuses, refuses what AWS refuses, counts quotas and throttles. Every SDK client of a plane carries
+//! [`WorldClock`], which names the plane's world and the virtual time of each request: the execution's clock
+//! inside a handler ([`at`]), the engine's latest time outside one ([`Engine::now`]).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use chrono::{DateTime, Utc};
+use opsplane_statemachines::Engine;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+/// The header naming the world (the plane) a request comes from.
+pub const WORLD_HEADER: &str = "x-opsplane-world";
+/// The header carrying the request's virtual time, in milliseconds since the Unix epoch.
+pub const TIME_HEADER: &str = "x-opsplane-time";
+
+tokio::task_local! {
+    static VIRTUAL_NOW: DateTime<Utc>;
+}
+
+/// Runs `f` with every AWS call it makes timed at `now` (a handler's virtual time).
+pub async fn at<F: Future>(now: DateTime<Utc>, f: F) -> F::Output {
+    VIRTUAL_NOW.scope(now, f).await
+}
+
+/// The interceptor every client of a plane carries: names the world and the virtual time of each request.
+#[derive(Debug, Clone)]
+pub struct WorldClock {
+    world: Arc<str>,
+    engine: Engine,
+}
+
+impl WorldClock {
+    /// The clock of world `world`, outside handlers at `engine`'s latest time.
+    pub fn new(world: &str, engine: Engine) -> Self {
+        Self {
+            world: world.into(),
+            engine,
+        }
+    }
+}
+
+impl Intercept for WorldClock {
+    fn name(&self) -> &'static str {
+        "OpsplaneWorldClock"
+    }
+
+    // Before transmit, so every attempt of a retried call carries it and SigV4 (which signs named
+    // headers only) is unaffected.
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let now = VIRTUAL_NOW
+            .try_with(|t| *t)
+            .unwrap_or_else(|_| self.engine.now());
+        let headers = context.request_mut().headers_mut();
+        headers.insert(WORLD_HEADER, self.world.to_string());
+        headers.insert(TIME_HEADER, now.timestamp_millis().to_string());
+        Ok(())
+    }
+}
+
+/// The world's settings could not be read or changed.
+#[derive(Debug, Error)]
+pub enum WorldError {
+    /// The model did not answer.
+    #[error("the local world's model at {endpoint} did not answer")]
+    Unreachable {
+        /// moto's endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The model refused the settings.
+    #[error("the local world's model refused the settings: {0}")]
+    Refused(String),
+}
+
+/// One plane's world in the model: its id and its settings (durations, quotas, throttles, injected faults,
+/// the default VPC), which tests override.
+#[derive(Debug, Clone)]
+pub struct World {
+    id: String,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl World {
+    /// A new world on the model at `endpoint` (moto's), with AWS's defaults.
+    pub fn new(endpoint: &str) -> Self {
+        Self {
+            id: format!("plane-{}", uuid::Uuid::new_v4()),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The world's id, sent as [`WORLD_HEADER`].
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Lays `settings` over the world's (key by key; see `settings.py` for the table) and returns them all.
+    pub async fn configure(&self, settings: &Value) -> Result<Value, WorldError> {
+        self.call(Some(settings)).await
+    }
+
+    /// Every operation takes no time: the instant world, for tests that say so in their name.
+    pub async fn instant(&self) -> Result<Value, WorldError> {
+        self.configure(&json!({ "instant": true })).await
+    }
+
+    /// What the model has refused, throttled and injected in this world so far, by name
+    /// (`refused.snapshot_quota`, `throttled.rds`, `injected.5xx.dynamodb`, ...).
+    pub async fn counters(&self) -> Result<Value, WorldError> {
+        Ok(self.call(None).await?["counters"].take())
+    }
+
+    /// The world's settings in force.
+    pub async fn settings(&self) -> Result<Value, WorldError> {
+        Ok(self.call(None).await?["settings"].take())
+    }
+
+    async fn call(&self, settings: Option<&Value>) -> Result<Value, WorldError> {
+        let url = format!("{}/_opsplane/world/{}", self.endpoint, self.id);
+        let request = match settings {
+            Some(body) => self
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+            None => self.http.get(&url),
+        };
+        let unreachable = |source| WorldError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let answer = request.send().await.map_err(unreachable)?;
+        let status = answer.status();
+        let bytes = answer.bytes().await.map_err(unreachable)?;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(WorldError::Refused(
+                body["message"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        Ok(body)
+    }
+}

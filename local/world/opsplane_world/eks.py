@@ -1,0 +1,214 @@
+"""EKS as AWS runs it: clusters and node groups pass through CREATING/UPDATING before ACTIVE, and an update
+is refused while another is in progress.
+
+moto has no UpdateClusterVersion or UpdateNodegroupVersion; the model serves both (``serve``) on moto's
+state, with the answers and refusals the EKS API reference gives.
+Statuses: https://docs.aws.amazon.com/eks/latest/APIReference/API_Cluster.html and API_Nodegroup.html
+"""
+
+import json
+import re
+import uuid
+
+from moto.eks import models
+from moto.eks.exceptions import InvalidParameterException, ResourceInUseException, ResourceNotFoundException
+
+from . import context, world
+
+
+def _request():
+    request = context.current()
+    return (request, world.get(request.world)) if request is not None else (None, None)
+
+
+def _walk(w, request, key, target, status, seconds, on_finish=None):
+    def show(s, _fraction):
+        target.status = s
+
+    def finish():
+        target.status = "ACTIVE"
+        if on_finish:
+            on_finish()
+
+    w.start(key, world.Operation(key[0], request.t_ms, [(status, seconds)], show, finish))
+
+
+def _in_use(message, **names):
+    fields = {"clusterName": None, "nodegroupName": None, "addonName": None}
+    fields.update(names)
+    return ResourceInUseException(message=message, **fields)
+
+
+def _wrap(name, wrapper):
+    original = getattr(models.EKSBackend, name)
+    setattr(models.EKSBackend, name, wrapper(original))
+
+
+def _create_cluster(original):
+    def create_cluster(self, *args, **kwargs):
+        cluster = original(self, *args, **kwargs)
+        request, w = _request()
+        if w is not None:
+            key = ("cluster", self.region_name, cluster.name)
+            _walk(w, request, key, cluster, "CREATING", w.duration("eks_cluster_create"))
+        return cluster
+
+    return create_cluster
+
+
+def _create_nodegroup(original):
+    def create_nodegroup(self, *args, **kwargs):
+        nodegroup = original(self, *args, **kwargs)
+        request, w = _request()
+        if w is not None:
+            key = ("nodegroup", self.region_name, nodegroup.cluster_name, nodegroup.nodegroup_name)
+            _walk(w, request, key, nodegroup, "CREATING", w.duration("eks_nodegroup_create"))
+        return nodegroup
+
+    return create_nodegroup
+
+
+def _nodegroup(backend, cluster_name, nodegroup_name):
+    cluster = backend.clusters.get(cluster_name)
+    nodegroup = cluster.nodegroups.get(nodegroup_name) if cluster else None
+    if nodegroup is None:
+        raise ResourceNotFoundException(
+            clusterName=cluster_name,
+            nodegroupName=nodegroup_name,
+            fargateProfileName=None,
+            addonName=None,
+            message=f"No node group found for name: {nodegroup_name}.",
+        )
+    return nodegroup
+
+
+def _require_active(w, target, what, **names):
+    if target.status != "ACTIVE":
+        w.count("refused.eks_not_active")
+        raise _in_use(f"{what} is currently {target.status}; an update needs it ACTIVE.", **names)
+
+
+def _update_nodegroup_config(original):
+    def update_nodegroup_config(self, cluster_name, nodegroup_name, *args, **kwargs):
+        request, w = _request()
+        if w is not None:
+            nodegroup = _nodegroup(self, cluster_name, nodegroup_name)
+            _require_active(
+                w, nodegroup, f"Nodegroup {nodegroup_name}", clusterName=cluster_name, nodegroupName=nodegroup_name
+            )
+        answer = original(self, cluster_name, nodegroup_name, *args, **kwargs)
+        if w is not None:
+            key = ("nodegroup", self.region_name, cluster_name, nodegroup_name)
+            _walk(w, request, key, nodegroup, "UPDATING", w.duration("eks_nodegroup_scale"))
+        return answer
+
+    return update_nodegroup_config
+
+
+def _update(kind, params):
+    return {
+        "update": {
+            "id": str(uuid.uuid4()),
+            "status": "InProgress",
+            "type": kind,
+            "params": params,
+            "createdAt": context.real_ms() / 1000.0,
+            "errors": [],
+        }
+    }
+
+
+def update_cluster_version(backend, cluster_name, body):
+    """UpdateClusterVersion: one minor version up, on an ACTIVE cluster; UPDATING until it is applied."""
+    request, w = _request()
+    cluster = backend.clusters.get(cluster_name)
+    if cluster is None:
+        raise ResourceNotFoundException(
+            clusterName=cluster_name,
+            nodegroupName=None,
+            fargateProfileName=None,
+            addonName=None,
+            message=f"No cluster found for name: {cluster_name}.",
+        )
+    version = body.get("version", "")
+    _require_active(w, cluster, f"Cluster {cluster_name}", clusterName=cluster_name)
+    if not _one_minor_up(cluster.version, version):
+        raise InvalidParameterException(
+            clusterName=cluster_name,
+            nodegroupName=None,
+            fargateProfileName=None,
+            addonName=None,
+            message=f"Unsupported Kubernetes minor version update from {cluster.version} to {version}",
+        )
+
+    def apply():
+        cluster.version = version
+
+    _walk(w, request, ("cluster", backend.region_name, cluster_name), cluster, "UPDATING",
+          w.duration("eks_cluster_update"), on_finish=apply)
+    return _update("VersionUpdate", [{"type": "Version", "value": version}])
+
+
+def update_nodegroup_version(backend, cluster_name, nodegroup_name, body):
+    """UpdateNodegroupVersion: the node group follows its cluster's version (or the one given), rolling its
+    nodes, UPDATING until done; refused while another update runs."""
+    request, w = _request()
+    nodegroup = _nodegroup(backend, cluster_name, nodegroup_name)
+    _require_active(w, nodegroup, f"Nodegroup {nodegroup_name}", clusterName=cluster_name, nodegroupName=nodegroup_name)
+    cluster = backend.clusters[cluster_name]
+    version = body.get("version") or cluster.version
+    if version != cluster.version:
+        raise InvalidParameterException(
+            clusterName=cluster_name,
+            nodegroupName=nodegroup_name,
+            fargateProfileName=None,
+            addonName=None,
+            message=f"Requested Nodegroup Kubernetes Version {version} is not supported by cluster version "
+            f"{cluster.version}",
+        )
+
+    def apply():
+        nodegroup.version = version
+
+    _walk(w, request, ("nodegroup", backend.region_name, cluster_name, nodegroup_name), nodegroup, "UPDATING",
+          w.duration("eks_nodegroup_update"), on_finish=apply)
+    return _update("VersionUpdate", [{"type": "Version", "value": version}])
+
+
+def _one_minor_up(current, wanted):
+    try:
+        cur = [int(x) for x in str(current).split(".")[:2]]
+        new = [int(x) for x in str(wanted).split(".")[:2]]
+    except ValueError:
+        return False
+    return new[0] == cur[0] and new[1] == cur[1] + 1
+
+
+_CLUSTER_VERSION = re.compile(r"^/clusters/([^/]+)/updates$")
+_NODEGROUP_VERSION = re.compile(r"^/clusters/([^/]+)/node-groups/([^/]+)/update-version$")
+
+
+def serve(method, path, body, region, account):
+    """Serves the EKS calls moto lacks: (status, headers, body), or None when moto serves the path."""
+    if method != "POST":
+        return None
+    backend = models.eks_backends[account][region]
+    parsed = json.loads(body or b"{}")
+    try:
+        m = _CLUSTER_VERSION.match(path)
+        if m:
+            return 200, {"Content-Type": "application/json"}, json.dumps(update_cluster_version(backend, m.group(1), parsed))
+        m = _NODEGROUP_VERSION.match(path)
+        if m:
+            answer = update_nodegroup_version(backend, m.group(1), m.group(2), parsed)
+            return 200, {"Content-Type": "application/json"}, json.dumps(answer)
+    except (ResourceInUseException, ResourceNotFoundException, InvalidParameterException) as err:
+        # moto's EKS errors carry their AWS type, HTTP status and JSON body as attributes.
+        return err.STATUS, {"Content-Type": "application/json", "x-amzn-ErrorType": err.TYPE}, err.description
+    return None
+
+
+def install():
+    _wrap("create_cluster", _create_cluster)
+    _wrap("create_nodegroup", _create_nodegroup)
+    _wrap("update_nodegroup_config", _update_nodegroup_config)

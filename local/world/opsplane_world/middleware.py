@@ -1,0 +1,196 @@
+"""The WSGI layer in front of moto: reads who asks and when, throttles and injects faults as AWS would,
+moves the world's operations to the request's virtual time, then lets moto (or the model) answer.
+
+Control requests (``/_opsplane/world/<id>``) configure a world and read its counters; they never reach moto.
+"""
+
+import io
+import json
+import re
+import uuid
+from urllib.parse import parse_qs
+
+from moto.rds.models import rds_backends
+
+from . import context, eks, rds, world
+
+ACCOUNT = "123456789012"
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+# Services whose requests the fault injector may fail: the ones the workflows retry.
+_FAULTY = {"rds", "eks", "dynamodb", "s3"}
+
+
+def _read_body(environ):
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _scope(environ):
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", "") or environ.get("QUERY_STRING", ""))
+    return (match.group(1), match.group(2)) if match else ("us-east-1", "")
+
+
+def _action(environ, service, body):
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0]
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(body.decode("utf-8", "replace"))
+        if "Action" in form:
+            return form["Action"][0]
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return target.split(".")[-1]
+    return f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+
+
+# The request parameters that name the resource an RDS call is about.
+_RDS_NAMES = (
+    "DBInstanceIdentifier",
+    "DBSnapshotIdentifier",
+    "SourceDBSnapshotIdentifier",
+    "TargetDBSnapshotIdentifier",
+    "SourceDBInstanceIdentifier",
+    "TargetDBInstanceIdentifier",
+)
+
+
+def _targets(environ, service, body):
+    """The resource names a request is about (lower-cased, as RDS keeps them), or None for a list call."""
+    if service == "rds":
+        params = parse_qs(environ.get("QUERY_STRING", ""))
+        params.update(parse_qs(body.decode("utf-8", "replace")))
+        names = {v[0].split(":")[-1].lower() for k, v in params.items() if k in _RDS_NAMES and v}
+        return names or None
+    if service == "eks":
+        parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
+        # /clusters/<name>[/node-groups/<nodegroup>[/...]]
+        if len(parts) >= 2 and parts[0] == "clusters":
+            return {parts[1]} | ({parts[3]} if len(parts) >= 4 and parts[2] == "node-groups" else set())
+        return None
+    return set()
+
+
+def _respond(start_response, status, headers, body):
+    reasons = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Slow Down"}
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    headers = dict(headers)
+    headers["Content-Length"] = str(len(data))
+    headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
+    start_response(f"{status} {reasons.get(status, 'Error')}", list(headers.items()))
+    return [data]
+
+
+def _error(service, status, code, message):
+    """An error as ``service``'s protocol spells it (query XML, REST JSON, JSON 1.0, S3 XML)."""
+    if service in ("rds", "ec2"):
+        return status, {"Content-Type": "text/xml"}, (
+            '<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>'
+            + ("Sender" if status < 500 else "Receiver")
+            + f"</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+        )
+    if service == "s3":
+        return status, {"Content-Type": "application/xml"}, (
+            f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{uuid.uuid4()}</RequestId></Error>"
+        )
+    if service == "dynamodb":
+        return status, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(
+            {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
+        )
+    return status, {"Content-Type": "application/json", "x-amzn-ErrorType": code}, json.dumps({"message": message})
+
+
+def _throttle(service):
+    # RDS answers ThrottlingException "Rate exceeded" (rds-api-throttling.html); EKS's common errors list
+    # ThrottlingException too; DynamoDB's is ThrottlingException; S3 slows callers down with 503 SlowDown.
+    if service == "s3":
+        return _error(service, 503, "SlowDown", "Please reduce your request rate.")
+    return _error(service, 400, "ThrottlingException", "Rate exceeded")
+
+
+def _server_error(service):
+    code = {"rds": "InternalFailure", "eks": "ServerException", "dynamodb": "InternalServerError", "s3": "InternalError"}
+    return _error(service, 500, code.get(service, "InternalFailure"), "We encountered an internal error. Please try again.")
+
+
+def _before(w, request):
+    """An injected fault or a throttle for this request, or None to serve it."""
+    faults = w.settings["faults"]
+    if request.service in _FAULTY and (faults["server_error_rate"] or faults["throttle_rate"]):
+        roll = w.rng.random()
+        if roll < faults["server_error_rate"]:
+            w.count(f"injected.5xx.{request.service}")
+            return _server_error(request.service)
+        if roll < faults["server_error_rate"] + faults["throttle_rate"]:
+            w.count(f"injected.throttle.{request.service}")
+            return _throttle(request.service)
+    bucket = w.bucket(request.service)
+    if bucket is not None and not bucket.take(request.t_ms):
+        w.count(f"throttled.{request.service}")
+        return _throttle(request.service)
+    return None
+
+
+def _account_attributes(w, region):
+    quotas = "".join(
+        f"<AccountQuota><AccountQuotaName>{name}</AccountQuotaName><Used>{used}</Used><Max>{most}</Max></AccountQuota>"
+        for name, used, most in rds.account_quotas(rds_backends[ACCOUNT][region], w)
+    )
+    return 200, {"Content-Type": "text/xml"}, (
+        '<DescribeAccountAttributesResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+        f"<DescribeAccountAttributesResult><AccountQuotas>{quotas}</AccountQuotas></DescribeAccountAttributesResult>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        "</DescribeAccountAttributesResponse>"
+    )
+
+
+def _control(environ, start_response, body):
+    world_id = environ["PATH_INFO"][len("/_opsplane/world/"):].strip("/") or world.DEFAULT
+    w = world.get(world_id)
+    if environ.get("REQUEST_METHOD") == "POST":
+        try:
+            w.configure(json.loads(body or b"{}"))
+        except (ValueError, TypeError) as err:
+            return _respond(start_response, 400, {"Content-Type": "application/json"}, json.dumps({"message": str(err)}))
+    answer = {"settings": w.settings, "counters": w.counters, "operations": len(w.operations)}
+    return _respond(start_response, 200, {"Content-Type": "application/json"}, json.dumps(answer))
+
+
+def install(app_class):
+    dispatch = app_class.__call__
+
+    def __call__(self, environ, start_response):
+        body = _read_body(environ)
+        if environ.get("PATH_INFO", "").startswith("/_opsplane/world/"):
+            return _control(environ, start_response, body)
+        region, service = _scope(environ)
+        world_id = environ.get(context.WORLD_HEADER) or world.DEFAULT
+        try:
+            t_ms = int(environ.get(context.TIME_HEADER) or context.real_ms())
+        except ValueError:
+            t_ms = context.real_ms()
+        request = context.Request(world_id, t_ms, service, _action(environ, service, body), region, None)
+        w = world.get(world_id)
+        refused = _before(w, request)
+        if refused is not None:
+            return _respond(start_response, *refused)
+        context.set_current(request)
+        try:
+            world.settle(w, t_ms, _targets(environ, service, body))
+            if service == "rds" and request.action == "DescribeAccountAttributes":
+                return _respond(start_response, *_account_attributes(w, region))
+            if service == "eks":
+                served = eks.serve(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""), body, region, ACCOUNT)
+                if served is not None:
+                    return _respond(start_response, *served)
+            return dispatch(self, environ, start_response)
+        finally:
+            context.set_current(None)
+
+    app_class.__call__ = __call__

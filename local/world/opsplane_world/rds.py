@@ -1,0 +1,309 @@
+"""RDS as AWS runs it: statuses over time, the refusals AWS makes in a status, the snapshot quotas.
+
+Each patch wraps one moto backend method: it refuses what AWS refuses in the resource's current status,
+lets moto do the work, then starts an ``Operation`` that walks the resource through AWS's statuses.
+Statuses: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html
+"""
+
+from moto.rds import models
+from moto.rds.exceptions import RDSClientError, SnapshotQuotaExceededFault
+
+from . import context, world
+
+# moto's own snapshot quota counts every snapshot of the shared server; the model counts per world.
+models.RDSBackend.SNAPSHOT_QUOTA = property(lambda self: 10**9)
+
+# What ModifyDBInstance leaves in PendingModifiedValues until it is applied, moto attribute -> AWS member.
+PENDING = {
+    "db_instance_class": "DBInstanceClass",
+    "allocated_storage": "AllocatedStorage",
+    "engine_version": "EngineVersion",
+    "storage_type": "StorageType",
+    "iops": "Iops",
+    "multi_az": "MultiAZ",
+}
+
+
+def _invalid_instance(message):
+    return RDSClientError("InvalidDBInstanceState", message)
+
+
+def _invalid_snapshot(message):
+    return RDSClientError("InvalidDBSnapshotState", message)
+
+
+def _request():
+    request = context.current()
+    return (request, world.get(request.world)) if request is not None else (None, None)
+
+
+def _instance_operation(backend, database, phases, on_finish=None):
+    request, w = _request()
+    if w is None:
+        return
+    key = ("db", backend.region_name, database.db_instance_identifier)
+
+    def show(status, _fraction):
+        database.status = status
+
+    def finish():
+        database.status = "available"
+        if on_finish:
+            on_finish()
+
+    w.start(key, world.Operation("db", request.t_ms, phases, show, finish))
+
+
+def _snapshot_operation(backend, snapshot, kind, phases):
+    request, w = _request()
+    if w is None:
+        return
+    key = (kind, backend.region_name, snapshot.db_snapshot_identifier)
+
+    def show(status, fraction):
+        snapshot.status = status
+        snapshot.percent_progress = int(fraction * 100)
+
+    def finish():
+        snapshot.status = "available"
+        snapshot.percent_progress = 100
+
+    snapshot.percent_progress = 0
+    w.start(key, world.Operation(kind, request.t_ms, phases, show, finish))
+
+
+def _require_network(kwargs):
+    """Without a default VPC, an instance needs a DB subnet group (AWS: InvalidVPCNetworkStateFault)."""
+    request, w = _request()
+    if w is None or w.settings["default_vpc"] or kwargs.get("db_subnet_group_name"):
+        return
+    w.count("refused.no_default_vpc")
+    raise RDSClientError(
+        "InvalidVPCNetworkStateFault",
+        "The account has no default VPC in this Region: give a DBSubnetGroupName.",
+    )
+
+
+def _wrap(name, wrapper):
+    original = getattr(models.RDSBackend, name)
+    setattr(models.RDSBackend, name, wrapper(original))
+
+
+def _create(original):
+    def create_db_instance(self, db_kwargs):
+        _require_network(db_kwargs)
+        database = original(self, db_kwargs)
+        _, w = _request()
+        if w is not None:
+            _instance_operation(
+                self,
+                database,
+                [("creating", w.duration("rds_create")), ("backing-up", w.duration("rds_backing_up"))],
+            )
+        return database
+
+    return create_db_instance
+
+
+def _restore(original):
+    # From a snapshot: (snapshot, overrides); to a point in time: (source, target, overrides).
+    def restore(self, *args):
+        _require_network(args[-1])
+        database = original(self, *args)
+        _, w = _request()
+        if w is not None:
+            _instance_operation(self, database, [("creating", w.duration("rds_restore"))])
+        return database
+
+    return restore
+
+
+def _modify(original):
+    def modify_db_instance(self, db_instance_identifier, db_kwargs):
+        request, w = _request()
+        database = self.databases.get(db_instance_identifier)
+        if w is None or database is None:
+            return original(self, db_instance_identifier, db_kwargs)
+        if database.status != "available":
+            w.count("refused.modify_not_available")
+            raise _invalid_instance(
+                f"Database instance is not in available state. Instance {db_instance_identifier} is "
+                f"{database.status}."
+            )
+        before = {attr: getattr(database, attr, None) for attr in PENDING}
+        database = original(self, db_instance_identifier, db_kwargs)
+        after = {attr: getattr(database, attr, None) for attr in PENDING}
+        changed = {attr: after[attr] for attr in PENDING if after[attr] != before[attr]}
+        if not changed:
+            return database
+        # Until applied, DescribeDBInstances shows the old values and the new ones as pending.
+        for attr in changed:
+            setattr(database, attr, before[attr])
+        database.pending_modified_values = {PENDING[attr]: value for attr, value in changed.items()}
+        if not db_kwargs.get("apply_immediately"):
+            # Applied in the next maintenance window, which the model does not reach.
+            return database
+
+        def apply():
+            for attr, value in changed.items():
+                setattr(database, attr, value)
+            database.pending_modified_values = {}
+
+        _instance_operation(self, database, [("modifying", w.duration("rds_modify"))], on_finish=apply)
+        return database
+
+    return modify_db_instance
+
+
+def _owned_manual_snapshots(backend, w):
+    return [
+        s
+        for s in backend.database_snapshots.values()
+        if s.snapshot_type == "manual" and getattr(s, "opsplane_world", None) == w.id
+    ]
+
+
+def _check_snapshot_quota(backend, w):
+    if len(_owned_manual_snapshots(backend, w)) >= w.quota("manual_snapshots"):
+        w.count("refused.snapshot_quota")
+        raise SnapshotQuotaExceededFault()
+
+
+def _create_snapshot(original):
+    def create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs):
+        request, w = _request()
+        if (args[0] if args else kwargs.get("snapshot_type", "manual")) != "manual":
+            # moto's automated backups: AWS takes those itself, outside any caller's request.
+            return original(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+        database = self.databases.get(db_instance_identifier)
+        if w is not None and database is not None:
+            if database.status != "available":
+                w.count("refused.snapshot_not_available")
+                raise _invalid_instance(
+                    f"Cannot create a snapshot because the database instance {db_instance_identifier} "
+                    f"is not currently in the available state."
+                )
+            _check_snapshot_quota(self, w)
+        snapshot = original(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+        if w is not None:
+            snapshot.opsplane_world = w.id
+            seconds = w.duration("rds_snapshot_base") + w.duration("rds_snapshot_per_gib") * float(
+                snapshot.allocated_storage or 0
+            )
+            _snapshot_operation(self, snapshot, "snapshot", [("creating", seconds)])
+        return snapshot
+
+    return create_db_snapshot
+
+
+def _copy_snapshot(original):
+    def copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs):
+        request, w = _request()
+        if w is None:
+            return original(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs)
+        source_region = self.region_name
+        source_id = source_db_snapshot_identifier
+        if source_id.startswith("arn:aws:rds:"):
+            source_region = source_id.split(":")[3]
+            source_id = source_id.split(":")[6]
+        source = models.rds_backends[self.account_id][source_region].database_snapshots.get(source_id.lower())
+        if source is not None and source.status != "available":
+            w.count("refused.copy_source_not_available")
+            raise _invalid_snapshot(
+                f"Snapshot {source_id} is not in available state: it is {source.status}."
+            )
+        cross_region = source_region != self.region_name
+        if cross_region and len(w.in_flight("copy", self.region_name)) >= w.quota("copies_in_flight"):
+            w.count("refused.copies_in_flight")
+            raise RDSClientError(
+                "SnapshotQuotaExceeded",
+                f"Cannot copy: {w.quota('copies_in_flight')} cross-Region snapshot copies are already in "
+                f"progress to {self.region_name}, the most allowed per destination Region.",
+            )
+        _check_snapshot_quota(self, w)
+        snapshot = original(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs)
+        snapshot.opsplane_world = w.id
+        gib = float(snapshot.allocated_storage or 0)
+        if cross_region:
+            phases = [
+                ("pending", w.duration("rds_copy_pending")),
+                ("copying", w.duration("rds_copy_base") + w.duration("rds_copy_per_gib") * gib),
+            ]
+            _snapshot_operation(self, snapshot, "copy", phases)
+        else:
+            seconds = w.duration("rds_snapshot_base") + w.duration("rds_snapshot_per_gib") * gib
+            _snapshot_operation(self, snapshot, "snapshot", [("creating", seconds)])
+        return snapshot
+
+    return copy_db_snapshot
+
+
+def _delete_snapshot(original):
+    def delete_db_snapshot(self, db_snapshot_identifier, *args, **kwargs):
+        request, w = _request()
+        snapshot = self.database_snapshots.get(db_snapshot_identifier.lower())
+        if w is not None and snapshot is not None and snapshot.snapshot_type == "manual" and snapshot.status == "creating":
+            w.count("refused.delete_creating_snapshot")
+            raise _invalid_snapshot(
+                f"Cannot delete the snapshot {db_snapshot_identifier} while it is being created."
+            )
+        deleted = original(self, db_snapshot_identifier, *args, **kwargs)
+        if w is not None:
+            # Deleting a copy in `pending` or `copying` cancels it, as on AWS.
+            w.forget(("copy", self.region_name, db_snapshot_identifier.lower()))
+            w.forget(("snapshot", self.region_name, db_snapshot_identifier.lower()))
+        return deleted
+
+    return delete_db_snapshot
+
+
+def _delete_instance(original):
+    def delete_db_instance(self, db_instance_identifier, *args, **kwargs):
+        request, w = _request()
+        database = self.databases.get(db_instance_identifier)
+        if w is None or database is None:
+            return original(self, db_instance_identifier, *args, **kwargs)
+        if database.status == "deleting":
+            w.count("refused.already_deleting")
+            raise _invalid_instance(f"Instance {db_instance_identifier} is already being deleted.")
+        if database.status == "creating":
+            w.count("refused.delete_creating")
+            raise _invalid_instance(
+                f"Instance {db_instance_identifier} is currently creating - it cannot be deleted until "
+                f"it is available."
+            )
+        deleted = original(self, db_instance_identifier, *args, **kwargs)
+        # moto forgets the instance at once; AWS shows it `deleting` (its name still taken) for minutes.
+        self.databases[db_instance_identifier] = deleted
+        key = ("db", self.region_name, db_instance_identifier)
+
+        def show(status, _fraction):
+            deleted.status = status
+
+        def finish():
+            if self.databases.get(db_instance_identifier) is deleted:
+                del self.databases[db_instance_identifier]
+
+        w.start(key, world.Operation("db", request.t_ms, [("deleting", w.duration("rds_delete"))], show, finish))
+        return deleted
+
+    return delete_db_instance
+
+
+def account_quotas(backend, w):
+    """DescribeAccountAttributes' AccountQuotas: the modelled quotas and this world's usage."""
+    return [
+        ("ManualSnapshots", len(_owned_manual_snapshots(backend, w)), w.quota("manual_snapshots")),
+        ("CrossRegionSnapshotCopiesInFlight", len(w.in_flight("copy", backend.region_name)), w.quota("copies_in_flight")),
+    ]
+
+
+def install():
+    _wrap("create_db_instance", _create)
+    _wrap("restore_db_instance_from_db_snapshot", _restore)
+    _wrap("restore_db_instance_to_point_in_time", _restore)
+    _wrap("modify_db_instance", _modify)
+    _wrap("create_db_snapshot", _create_snapshot)
+    _wrap("copy_db_snapshot", _copy_snapshot)
+    _wrap("delete_db_snapshot", _delete_snapshot)
+    _wrap("delete_db_instance", _delete_instance)

@@ -1,0 +1,162 @@
+"""A world: one local plane standing for one AWS account, with its settings, its operations in flight, its
+throttling buckets and its fault generator."""
+
+import random
+
+from . import context, settings
+
+
+class Operation:
+    """An AWS operation in flight on one resource: phases of (status, seconds) from ``start_ms``.
+
+    ``show(status, fraction)`` puts the status the resource has at a point of the operation onto moto's
+    object; ``finish()`` applies the outcome. A resource's time only moves forward: whoever asks, it is
+    seen at the latest virtual time anyone asked about it (``high_water``).
+    """
+
+    def __init__(self, kind, start_ms, phases, show, finish):
+        self.kind = kind
+        self.start_ms = start_ms
+        self.phases = [(status, max(0.0, float(seconds))) for status, seconds in phases]
+        self.show = show
+        self.finish = finish
+        self.high_water = start_ms
+
+    def total(self):
+        return sum(seconds for _, seconds in self.phases)
+
+    def advance(self, t_ms):
+        """Shows the operation at ``t_ms``; True once it is over (and finished)."""
+        self.high_water = max(self.high_water, t_ms)
+        elapsed = (self.high_water - self.start_ms) / 1000.0
+        total = self.total()
+        if elapsed >= total:
+            self.finish()
+            return True
+        at = 0.0
+        for status, seconds in self.phases:
+            if elapsed < at + seconds:
+                self.show(status, elapsed / total if total else 1.0)
+                return False
+            at += seconds
+        self.finish()
+        return True
+
+
+class TokenBucket:
+    """AWS's token bucket: ``burst`` tokens, refilled at ``rate`` per second of time passing, where time
+    passing is the larger of the real and the virtual time since the last request (a polling loop's Wait
+    refills it as the SDK's real back-off does)."""
+
+    def __init__(self, burst, rate):
+        self.burst = float(burst)
+        self.rate = float(rate)
+        self.tokens = float(burst)
+        self.last_real = context.real_ms()
+        self.last_virtual = None
+
+    def take(self, t_ms):
+        real = context.real_ms()
+        passed = (real - self.last_real) / 1000.0
+        if self.last_virtual is not None and t_ms > self.last_virtual:
+            passed = max(passed, (t_ms - self.last_virtual) / 1000.0)
+        self.last_real = real
+        self.last_virtual = t_ms if self.last_virtual is None else max(self.last_virtual, t_ms)
+        self.tokens = min(self.burst, self.tokens + passed * self.rate)
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class World:
+    """One plane's account: settings, operations in flight, manual snapshots it owns, buckets."""
+
+    def __init__(self, world_id):
+        self.id = world_id
+        self.settings = settings.merged(settings.DEFAULTS, {})
+        self.operations = {}
+        self.buckets = {}
+        self.rng = random.Random(self.settings["faults"]["seed"])
+        # Counters the soak tests and the docs read back: what the model refused or injected.
+        self.counters = {}
+
+    def configure(self, override):
+        override = dict(override)
+        if override.pop("instant", False):
+            self.settings = settings.merged(self.settings, settings.INSTANT)
+        self.settings = settings.merged(self.settings, override)
+        self.buckets = {}
+        self.rng = random.Random(self.settings["faults"]["seed"])
+
+    def duration(self, name):
+        return float(self.settings["durations"][name])
+
+    def quota(self, name):
+        return int(self.settings["quotas"][name])
+
+    def count(self, name):
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def start(self, key, operation):
+        """Tracks ``operation`` on ``key`` (replacing one in flight) and shows its first status."""
+        self.operations[key] = operation
+        if operation.advance(operation.start_ms):
+            del self.operations[key]
+
+    def forget(self, key):
+        self.operations.pop(key, None)
+
+    def in_flight(self, kind, region):
+        return [k for k, op in self.operations.items() if op.kind == kind and k[1] == region]
+
+    def settle(self, t_ms, targets=None):
+        """Moves this world's operations on ``targets`` (resource names; None: every resource) to ``t_ms``."""
+        for key in list(self.operations):
+            if targets is not None and not any(part in targets for part in key[2:]):
+                continue
+            operation = self.operations.get(key)
+            if operation is not None and operation.advance(t_ms):
+                self.operations.pop(key, None)
+
+    def bucket(self, service):
+        limits = self.settings["throttle"].get(service)
+        if limits is None:
+            return None
+        if service not in self.buckets:
+            self.buckets[service] = TokenBucket(limits["burst"], limits["rate"])
+        return self.buckets[service]
+
+
+_worlds = {}
+
+
+DEFAULT = "default"
+
+
+def get(world_id):
+    """The world ``world_id``; created with AWS's defaults on first use. The default world (requests with no
+    world header: clients built outside a plane, moto's own callers) is instant: it stands for no account
+    in particular, and nothing it asks for is timed."""
+    if world_id not in _worlds:
+        w = World(world_id)
+        if world_id == DEFAULT:
+            w.configure({"instant": True})
+        _worlds[world_id] = w
+    return _worlds[world_id]
+
+
+def settle(w, t_ms, targets):
+    """Moves the operations the request may see to its time. Only the resources it names move (a list call
+    names none and moves them all): parallel branches of one execution each run their own virtual clock, and
+    one branch's poll must not age another branch's snapshot. A request of the default world (real time)
+    moves every world's, which only ever moves a plane's resources by the real time that passed."""
+    worlds = list(_worlds.values()) if w.id == DEFAULT else [w]
+    for each in worlds:
+        each.settle(t_ms, targets)
+
+
+def of_current():
+    """The world of the request in flight, or None."""
+    request = context.current()
+    return get(request.world) if request is not None else None
