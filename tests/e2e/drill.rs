@@ -136,10 +136,11 @@ async fn drill_restores_verifies_measures_tears_down_and_reports() {
     let restore = plane.local.world.settings().await.unwrap()["durations"]["rds_restore"]
         .as_f64()
         .unwrap() as i64;
-    let polls = not_ready_at(&plane, &run.execution_arn, "WaitRestore");
+    // The restore's poll met a `creating` instance and the teardown's a `deleting` one.
+    let polls = crate::harness::not_ready_by_state(&plane.engine, &run.execution_arn);
     assert!(
-        !polls.is_empty(),
-        "the restore poll met a not-ready instance"
+        polls.contains_key("WaitRestore") && polls.contains_key("WaitTeardown"),
+        "{polls:?}"
     );
     let last_interval = last_poll_interval(&plane, &run.execution_arn, "WaitRestore");
     assert!(

@@ -293,3 +293,38 @@ impl opsplane_shared::ports::Executions for FixedExecutions {
         Box::pin(async move { Err(refused) })
     }
 }
+
+/// How many `NotReady` answers each state of `execution` met, by state name: the polls that found a
+/// resource still on its way (the world's model takes time). Each failure is traced to its state through
+/// `previous_event_id`, so a Map's or Parallel's interleaved branches are told apart.
+pub fn not_ready_by_state(
+    engine: &opsplane_statemachines::Engine,
+    execution: &str,
+) -> std::collections::BTreeMap<String, usize> {
+    use opsplane_statemachines::HistoryEvent;
+    fn state_of<'a>(
+        by_id: &std::collections::HashMap<u64, &'a HistoryEvent>,
+        mut event: &'a HistoryEvent,
+    ) -> String {
+        while !event.event_type.ends_with("StateEntered") {
+            match by_id.get(&event.previous_event_id) {
+                Some(previous) => event = previous,
+                None => return String::new(),
+            }
+        }
+        event.details["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+    let history = engine.history(execution).expect("the execution's history");
+    let by_id: std::collections::HashMap<u64, &HistoryEvent> =
+        history.iter().map(|e| (e.id, e)).collect();
+    let mut out = std::collections::BTreeMap::new();
+    for e in &history {
+        if e.event_type == "TaskFailed" && e.details["error"] == "NotReady" {
+            *out.entry(state_of(&by_id, e)).or_default() += 1;
+        }
+    }
+    out
+}

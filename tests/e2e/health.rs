@@ -54,6 +54,12 @@ async fn a_change_that_fails_its_health_check_is_reverted_to_the_last_known_good
         run.cause
     );
     assert!(run.cause.unwrap().contains("answered 500"));
+    // Each poll met the world's statuses: the pre-change snapshot `creating`, the instance `modifying` on
+    // the way to the change and again on the way back.
+    let polls = crate::harness::not_ready_by_state(&stage.local.engine, &run.execution_arn);
+    for state in ["WaitSnapshots", "WaitStable", "WaitReverted"] {
+        assert!(polls.contains_key(state), "{state}: {polls:?}");
+    }
 
     // Back on the last known good, recorded as rolled back, the lock released.
     assert_eq!(

@@ -246,6 +246,11 @@ async fn the_dev_example_is_created_and_a_second_run_changes_nothing() {
 
     let run = stage.provision().await;
     assert_succeeded(&run);
+    // The instance was `creating`, then `backing-up`, and the cluster `CREATING`, before it was stable.
+    assert!(
+        crate::harness::not_ready_by_state(&stage.local.engine, &run.execution_arn)
+            .contains_key("WaitStable")
+    );
 
     let i = stage.instance(&db).await.expect("the instance was created");
     assert_eq!(i.instance_class, "db.t4g.micro");
