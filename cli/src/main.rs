@@ -460,7 +460,7 @@ async fn demo() -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root: PathBuf =
         project_root(&cwd).context("run the demo from inside the opsplane checkout")?;
-    opsplane_cli::demo::run(&root).await
+    opsplane_cli::demo::run(&root).await.map(|_| ())
 }
 
 async fn aws_sdk_config() -> aws_config::SdkConfig {

@@ -41,13 +41,16 @@ pub enum ErrorName {
     AlreadyInProgress,
     /// An idempotency key was reused with a different payload.
     IdempotencyKeyReused,
+    /// An AWS quota (100 manual DB snapshots per Region, ...) would be exceeded; the message names it and
+    /// its figures. Never retried: it needs a person (delete old snapshots, or ask AWS for more).
+    QuotaExceeded,
     /// Anything else: a bug or an AWS failure that is not worth retrying.
     Internal,
 }
 
 impl ErrorName {
     /// Every name, for documentation and exhaustive tests.
-    pub const ALL: [ErrorName; 14] = [
+    pub const ALL: [ErrorName; 15] = [
         ErrorName::InvalidInput,
         ErrorName::LockHeld,
         ErrorName::LockLost,
@@ -61,6 +64,7 @@ impl ErrorName {
         ErrorName::TargetMissed,
         ErrorName::AlreadyInProgress,
         ErrorName::IdempotencyKeyReused,
+        ErrorName::QuotaExceeded,
         ErrorName::Internal,
     ];
 
@@ -80,6 +84,7 @@ impl ErrorName {
             ErrorName::TargetMissed => "TargetMissed",
             ErrorName::AlreadyInProgress => "AlreadyInProgress",
             ErrorName::IdempotencyKeyReused => "IdempotencyKeyReused",
+            ErrorName::QuotaExceeded => "QuotaExceeded",
             ErrorName::Internal => "Internal",
         }
     }
@@ -163,6 +168,9 @@ pub enum OpsError {
     /// An idempotency key was reused with another payload.
     #[error("idempotency key {0} was already used with a different payload")]
     IdempotencyKeyReused(String),
+    /// An AWS quota would be exceeded (the message names it, with what is used and allowed).
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
     /// An AWS call failed in a way that retrying will not fix.
     #[error("AWS call {operation} failed")]
     Aws {
@@ -194,6 +202,7 @@ impl OpsError {
             OpsError::TargetMissed(_) => ErrorName::TargetMissed,
             OpsError::AlreadyInProgress(_) => ErrorName::AlreadyInProgress,
             OpsError::IdempotencyKeyReused(_) => ErrorName::IdempotencyKeyReused,
+            OpsError::QuotaExceeded(_) => ErrorName::QuotaExceeded,
             OpsError::Aws { .. } | OpsError::Internal(_) => ErrorName::Internal,
         }
     }

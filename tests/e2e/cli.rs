@@ -180,3 +180,17 @@ async fn history_lists_deployments_backups_and_drills_newest_first_with_links() 
         "deploy"
     );
 }
+
+#[tokio::test]
+async fn the_demo_runs_in_the_modelled_world_and_its_drill_rto_is_the_modelled_restore() {
+    let figures = opsplane_cli::demo::run(&root()).await.expect("the demo");
+    // The drill sees the restore at its first poll after the model's restore time: never before it, and at
+    // most one polling interval after.
+    assert!(
+        figures.rto_seconds >= figures.modelled_restore_seconds
+            && figures.rto_seconds
+                <= figures.modelled_restore_seconds + figures.poll_interval_cap_seconds,
+        "{figures:?}"
+    );
+    assert!(figures.modelled_restore_seconds > 300, "{figures:?}");
+}

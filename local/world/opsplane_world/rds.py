@@ -110,6 +110,10 @@ def _restore(original):
     def restore(self, *args):
         _require_network(args[-1])
         database = original(self, *args)
+        # AWS restores without deletion protection unless the request asks for it (DeletionProtection,
+        # "By default, deletion protection isn't enabled", RestoreDBInstanceFromDBSnapshot API reference);
+        # moto copies the source's.
+        database.deletion_protection = bool(args[-1].get("deletion_protection", False))
         _, w = _request()
         if w is not None:
             _instance_operation(self, database, [("creating", w.duration("rds_restore"))])

@@ -46,6 +46,24 @@ pub enum RdsError {
         #[source]
         source: BoxError,
     },
+    /// RDS refused the call in the resource's current status (`InvalidDBInstanceState`: an instance still
+    /// `creating`, `backing-up` or `modifying`; `InvalidDBSnapshotState`): worth asking again once it is
+    /// `available`.
+    #[error("RDS refused {operation} for now: {message}")]
+    Busy {
+        /// The operation.
+        operation: &'static str,
+        /// RDS's message, which names the resource and its status.
+        message: String,
+    },
+    /// RDS refused the call because an account quota would be exceeded (`SnapshotQuotaExceeded`).
+    #[error("RDS refused {operation}: {message}")]
+    Quota {
+        /// The operation.
+        operation: &'static str,
+        /// RDS's message.
+        message: String,
+    },
     /// RDS answered without a field it always sends.
     #[error("RDS {operation} answered without {field}")]
     Incomplete {
@@ -62,6 +80,8 @@ impl From<RdsError> for OpsError {
             RdsError::NotFound { .. } => OpsError::ResourceNotFound(err.to_string()),
             RdsError::Throttled { operation, source } => OpsError::Throttled { operation, source },
             RdsError::Aws { operation, source } => OpsError::Aws { operation, source },
+            RdsError::Busy { .. } => OpsError::NotReady(err.to_string()),
+            RdsError::Quota { .. } => OpsError::QuotaExceeded(err.to_string()),
             RdsError::Incomplete { .. } => OpsError::Internal(err.to_string()),
         }
     }
@@ -78,6 +98,34 @@ fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> RdsEr
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    let message = || {
+        err.as_service_error()
+            .and_then(|e| e.message())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // The refusals RDS makes in a status or at a quota (RDS API reference, Common Errors and each
+    // operation's Errors section).
+    match code(&err).as_deref() {
+        Some(
+            "InvalidDBInstanceState"
+            | "InvalidDBInstanceStateFault"
+            | "InvalidDBSnapshotState"
+            | "InvalidDBSnapshotStateFault",
+        ) => {
+            return RdsError::Busy {
+                operation,
+                message: message(),
+            };
+        }
+        Some("SnapshotQuotaExceeded" | "SnapshotQuotaExceededFault") => {
+            return RdsError::Quota {
+                operation,
+                message: message(),
+            };
+        }
+        _ => {}
+    }
     if super::is_transient(&err) {
         RdsError::Throttled {
             operation,
