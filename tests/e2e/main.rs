@@ -80,3 +80,6 @@ mod audit;
 
 // What an operator reads: no Debug output; every --json output parses.
 mod readable;
+
+// The local world's model of AWS met by the workflows: quotas, refusals in a status, throttling.
+mod world;

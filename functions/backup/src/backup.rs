@@ -60,6 +60,11 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, O
             ),
         ));
     }
+    let instances: Vec<String> = spec.rds.iter().map(|d| d.identifier.clone()).collect();
+    check_snapshot_quota(deps, None, instances.len()).await?;
+    if let Some(region) = &spec.backup.copy_to_region {
+        check_snapshot_quota(deps, Some(region), instances.len()).await?;
+    }
     let started_at = deps.now();
     let backup_id = short_id(&input.execution);
     Ok(BackupPlan {
@@ -68,10 +73,36 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, O
         ts: format!("{}-{backup_id}", key_timestamp(started_at)),
         backup_id,
         started_at,
-        instances: spec.rds.iter().map(|d| d.identifier.clone()).collect(),
+        instances,
         copy_to_region: spec.backup.copy_to_region.clone(),
         cluster: spec.eks.as_ref().map(|e| e.cluster.clone()),
     })
+}
+
+/// Fails before anything is created when `needed` more manual snapshots would pass the Region's quota
+/// (RDS: 100 manual DB snapshots per Region): a backup refused halfway would leave some instances backed
+/// up and others not, and retention only frees snapshots after the new ones exist.
+async fn check_snapshot_quota(
+    deps: &Deps,
+    region: Option<&str>,
+    needed: usize,
+) -> Result<(), OpsError> {
+    if needed == 0 {
+        return Ok(());
+    }
+    let rds = rds_in(deps, region);
+    let Some((used, max)) = rds.manual_snapshot_quota().await? else {
+        return Ok(());
+    };
+    if used + needed as i64 > max {
+        let region = region.unwrap_or(&deps.config.region);
+        return Err(OpsError::QuotaExceeded(format!(
+            "this backup needs {needed} manual DB snapshots in {region}, which already has {used} of the \
+             {max} RDS allows per Region (quota ManualSnapshots): delete snapshots no longer needed (a lower \
+             backup.keep_last lets retention delete more) or ask AWS for a higher quota"
+        )));
+    }
+    Ok(())
 }
 
 /// The tags every backup snapshot carries.

@@ -6,7 +6,7 @@ Statuses: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monit
 """
 
 from moto.rds import models
-from moto.rds.exceptions import RDSClientError, SnapshotQuotaExceededFault
+from moto.rds.exceptions import RDSClientError
 
 from . import context, world
 
@@ -170,7 +170,10 @@ def _owned_manual_snapshots(backend, w):
 def _check_snapshot_quota(backend, w):
     if len(_owned_manual_snapshots(backend, w)) >= w.quota("manual_snapshots"):
         w.count("refused.snapshot_quota")
-        raise SnapshotQuotaExceededFault()
+        # AWS's words, as callers have met them: "Cannot create more than 100 manual snapshots".
+        raise RDSClientError(
+            "SnapshotQuotaExceeded", f"Cannot create more than {w.quota('manual_snapshots')} manual snapshots"
+        )
 
 
 def _create_snapshot(original):
@@ -219,10 +222,10 @@ def _copy_snapshot(original):
         cross_region = source_region != self.region_name
         if cross_region and len(w.in_flight("copy", self.region_name)) >= w.quota("copies_in_flight"):
             w.count("refused.copies_in_flight")
+            # AWS answers with the snapshot quota's code and these words (older accounts: 5).
             raise RDSClientError(
                 "SnapshotQuotaExceeded",
-                f"Cannot copy: {w.quota('copies_in_flight')} cross-Region snapshot copies are already in "
-                f"progress to {self.region_name}, the most allowed per destination Region.",
+                f"Cannot copy more than {w.quota('copies_in_flight')} snapshots across regions",
             )
         _check_snapshot_quota(self, w)
         snapshot = original(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs)
@@ -295,11 +298,9 @@ def _delete_instance(original):
 
 
 def account_quotas(backend, w):
-    """DescribeAccountAttributes' AccountQuotas: the modelled quotas and this world's usage."""
-    return [
-        ("ManualSnapshots", len(_owned_manual_snapshots(backend, w)), w.quota("manual_snapshots")),
-        ("CrossRegionSnapshotCopiesInFlight", len(w.in_flight("copy", backend.region_name)), w.quota("copies_in_flight")),
-    ]
+    """DescribeAccountAttributes' AccountQuotas that the model keeps: ManualSnapshots, this world's usage in
+    the Region. (AWS reports no quota for copies in flight; they are only met as a refusal.)"""
+    return [("ManualSnapshots", len(_owned_manual_snapshots(backend, w)), w.quota("manual_snapshots"))]
 
 
 def install():

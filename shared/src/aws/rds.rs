@@ -118,6 +118,16 @@ where
                 message: message(),
             };
         }
+        // The same code also refuses a copy while too many cross-Region copies are in progress to the
+        // destination ("Cannot copy more than 5 snapshots across regions"): a slot frees up as copies finish.
+        Some("SnapshotQuotaExceeded" | "SnapshotQuotaExceededFault")
+            if message().contains("across regions") =>
+        {
+            return RdsError::Busy {
+                operation,
+                message: message(),
+            };
+        }
         Some("SnapshotQuotaExceeded" | "SnapshotQuotaExceededFault") => {
             return RdsError::Quota {
                 operation,
@@ -461,6 +471,22 @@ impl Rds {
             }
             Err(err) => Err(classify("DeleteDBSnapshot", err)),
         }
+    }
+
+    /// The account's manual DB snapshot quota in this adapter's Region, `(used, max)`, as
+    /// `DescribeAccountAttributes` reports it (`ManualSnapshots`); `None` when RDS does not report it.
+    pub async fn manual_snapshot_quota(&self) -> Result<Option<(i64, i64)>, RdsError> {
+        let answer = self
+            .client
+            .describe_account_attributes()
+            .send()
+            .await
+            .map_err(|e| classify("DescribeAccountAttributes", e))?;
+        Ok(answer
+            .account_quotas()
+            .iter()
+            .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
+            .map(|q| (q.used().unwrap_or_default(), q.max().unwrap_or_default())))
     }
 
     /// Restores a scratch instance: never publicly accessible, no deletion protection, tagged. Idempotent:

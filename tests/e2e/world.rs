@@ -1,0 +1,127 @@
+//! The local world's model of AWS met by the workflows: the quotas, refusals and throttles of
+//! docs/LOCAL-WORLD.md, each with the plane's observable answer (a clear error naming the limit, a pre-check
+//! that avoids it, or a wait that outlasts it), the lock released and nothing half-done left.
+
+use opsplane_fn_backup::probe::ProbeSettings;
+use opsplane_statemachines::Status;
+use serde_json::{Value, json};
+
+use crate::backup::Plane;
+use crate::harness::not_ready_by_state;
+
+/// Overrides `plane`'s world settings.
+async fn configure(plane: &Plane, settings: Value) {
+    plane
+        .local
+        .world
+        .configure(&settings)
+        .await
+        .expect("world settings");
+}
+
+/// What the model refused, throttled and injected in `plane`'s world so far.
+async fn counters(plane: &Plane) -> Value {
+    plane.local.world.counters().await.expect("world counters")
+}
+
+#[tokio::test]
+async fn a_backup_past_the_manual_snapshot_quota_is_refused_before_it_creates_anything() {
+    let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
+    // Two snapshots left under the quota; the backup needs three.
+    configure(&plane, json!({ "quotas": { "manual_snapshots": 2 } })).await;
+    let run = plane.run_backup().await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("QuotaExceeded"),
+        "{:?}",
+        run.cause
+    );
+    let cause = run.cause.unwrap_or_default();
+    assert!(
+        cause.contains("needs 3 manual DB snapshots")
+            && cause.contains("the 2 RDS allows per Region")
+            && cause.contains("ManualSnapshots"),
+        "{cause}"
+    );
+    // The pre-check avoided the refusal: RDS was never asked, nothing was created, no lock was taken.
+    assert_eq!(counters(&plane).await.get("refused.snapshot_quota"), None);
+    for db in ["orders", "billing", "users"] {
+        let instance = format!("{}-{db}", plane.env);
+        assert!(plane.snapshots(None, &instance).await.is_empty());
+    }
+    assert!(plane.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn cross_region_copies_past_the_in_flight_limit_wait_for_a_free_slot() {
+    let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
+    configure(&plane, json!({ "quotas": { "copies_in_flight": 1 } })).await;
+    let run = plane.run_backup().await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+    // RDS refused the copies that found the one slot taken; each was asked again until it got one.
+    let refused = counters(&plane).await["refused.copies_in_flight"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(refused >= 1, "{refused}");
+    let polls = not_ready_by_state(&plane.engine, &run.execution_arn);
+    assert_eq!(
+        polls.get("CopySnapshot").copied(),
+        Some(refused as usize),
+        "{polls:?}"
+    );
+    for db in ["orders", "billing", "users"] {
+        let instance = format!("{}-{db}", plane.env);
+        assert_eq!(plane.snapshots(Some("us-west-2"), &instance).await.len(), 1);
+    }
+    assert!(plane.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn a_snapshot_of_an_instance_being_modified_waits_until_it_is_available() {
+    let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
+    let instance = format!("{}-orders", plane.env);
+    // A resize applied now keeps the instance `modifying` for the model's five minutes.
+    plane
+        .local
+        .clients
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&instance)
+        .db_instance_class("db.t4g.large")
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let run = plane.run_backup().await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+    // RDS refused the snapshot (InvalidDBInstanceState) until the resize was applied.
+    assert!(
+        counters(&plane).await["refused.snapshot_not_available"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    );
+    let polls = not_ready_by_state(&plane.engine, &run.execution_arn);
+    assert!(polls.contains_key("Snapshot"), "{polls:?}");
+    assert_eq!(plane.snapshots(None, &instance).await.len(), 1);
+    assert!(plane.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn rds_throttling_is_absorbed_by_the_sdk_and_the_definitions() {
+    let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
+    // A bucket of 2 requests refilled at 10 a second: the Map's three branches calling at once meet
+    // ThrottlingException (a slower refill only makes the SDK's real back-off, and the test, longer).
+    configure(
+        &plane,
+        json!({ "throttle": { "rds": { "burst": 2, "rate": 10.0 } } }),
+    )
+    .await;
+    let run = plane.run_backup().await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+    let throttled = counters(&plane).await["throttled.rds"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(throttled >= 1, "RDS throttled some calls: {throttled}");
+    assert!(plane.lock_is_free().await);
+}
