@@ -14,4 +14,4 @@ pub use moto::{LocalError, MotoServer, project_root};
 pub use plane::{LocalPlane, PlaneError};
 pub use register::{function_error, register};
 pub use seed::SeedError;
-pub use world::{World, WorldClock, WorldError};
+pub use world::{World, WorldClock, WorldError, WorldNetwork};

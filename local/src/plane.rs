@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::executions::EngineExecutions;
 use crate::moto::{LocalError, MotoServer};
 use crate::register::register;
-use crate::world::{World, WorldClock};
+use crate::world::{World, WorldClock, WorldNetwork};
 
 /// The region and account the local engine writes into ARNs.
 pub(crate) const REGION: &str = "us-east-1";
@@ -159,8 +159,13 @@ impl LocalPlane {
 
     /// (Re-)registers every function; `backup` takes the given deps so tests can move its clock or point
     /// its probe at a local PostgreSQL. RTO is measured from the engine's virtual-clock history.
-    pub fn register_functions(&self, backup: opsplane_fn_backup::Deps) {
+    pub fn register_functions(&self, mut backup: opsplane_fn_backup::Deps) {
         register(&self.engine, opsplane_fn_lock::LockDeps::new(self.lock()));
+        // The probes run in the world's network: an instance outside the probe's VPC and security groups
+        // is a connection that times out, as on AWS.
+        backup.probe_settings.network.get_or_insert_with(|| {
+            Arc::new(WorldNetwork::new(self.world.clone(), &self.config.region))
+        });
         let probe_settings = backup.probe_settings.clone();
         register(&self.engine, backup.with_history(self.executions()));
         let events = self.clients.events.clone();

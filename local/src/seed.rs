@@ -88,6 +88,15 @@ impl LocalPlane {
             .send()
             .await;
         created("PutObject", put)?;
+        // The environment's network in the world: its instances sit where the plane's probe reaches them.
+        let network = self
+            .world
+            .network(&self.config.region, &spec.environment)
+            .await
+            .map_err(|e| SeedError::Aws {
+                operation: "the world's network",
+                source: Box::new(e),
+            })?;
         for db in &spec.rds {
             let create = self
                 .clients
@@ -100,6 +109,8 @@ impl LocalPlane {
                 .allocated_storage(db.allocated_storage_gb.map_or(20, |gb| gb as i32))
                 .master_username("app")
                 .master_user_password("local-only-password")
+                .set_db_subnet_group_name(network.subnet_group.clone())
+                .set_vpc_security_group_ids(Some(network.security_group_ids.clone()))
                 .send()
                 .await;
             created("CreateDBInstance", create)?;

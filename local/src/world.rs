@@ -16,6 +16,9 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use chrono::{DateTime, Utc};
+use opsplane_shared::aws::rds::Network;
+use opsplane_shared::future::BoxFuture;
+use opsplane_shared::probe::Reachability;
 use opsplane_statemachines::Engine;
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -136,8 +139,47 @@ impl World {
         Ok(self.call(None).await?["settings"].take())
     }
 
+    /// `environment`'s network in `region`: a DB subnet group and a security group admitting the plane's
+    /// probe, in the world's operator VPC (made on first use). What its instances are created with.
+    pub async fn network(&self, region: &str, environment: &str) -> Result<Network, WorldError> {
+        let answer = self
+            .request(&format!("network/{region}/{environment}"), Some(&json!({})))
+            .await?;
+        Ok(Network {
+            subnet_group: answer["db_subnet_group"].as_str().map(str::to_owned),
+            security_group_ids: answer["security_group_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect(),
+        })
+    }
+
+    /// Whether the probe's network reaches `instance` in `region`; `Err` says why not.
+    pub async fn reaches(
+        &self,
+        region: &str,
+        instance: &str,
+    ) -> Result<Result<(), String>, WorldError> {
+        let answer = self
+            .request(&format!("reaches/{region}/{instance}"), None)
+            .await?;
+        let why = answer["why"].as_str().unwrap_or_default().to_owned();
+        Ok(if answer["reachable"] == true {
+            Ok(())
+        } else {
+            Err(why)
+        })
+    }
+
     async fn call(&self, settings: Option<&Value>) -> Result<Value, WorldError> {
-        let url = format!("{}/_opsplane/world/{}", self.endpoint, self.id);
+        self.request("", settings).await
+    }
+
+    async fn request(&self, path: &str, body: Option<&Value>) -> Result<Value, WorldError> {
+        let url = format!("{}/_opsplane/world/{}/{path}", self.endpoint, self.id);
+        let settings = body;
         let request = match settings {
             Some(body) => self
                 .http
@@ -160,5 +202,34 @@ impl World {
             ));
         }
         Ok(body)
+    }
+}
+
+/// The plane's SQL probe in its world's network ([`Reachability`]): reaches an instance when the model says
+/// its subnet group and security groups admit the probe.
+#[derive(Debug, Clone)]
+pub struct WorldNetwork {
+    world: World,
+    region: String,
+}
+
+impl WorldNetwork {
+    /// The probe of `world` in `region`.
+    pub fn new(world: World, region: &str) -> Self {
+        Self {
+            world,
+            region: region.to_owned(),
+        }
+    }
+}
+
+impl Reachability for WorldNetwork {
+    fn reaches<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.world
+                .reaches(&self.region, instance)
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+        })
     }
 }

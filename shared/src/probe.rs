@@ -33,12 +33,34 @@ pub const ENV_ENDPOINT_OVERRIDE: &str = "OPSPLANE_PROBE_ENDPOINT_OVERRIDE";
 pub const ENV_CA_BUNDLE: &str = "OPSPLANE_PROBE_CA_BUNDLE";
 
 /// The probe's configuration beyond the spec. Holds no credential: those are resolved per probe.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ProbeSettings {
     /// `host:port` to connect to instead of the probed instance's endpoint.
     pub endpoint_override: Option<(String, u16)>,
     /// CA certificates (PEM) to verify the server's certificate with; `None`: the platform's roots.
     pub ca_bundle: Option<PathBuf>,
+    /// The probe's network where a world models one (the local world); `None` on AWS, where the VPC itself
+    /// decides whether a connection gets through.
+    pub network: Option<Arc<dyn Reachability>>,
+}
+
+/// Whether the probe's network reaches a DB instance: its subnets' VPC and security groups against the
+/// instance's. Only a modelled world needs it; on AWS an unreachable instance is a connection that times out.
+pub trait Reachability: Send + Sync + std::fmt::Debug {
+    /// `Ok` when a connection from the probe to `instance` would get through; `Err` says why not.
+    fn reaches<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// `Err` (the probe's failure, worded as the connection that times out on AWS) when `settings` model a
+/// network that does not reach `instance`.
+pub async fn check_reach(settings: &ProbeSettings, instance: &str) -> Result<(), String> {
+    match &settings.network {
+        Some(network) => network
+            .reaches(instance)
+            .await
+            .map_err(|why| format!("could not connect to {instance}: timed out ({why})")),
+        None => Ok(()),
+    }
 }
 
 impl ProbeSettings {
@@ -59,6 +81,7 @@ impl ProbeSettings {
         Ok(Self {
             endpoint_override,
             ca_bundle: lookup(ENV_CA_BUNDLE).map(PathBuf::from),
+            network: None,
         })
     }
 }
@@ -467,10 +490,10 @@ mod tests {
             ProbeSettings::from_lookup(|k| (k == ENV_ENDPOINT_OVERRIDE).then(|| "nope".into()))
                 .unwrap_err();
         assert!(err.contains(ENV_ENDPOINT_OVERRIDE));
-        assert_eq!(
-            ProbeSettings::from_lookup(|_| None).unwrap(),
-            ProbeSettings::default()
-        );
+        let unset = ProbeSettings::from_lookup(|_| None).unwrap();
+        assert_eq!(unset.endpoint_override, None);
+        assert_eq!(unset.ca_bundle, None);
+        assert!(unset.network.is_none(), "production never models a network");
     }
 
     #[test]

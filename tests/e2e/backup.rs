@@ -485,7 +485,7 @@ async fn retention_keeps_the_newest_the_foreign_and_the_drilled() {
 
 #[tokio::test]
 async fn rds_adapter_retries_are_idempotent_against_moto() {
-    use opsplane_shared::aws::rds::{Rds, RestoreSource};
+    use opsplane_shared::aws::rds::{Network, Rds, RestoreSource};
     let world = World::new().await;
     let rds = Rds::new(world.clients.rds.clone());
     let instance = unique("idem");
@@ -522,11 +522,11 @@ async fn rds_adapter_retries_are_idempotent_against_moto() {
     let scratch = format!("{instance}-r");
     let src = RestoreSource::Snapshot(snap.clone());
     let r1 = rds
-        .restore(&src, &scratch, "db.t4g.small", &tags)
+        .restore(&src, &scratch, "db.t4g.small", &Network::default(), &tags)
         .await
         .unwrap();
     let r2 = rds
-        .restore(&src, &scratch, "db.t4g.small", &tags)
+        .restore(&src, &scratch, "db.t4g.small", &Network::default(), &tags)
         .await
         .unwrap();
     assert_eq!(r1.id, r2.id);
@@ -544,6 +544,7 @@ async fn rds_adapter_retries_are_idempotent_against_moto() {
             &RestoreSource::Snapshot("no-such-snap".into()),
             &format!("{instance}-x"),
             "db.t4g.small",
+            &Network::default(),
             &tags,
         )
         .await

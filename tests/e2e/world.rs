@@ -125,3 +125,68 @@ async fn rds_throttling_is_absorbed_by_the_sdk_and_the_definitions() {
     assert!(throttled >= 1, "RDS throttled some calls: {throttled}");
     assert!(plane.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_restore_outside_the_sources_network_is_out_of_the_probes_reach() {
+    use opsplane_local::WorldNetwork;
+    use opsplane_shared::aws::rds::{Network, Rds, RestoreSource};
+    use opsplane_shared::probe::Reachability;
+
+    let plane = Plane::new("drill.yaml", ProbeSettings::default()).await;
+    let run = plane.run_backup().await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+    let source = format!("{}-db", plane.env);
+    let rds = Rds::new(plane.local.clients.rds.clone());
+    let snapshot = rds.manual_snapshots(Some(&source)).await.unwrap()[0]
+        .id
+        .clone();
+    let network = rds.instance(&source).await.unwrap().unwrap().network;
+    assert!(
+        network.subnet_group.is_some(),
+        "seeded into its environment's network"
+    );
+    let probe = WorldNetwork::new(plane.local.world.clone(), &plane.local.config.region);
+    let restore = |id: String, network: Network| {
+        let rds = rds.clone();
+        let snapshot = snapshot.clone();
+        async move {
+            rds.restore(
+                &RestoreSource::Snapshot(snapshot),
+                &id,
+                "db.t4g.small",
+                &network,
+                &Default::default(),
+            )
+            .await
+        }
+    };
+
+    // Beside its source, the probe reaches it; named nowhere, RDS puts it in the default VPC, out of reach.
+    let beside = format!("{}-beside", plane.env);
+    restore(beside.clone(), network.clone()).await.unwrap();
+    assert_eq!(probe.reaches(&beside).await, Ok(()));
+    let stray = format!("{}-stray", plane.env);
+    restore(stray.clone(), Network::default()).await.unwrap();
+    let why = probe.reaches(&stray).await.unwrap_err();
+    assert!(why.contains("DB subnet group default"), "{why}");
+    // With the right subnets but the VPC's default security group, the probe is still refused.
+    let no_groups = format!("{}-nogroups", plane.env);
+    let subnets_only = Network {
+        security_group_ids: Vec::new(),
+        ..network.clone()
+    };
+    restore(no_groups.clone(), subnets_only).await.unwrap();
+    let why = probe.reaches(&no_groups).await.unwrap_err();
+    assert!(why.contains("admits the probe"), "{why}");
+
+    // An account without a default VPC refuses a restore that names no DB subnet group, as AWS does.
+    configure(&plane, json!({ "default_vpc": false })).await;
+    let refused = restore(format!("{}-nowhere", plane.env), Network::default())
+        .await
+        .unwrap_err();
+    let text = opsplane_shared::error::redacted_chain(&refused);
+    assert!(text.contains("InvalidVPCNetworkStateFault"), "{text}");
+    restore(format!("{}-home", plane.env), network)
+        .await
+        .unwrap();
+}

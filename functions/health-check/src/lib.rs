@@ -154,6 +154,7 @@ impl Deps {
 /// Runs the spec's SQL probe: `Ok` with what answered, `Err` with why not (redacted). The credentials are
 /// resolved here and dropped with this scope: never in an output, a record or a log.
 async fn sql_probe(deps: &Deps, sql: &SqlHealthCheck) -> Result<String, String> {
+    opsplane_shared::probe::check_reach(&deps.probe_settings, &sql.instance).await?;
     let endpoint = match &deps.probe_settings.endpoint_override {
         Some(target) => target.clone(),
         None => deps

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from moto.rds.models import rds_backends
 
-from . import context, eks, rds, world
+from . import context, eks, network, rds, world
 
 ACCOUNT = "123456789012"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -151,8 +151,16 @@ def _account_attributes(w, region):
 
 
 def _control(environ, start_response, body):
-    world_id = environ["PATH_INFO"][len("/_opsplane/world/"):].strip("/") or world.DEFAULT
-    w = world.get(world_id)
+    parts = environ["PATH_INFO"][len("/_opsplane/world/"):].strip("/").split("/")
+    w = world.get(parts[0] or world.DEFAULT)
+    ok = lambda answer: _respond(start_response, 200, {"Content-Type": "application/json"}, json.dumps(answer))
+    # /<world>/network/<region>/<environment>: the environment's DB subnet group and security groups.
+    if len(parts) == 4 and parts[1] == "network":
+        return ok(network.environment_network(w, parts[2], parts[3]))
+    # /<world>/reaches/<region>/<instance>: whether the probe's network reaches the instance, and why.
+    if len(parts) == 4 and parts[1] == "reaches":
+        reachable, why = network.reaches(w, parts[2], parts[3])
+        return ok({"reachable": reachable, "why": why})
     if environ.get("REQUEST_METHOD") == "POST":
         try:
             w.configure(json.loads(body or b"{}"))

@@ -8,7 +8,7 @@ Statuses: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monit
 from moto.rds import models
 from moto.rds.exceptions import RDSClientError
 
-from . import context, world
+from . import context, network, world
 
 # moto's own snapshot quota counts every snapshot of the shared server; the model counts per world.
 models.RDSBackend.SNAPSHOT_QUOTA = property(lambda self: 10**9)
@@ -114,6 +114,9 @@ def _restore(original):
         # "By default, deletion protection isn't enabled", RestoreDBInstanceFromDBSnapshot API reference);
         # moto copies the source's.
         database.deletion_protection = bool(args[-1].get("deletion_protection", False))
+        # Nor does it take the source's network: no DBSubnetGroupName is the default VPC's default group, no
+        # VpcSecurityGroupIds the VPC's default security group (same reference); moto copies the source's.
+        network.place_restore(self, database, args[-1])
         _, w = _request()
         if w is not None:
             _instance_operation(self, database, [("creating", w.duration("rds_restore"))])

@@ -80,6 +80,8 @@ class World:
         self.rng = random.Random(self.settings["faults"]["seed"])
         # Counters the soak tests and the docs read back: what the model refused or injected.
         self.counters = {}
+        # The networks made for this world (network.py), by ("operator", region) or ("environment", ...).
+        self.networks = {}
 
     def configure(self, override):
         override = dict(override)

@@ -254,8 +254,22 @@ pub struct Instance {
     pub publicly_accessible: Option<bool>,
     /// Deletion protection.
     pub deletion_protection: Option<bool>,
+    /// Where it sits: its DB subnet group and VPC security groups.
+    #[serde(default)]
+    pub network: Network,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+}
+
+/// The network of a DB instance: what a restore must name to land beside its source. A restore that names
+/// no DB subnet group lands in the default VPC (or fails where the account has none), one that names no
+/// security groups gets its VPC's default group (RestoreDBInstanceFromDBSnapshot API reference).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// The DB subnet group's name (`None`: RDS reported none).
+    pub subnet_group: Option<String>,
+    /// The VPC security group ids.
+    pub security_group_ids: Vec<String>,
 }
 
 impl Instance {
@@ -271,6 +285,17 @@ impl Instance {
             latest_restorable_time: i.latest_restorable_time().and_then(to_chrono),
             publicly_accessible: i.publicly_accessible(),
             deletion_protection: i.deletion_protection(),
+            network: Network {
+                subnet_group: i
+                    .db_subnet_group()
+                    .and_then(|g| g.db_subnet_group_name())
+                    .map(str::to_owned),
+                security_group_ids: i
+                    .vpc_security_groups()
+                    .iter()
+                    .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                    .collect(),
+            },
             tags: tags_map(i.tag_list()),
         })
     }
@@ -496,8 +521,11 @@ impl Rds {
         source: &RestoreSource,
         target_id: &str,
         class: &str,
+        network: &Network,
         tags: &BTreeMap<String, String>,
     ) -> Result<Instance, RdsError> {
+        let security_groups =
+            (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone());
         let result = match source {
             RestoreSource::Snapshot(snapshot) => self
                 .client
@@ -505,6 +533,8 @@ impl Rds {
                 .db_instance_identifier(target_id)
                 .db_snapshot_identifier(snapshot)
                 .db_instance_class(class)
+                .set_db_subnet_group_name(network.subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups.clone())
                 .publicly_accessible(false)
                 .deletion_protection(false)
                 .set_tags(Some(to_tags(tags)))
@@ -519,6 +549,8 @@ impl Rds {
                 .target_db_instance_identifier(target_id)
                 .restore_time(to_smithy(*at))
                 .db_instance_class(class)
+                .set_db_subnet_group_name(network.subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups)
                 .publicly_accessible(false)
                 .deletion_protection(false)
                 .set_tags(Some(to_tags(tags)))

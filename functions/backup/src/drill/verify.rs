@@ -175,9 +175,12 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
     let mut canary_newest = None;
     if let Some(probe) = spec.drill.as_ref().and_then(|d| d.probe.as_ref()) {
         let target = deps.probe_settings.endpoint_override.clone().or(endpoint);
-        match target {
-            None => checks.push(check("sql-probe", false, "no endpoint to connect to")),
-            Some(endpoint) => {
+        let reach =
+            opsplane_shared::probe::check_reach(&deps.probe_settings, &plan.scratch_id).await;
+        match (target, reach) {
+            (None, _) => checks.push(check("sql-probe", false, "no endpoint to connect to")),
+            (Some(_), Err(why)) => checks.push(check("sql-probe", false, why)),
+            (Some(endpoint), Ok(())) => {
                 // Credentials resolved inside, used for one connection, never in an output.
                 match probe_by_reference(
                     &deps.credentials,
