@@ -31,9 +31,14 @@ pub(crate) struct Subscription {
 impl Subscription {
     /// Every event about one environment.
     pub(crate) async fn for_environment(world: &World, env: &str) -> Self {
+        Self::for_environments(world, &[env]).await
+    }
+
+    /// One queue (per world) for the outcome events of every environment in `envs`.
+    pub(crate) async fn for_environments(world: &World, envs: &[&str]) -> Self {
         Self::new(
             world,
-            json!({ "source": [SOURCE], "detail": { "environment": [env] } }),
+            json!({ "source": [SOURCE], "detail": { "environment": envs } }),
         )
         .await
     }

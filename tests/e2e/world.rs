@@ -190,3 +190,123 @@ async fn a_restore_outside_the_sources_network_is_out_of_the_probes_reach() {
         .await
         .unwrap();
 }
+
+/// Fifty workflow runs (backups and drills) over three environments at once, with 1% of the RDS, EKS,
+/// DynamoDB and S3 requests answered 5xx and 1% throttled before they reach moto.
+#[tokio::test]
+async fn soak_fifty_runs_with_injected_faults_leave_no_lock_no_scratch_instance_and_one_event_each()
+{
+    use std::sync::Arc;
+
+    use opsplane_local::LocalPlane;
+    use opsplane_shared::domain::backup::{TAG_DRILL, TAG_ENVIRONMENT};
+
+    use crate::harness::{World, root, unique};
+    use crate::notify::Subscription;
+
+    let world = World::new().await;
+    let (local, _) = LocalPlane::connect(world.config.clone())
+        .await
+        .expect("local plane");
+    let local = Arc::new(local);
+    let fixture = std::fs::read_to_string(root().join("tests/fixtures/specs/soak.yaml")).unwrap();
+    let envs: Vec<String> = (0..3).map(|_| unique("s")).collect();
+    for env in &envs {
+        local
+            .seed_environment(&fixture.replace("{env}", env))
+            .await
+            .expect("seed");
+    }
+    let names: Vec<&str> = envs.iter().map(String::as_str).collect();
+    let subscription = Subscription::for_environments(&world, &names).await;
+    local
+        .world
+        .configure(
+            &json!({ "faults": { "server_error_rate": 0.01, "throttle_rate": 0.01, "seed": 7 } }),
+        )
+        .await
+        .unwrap();
+
+    // Each environment runs its share in sequence (one lock each); the three run at once.
+    let runs: Vec<tokio::task::JoinHandle<Vec<(String, opsplane_statemachines::Description)>>> =
+        envs.iter()
+            .enumerate()
+            .map(|(i, env)| {
+                let (local, env) = (local.clone(), env.clone());
+                tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    for k in 0..(if i < 2 { 17 } else { 16 }) {
+                        let workflow = if k % 3 == 2 { "dr-drill" } else { "backup" };
+                        let run = local
+                            .run(workflow, json!({ "environment": env }))
+                            .await
+                            .expect("execution");
+                        done.push((workflow.to_owned(), run));
+                    }
+                    done
+                })
+            })
+            .collect();
+    let mut done = Vec::new();
+    for r in runs {
+        done.extend(r.await.unwrap());
+    }
+    assert_eq!(done.len(), 50);
+    for (workflow, run) in &done {
+        assert_eq!(
+            run.status,
+            Status::Succeeded,
+            "{workflow} {}: {:?} {:?}",
+            run.execution_arn,
+            run.error,
+            run.cause
+        );
+    }
+    let counters = local.world.counters().await.unwrap();
+    let injected: u64 = counters
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("injected."))
+        .filter_map(|(_, v)| v.as_u64())
+        .sum();
+    assert!(injected >= 10, "faults were injected: {counters}");
+
+    let lock = local.lock();
+    for env in &envs {
+        assert!(
+            lock.status(env).await.unwrap().is_none(),
+            "{env}'s lock is free"
+        );
+    }
+    let instances = local
+        .clients
+        .rds
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap();
+    let scratch: Vec<&str> = instances
+        .db_instances()
+        .iter()
+        .filter(|i| {
+            let tags = i.tag_list();
+            tags.iter().any(|t| t.key() == Some(TAG_DRILL))
+                && tags.iter().any(|t| {
+                    t.key() == Some(TAG_ENVIRONMENT) && envs.iter().any(|e| t.value() == Some(e))
+                })
+        })
+        .filter_map(|i| i.db_instance_identifier())
+        .collect();
+    assert!(scratch.is_empty(), "scratch instances left: {scratch:?}");
+    let events = subscription.received().await;
+    for (_, run) in &done {
+        assert_eq!(
+            events.get(&run.execution_arn).map(Vec::len),
+            Some(1),
+            "one outcome event for {}",
+            run.execution_arn
+        );
+    }
+    assert_eq!(events.len(), 50);
+}
