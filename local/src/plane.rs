@@ -172,7 +172,10 @@ impl LocalPlane {
         self.engine
             .register_handler(PUT_EVENTS, move |parameters: Value, ctx| {
                 let events = events.clone();
-                crate::world::at(ctx.virtual_now(), async move {
+                // The integration acts with the state machine's role (arn:...:execution:<machine>:<name>).
+                let machine = ctx.execution_arn.split(':').nth(6).unwrap_or_default();
+                let role = format!("workflow:{machine}");
+                crate::world::acting(ctx.virtual_now(), role, async move {
                     opsplane_shared::aws::events::put_events_integration(
                         &events,
                         &parameters,

@@ -17,9 +17,12 @@ pub fn register<F: Function>(engine: &Engine, function: F) {
     let function = Arc::new(function);
     engine.register_handler(F::NAME, move |input, ctx| {
         let function = function.clone();
-        // Every AWS call the handler makes is timed at the execution's virtual time (the world's model).
-        crate::world::at(ctx.virtual_now(), async move {
-            function.handle(input).await.map_err(function_error)
-        })
+        // Every AWS call the handler makes is timed at the execution's virtual time and acts with the
+        // function's template role (the world's model of AWS).
+        crate::world::acting(
+            ctx.virtual_now(),
+            format!("function:{}", F::NAME),
+            async move { function.handle(input).await.map_err(function_error) },
+        )
     });
 }

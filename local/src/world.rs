@@ -5,7 +5,8 @@
 //! `docs/LOCAL-WORLD.md`): it times operations on the caller's virtual clock, walks resources through AWS's
 //! statuses, refuses what AWS refuses, counts quotas and throttles. Every SDK client of a plane carries
 //! [`WorldClock`], which names the plane's world and the virtual time of each request: the execution's clock
-//! inside a handler ([`at`]), the engine's latest time outside one ([`Engine::now`]).
+//! inside a handler ([`acting`], which also names the template role the handler acts with), the engine's
+//! latest time outside one ([`Engine::now`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,14 +28,33 @@ use thiserror::Error;
 pub const WORLD_HEADER: &str = "x-opsplane-world";
 /// The header carrying the request's virtual time, in milliseconds since the Unix epoch.
 pub const TIME_HEADER: &str = "x-opsplane-time";
+/// The header naming the template role a request acts with (`function:<name>`, `workflow:<name>`).
+pub const ROLE_HEADER: &str = "x-opsplane-role";
 
-tokio::task_local! {
-    static VIRTUAL_NOW: DateTime<Utc>;
+/// Who makes the AWS calls of the current task, and when.
+#[derive(Debug, Clone)]
+struct Caller {
+    now: DateTime<Utc>,
+    role: Option<Arc<str>>,
 }
 
-/// Runs `f` with every AWS call it makes timed at `now` (a handler's virtual time).
+tokio::task_local! {
+    static CALLER: Caller;
+}
+
+/// Runs `f` with every AWS call it makes timed at `now`, as the operator (no template role: seeding).
 pub async fn at<F: Future>(now: DateTime<Utc>, f: F) -> F::Output {
-    VIRTUAL_NOW.scope(now, f).await
+    CALLER.scope(Caller { now, role: None }, f).await
+}
+
+/// Runs `f` with every AWS call it makes timed at `now` and acting with `role`'s template policies
+/// (`function:backup`, `workflow:dr-drill`): what a function or a state machine does on AWS.
+pub async fn acting<F: Future>(now: DateTime<Utc>, role: String, f: F) -> F::Output {
+    let caller = Caller {
+        now,
+        role: Some(role.into()),
+    };
+    CALLER.scope(caller, f).await
 }
 
 /// The interceptor every client of a plane carries: names the world and the virtual time of each request.
@@ -67,12 +87,15 @@ impl Intercept for WorldClock {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let now = VIRTUAL_NOW
-            .try_with(|t| *t)
-            .unwrap_or_else(|_| self.engine.now());
+        let (now, role) = CALLER
+            .try_with(|c| (c.now, c.role.clone()))
+            .unwrap_or_else(|_| (self.engine.now(), None));
         let headers = context.request_mut().headers_mut();
         headers.insert(WORLD_HEADER, self.world.to_string());
         headers.insert(TIME_HEADER, now.timestamp_millis().to_string());
+        if let Some(role) = role {
+            headers.insert(ROLE_HEADER, role.to_string());
+        }
         Ok(())
     }
 }

@@ -310,3 +310,56 @@ async fn soak_fifty_runs_with_injected_faults_leave_no_lock_no_scratch_instance_
     }
     assert_eq!(events.len(), 50);
 }
+
+#[tokio::test]
+async fn every_function_acts_with_its_template_role_and_an_action_taken_away_is_denied() {
+    use crate::harness::{root, unique};
+
+    // The backups above ran with every function on its template role; here one action goes missing.
+    let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
+    let template = std::fs::read_to_string(root().join("bootstrap/template.yaml")).unwrap();
+    // The backup function's resource runs from its key to the next one at the same indentation.
+    let start = template
+        .find("\n  BackupFunction:\n")
+        .expect("the backup function");
+    let end = start
+        + 1
+        + template[start + 1..]
+            .find("\n  ProvisionFunction:\n")
+            .unwrap();
+    let eks = "Action: [eks:DescribeCluster, eks:ListNodegroups, eks:DescribeNodegroup]";
+    assert_eq!(
+        template[start..end].matches(eks).count(),
+        1,
+        "its EKS grant"
+    );
+    let trimmed =
+        template[start..end].replace(eks, "Action: [eks:DescribeCluster, eks:DescribeNodegroup]");
+    let copy = std::env::temp_dir().join(format!("{}-template.yaml", unique("iam")));
+    std::fs::write(
+        &copy,
+        format!("{}{trimmed}{}", &template[..start], &template[end..]),
+    )
+    .unwrap();
+    configure(
+        &plane,
+        json!({ "iam": { "template": copy.to_str().unwrap() } }),
+    )
+    .await;
+    let run = plane.run_backup().await;
+    std::fs::remove_file(&copy).unwrap();
+
+    // The export of the cluster's node groups is refused as AWS refuses it, and the backup fails cleanly.
+    assert_eq!(run.status, Status::Failed);
+    let cause = run.cause.unwrap_or_default();
+    assert!(
+        cause.contains("AccessDeniedException")
+            && cause.contains("is not authorized to perform: eks:ListNodegroups"),
+        "{cause}"
+    );
+    assert_eq!(
+        counters(&plane).await["denied.function:backup.eks:ListNodegroups"].as_u64(),
+        Some(1)
+    );
+    assert!(plane.lock_is_free().await);
+}

@@ -10,6 +10,9 @@ import time
 
 WORLD_HEADER = "HTTP_X_OPSPLANE_WORLD"
 TIME_HEADER = "HTTP_X_OPSPLANE_TIME"
+# The template role the caller acts with: ``function:<name>`` inside a handler, ``workflow:<name>`` for a
+# state machine's own integrations; absent for the operator (tests, the CLI, seeding), who may do anything.
+ROLE_HEADER = "HTTP_X_OPSPLANE_ROLE"
 
 
 class Request:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from moto.rds.models import rds_backends
 
-from . import context, eks, network, rds, world
+from . import context, eks, iam, network, rds, world
 
 ACCOUNT = "123456789012"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -137,6 +137,69 @@ def _before(w, request):
     return None
 
 
+_DENIED = {
+    # The access-denied error each protocol answers with (each API reference's Common Errors).
+    "rds": (403, "AccessDenied"),
+    "ec2": (403, "UnauthorizedOperation"),
+    "s3": (403, "AccessDenied"),
+    "eks": (403, "AccessDeniedException"),
+}
+
+
+# DynamoDB's transactions are authorized item by item: no IAM action is named after them.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
+_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+
+
+def _iam_actions(environ, service, action, body):
+    """Every IAM action a request needs (``rds:CreateDBSnapshot``); none that the model cannot name."""
+    name = _iam_action(environ, service, action)
+    if name in ("dynamodb:TransactWriteItems", "dynamodb:TransactGetItems"):
+        try:
+            items = json.loads(body or b"{}").get("TransactItems", [])
+        except ValueError:
+            items = []
+        return sorted({f"dynamodb:{_TRANSACT[k]}" for item in items for k in item if k in _TRANSACT})
+    return [name] if name else []
+
+
+def _iam_action(environ, service, action):
+    """The IAM action a request needs (``rds:CreateDBSnapshot``), or None when the model cannot name it."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if service == "s3":
+        name = iam.s3_action(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+    elif service == "eks":
+        name = iam.eks_action(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+    elif target:
+        name = target.split(".")[-1]
+    elif action and " " not in action:
+        name = action
+    else:
+        name = None
+    return f"{service}:{name}" if name else None
+
+
+def _authorize(w, environ, request, body):
+    """AWS's access-denied answer when the caller's template role does not allow the request, else None."""
+    role = environ.get(context.ROLE_HEADER)
+    if not role or not w.settings["iam"]["enforce"]:
+        return None
+    statements = w.roles().get(role, [])
+    denied = [a for a in _iam_actions(environ, request.service, request.action, body) if not iam.allowed(statements, a)]
+    if not denied:
+        return None
+    action = denied[0]
+    w.count(f"denied.{role}.{action}")
+    kind, name = role.split(":", 1)
+    principal = f"arn:aws:sts::{ACCOUNT}:assumed-role/opsplane-{name}-{kind}/opsplane-{name}"
+    message = (
+        f"User: {principal} is not authorized to perform: {action} because no identity-based policy allows "
+        f"the {action} action"
+    )
+    status, code = _DENIED.get(request.service, (400, "AccessDeniedException"))
+    return _error(request.service, status, code, message)
+
+
 def _account_attributes(w, region):
     quotas = "".join(
         f"<AccountQuota><AccountQuotaName>{name}</AccountQuotaName><Used>{used}</Used><Max>{most}</Max></AccountQuota>"
@@ -185,7 +248,7 @@ def install(app_class):
             t_ms = context.real_ms()
         request = context.Request(world_id, t_ms, service, _action(environ, service, body), region, None)
         w = world.get(world_id)
-        refused = _before(w, request)
+        refused = _authorize(w, environ, request, body) or _before(w, request)
         if refused is not None:
             return _respond(start_response, *refused)
         context.set_current(request)

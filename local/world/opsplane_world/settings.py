@@ -68,6 +68,9 @@ DEFAULTS = {
     # need a DBSubnetGroupName.
     # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.WorkingWithRDSInstanceinaVPC.html
     "default_vpc": True,
+    # Each function and state machine acts with its template role (iam.py); ``template`` names a test's
+    # copy of bootstrap/template.yaml instead of the project's.
+    "iam": {"enforce": True, "template": None},
 }
 
 INSTANT = {

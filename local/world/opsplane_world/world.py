@@ -3,7 +3,7 @@ throttling buckets and its fault generator."""
 
 import random
 
-from . import context, settings
+from . import context, iam, settings
 
 
 class Operation:
@@ -82,6 +82,14 @@ class World:
         self.counters = {}
         # The networks made for this world (network.py), by ("operator", region) or ("environment", ...).
         self.networks = {}
+        self._roles = None
+
+    def roles(self):
+        """The template's roles (iam.py), loaded once per template."""
+        template = self.settings["iam"]["template"]
+        if self._roles is None or self._roles[0] != template:
+            self._roles = (template, iam.load(template))
+        return self._roles[1]
 
     def configure(self, override):
         override = dict(override)
