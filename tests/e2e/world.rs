@@ -363,3 +363,47 @@ async fn every_function_acts_with_its_template_role_and_an_action_taken_away_is_
     );
     assert!(plane.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn an_eks_upgrade_waits_for_the_control_plane_before_its_node_groups() {
+    use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
+
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let v1 = stage.example("dev", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    assert!(
+        v1.contains("version: \"1.30\""),
+        "the example's cluster version"
+    );
+    stage
+        .upload(&v1.replace("version: \"1.30\"", "version: \"1.31\""))
+        .await;
+    // A version upgrade cannot be undone, so it waits for a person's approval.
+    let execution = stage
+        .local
+        .start_workflow("provision", json!({ "environment": stage.env }))
+        .unwrap();
+    stage.pending_approval(&execution).await;
+    stage
+        .local
+        .approve(&execution, "jane", Some("Kubernetes 1.31"))
+        .await
+        .expect("approve");
+    let run = stage.local.engine.wait_for(&execution).await.unwrap();
+    assert_succeeded(&run);
+    // The control plane was UPDATING for the model's 25 minutes, then each node group rolled its nodes.
+    let polls = not_ready_by_state(&stage.local.engine, &run.execution_arn);
+    assert!(
+        polls.get("WaitStable").is_some_and(|n| *n >= 2),
+        "{polls:?}"
+    );
+    let cluster = stage.cluster(&stage.env).await.expect("the cluster");
+    assert_eq!(cluster.status, "ACTIVE");
+    assert_eq!(cluster.version.as_deref(), Some("1.31"));
+    for ng in &cluster.nodegroups {
+        assert_eq!(ng.version.as_deref(), Some("1.31"), "{}", ng.name);
+    }
+    assert!(stage.lock_is_free().await);
+}
