@@ -47,7 +47,7 @@ pub async fn drill_instances(plane: &Plane) -> Vec<String> {
         .collect()
 }
 
-async fn run_drill(plane: &Plane, input: Value) -> Description {
+pub async fn run_drill(plane: &Plane, input: Value) -> Description {
     plane
         .engine
         .run(&plane.drill, input)

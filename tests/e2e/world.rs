@@ -407,3 +407,28 @@ async fn an_eks_upgrade_waits_for_the_control_plane_before_its_node_groups() {
     }
     assert!(stage.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_drill_that_gives_up_on_a_restore_still_creating_tears_it_down_once_rds_allows() {
+    use crate::drill::{drill_instances, run_drill};
+
+    let plane = Plane::new("drill-tight-rto.yaml", ProbeSettings::default()).await;
+    assert_eq!(plane.run_backup().await.status, Status::Succeeded);
+    // A restore of five hours outlasts the drill's polling (about two and a half hours).
+    configure(&plane, json!({ "durations": { "rds_restore": 18000 } })).await;
+    let run = run_drill(&plane, json!({ "environment": plane.env })).await;
+    assert_eq!(run.status, Status::Failed, "{:?}", run.cause);
+    // RDS refused to delete an instance still `creating`; the teardown asked again until it could.
+    let polls = not_ready_by_state(&plane.engine, &run.execution_arn);
+    assert!(polls.contains_key("Teardown"), "{polls:?}");
+    assert!(
+        counters(&plane).await["refused.delete_creating"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    );
+    assert!(
+        drill_instances(&plane).await.is_empty(),
+        "nothing left running"
+    );
+    assert!(plane.lock_is_free().await);
+}
