@@ -2,6 +2,10 @@
 //! what approve/reject answer, what dispatch and `run --local` start, and the virtual-clock history a drill
 //! measures its RTO from.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use chrono::{DateTime, Utc};
 use opsplane_shared::future::BoxFuture;
 use opsplane_shared::ports::Executions;
 use opsplane_shared::ports::executions::{
@@ -39,6 +43,19 @@ pub fn from_engine(e: &opsplane_statemachines::HistoryEvent) -> HistoryEvent {
     }
 }
 
+/// How long after a `StopExecution` `DescribeExecution` may still answer `RUNNING`, in the caller's virtual
+/// time. AWS documents DescribeExecution as eventually consistent ("the results are best effort and may not
+/// reflect very recent updates and changes", DescribeExecution API reference); the local world answers the
+/// stale status until this much virtual time has passed since the stop.
+pub const CONSISTENCY_LAG: chrono::Duration = chrono::Duration::seconds(1);
+
+/// When each execution was stopped through this port, in its caller's virtual time. Keyed by execution ARN
+/// (unique per engine and run), shared by every copy of the adapter.
+fn stops() -> &'static Mutex<HashMap<String, DateTime<Utc>>> {
+    static STOPS: OnceLock<Mutex<HashMap<String, DateTime<Utc>>>> = OnceLock::new();
+    STOPS.get_or_init(Default::default)
+}
+
 impl Executions for EngineExecutions {
     fn describe<'a>(
         &'a self,
@@ -49,6 +66,20 @@ impl Executions for EngineExecutions {
                 .0
                 .describe_execution(execution_arn)
                 .map_err(|e| engine_error("DescribeExecution", e))?;
+            let stopped_at = stops()
+                .lock()
+                .expect("stops lock")
+                .get(execution_arn)
+                .copied();
+            let now = crate::world::caller_now().unwrap_or_else(|| self.0.now());
+            if stopped_at.is_some_and(|at| now < at + CONSISTENCY_LAG) {
+                return Ok(ExecutionDescription {
+                    status: "RUNNING".to_owned(),
+                    output: None,
+                    error: None,
+                    cause: None,
+                });
+            }
             Ok(ExecutionDescription {
                 status: d.status.as_str().to_owned(),
                 output: d.output,
@@ -102,7 +133,23 @@ impl Executions for EngineExecutions {
                     Some(error.to_owned()),
                     Some(cause.to_owned()),
                 )
-                .map_err(|e| engine_error("StopExecution", e))
+                .map_err(|e| engine_error("StopExecution", e))?;
+            // The engine ends the execution on its own task; once it has, the only stale answer left is
+            // the modelled one above, on the virtual clock, so what a caller sees does not depend on how
+            // the runtime schedules that task.
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                self.0.wait_for(execution_arn),
+            )
+            .await;
+            let at = crate::world::caller_now().unwrap_or_else(|| self.0.now());
+            // The first stop counts: asking again (a retried task) does not make the answer staler.
+            stops()
+                .lock()
+                .expect("stops lock")
+                .entry(execution_arn.to_owned())
+                .or_insert(at);
+            Ok(())
         })
     }
 

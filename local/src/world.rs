@@ -42,6 +42,11 @@ tokio::task_local! {
     static CALLER: Caller;
 }
 
+/// The virtual time of the task's caller: a handler's (inside [`acting`] or [`at`]), `None` outside one.
+pub(crate) fn caller_now() -> Option<DateTime<Utc>> {
+    CALLER.try_with(|c| c.now).ok()
+}
+
 /// Runs `f` with every AWS call it makes timed at `now`, as the operator (no template role: seeding).
 pub async fn at<F: Future>(now: DateTime<Utc>, f: F) -> F::Output {
     CALLER.scope(Caller { now, role: None }, f).await

@@ -82,10 +82,13 @@ async fn an_alarm_stops_the_running_provision_and_five_copies_roll_back_once() {
         .iter()
         .find(|d| d.output.as_ref().unwrap()["claim"]["duplicate"] == false)
         .unwrap();
-    // The revert met a `modifying` instance before it was back on its last known good.
+    // The stopped provision was still reported running right after the stop (DescribeExecution is
+    // eventually consistent), and the revert met a `modifying` instance before it was back on its last
+    // known good.
+    let polls = crate::harness::not_ready_by_state(&stage.local.engine, &owner.execution_arn);
     assert!(
-        crate::harness::not_ready_by_state(&stage.local.engine, &owner.execution_arn)
-            .contains_key("WaitReverted")
+        polls.contains_key("StopInflight") && polls.contains_key("WaitReverted"),
+        "{polls:?}"
     );
     let out = owner.output.as_ref().unwrap();
     assert_eq!(out["inflight"]["stopped"], inflight.as_str());

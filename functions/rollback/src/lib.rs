@@ -11,7 +11,6 @@
 //!   stale and the rollback takes it over.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarmData, CloudWatchAlarmStateValue};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -39,15 +38,6 @@ pub const FUNCTION_NAME: &str = "rollback";
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 /// The error a stopped deployment ends with.
 pub const STOPPED_ERROR: &str = "RollbackStarted";
-/// How long `stop-inflight` waits for a stopped execution to be reported as no longer running.
-const STOP_WAIT: Duration = Duration::from_secs(30);
-
-/// The pause before the next `DescribeExecution` of a stopped execution: 250 ms doubling to 4 s. Polling
-/// every 50 ms would spend DescribeExecution's request quota (shared with every other caller in the
-/// account and region) on an answer that takes seconds.
-fn poll_delay(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(4)))
-}
 
 /// What the handler needs.
 #[derive(Clone)]
@@ -365,8 +355,13 @@ pub struct Stopped {
     pub stopped: Option<String>,
 }
 
-/// Stops the environment's running provision, if it holds the lock, and waits until it is no longer
-/// running (so the lock is stale when the rollback asks for it). Its pending approval is closed.
+/// Stops the environment's running provision, if it holds the lock, and closes its pending approval.
+///
+/// Step Functions answers `DescribeExecution` eventually consistently, so right after `StopExecution` the
+/// provision may still be reported running. Then the answer is `NotReady` and the definition asks again a
+/// few seconds later (no Lambda sleeps through the wait). The retry finds the provision ended by this
+/// rollback's own stop (`ABORTED` with [`STOPPED_ERROR`] and a cause naming this rollback) and reports it
+/// as stopped, so the outcome does not depend on which attempt saw the end.
 pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, OpsError> {
     let env = &input.rollback.environment;
     let Some(held) = deps.lock.status(env).await? else {
@@ -375,33 +370,31 @@ pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, Ops
     if held.holder == input.execution || held.operation != "provision" {
         return Ok(Stopped { stopped: None });
     }
-    if deps.executions.state(&held.holder).await != ExecutionState::Running {
-        return Ok(Stopped { stopped: None });
-    }
     let cause = format!(
         "stopped by rollback {} of `{env}`: {}",
         input.execution, input.rollback.reason
     );
-    deps.executions
-        .stop(&held.holder, STOPPED_ERROR, &cause)
-        .await?;
-    tracing::warn!(
-        environment = env,
-        stopped = held.holder,
-        "in-flight provision stopped"
-    );
-    let deadline = tokio::time::Instant::now() + STOP_WAIT;
-    let mut attempt = 0;
-    while deps.executions.state(&held.holder).await == ExecutionState::Running {
-        if tokio::time::Instant::now() > deadline {
+    if deps.executions.state(&held.holder).await != ExecutionState::Running {
+        if !stopped_by(deps, &held.holder, &input.execution).await? {
+            return Ok(Stopped { stopped: None });
+        }
+    } else {
+        deps.executions
+            .stop(&held.holder, STOPPED_ERROR, &cause)
+            .await?;
+        tracing::warn!(
+            environment = env,
+            stopped = held.holder,
+            "in-flight provision stopped"
+        );
+        if deps.executions.state(&held.holder).await == ExecutionState::Running {
             return Err(OpsError::NotReady(format!(
-                "{} is still running after StopExecution",
+                "{} is still reported running after StopExecution",
                 held.holder
             )));
         }
-        tokio::time::sleep(poll_delay(attempt)).await;
-        attempt += 1;
     }
+    // Conditional on the approval being pending: a retry closes nothing twice.
     if deps.state.approval(&held.holder).await?.is_some() {
         deps.state
             .decide_approval(
@@ -415,6 +408,14 @@ pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, Ops
     Ok(Stopped {
         stopped: Some(held.holder),
     })
+}
+
+/// Whether `holder` ended because rollback `rollback` stopped it.
+async fn stopped_by(deps: &Deps, holder: &str, rollback: &str) -> Result<bool, OpsError> {
+    let d = deps.executions.describe(holder).await?;
+    Ok(d.status == "ABORTED"
+        && d.error.as_deref() == Some(STOPPED_ERROR)
+        && d.cause.as_deref().is_some_and(|c| c.contains(rollback)))
 }
 
 opsplane_shared::actions! {
@@ -485,22 +486,6 @@ mod tests {
             matches!(err, OpsError::InvalidInput { ref field, .. } if field == "gitlab"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn stop_inflight_polls_with_back_off() {
-        assert_eq!(poll_delay(0), Duration::from_millis(250));
-        assert!((1..10).all(|a| poll_delay(a) >= poll_delay(a - 1)));
-        assert_eq!(poll_delay(4), Duration::from_secs(4));
-        assert_eq!(poll_delay(40), Duration::from_secs(4));
-        // Over the whole wait, a handful of calls rather than hundreds.
-        let mut waited = Duration::ZERO;
-        let mut polls = 0;
-        while waited < STOP_WAIT {
-            waited += poll_delay(polls);
-            polls += 1;
-        }
-        assert!(polls <= 12, "{polls} polls");
     }
 
     #[test]
