@@ -108,13 +108,17 @@ async fn a_snapshot_of_an_instance_being_modified_waits_until_it_is_available() 
 }
 
 #[tokio::test]
-async fn rds_throttling_is_absorbed_by_the_sdk_and_the_definitions() {
+async fn rds_and_eks_throttling_is_absorbed_by_the_sdk_and_the_definitions() {
     let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
     // A bucket of 2 requests refilled at 10 a second: the Map's three branches calling at once meet
-    // ThrottlingException (a slower refill only makes the SDK's real back-off, and the test, longer).
+    // ThrottlingException (a slower refill only makes the SDK's real back-off, and the test, longer). EKS
+    // allows one request at a time: the export's three calls in a row meet it too.
     configure(
         &plane,
-        json!({ "throttle": { "rds": { "burst": 2, "rate": 10.0 } } }),
+        json!({ "throttle": {
+            "rds": { "burst": 2, "rate": 10.0 },
+            "eks": { "burst": 1, "rate": 5.0 },
+        } }),
     )
     .await;
     let run = plane.run_backup().await;
@@ -123,6 +127,10 @@ async fn rds_throttling_is_absorbed_by_the_sdk_and_the_definitions() {
         .as_u64()
         .unwrap_or_default();
     assert!(throttled >= 1, "RDS throttled some calls: {throttled}");
+    let throttled = counters(&plane).await["throttled.eks"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(throttled >= 1, "EKS throttled some calls: {throttled}");
     assert!(plane.lock_is_free().await);
 }
 
