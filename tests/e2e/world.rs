@@ -440,3 +440,50 @@ async fn a_drill_that_gives_up_on_a_restore_still_creating_tears_it_down_once_rd
     );
     assert!(plane.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_node_group_change_waits_while_the_control_plane_is_being_updated() {
+    use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
+
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let v1 = stage.example("dev", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    // Someone starts a control plane upgrade by hand: the cluster is UPDATING for the model's 25 minutes.
+    let cluster = stage.env.clone();
+    stage
+        .local
+        .clients
+        .eks
+        .update_cluster_version()
+        .name(&cluster)
+        .version("1.31")
+        .send()
+        .await
+        .expect("the hand-made upgrade");
+    // Meanwhile the node group is to grow.
+    let grow = "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 1 }";
+    assert!(v1.contains(grow), "the example's node group");
+    stage
+        .upload(&v1.replace(
+            grow,
+            "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 2 }",
+        ))
+        .await;
+    let run = stage.provision().await;
+    assert_succeeded(&run);
+    // EKS refused the scaling while the control plane was updating (ResourceInUseException); the apply
+    // asked again until it could.
+    let polls = not_ready_by_state(&stage.local.engine, &run.execution_arn);
+    assert!(polls.contains_key("Apply"), "{polls:?}");
+    let counters = stage.local.world.counters().await.unwrap();
+    assert!(
+        counters["refused.eks_not_active"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    );
+    let ng = &stage.cluster(&cluster).await.unwrap().nodegroups[0];
+    assert_eq!(ng.desired, Some(2));
+    assert!(stage.lock_is_free().await);
+}

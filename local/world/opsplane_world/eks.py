@@ -93,6 +93,8 @@ def _update_nodegroup_config(original):
         request, w = _request()
         if w is not None:
             nodegroup = _nodegroup(self, cluster_name, nodegroup_name)
+            # A node group is not changed while its cluster's control plane is being created or updated.
+            _require_active(w, self.clusters[cluster_name], f"Cluster {cluster_name}", clusterName=cluster_name)
             _require_active(
                 w, nodegroup, f"Nodegroup {nodegroup_name}", clusterName=cluster_name, nodegroupName=nodegroup_name
             )
@@ -154,6 +156,7 @@ def update_nodegroup_version(backend, cluster_name, nodegroup_name, body):
     nodes, UPDATING until done; refused while another update runs."""
     request, w = _request()
     nodegroup = _nodegroup(backend, cluster_name, nodegroup_name)
+    _require_active(w, backend.clusters[cluster_name], f"Cluster {cluster_name}", clusterName=cluster_name)
     _require_active(w, nodegroup, f"Nodegroup {nodegroup_name}", clusterName=cluster_name, nodegroupName=nodegroup_name)
     cluster = backend.clusters[cluster_name]
     version = body.get("version") or cluster.version

@@ -31,6 +31,15 @@ pub enum EksError {
         #[source]
         source: BoxError,
     },
+    /// EKS refused an update while the cluster or node group is not `ACTIVE` (`ResourceInUseException`:
+    /// another update, a creation or a deletion in progress): worth asking again once it is.
+    #[error("EKS refused {operation} for now: {message}")]
+    Busy {
+        /// The operation.
+        operation: &'static str,
+        /// EKS's message.
+        message: String,
+    },
     /// Any other failure.
     #[error("EKS {operation} failed")]
     Aws {
@@ -47,6 +56,7 @@ impl From<EksError> for OpsError {
         match err {
             EksError::NotFound(_) => OpsError::ResourceNotFound(err.to_string()),
             EksError::Throttled { operation, source } => OpsError::Throttled { operation, source },
+            EksError::Busy { .. } => OpsError::NotReady(err.to_string()),
             EksError::Aws { operation, source } => OpsError::Aws { operation, source },
         }
     }
@@ -58,6 +68,17 @@ where
 {
     match err.as_service_error().and_then(|e| e.code()) {
         Some("ResourceNotFoundException") => EksError::NotFound(what.to_owned()),
+        // On an update the resource exists, so "in use" means busy (EKS API reference, UpdateClusterVersion,
+        // UpdateNodegroupConfig, UpdateNodegroupVersion: ResourceInUseException); on a create it means the name
+        // is taken, which stays an error.
+        Some("ResourceInUseException") if operation.starts_with("Update") => EksError::Busy {
+            operation,
+            message: err
+                .as_service_error()
+                .and_then(|e| e.message())
+                .unwrap_or_default()
+                .to_owned(),
+        },
         _ if super::is_transient(&err) => EksError::Throttled {
             operation,
             source: Box::new(err),
