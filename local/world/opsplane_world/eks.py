@@ -16,9 +16,7 @@ from moto.eks.exceptions import InvalidParameterException, ResourceInUseExceptio
 from . import context, world
 
 
-def _request():
-    request = context.current()
-    return (request, world.get(request.world)) if request is not None else (None, None)
+_request = world.current
 
 
 def _walk(w, request, key, target, status, seconds, on_finish=None):
@@ -33,10 +31,15 @@ def _walk(w, request, key, target, status, seconds, on_finish=None):
     w.start(key, world.Operation(key[0], request.t_ms, [(status, seconds)], show, finish))
 
 
-def _in_use(message, **names):
-    fields = {"clusterName": None, "nodegroupName": None, "addonName": None}
+def _error(kind, message, **names):
+    """One of moto's EKS errors, the names it does not concern left empty."""
+    fields = {"clusterName": None, "nodegroupName": None, "fargateProfileName": None, "addonName": None}
     fields.update(names)
-    return ResourceInUseException(message=message, **fields)
+    return kind(message=message, **fields)
+
+
+def _in_use(message, **names):
+    return _error(ResourceInUseException, message, **names)
 
 
 def _wrap(name, wrapper):
@@ -72,12 +75,11 @@ def _nodegroup(backend, cluster_name, nodegroup_name):
     cluster = backend.clusters.get(cluster_name)
     nodegroup = cluster.nodegroups.get(nodegroup_name) if cluster else None
     if nodegroup is None:
-        raise ResourceNotFoundException(
+        raise _error(
+            ResourceNotFoundException,
+            f"No node group found for name: {nodegroup_name}.",
             clusterName=cluster_name,
             nodegroupName=nodegroup_name,
-            fargateProfileName=None,
-            addonName=None,
-            message=f"No node group found for name: {nodegroup_name}.",
         )
     return nodegroup
 
@@ -125,22 +127,14 @@ def update_cluster_version(backend, cluster_name, body):
     request, w = _request()
     cluster = backend.clusters.get(cluster_name)
     if cluster is None:
-        raise ResourceNotFoundException(
-            clusterName=cluster_name,
-            nodegroupName=None,
-            fargateProfileName=None,
-            addonName=None,
-            message=f"No cluster found for name: {cluster_name}.",
-        )
+        raise _error(ResourceNotFoundException, f"No cluster found for name: {cluster_name}.", clusterName=cluster_name)
     version = body.get("version", "")
     _require_active(w, cluster, f"Cluster {cluster_name}", clusterName=cluster_name)
     if not _one_minor_up(cluster.version, version):
-        raise InvalidParameterException(
+        raise _error(
+            InvalidParameterException,
+            f"Unsupported Kubernetes minor version update from {cluster.version} to {version}",
             clusterName=cluster_name,
-            nodegroupName=None,
-            fargateProfileName=None,
-            addonName=None,
-            message=f"Unsupported Kubernetes minor version update from {cluster.version} to {version}",
         )
 
     def apply():
@@ -161,13 +155,11 @@ def update_nodegroup_version(backend, cluster_name, nodegroup_name, body):
     cluster = backend.clusters[cluster_name]
     version = body.get("version") or cluster.version
     if version != cluster.version:
-        raise InvalidParameterException(
+        raise _error(
+            InvalidParameterException,
+            f"Requested Nodegroup Kubernetes Version {version} is not supported by cluster version {cluster.version}",
             clusterName=cluster_name,
             nodegroupName=nodegroup_name,
-            fargateProfileName=None,
-            addonName=None,
-            message=f"Requested Nodegroup Kubernetes Version {version} is not supported by cluster version "
-            f"{cluster.version}",
         )
 
     def apply():

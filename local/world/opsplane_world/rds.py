@@ -8,7 +8,7 @@ Statuses: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monit
 from moto.rds import models
 from moto.rds.exceptions import RDSClientError
 
-from . import context, network, world
+from . import network, world
 
 # moto's own snapshot quota counts every snapshot of the shared server; the model counts per world.
 models.RDSBackend.SNAPSHOT_QUOTA = property(lambda self: 10**9)
@@ -32,9 +32,7 @@ def _invalid_snapshot(message):
     return RDSClientError("InvalidDBSnapshotState", message)
 
 
-def _request():
-    request = context.current()
-    return (request, world.get(request.world)) if request is not None else (None, None)
+_request = world.current
 
 
 def _instance_operation(backend, database, phases, on_finish=None):

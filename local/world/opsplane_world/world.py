@@ -166,7 +166,7 @@ def settle(w, t_ms, targets):
         each.settle(t_ms, targets)
 
 
-def of_current():
-    """The world of the request in flight, or None."""
+def current():
+    """The request in flight and its world, or (None, None) outside a request."""
     request = context.current()
-    return get(request.world) if request is not None else None
+    return (request, get(request.world)) if request is not None else (None, None)
