@@ -70,6 +70,10 @@ impl LocalPlane {
         if let Some(eks) = &spec.eks {
             crate::world::at(now - chrono::Duration::days(1), self.seed_nodegroups(eks)).await?;
         }
+        // A look at the environment now moves every resource to its status of today (a list call moves them
+        // all), so any plane of the world finds them available, not only this one.
+        let look = self.clients.rds.describe_db_instances().send().await;
+        created("DescribeDBInstances", look)?;
         Ok(spec)
     }
 

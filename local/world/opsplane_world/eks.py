@@ -59,6 +59,33 @@ def _create_cluster(original):
     return create_cluster
 
 
+def _delete_cluster(original):
+    def delete_cluster(self, name):
+        request, w = _request()
+        cluster = self.clusters.get(name)
+        if w is not None and cluster is not None:
+            _require_active(w, cluster, f"Cluster {name}", clusterName=name)
+        deleted = original(self, name)
+        if w is None:
+            return deleted
+        # moto forgets the cluster at once; EKS shows it DELETING (its name taken, no update allowed) first.
+        self.clusters[name] = deleted
+        deleted.status = "DELETING"
+
+        def show(status, _fraction):
+            deleted.status = status
+
+        def finish():
+            if self.clusters.get(name) is deleted:
+                del self.clusters[name]
+
+        operation = world.Operation("cluster", request.t_ms, [("DELETING", w.duration("eks_cluster_delete"))], show, finish)
+        w.start(("cluster", self.region_name, name), operation)
+        return deleted
+
+    return delete_cluster
+
+
 def _create_nodegroup(original):
     def create_nodegroup(self, *args, **kwargs):
         nodegroup = original(self, *args, **kwargs)
@@ -206,4 +233,5 @@ def serve(method, path, body, region, account):
 def install():
     _wrap("create_cluster", _create_cluster)
     _wrap("create_nodegroup", _create_nodegroup)
+    _wrap("delete_cluster", _delete_cluster)
     _wrap("update_nodegroup_config", _update_nodegroup_config)

@@ -38,6 +38,9 @@ DEFAULTS = {
         # UpdateClusterVersion: `UPDATING` to `ACTIVE`; the control plane update takes tens of minutes.
         # https://docs.aws.amazon.com/eks/latest/userguide/update-cluster.html
         "eks_cluster_update": 1500,
+        # DeleteCluster: `DELETING` until gone; updates are refused meanwhile.
+        # https://docs.aws.amazon.com/eks/latest/userguide/delete-cluster.html
+        "eks_cluster_delete": 600,
         # CreateNodegroup, UpdateNodegroupVersion (a rolling replacement), UpdateNodegroupConfig (scaling).
         # https://docs.aws.amazon.com/eks/latest/userguide/managed-node-update-behavior.html
         "eks_nodegroup_create": 300,
