@@ -110,14 +110,15 @@ async fn a_snapshot_of_an_instance_being_modified_waits_until_it_is_available() 
 #[tokio::test]
 async fn rds_and_eks_throttling_is_absorbed_by_the_sdk_and_the_definitions() {
     let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
-    // A bucket of 2 requests refilled at 10 a second: the Map's three branches calling at once meet
-    // ThrottlingException (a slower refill only makes the SDK's real back-off, and the test, longer). EKS
-    // allows one request at a time: the export's three calls in a row meet it too.
+    // Buckets of 2 RDS and 1 EKS request per Region, refilled at two a second of real time: the validation's
+    // quota check takes one, so of the three snapshots the Map starts at once (milliseconds apart, where a
+    // token takes 500 ms) some meet ThrottlingException, and so does the export's second EKS call right
+    // after its first. The SDK's back-off and the definitions' Throttled retrier outlast them.
     configure(
         &plane,
         json!({ "throttle": {
-            "rds": { "burst": 2, "rate": 10.0 },
-            "eks": { "burst": 1, "rate": 5.0 },
+            "rds": { "burst": 2, "rate": 12.0, "real_rate": 2.0 },
+            "eks": { "burst": 1, "rate": 10.0, "real_rate": 2.0 },
         } }),
     )
     .await;

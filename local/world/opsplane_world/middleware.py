@@ -130,7 +130,7 @@ def _before(w, request):
         if roll < faults["server_error_rate"] + faults["throttle_rate"]:
             w.count(f"injected.throttle.{request.service}")
             return _throttle(request.service)
-    bucket = w.bucket(request.service)
+    bucket = w.bucket(request.service, request.region)
     if bucket is not None and not bucket.take(request.t_ms):
         w.count(f"throttled.{request.service}")
         return _throttle(request.service)

@@ -44,25 +44,27 @@ class Operation:
 
 
 class TokenBucket:
-    """AWS's token bucket: ``burst`` tokens, refilled at ``rate`` per second of time passing, where time
-    passing is the larger of the real and the virtual time since the last request (a polling loop's Wait
-    refills it as the SDK's real back-off does)."""
+    """AWS's token bucket: ``burst`` tokens, refilled at ``rate`` per second of virtual time passing (a
+    polling loop's Wait refills it) and at ``real_rate`` per second of real time passing (the SDK's back-off
+    sleeps in real time); whichever refills more counts. A test that wants throttling to depend on the
+    workflow's own time only sets ``real_rate`` to 0."""
 
-    def __init__(self, burst, rate):
+    def __init__(self, burst, rate, real_rate):
         self.burst = float(burst)
         self.rate = float(rate)
+        self.real_rate = float(real_rate)
         self.tokens = float(burst)
         self.last_real = context.real_ms()
         self.last_virtual = None
 
     def take(self, t_ms):
         real = context.real_ms()
-        passed = (real - self.last_real) / 1000.0
+        refill = (real - self.last_real) / 1000.0 * self.real_rate
         if self.last_virtual is not None and t_ms > self.last_virtual:
-            passed = max(passed, (t_ms - self.last_virtual) / 1000.0)
+            refill = max(refill, (t_ms - self.last_virtual) / 1000.0 * self.rate)
         self.last_real = real
         self.last_virtual = t_ms if self.last_virtual is None else max(self.last_virtual, t_ms)
-        self.tokens = min(self.burst, self.tokens + passed * self.rate)
+        self.tokens = min(self.burst, self.tokens + refill)
         if self.tokens < 1.0:
             return False
         self.tokens -= 1.0
@@ -129,13 +131,16 @@ class World:
             if operation is not None and operation.advance(t_ms):
                 self.operations.pop(key, None)
 
-    def bucket(self, service):
+    def bucket(self, service, region):
+        """The bucket of ``service`` in ``region``: AWS throttles per account and Region."""
         limits = self.settings["throttle"].get(service)
         if limits is None:
             return None
-        if service not in self.buckets:
-            self.buckets[service] = TokenBucket(limits["burst"], limits["rate"])
-        return self.buckets[service]
+        key = (service, region)
+        if key not in self.buckets:
+            real_rate = limits.get("real_rate", limits["rate"])
+            self.buckets[key] = TokenBucket(limits["burst"], limits["rate"], real_rate)
+        return self.buckets[key]
 
 
 _worlds = {}
