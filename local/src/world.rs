@@ -207,8 +207,7 @@ impl World {
 
     async fn request(&self, path: &str, body: Option<&Value>) -> Result<Value, WorldError> {
         let url = format!("{}/_opsplane/world/{}/{path}", self.endpoint, self.id);
-        let settings = body;
-        let request = match settings {
+        let request = match body {
             Some(body) => self
                 .http
                 .post(&url)
