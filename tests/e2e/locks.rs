@@ -717,3 +717,61 @@ async fn dynamodb_lock_item_deleted_by_hand_grants_above_the_fence() {
 async fn s3_lock_object_deleted_by_hand_grants_above_the_fence() {
     deleted_by_hand(Backend::S3).await;
 }
+
+/// A provision waiting for approval longer than its 12-hour lease keeps its lock on both backends: another
+/// workflow would otherwise take it and the provision, once approved, would fail `LockLost` mid-change.
+#[tokio::test]
+async fn a_holder_still_running_keeps_its_lock_past_its_lease() {
+    use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
+
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    stage.upload(&stage.example("prod", &url)).await;
+    let provision = stage
+        .local
+        .start_workflow("provision", json!({ "environment": stage.env }))
+        .unwrap();
+    stage.pending_approval(&provision).await;
+
+    // Thirteen hours on, the approval is still open and the provision's execution still RUNNING.
+    let later: Arc<dyn Clock> = Arc::new(ManualClock::at(Utc::now() + chrono::Duration::hours(13)));
+    let store = stage.local.state().with_clock(later.clone());
+    let backup = ghost(&stage.world.name("backup"));
+    let dynamodb = DynamoDbLock::new(store.clone(), stage.local.executions());
+    let refused = dynamodb
+        .acquire(&req(&stage.env, &backup, 60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, LockError::Held { ref holder, .. } if *holder == provision),
+        "{refused:?}"
+    );
+    // The S3 backend answers the same for a running holder whose lease has ended.
+    let now_store = stage.local.state();
+    let s3 = |store: StateStore| {
+        S3Lock::new(
+            stage.world.clients.s3.clone(),
+            &stage.world.config.bucket_name,
+            store,
+            stage.local.executions(),
+        )
+    };
+    let other = format!("{}-s3", stage.env);
+    s3(now_store)
+        .acquire(&req(&other, &provision, 12 * 3600))
+        .await
+        .unwrap();
+    let refused = s3(store)
+        .acquire(&req(&other, &backup, 60))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, LockError::Held { .. }), "{refused:?}");
+
+    // Approved at last, the provision applies its change with the lock it never lost.
+    stage
+        .local
+        .approve(&provision, "jane", Some("after a long weekend"))
+        .await
+        .expect("approve");
+    assert_succeeded(&stage.local.engine.wait_for(&provision).await.unwrap());
+}

@@ -4,8 +4,10 @@
 //! `lease_expires_at` (Numbers, epoch milliseconds, so the condition can compare them with `<`). Release
 //! removes the holder but keeps the item and its token, so the next grant continues the sequence.
 //!
-//! A fresh acquire (free or expired) reads the environment's fence, then is one `UpdateItem` returning the
-//! old item (`ALL_OLD`), from which the new token (`max(old, fence) + 1`) and any displaced holder follow.
+//! A fresh acquire (of a lock without holder) reads the environment's fence, then is one `UpdateItem`
+//! returning the old item (`ALL_OLD`), from which the new token (`max(old, fence) + 1`) follows. A held lock
+//! is taken over, pinned to the holder and token seen, only when its holder is known not to run, or its lease
+//! has ended and the service cannot say it runs ([`super::takeover`]).
 //! Tokens never start below the fence: after the S3 backend granted tokens (which raise only the fence) or
 //! after the lock item was deleted by hand, counting on from the item alone would hand out tokens every
 //! fenced write refuses while an older holder with a higher token could still write. The grant's condition
@@ -32,7 +34,7 @@ use super::{
     audit_force_release, audit_takeover, lease_ms,
 };
 use crate::clock::from_ms;
-use crate::ports::executions::{ExecutionState, Executions};
+use crate::ports::executions::Executions;
 use crate::state::{LOCK_SK, StateError, StateStore, env_pk};
 
 /// How many times acquire re-reads and re-decides when the lock changes under it.
@@ -189,7 +191,9 @@ impl DynamoDbLock {
         over: &Over<'_>,
         floor: u64,
     ) -> Result<Attempt, LockError> {
-        const FREE: &str = "(attribute_not_exists(holder) OR lease_expires_at < :now)";
+        // Only a lock without holder is free: an expired lease is taken over (Stale) once its holder is known
+        // not to run, so a workflow waiting longer than its lease (an approval, a long poll) keeps its lock.
+        const FREE: &str = "attribute_not_exists(holder)";
         let (condition, token) = match over {
             Over::FreeAboveFence => (
                 format!("{FREE} AND (attribute_not_exists(#token) OR #token >= :floor)"),
@@ -252,7 +256,7 @@ impl DynamoDbLock {
         // The fence only rises, so one read serves every round: a token above it is above every token a
         // fenced write has used, whichever backend granted it.
         let floor = self.store.meta(env).await?.fence;
-        let mut stale: Option<(Item, String)> = None;
+        let mut stale: Option<(Item, TakeoverReason)> = None;
         let mut below_fence: Option<u64> = None;
         for _ in 0..ROUNDS {
             let now = self.store.clock().now_ms();
@@ -273,9 +277,7 @@ impl DynamoDbLock {
                         operation: old.operation.clone(),
                         token: old.token,
                         reason: match &stale {
-                            Some((_, status)) => TakeoverReason::HolderNotRunning {
-                                status: status.clone(),
-                            },
+                            Some((_, reason)) => reason.clone(),
                             None => TakeoverReason::LeaseExpired,
                         },
                     });
@@ -312,7 +314,7 @@ impl DynamoDbLock {
                 Attempt::Refused(Some(attrs)) => {
                     let cur = Item::parse(env, &attrs)?;
                     below_fence = None;
-                    if cur.token < floor && (cur.holder.is_none() || cur.lease_expires_at < now) {
+                    if cur.token < floor && cur.holder.is_none() {
                         // Free, but counting below the fence: the next round lifts it.
                         stale = None;
                         below_fence = Some(cur.token);
@@ -326,14 +328,12 @@ impl DynamoDbLock {
                         // Our takeover of the stale holder was written but its response was lost (the SDK
                         // sent it again and our own grant refused the retry): it is still a takeover, and
                         // is audited as one.
-                        let took_over_from = stale.as_ref().and_then(|(item, status)| {
+                        let took_over_from = stale.as_ref().and_then(|(item, reason)| {
                             (cur.token == Over::Stale(item).next(floor)).then(|| PreviousHolder {
                                 holder: item.holder.clone().unwrap_or_default(),
                                 operation: item.operation.clone(),
                                 token: item.token,
-                                reason: TakeoverReason::HolderNotRunning {
-                                    status: status.clone(),
-                                },
+                                reason: reason.clone(),
                             })
                         });
                         match self.reacquire(req, &cur, now).await? {
@@ -350,21 +350,18 @@ impl DynamoDbLock {
                             }
                         }
                     }
-                    if cur.lease_expires_at < now {
-                        stale = None;
-                        continue;
-                    }
-                    match self.executions.state(&holder).await {
-                        ExecutionState::NotRunning { status } => {
+                    let expired = cur.lease_expires_at < now;
+                    match super::takeover(self.executions.as_ref(), &holder, expired).await {
+                        Some(reason) => {
                             tracing::warn!(
                                 environment = env,
                                 stale_holder = holder,
-                                status,
-                                "lock holder is not running; taking over"
+                                ?reason,
+                                "taking over the lock"
                             );
-                            stale = Some((cur, status));
+                            stale = Some((cur, reason));
                         }
-                        ExecutionState::Running | ExecutionState::Unknown { .. } => {
+                        None => {
                             return Err(LockError::Held {
                                 environment: env.to_owned(),
                                 holder,

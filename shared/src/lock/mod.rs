@@ -57,7 +57,7 @@ pub struct AcquireRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum TakeoverReason {
-    /// Its lease had ended.
+    /// Its lease had ended and its execution was not known to run.
     LeaseExpired,
     /// Its execution is no longer running.
     HolderNotRunning {
@@ -112,7 +112,8 @@ pub struct LockInfo {
     pub token: u64,
     /// When it acquired the lock.
     pub acquired_at: DateTime<Utc>,
-    /// When its lease ends (possibly already past: an expired lock is free to take).
+    /// When its lease ends (possibly already past: an expired lock is taken over unless its holder still
+    /// runs).
     pub lease_expires_at: DateTime<Utc>,
 }
 
@@ -228,8 +229,9 @@ impl From<LockError> for OpsError {
 
 /// An environment's lease lock.
 pub trait Lock: Send + Sync {
-    /// Takes the lock: free, lease expired, holder not running (taken over), or already held by the same
-    /// holder (a retried acquire: same token, lease extended). Otherwise [`LockError::Held`].
+    /// Takes the lock: free, holder not running (taken over), lease expired and holder not known to run
+    /// (taken over), or already held by the same holder (a retried acquire: same token, lease extended).
+    /// Otherwise [`LockError::Held`]: a holder whose execution still runs keeps its lock past its lease.
     fn acquire<'a>(
         &'a self,
         req: &'a AcquireRequest,
@@ -540,5 +542,28 @@ mod tests {
         assert_eq!(v["reason"], "holder_not_running");
         assert_eq!(v["status"], "ABORTED");
         assert_eq!(v["token"], 4);
+    }
+}
+
+/// Whether another holder may take over a lock held by `holder`, and why; `None`: it may not. A holder
+/// whose execution still runs keeps its lock even past its lease: a provision waiting days for an approval
+/// or a poll waiting hours for RDS is still at work, and taking its lock would fail it `LockLost`
+/// mid-change. A holder that has ended loses it at once; one the service cannot say anything about
+/// (another account, aged out of history) only when its lease has ended.
+pub(crate) async fn takeover(
+    executions: &dyn crate::ports::executions::Executions,
+    holder: &str,
+    lease_expired: bool,
+) -> Option<TakeoverReason> {
+    use crate::ports::executions::ExecutionState;
+    match executions.state(holder).await {
+        ExecutionState::Running => None,
+        ExecutionState::NotRunning { status } if !lease_expired => {
+            Some(TakeoverReason::HolderNotRunning { status })
+        }
+        ExecutionState::Unknown { .. } if !lease_expired => None,
+        ExecutionState::NotRunning { .. } | ExecutionState::Unknown { .. } => {
+            Some(TakeoverReason::LeaseExpired)
+        }
     }
 }

@@ -23,11 +23,11 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AcquireRequest, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome, TakeoverReason,
+    AcquireRequest, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome,
     audit_force_release, audit_takeover, lease_ms, token_floor,
 };
 use crate::clock::from_ms;
-use crate::ports::executions::{ExecutionState, Executions};
+use crate::ports::executions::Executions;
 use crate::state::{StateError, StateStore};
 
 /// How many times acquire re-reads and re-decides when the object changes under it.
@@ -280,22 +280,16 @@ impl S3Lock {
                         None,
                     ),
                     Some(h) => {
-                        let reason = if cur.lease_expires_at_ms < now {
-                            TakeoverReason::LeaseExpired
-                        } else {
-                            match self.executions.state(h).await {
-                                ExecutionState::NotRunning { status } => {
-                                    TakeoverReason::HolderNotRunning { status }
-                                }
-                                ExecutionState::Running | ExecutionState::Unknown { .. } => {
-                                    return Err(LockError::Held {
-                                        environment: env.to_owned(),
-                                        holder: h.clone(),
-                                        operation: cur.operation.clone().unwrap_or_default(),
-                                        since: from_ms(cur.acquired_at_ms),
-                                    });
-                                }
-                            }
+                        let expired = cur.lease_expires_at_ms < now;
+                        let Some(reason) =
+                            super::takeover(self.executions.as_ref(), h, expired).await
+                        else {
+                            return Err(LockError::Held {
+                                environment: env.to_owned(),
+                                holder: h.clone(),
+                                operation: cur.operation.clone().unwrap_or_default(),
+                                since: from_ms(cur.acquired_at_ms),
+                            });
                         };
                         let prev = PreviousHolder {
                             holder: h.clone(),
