@@ -113,9 +113,9 @@ impl std::fmt::Debug for DynamoDbLock {
 
 /// What a grant writes over, and so how it sets the token.
 enum Over<'a> {
-    /// A free or expired lock whose token is at least the fence (or no item): the token is incremented.
+    /// A lock without holder whose token is at least the fence (or no item): the token is incremented.
     FreeAboveFence,
-    /// A free or expired lock whose token (`seen`) is below the fence: the token is set to `fence + 1`.
+    /// A lock without holder whose token (`seen`) is below the fence: the token is set to `fence + 1`.
     FreeBelowFence { seen: u64 },
     /// A named stale holder: the token is set above both its token and the fence.
     Stale(&'a Item),
