@@ -480,6 +480,29 @@ macro_rules! lock_via_inner {
 }
 pub(crate) use lock_via_inner;
 
+/// Whether another holder may take over a lock held by `holder`, and why; `None`: it may not. A holder
+/// whose execution still runs keeps its lock even past its lease: a provision waiting days for an approval
+/// or a poll waiting hours for RDS is still at work, and taking its lock would fail it `LockLost`
+/// mid-change. A holder that has ended loses it at once; one the service cannot say anything about
+/// (another account, aged out of history) only when its lease has ended.
+pub(crate) async fn takeover(
+    executions: &dyn crate::ports::executions::Executions,
+    holder: &str,
+    lease_expired: bool,
+) -> Option<TakeoverReason> {
+    use crate::ports::executions::ExecutionState;
+    match executions.state(holder).await {
+        ExecutionState::Running => None,
+        ExecutionState::NotRunning { status } if !lease_expired => {
+            Some(TakeoverReason::HolderNotRunning { status })
+        }
+        ExecutionState::Unknown { .. } if !lease_expired => None,
+        ExecutionState::NotRunning { .. } | ExecutionState::Unknown { .. } => {
+            Some(TakeoverReason::LeaseExpired)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,28 +565,5 @@ mod tests {
         assert_eq!(v["reason"], "holder_not_running");
         assert_eq!(v["status"], "ABORTED");
         assert_eq!(v["token"], 4);
-    }
-}
-
-/// Whether another holder may take over a lock held by `holder`, and why; `None`: it may not. A holder
-/// whose execution still runs keeps its lock even past its lease: a provision waiting days for an approval
-/// or a poll waiting hours for RDS is still at work, and taking its lock would fail it `LockLost`
-/// mid-change. A holder that has ended loses it at once; one the service cannot say anything about
-/// (another account, aged out of history) only when its lease has ended.
-pub(crate) async fn takeover(
-    executions: &dyn crate::ports::executions::Executions,
-    holder: &str,
-    lease_expired: bool,
-) -> Option<TakeoverReason> {
-    use crate::ports::executions::ExecutionState;
-    match executions.state(holder).await {
-        ExecutionState::Running => None,
-        ExecutionState::NotRunning { status } if !lease_expired => {
-            Some(TakeoverReason::HolderNotRunning { status })
-        }
-        ExecutionState::Unknown { .. } if !lease_expired => None,
-        ExecutionState::NotRunning { .. } | ExecutionState::Unknown { .. } => {
-            Some(TakeoverReason::LeaseExpired)
-        }
     }
 }
