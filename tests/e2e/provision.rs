@@ -571,3 +571,117 @@ fn every_definition_is_lint_clean() {
         );
     }
 }
+
+/// Raises an environment's fence far above every token as soon as the operation `after` has been answered:
+/// what a rollback's takeover does while a stopped deployment's Lambda invocation is still applying.
+#[derive(Debug, Clone)]
+struct TakeoverAfter {
+    after: &'static str,
+    config: opsplane_shared::Config,
+    environment: String,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for TakeoverAfter {
+    fn name(&self) -> &'static str {
+        "TakeoverAfter"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_owned());
+        if operation.as_deref() != Some(self.after)
+            || self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        // Interceptors are synchronous: the takeover's write runs on a runtime of its own, with clients of
+        // its own, before the apply goes on.
+        let (config, environment) = (self.config.clone(), self.environment.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let clients = opsplane_shared::aws::Clients::load(&config).await;
+                    StateStore::from_config(&config, &clients)
+                        .raise_fence(&environment, 1_000_000)
+                        .await
+                        .expect("the takeover's fence");
+                })
+        })
+        .join()
+        .expect("the takeover thread");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_that_loses_its_lock_between_two_calls_makes_no_further_call() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let v1 = stage.example("dev", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    let db = format!("{}-db", stage.env);
+    // Two changes: the node group grows (EKS, called first), the instance is resized (RDS, called after).
+    let grow = "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 1 }";
+    assert!(v1.contains(grow) && v1.contains("instance_class: db.t4g.micro"));
+    stage
+        .upload(
+            &v1.replace(
+                grow,
+                "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 2 }",
+            )
+            .replace(
+                "instance_class: db.t4g.micro",
+                "instance_class: db.t4g.small",
+            ),
+        )
+        .await;
+    let takeover = TakeoverAfter {
+        after: "UpdateNodegroupConfig",
+        config: stage.local.config.clone(),
+        environment: stage.env.clone(),
+        done: Arc::default(),
+    };
+    let clients = stage
+        .local
+        .clients
+        .clone()
+        .with_interceptor(takeover.clone());
+    opsplane_local::register(
+        &stage.local.engine,
+        opsplane_fn_provision::Deps::new(stage.local.config.clone(), &clients),
+    );
+    let run = stage.provision().await;
+    assert!(takeover.done.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(run.status, Status::Failed, "{:?}", run.cause);
+    // The call made before the takeover stands; the one after it was never made.
+    let ng = &stage.cluster(&stage.env).await.unwrap().nodegroups[0];
+    assert_eq!(ng.desired, Some(2));
+    let instance = stage
+        .local
+        .clients
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&db)
+        .send()
+        .await
+        .unwrap();
+    let i = &instance.db_instances()[0];
+    assert_eq!(i.db_instance_class(), Some("db.t4g.micro"));
+    assert!(
+        i.pending_modified_values()
+            .and_then(|p| p.db_instance_class())
+            .is_none(),
+        "no resize was asked for"
+    );
+}

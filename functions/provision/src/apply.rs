@@ -153,8 +153,10 @@ async fn apply_outstanding(
     if todo.is_empty() {
         return Ok(Vec::new());
     }
-    // The fence check: a holder that lost the lock stops here, before any call.
-    deps.state.raise_fence(&spec.environment, token).await?;
+    // The fence check before every mutating call, not once: a Lambda invocation outlives the execution
+    // StopExecution ended, so a rollback may take the lock while this apply is between two calls; from
+    // then on it makes none.
+    let fence = || deps.state.raise_fence(&spec.environment, token);
     let tags = resource_tags(spec);
     let cluster_busy = todo.iter().any(|c| {
         matches!(c.resource, Resource::Cluster { .. })
@@ -171,6 +173,7 @@ async fn apply_outstanding(
                 let db = spec.instance(identifier).ok_or_else(|| {
                     OpsError::Internal(format!("plan names {identifier}, which the spec lacks"))
                 })?;
+                fence().await?;
                 deps.rds.create_instance(db, &tags).await?;
                 issued.push(format!("CreateDBInstance {identifier}"));
             }
@@ -184,10 +187,12 @@ async fn apply_outstanding(
                 let eks = spec.eks.as_ref().ok_or_else(|| {
                     OpsError::Internal(format!("plan names cluster {name}, which the spec lacks"))
                 })?;
+                fence().await?;
                 deps.eks.create_cluster(eks, &tags).await?;
                 issued.push(format!("CreateCluster {name}"));
             }
             (Resource::Cluster { name }, ChangeKind::Upgrade) => {
+                fence().await?;
                 deps.eks.update_cluster_version(name, &c.to).await?;
                 issued.push(format!("UpdateClusterVersion {name} {}", c.to));
             }
@@ -215,14 +220,17 @@ async fn apply_outstanding(
                         );
                     }
                     ChangeKind::Create => {
+                        fence().await?;
                         deps.eks.create_nodegroup(eks, ng, &tags).await?;
                         issued.push(format!("CreateNodegroup {cluster}/{name}"));
                     }
                     ChangeKind::Scale => {
+                        fence().await?;
                         deps.eks.update_scaling(cluster, ng).await?;
                         issued.push(format!("UpdateNodegroupConfig {cluster}/{name} {}", c.to));
                     }
                     ChangeKind::Upgrade => {
+                        fence().await?;
                         deps.eks
                             .update_nodegroup_version(cluster, name, &c.to)
                             .await?;
@@ -240,6 +248,7 @@ async fn apply_outstanding(
         };
         let m = modification(db, &fields);
         if !m.is_empty() {
+            fence().await?;
             deps.rds.modify_instance(identifier, &m).await?;
             let names: Vec<&str> = fields.into_iter().collect();
             issued.push(format!("ModifyDBInstance {identifier} {}", names.join(",")));
