@@ -24,6 +24,7 @@ class Request:
         self.service = service
         self.action = action
         self.region = region
+        # The query protocol's parameters (query string and form body), first value each.
         self.params = params
 
 

@@ -68,19 +68,9 @@ def _delete_cluster(original):
         deleted = original(self, name)
         if w is None:
             return deleted
-        # moto forgets the cluster at once; EKS shows it DELETING (its name taken, no update allowed) first.
-        self.clusters[name] = deleted
-        deleted.status = "DELETING"
-
-        def show(status, _fraction):
-            deleted.status = status
-
-        def finish():
-            if self.clusters.get(name) is deleted:
-                del self.clusters[name]
-
-        operation = world.Operation("cluster", request.t_ms, [("DELETING", w.duration("eks_cluster_delete"))], show, finish)
-        w.start(("cluster", self.region_name, name), operation)
+        # While DELETING, _require_active refuses every update of it.
+        key = ("cluster", self.region_name, name)
+        world.linger(w, request, key, self.clusters, name, deleted, "DELETING", w.duration("eks_cluster_delete"))
         return deleted
 
     return delete_cluster

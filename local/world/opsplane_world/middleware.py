@@ -35,14 +35,17 @@ def _scope(environ):
     return (match.group(1), match.group(2)) if match else ("us-east-1", "")
 
 
-def _action(environ, service, body):
-    query = parse_qs(environ.get("QUERY_STRING", ""))
-    if "Action" in query:
-        return query["Action"][0]
+def _params(environ, body):
+    """The request's query and form-encoded body parameters (the query protocol's), first value each."""
+    params = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-        form = parse_qs(body.decode("utf-8", "replace"))
-        if "Action" in form:
-            return form["Action"][0]
+        params.update({k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()})
+    return params
+
+
+def _action(environ, params):
+    if "Action" in params:
+        return params["Action"]
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return target.split(".")[-1]
@@ -60,12 +63,11 @@ _RDS_NAMES = (
 )
 
 
-def _targets(environ, service, body):
+def _targets(environ, request):
     """The resource names a request is about (lower-cased, as RDS keeps them), or None for a list call."""
+    service = request.service
     if service == "rds":
-        params = parse_qs(environ.get("QUERY_STRING", ""))
-        params.update(parse_qs(body.decode("utf-8", "replace")))
-        names = {v[0].split(":")[-1].lower() for k, v in params.items() if k in _RDS_NAMES and v}
+        names = {v.split(":")[-1].lower() for k, v in request.params.items() if k in _RDS_NAMES and v}
         return names or None
     if service == "eks":
         parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
@@ -229,8 +231,7 @@ def _control(environ, start_response, body):
             w.configure(json.loads(body or b"{}"))
         except (ValueError, TypeError) as err:
             return _respond(start_response, 400, {"Content-Type": "application/json"}, json.dumps({"message": str(err)}))
-    answer = {"settings": w.settings, "counters": w.counters, "operations": len(w.operations)}
-    return _respond(start_response, 200, {"Content-Type": "application/json"}, json.dumps(answer))
+    return ok({"settings": w.settings, "counters": w.counters, "operations": len(w.operations)})
 
 
 def install(app_class):
@@ -246,14 +247,15 @@ def install(app_class):
             t_ms = int(environ.get(context.TIME_HEADER) or context.real_ms())
         except ValueError:
             t_ms = context.real_ms()
-        request = context.Request(world_id, t_ms, service, _action(environ, service, body), region, None)
+        params = _params(environ, body)
+        request = context.Request(world_id, t_ms, service, _action(environ, params), region, params)
         w = world.get(world_id)
         refused = _authorize(w, environ, request, body) or _before(w, request)
         if refused is not None:
             return _respond(start_response, *refused)
         context.set_current(request)
         try:
-            world.settle(w, t_ms, _targets(environ, service, body))
+            world.settle(w, t_ms, _targets(environ, request))
             if service == "rds" and request.action == "DescribeAccountAttributes":
                 return _respond(start_response, *_account_attributes(w, region))
             if service == "eks":

@@ -281,18 +281,8 @@ def _delete_instance(original):
                 f"it is available."
             )
         deleted = original(self, db_instance_identifier, *args, **kwargs)
-        # moto forgets the instance at once; AWS shows it `deleting` (its name still taken) for minutes.
-        self.databases[db_instance_identifier] = deleted
         key = ("db", self.region_name, db_instance_identifier)
-
-        def show(status, _fraction):
-            deleted.status = status
-
-        def finish():
-            if self.databases.get(db_instance_identifier) is deleted:
-                del self.databases[db_instance_identifier]
-
-        w.start(key, world.Operation("db", request.t_ms, [("deleting", w.duration("rds_delete"))], show, finish))
+        world.linger(w, request, key, self.databases, db_instance_identifier, deleted, "deleting", w.duration("rds_delete"))
         return deleted
 
     return delete_db_instance

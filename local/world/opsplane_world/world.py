@@ -43,6 +43,21 @@ class Operation:
         return True
 
 
+def linger(w, request, key, collection, name, resource, status, seconds):
+    """Keeps a resource moto has just forgotten in ``collection`` under ``name``, showing ``status`` (its name
+    still taken), for ``seconds`` of virtual time, then drops it: AWS's deletions take minutes."""
+    collection[name] = resource
+
+    def show(s, _fraction):
+        resource.status = s
+
+    def finish():
+        if collection.get(name) is resource:
+            del collection[name]
+
+    w.start(key, Operation(key[0], request.t_ms, [(status, seconds)], show, finish))
+
+
 class TokenBucket:
     """AWS's token bucket: ``burst`` tokens, refilled at ``rate`` per second of virtual time passing (a
     polling loop's Wait refills it) and at ``real_rate`` per second of real time passing (the SDK's back-off
