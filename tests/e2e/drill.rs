@@ -480,26 +480,13 @@ pub fn transitions(plane: &Plane, execution: &str) -> usize {
     entered + scheduled - task_entries
 }
 
-/// When each `NotReady` answer of `state`'s polls came, in order (for states outside a Map or Parallel,
-/// whose branches interleave in the history).
-pub fn not_ready_at(plane: &Plane, execution: &str, state: &str) -> Vec<DateTime<Utc>> {
-    let mut current = String::new();
-    let mut out = Vec::new();
-    for e in plane.engine.history(execution).unwrap() {
-        if e.event_type.ends_with("StateEntered") {
-            current = e.details["name"].as_str().unwrap_or_default().to_owned();
-        }
-        if e.event_type == "TaskFailed" && e.details["error"] == "NotReady" && current == state {
-            out.push(e.timestamp);
-        }
-    }
-    out
-}
-
 /// Seconds between `state`'s last `NotReady` answer and the state's exit: the polling interval in force
 /// when the resource became ready.
 pub fn last_poll_interval(plane: &Plane, execution: &str, state: &str) -> i64 {
-    let last = *not_ready_at(plane, execution, state)
+    let last = crate::harness::not_ready(&plane.engine, execution)
+        .into_iter()
+        .filter(|(s, _)| s == state)
+        .map(|(_, at)| at)
         .last()
         .expect("a not-ready poll");
     let exited = plane

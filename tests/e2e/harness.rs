@@ -294,13 +294,13 @@ impl opsplane_shared::ports::Executions for FixedExecutions {
     }
 }
 
-/// How many `NotReady` answers each state of `execution` met, by state name: the polls that found a
-/// resource still on its way (the world's model takes time). Each failure is traced to its state through
-/// `previous_event_id`, so a Map's or Parallel's interleaved branches are told apart.
-pub fn not_ready_by_state(
+/// Every `NotReady` answer of `execution`'s polls, in order: the state that met it and when. Each failure is
+/// traced to its state through `previous_event_id`, so a Map's or Parallel's interleaved branches are told
+/// apart.
+pub fn not_ready(
     engine: &opsplane_statemachines::Engine,
     execution: &str,
-) -> std::collections::BTreeMap<String, usize> {
+) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
     use opsplane_statemachines::HistoryEvent;
     fn state_of<'a>(
         by_id: &std::collections::HashMap<u64, &'a HistoryEvent>,
@@ -320,11 +320,22 @@ pub fn not_ready_by_state(
     let history = engine.history(execution).expect("the execution's history");
     let by_id: std::collections::HashMap<u64, &HistoryEvent> =
         history.iter().map(|e| (e.id, e)).collect();
+    history
+        .iter()
+        .filter(|e| e.event_type == "TaskFailed" && e.details["error"] == "NotReady")
+        .map(|e| (state_of(&by_id, e), e.timestamp))
+        .collect()
+}
+
+/// How many `NotReady` answers each state of `execution` met, by state name: the polls that found a
+/// resource still on its way (the world's model takes time).
+pub fn not_ready_by_state(
+    engine: &opsplane_statemachines::Engine,
+    execution: &str,
+) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
-    for e in &history {
-        if e.event_type == "TaskFailed" && e.details["error"] == "NotReady" {
-            *out.entry(state_of(&by_id, e)).or_default() += 1;
-        }
+    for (state, _) in not_ready(engine, execution) {
+        *out.entry(state).or_default() += 1;
     }
     out
 }
