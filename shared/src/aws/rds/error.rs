@@ -1,0 +1,140 @@
+//! What an RDS call that failed is, for the adapter's callers: not found, throttled, refused in the
+//! resource's status or at a quota, or anything else.
+
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use thiserror::Error;
+
+use crate::error::{BoxError, OpsError};
+
+/// An RDS call failed.
+#[derive(Debug, Error)]
+pub enum RdsError {
+    /// The snapshot or instance does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// `snapshot` or `instance`.
+        kind: &'static str,
+        /// Its identifier.
+        id: String,
+    },
+    /// RDS throttled the call or failed on its side (5xx), after the SDK's retries.
+    #[error("RDS throttled {operation}")]
+    Throttled {
+        /// The operation.
+        operation: &'static str,
+        /// The SDK error.
+        #[source]
+        source: BoxError,
+    },
+    /// Any other failure of the call.
+    #[error("RDS {operation} failed")]
+    Aws {
+        /// The operation.
+        operation: &'static str,
+        /// The SDK error.
+        #[source]
+        source: BoxError,
+    },
+    /// RDS refused the call in the resource's current status (`InvalidDBInstanceState`: an instance still
+    /// `creating`, `backing-up` or `modifying`; `InvalidDBSnapshotState`): worth asking again once it is
+    /// `available`.
+    #[error("RDS refused {operation} for now: {message}")]
+    Busy {
+        /// The operation.
+        operation: &'static str,
+        /// RDS's message, which names the resource and its status.
+        message: String,
+    },
+    /// RDS refused the call because an account quota would be exceeded (`SnapshotQuotaExceeded`).
+    #[error("RDS refused {operation}: {message}")]
+    Quota {
+        /// The operation.
+        operation: &'static str,
+        /// RDS's message.
+        message: String,
+    },
+    /// RDS answered without a field it always sends.
+    #[error("RDS {operation} answered without {field}")]
+    Incomplete {
+        /// The operation.
+        operation: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+}
+
+impl From<RdsError> for OpsError {
+    fn from(err: RdsError) -> Self {
+        match err {
+            RdsError::NotFound { .. } => OpsError::ResourceNotFound(err.to_string()),
+            RdsError::Throttled { operation, source } => OpsError::Throttled { operation, source },
+            RdsError::Aws { operation, source } => OpsError::Aws { operation, source },
+            RdsError::Busy { .. } => OpsError::NotReady(err.to_string()),
+            RdsError::Quota { .. } => OpsError::QuotaExceeded(err.to_string()),
+            RdsError::Incomplete { .. } => OpsError::Internal(err.to_string()),
+        }
+    }
+}
+
+/// The error code of an SDK error, if the service sent one.
+pub(super) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<String> {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .map(str::to_owned)
+}
+
+pub(super) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> RdsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let message = || {
+        err.as_service_error()
+            .and_then(|e| e.message())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // The refusals RDS makes in a status or at a quota (RDS API reference, Common Errors and each
+    // operation's Errors section).
+    match code(&err).as_deref() {
+        Some(
+            "InvalidDBInstanceState"
+            | "InvalidDBInstanceStateFault"
+            | "InvalidDBSnapshotState"
+            | "InvalidDBSnapshotStateFault",
+        ) => {
+            return RdsError::Busy {
+                operation,
+                message: message(),
+            };
+        }
+        // The same code also refuses a copy while too many cross-Region copies are in progress to the
+        // destination ("Cannot copy more than 5 snapshots across regions"): a slot frees up as copies finish.
+        Some("SnapshotQuotaExceeded" | "SnapshotQuotaExceededFault")
+            if message().contains("across regions") =>
+        {
+            return RdsError::Busy {
+                operation,
+                message: message(),
+            };
+        }
+        Some("SnapshotQuotaExceeded" | "SnapshotQuotaExceededFault") => {
+            return RdsError::Quota {
+                operation,
+                message: message(),
+            };
+        }
+        _ => {}
+    }
+    if crate::aws::is_transient(&err) {
+        RdsError::Throttled {
+            operation,
+            source: Box::new(err),
+        }
+    } else {
+        RdsError::Aws {
+            operation,
+            source: Box::new(err),
+        }
+    }
+}

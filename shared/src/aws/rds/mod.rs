@@ -1,0 +1,414 @@
+//! RDS: manual snapshots (create, describe, copy, delete) and scratch instances (restore, describe, delete);
+//! provisioning's instances in `modify.rs`.
+//!
+//! The adapter returns plain values ([`Snapshot`], [`Instance`]) so that the decisions made on them
+//! (retention, readiness, teardown) are pure and live in `domain`.
+
+mod error;
+mod modify;
+mod types;
+
+use std::collections::BTreeMap;
+
+pub use error::RdsError;
+use error::{classify, code};
+pub use modify::InstanceModification;
+pub use types::{Instance, Network, RestoreSource, Snapshot, to_chrono};
+use types::{to_smithy, to_tags};
+
+/// The RDS adapter over one regional client.
+#[derive(Debug, Clone)]
+pub struct Rds {
+    client: aws_sdk_rds::Client,
+}
+
+impl Rds {
+    /// An adapter over `client`.
+    pub fn new(client: aws_sdk_rds::Client) -> Self {
+        Self { client }
+    }
+
+    /// The same adapter talking to another region (for snapshot copies).
+    pub fn in_region(&self, region: &str) -> Self {
+        let conf = self
+            .client
+            .config()
+            .to_builder()
+            .region(aws_sdk_rds::config::Region::new(region.to_owned()))
+            .build();
+        Self {
+            client: aws_sdk_rds::Client::from_conf(conf),
+        }
+    }
+
+    /// Starts a manual snapshot. Idempotent: when a snapshot of that identifier already exists (a retried
+    /// call), it is described and returned instead.
+    pub async fn create_snapshot(
+        &self,
+        instance: &str,
+        snapshot_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Snapshot, RdsError> {
+        let op = "CreateDBSnapshot";
+        match self
+            .client
+            .create_db_snapshot()
+            .db_instance_identifier(instance)
+            .db_snapshot_identifier(snapshot_id)
+            .set_tags(Some(to_tags(tags)))
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .db_snapshot()
+                .and_then(Snapshot::from_sdk)
+                .ok_or(RdsError::Incomplete {
+                    operation: op,
+                    field: "DBSnapshot",
+                }),
+            Err(err) => match code(&err).as_deref() {
+                Some("DBSnapshotAlreadyExists" | "DBSnapshotAlreadyExistsFault") => self
+                    .snapshot(snapshot_id)
+                    .await?
+                    .ok_or_else(|| RdsError::NotFound {
+                        kind: "snapshot",
+                        id: snapshot_id.to_owned(),
+                    }),
+                Some("DBInstanceNotFound" | "DBInstanceNotFoundFault") => Err(RdsError::NotFound {
+                    kind: "instance",
+                    id: instance.to_owned(),
+                }),
+                _ => Err(classify(op, err)),
+            },
+        }
+    }
+
+    /// Describes one snapshot; `None` when it does not exist.
+    pub async fn snapshot(&self, snapshot_id: &str) -> Result<Option<Snapshot>, RdsError> {
+        match self
+            .client
+            .describe_db_snapshots()
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.db_snapshots().iter().find_map(Snapshot::from_sdk)),
+            Err(err)
+                if matches!(
+                    code(&err).as_deref(),
+                    Some("DBSnapshotNotFound" | "DBSnapshotNotFoundFault")
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(classify("DescribeDBSnapshots", err)),
+        }
+    }
+
+    /// Every manual snapshot, of one instance or of all, with tags.
+    pub async fn manual_snapshots(
+        &self,
+        instance: Option<&str>,
+    ) -> Result<Vec<Snapshot>, RdsError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_db_snapshots()
+                .snapshot_type("manual")
+                .set_db_instance_identifier(instance.map(str::to_owned))
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| classify("DescribeDBSnapshots", e))?;
+            out.extend(
+                page.db_snapshots()
+                    .iter()
+                    .filter_map(Snapshot::from_sdk)
+                    // Some endpoints ignore SnapshotType when an instance is named.
+                    .filter(|s| s.snapshot_type.is_empty() || s.snapshot_type == "manual"),
+            );
+            match page.marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copies a snapshot into this adapter's region from `source_arn` (in another region), keeping its tags.
+    pub async fn copy_snapshot_here(
+        &self,
+        source_arn: &str,
+        target_id: &str,
+    ) -> Result<Snapshot, RdsError> {
+        let op = "CopyDBSnapshot";
+        match self
+            .client
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(source_arn)
+            .target_db_snapshot_identifier(target_id)
+            .copy_tags(true)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .db_snapshot()
+                .and_then(Snapshot::from_sdk)
+                .ok_or(RdsError::Incomplete {
+                    operation: op,
+                    field: "DBSnapshot",
+                }),
+            Err(err)
+                if matches!(
+                    code(&err).as_deref(),
+                    Some("DBSnapshotAlreadyExists" | "DBSnapshotAlreadyExistsFault")
+                ) =>
+            {
+                self.snapshot(target_id)
+                    .await?
+                    .ok_or_else(|| RdsError::NotFound {
+                        kind: "snapshot",
+                        id: target_id.to_owned(),
+                    })
+            }
+            Err(err) => Err(classify(op, err)),
+        }
+    }
+
+    /// Deletes a snapshot. `Ok(false)` when it was already gone.
+    pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<bool, RdsError> {
+        match self
+            .client
+            .delete_db_snapshot()
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    code(&err).as_deref(),
+                    Some("DBSnapshotNotFound" | "DBSnapshotNotFoundFault")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify("DeleteDBSnapshot", err)),
+        }
+    }
+
+    /// The account's manual DB snapshot quota in this adapter's Region, `(used, max)`, as
+    /// `DescribeAccountAttributes` reports it (`ManualSnapshots`); `None` when RDS does not report it.
+    pub async fn manual_snapshot_quota(&self) -> Result<Option<(i64, i64)>, RdsError> {
+        let answer = self
+            .client
+            .describe_account_attributes()
+            .send()
+            .await
+            .map_err(|e| classify("DescribeAccountAttributes", e))?;
+        Ok(answer
+            .account_quotas()
+            .iter()
+            .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
+            .map(|q| (q.used().unwrap_or_default(), q.max().unwrap_or_default())))
+    }
+
+    /// Restores a scratch instance: never publicly accessible, no deletion protection, tagged. Idempotent:
+    /// when the instance already exists (a retried call), it is described and returned.
+    pub async fn restore(
+        &self,
+        source: &RestoreSource,
+        target_id: &str,
+        class: &str,
+        network: &Network,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Instance, RdsError> {
+        let security_groups =
+            (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone());
+        let result = match source {
+            RestoreSource::Snapshot(snapshot) => self
+                .client
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(target_id)
+                .db_snapshot_identifier(snapshot)
+                .db_instance_class(class)
+                .set_db_subnet_group_name(network.subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups.clone())
+                .publicly_accessible(false)
+                .deletion_protection(false)
+                .set_tags(Some(to_tags(tags)))
+                .send()
+                .await
+                .map(|o| o.db_instance().and_then(Instance::from_sdk))
+                .map_err(|e| (code(&e), classify("RestoreDBInstanceFromDBSnapshot", e))),
+            RestoreSource::PointInTime { instance, at } => self
+                .client
+                .restore_db_instance_to_point_in_time()
+                .source_db_instance_identifier(instance)
+                .target_db_instance_identifier(target_id)
+                .restore_time(to_smithy(*at))
+                .db_instance_class(class)
+                .set_db_subnet_group_name(network.subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups)
+                .publicly_accessible(false)
+                .deletion_protection(false)
+                .set_tags(Some(to_tags(tags)))
+                .send()
+                .await
+                .map(|o| o.db_instance().and_then(Instance::from_sdk))
+                .map_err(|e| (code(&e), classify("RestoreDBInstanceToPointInTime", e))),
+        };
+        match result {
+            // The request asked for no deletion protection; an implementation that copied it from the
+            // snapshot anyway would leave a scratch instance nobody can delete.
+            Ok(Some(i)) if i.deletion_protection == Some(true) => {
+                self.unprotect(target_id).await?;
+                Ok(Instance {
+                    deletion_protection: Some(false),
+                    ..i
+                })
+            }
+            Ok(Some(i)) => Ok(i),
+            Ok(None) => Err(RdsError::Incomplete {
+                operation: "RestoreDBInstance",
+                field: "DBInstance",
+            }),
+            Err((Some(c), _))
+                if c == "DBInstanceAlreadyExists" || c == "DBInstanceAlreadyExistsFault" =>
+            {
+                self.instance(target_id)
+                    .await?
+                    .ok_or_else(|| RdsError::NotFound {
+                        kind: "instance",
+                        id: target_id.to_owned(),
+                    })
+            }
+            Err((Some(c), _))
+                if c.starts_with("DBSnapshotNotFound") || c.starts_with("DBInstanceNotFound") =>
+            {
+                Err(RdsError::NotFound {
+                    kind: if c.starts_with("DBSnapshot") {
+                        "snapshot"
+                    } else {
+                        "instance"
+                    },
+                    id: match source {
+                        RestoreSource::Snapshot(s) => s.clone(),
+                        RestoreSource::PointInTime { instance, .. } => instance.clone(),
+                    },
+                })
+            }
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    /// Describes one instance; `None` when it does not exist.
+    pub async fn instance(&self, id: &str) -> Result<Option<Instance>, RdsError> {
+        match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.db_instances().iter().find_map(Instance::from_sdk)),
+            Err(err)
+                if matches!(
+                    code(&err).as_deref(),
+                    Some("DBInstanceNotFound" | "DBInstanceNotFoundFault")
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(classify("DescribeDBInstances", err)),
+        }
+    }
+
+    /// Every instance carrying the tag `key` (any value).
+    pub async fn instances_tagged(&self, key: &str) -> Result<Vec<Instance>, RdsError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_db_instances()
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| classify("DescribeDBInstances", e))?;
+            out.extend(
+                page.db_instances()
+                    .iter()
+                    .filter_map(Instance::from_sdk)
+                    .filter(|i| i.tags.contains_key(key)),
+            );
+            match page.marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes an instance without a final snapshot (scratch instances only). `Ok(false)` when it was
+    /// already gone. A scratch instance that came up with deletion protection (restored from a snapshot
+    /// of a protected instance by an implementation that copies the setting) has it turned off first:
+    /// a drill always cleans up.
+    pub async fn delete_instance(&self, id: &str) -> Result<bool, RdsError> {
+        match self.delete_unprotected(id).await {
+            Err(err) if is_protected(&err) => {
+                self.unprotect(id).await?;
+                self.delete_unprotected(id).await
+            }
+            other => other,
+        }
+    }
+
+    async fn unprotect(&self, id: &str) -> Result<(), RdsError> {
+        self.client
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ModifyDBInstance", e))
+    }
+
+    async fn delete_unprotected(&self, id: &str) -> Result<bool, RdsError> {
+        match self
+            .client
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    code(&err).as_deref(),
+                    Some("DBInstanceNotFound" | "DBInstanceNotFoundFault")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify("DeleteDBInstance", err)),
+        }
+    }
+}
+
+/// Whether a delete was refused because the instance has deletion protection on.
+fn is_protected(err: &RdsError) -> bool {
+    let text = match err {
+        RdsError::Aws { source, .. } | RdsError::Throttled { source, .. } => {
+            aws_smithy_types::error::display::DisplayErrorContext(source.as_ref()).to_string()
+        }
+        _ => return false,
+    };
+    text.contains("protected") || text.contains("deletion protection")
+}
