@@ -487,7 +487,7 @@ pub fn last_poll_interval(plane: &Plane, execution: &str, state: &str) -> i64 {
         .into_iter()
         .filter(|(s, _)| s == state)
         .map(|(_, at)| at)
-        .last()
+        .next_back()
         .expect("a not-ready poll");
     let exited = plane
         .engine
