@@ -71,7 +71,7 @@ impl Executions for EngineExecutions {
                 .expect("stops lock")
                 .get(execution_arn)
                 .copied();
-            let now = crate::world::caller_now().unwrap_or_else(|| self.0.now());
+            let now = crate::world::virtual_now(&self.0);
             if stopped_at.is_some_and(|at| now < at + CONSISTENCY_LAG) {
                 return Ok(ExecutionDescription {
                     status: "RUNNING".to_owned(),
@@ -142,7 +142,7 @@ impl Executions for EngineExecutions {
                 self.0.wait_for(execution_arn),
             )
             .await;
-            let at = crate::world::caller_now().unwrap_or_else(|| self.0.now());
+            let at = crate::world::virtual_now(&self.0);
             // The first stop counts: asking again (a retried task) does not make the answer staler.
             stops()
                 .lock()

@@ -42,9 +42,9 @@ tokio::task_local! {
     static CALLER: Caller;
 }
 
-/// The virtual time of the task's caller: a handler's (inside [`acting`] or [`at`]), `None` outside one.
-pub(crate) fn caller_now() -> Option<DateTime<Utc>> {
-    CALLER.try_with(|c| c.now).ok()
+/// The virtual time of the task's caller: a handler's (inside [`acting`] or [`at`]), else `engine`'s latest.
+pub(crate) fn virtual_now(engine: &Engine) -> DateTime<Utc> {
+    CALLER.try_with(|c| c.now).unwrap_or_else(|_| engine.now())
 }
 
 /// Runs `f` with every AWS call it makes timed at `now`, as the operator (no template role: seeding).
@@ -92,9 +92,8 @@ impl Intercept for WorldClock {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (now, role) = CALLER
-            .try_with(|c| (c.now, c.role.clone()))
-            .unwrap_or_else(|_| (self.engine.now(), None));
+        let now = virtual_now(&self.engine);
+        let role = CALLER.try_with(|c| c.role.clone()).ok().flatten();
         let headers = context.request_mut().headers_mut();
         headers.insert(WORLD_HEADER, self.world.to_string());
         headers.insert(TIME_HEADER, now.timestamp_millis().to_string());
@@ -148,7 +147,7 @@ impl World {
 
     /// Lays `settings` over the world's (key by key; see `settings.py` for the table) and returns them all.
     pub async fn configure(&self, settings: &Value) -> Result<Value, WorldError> {
-        self.call(Some(settings)).await
+        self.request("", Some(settings)).await
     }
 
     /// Every operation takes no time: the instant world, for tests that say so in their name.
@@ -159,12 +158,12 @@ impl World {
     /// What the model has refused, throttled and injected in this world so far, by name
     /// (`refused.snapshot_quota`, `throttled.rds`, `injected.5xx.dynamodb`, ...).
     pub async fn counters(&self) -> Result<Value, WorldError> {
-        Ok(self.call(None).await?["counters"].take())
+        Ok(self.request("", None).await?["counters"].take())
     }
 
     /// The world's settings in force.
     pub async fn settings(&self) -> Result<Value, WorldError> {
-        Ok(self.call(None).await?["settings"].take())
+        Ok(self.request("", None).await?["settings"].take())
     }
 
     /// `environment`'s network in `region`: a DB subnet group and a security group admitting the plane's
@@ -201,10 +200,7 @@ impl World {
         })
     }
 
-    async fn call(&self, settings: Option<&Value>) -> Result<Value, WorldError> {
-        self.request("", settings).await
-    }
-
+    /// One control request to the model: `path` under the world, POSTed with `body` or a GET without.
     async fn request(&self, path: &str, body: Option<&Value>) -> Result<Value, WorldError> {
         let url = format!("{}/_opsplane/world/{}/{path}", self.endpoint, self.id);
         let request = match body {
