@@ -73,11 +73,7 @@ where
         // is taken, which stays an error.
         Some("ResourceInUseException") if operation.starts_with("Update") => EksError::Busy {
             operation,
-            message: err
-                .as_service_error()
-                .and_then(|e| e.message())
-                .unwrap_or_default()
-                .to_owned(),
+            message: super::service_message(&err),
         },
         _ if super::is_transient(&err) => EksError::Throttled {
             operation,

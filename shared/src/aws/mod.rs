@@ -72,6 +72,14 @@ pub fn is_throttling_code(code: Option<&str>) -> bool {
     })
 }
 
+/// The message the service sent with its error, or empty: what a refusal says (the resource, its status).
+pub fn service_message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+    err.as_service_error()
+        .and_then(|e| e.message())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Whether a call that failed after the SDK's own retries is still worth retrying later: AWS throttled it,
 /// or answered with a server error (5xx). The adapters name such failures `Throttled`, which the definitions
 /// retry with back-off; anything else is not retried.

@@ -88,12 +88,7 @@ pub(super) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let message = || {
-        err.as_service_error()
-            .and_then(|e| e.message())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let message = || crate::aws::service_message(&err);
     // The refusals RDS makes in a status or at a quota (RDS API reference, Common Errors and each
     // operation's Errors section).
     match code(&err).as_deref() {
