@@ -20,15 +20,7 @@ _request = world.current
 
 
 def _walk(w, request, key, target, status, seconds, on_finish=None):
-    def show(s, _fraction):
-        target.status = s
-
-    def finish():
-        target.status = "ACTIVE"
-        if on_finish:
-            on_finish()
-
-    w.start(key, world.Operation(key[0], request.t_ms, [(status, seconds)], show, finish))
+    world.walk(w, request, key, target, [(status, seconds)], "ACTIVE", on_finish)
 
 
 def _error(kind, message, **names):

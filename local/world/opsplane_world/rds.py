@@ -37,37 +37,16 @@ _request = world.current
 
 def _instance_operation(backend, database, phases, on_finish=None):
     request, w = _request()
-    if w is None:
-        return
-    key = ("db", backend.region_name, database.db_instance_identifier)
-
-    def show(status, _fraction):
-        database.status = status
-
-    def finish():
-        database.status = "available"
-        if on_finish:
-            on_finish()
-
-    w.start(key, world.Operation("db", request.t_ms, phases, show, finish))
+    if w is not None:
+        key = ("db", backend.region_name, database.db_instance_identifier)
+        world.walk(w, request, key, database, phases, "available", on_finish)
 
 
 def _snapshot_operation(backend, snapshot, kind, phases):
     request, w = _request()
-    if w is None:
-        return
-    key = (kind, backend.region_name, snapshot.db_snapshot_identifier)
-
-    def show(status, fraction):
-        snapshot.status = status
-        snapshot.percent_progress = int(fraction * 100)
-
-    def finish():
-        snapshot.status = "available"
-        snapshot.percent_progress = 100
-
-    snapshot.percent_progress = 0
-    w.start(key, world.Operation(kind, request.t_ms, phases, show, finish))
+    if w is not None:
+        key = (kind, backend.region_name, snapshot.db_snapshot_identifier)
+        world.walk(w, request, key, snapshot, phases, "available", progress=True)
 
 
 def _require_network(kwargs):

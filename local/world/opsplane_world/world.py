@@ -43,6 +43,27 @@ class Operation:
         return True
 
 
+def walk(w, request, key, resource, phases, done, on_finish=None, progress=False):
+    """Walks ``resource`` through ``phases`` from the request's time, then leaves it ``done`` and calls
+    ``on_finish``; with ``progress`` it shows ``PercentProgress`` along the way (snapshots and copies)."""
+
+    def show(status, fraction):
+        resource.status = status
+        if progress:
+            resource.percent_progress = int(fraction * 100)
+
+    def finish():
+        resource.status = done
+        if progress:
+            resource.percent_progress = 100
+        if on_finish:
+            on_finish()
+
+    if progress:
+        resource.percent_progress = 0
+    w.start(key, Operation(key[0], request.t_ms, phases, show, finish))
+
+
 def linger(w, request, key, collection, name, resource, status, seconds):
     """Keeps a resource moto has just forgotten in ``collection`` under ``name``, showing ``status`` (its name
     still taken), for ``seconds`` of virtual time, then drops it: AWS's deletions take minutes."""
