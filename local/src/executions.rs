@@ -40,6 +40,7 @@ pub fn from_engine(e: &opsplane_statemachines::HistoryEvent) -> HistoryEvent {
         kind,
         error: text("error"),
         cause: text("cause"),
+        timeout_seconds: e.details.get("timeoutInSeconds").and_then(Value::as_u64),
     }
 }
 

@@ -195,14 +195,14 @@ impl LocalPlane {
             opsplane_fn_health_check::Deps::new(self.config.clone(), &self.clients)
                 .with_probe_settings(probe_settings),
         );
-        register(
-            &self.engine,
-            opsplane_fn_rollback::Deps::with_executions(
-                self.config.clone(),
-                &self.clients,
-                self.executions(),
-            ),
+        let mut rollback = opsplane_fn_rollback::Deps::with_executions(
+            self.config.clone(),
+            &self.clients,
+            self.executions(),
         );
+        // It compares times with its executions' histories, which run on the virtual clock.
+        rollback.clock = Arc::new(crate::world::VirtualClock::new(self.engine.clone()));
+        register(&self.engine, rollback);
     }
 
     /// Approves or rejects the change `execution` waits for, in-process (a separate CLI process cannot

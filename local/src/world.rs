@@ -104,6 +104,25 @@ impl Intercept for WorldClock {
     }
 }
 
+/// The [`Clock`](opsplane_shared::clock::Clock) a function reads in the local world: the virtual time of
+/// the task it runs in (outside a task, the engine's latest), the same time its AWS calls carry and its
+/// execution's history shows.
+#[derive(Debug, Clone)]
+pub struct VirtualClock(Engine);
+
+impl VirtualClock {
+    /// The virtual clock of `engine`'s tasks.
+    pub fn new(engine: Engine) -> Self {
+        Self(engine)
+    }
+}
+
+impl opsplane_shared::clock::Clock for VirtualClock {
+    fn now(&self) -> DateTime<Utc> {
+        virtual_now(&self.0)
+    }
+}
+
 /// The world's settings could not be read or changed.
 #[derive(Debug, Error)]
 pub enum WorldError {

@@ -102,6 +102,7 @@ impl Engine {
                 record_history,
                 history_quota: AtomicUsize::new(MAX_HISTORY_EVENTS),
                 latest_ms: AtomicI64::new(0),
+                invocations: Default::default(),
             }),
         }
     }
@@ -246,7 +247,9 @@ impl Engine {
                 name,
                 machine,
                 input,
-                start: Utc::now(),
+                // One clock for every execution of the engine: an execution starts no earlier than the
+                // latest virtual time any task has run at, so what it sees happened before it started.
+                start: self.now(),
                 state: Mutex::new(ExecState {
                     status: Status::Running,
                     output: None,

@@ -126,4 +126,6 @@ pub(crate) struct Inner {
     pub(crate) history_quota: AtomicUsize,
     /// The latest virtual time any execution has called a task at (epoch ms): [`crate::Engine::now`].
     pub(crate) latest_ms: AtomicI64,
+    /// Handler calls that have not returned, which a stopped execution leaves running.
+    pub(crate) invocations: crate::runtime::invocation::Invocations,
 }

@@ -155,6 +155,8 @@ event_types! {
     TaskFailed,
     /// A service integration task timed out.
     TaskTimedOut,
+    /// A `.waitForTaskToken` task's call returned: the task now waits for its token.
+    TaskSubmitted,
 }
 
 impl std::ops::Deref for EventType {

@@ -599,3 +599,75 @@ async fn a_history_that_fills_in_the_last_state_still_fails() {
     assert_eq!(d.error.as_deref(), Some(names::RUNTIME));
     assert_eq!(engine.history(&d.execution_arn).unwrap().len(), 4);
 }
+
+/// Sets its flag when dropped: tells whether a handler's future was ended before it returned.
+struct DroppedFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DroppedFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_execution_leaves_its_running_invocation_until_its_deadline() {
+    let engine = Engine::new();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let returned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (release, returned, dropped) = (release.clone(), returned.clone(), dropped.clone());
+        engine.register_handler("slow", move |_, _| {
+            let (release, returned, dropped) = (release.clone(), returned.clone(), dropped.clone());
+            async move {
+                let _guard = DroppedFlag(dropped);
+                release.notified().await;
+                returned.store(true, Ordering::SeqCst);
+                Ok(json!({}))
+            }
+        });
+    }
+    engine.register_handler("quick", |_, _| async move { Ok(json!({})) });
+    let slow = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "TimeoutSeconds": 60,
+        "Resource": "arn:aws:lambda:us-east-1:1:function:slow", "End": true}}});
+    let arn = engine
+        .register_state_machine("slow", &slow.to_string(), &HashMap::new())
+        .unwrap();
+    let started = |engine: Engine, arn: String| async move {
+        let exec = engine.start_execution(&arn, None, json!({})).unwrap();
+        while !engine
+            .history(&exec)
+            .unwrap()
+            .iter()
+            .any(|e| e.event_type == "LambdaFunctionStarted")
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        exec
+    };
+
+    // Stopped mid-call, the call goes on and returns (its result is dropped).
+    let exec = started(engine.clone(), arn.clone()).await;
+    engine.stop_execution(&exec, None, None).unwrap();
+    assert_eq!(engine.wait_for(&exec).await.unwrap().status, Status::Aborted);
+    assert!(!dropped.load(Ordering::SeqCst), "the call was cut off by the stop");
+    release.notify_one();
+    while !returned.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Stopped mid-call again; a task that starts 120 s later (virtual) finds it ended: Lambda's timeout
+    // (at most the Task's 60 s) has passed.
+    returned.store(false, Ordering::SeqCst);
+    dropped.store(false, Ordering::SeqCst);
+    let exec = started(engine.clone(), arn).await;
+    engine.stop_execution(&exec, None, None).unwrap();
+    engine.wait_for(&exec).await.unwrap();
+    let later = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 120, "Next": "T"},
+        "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:quick", "End": true}}});
+    assert_eq!(run(&engine, later, json!({})).await.status, Status::Succeeded);
+    assert!(dropped.load(Ordering::SeqCst), "the call outlived its deadline");
+    release.notify_one();
+    tokio::task::yield_now().await;
+    assert!(!returned.load(Ordering::SeqCst));
+}

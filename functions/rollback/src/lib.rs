@@ -19,13 +19,13 @@ use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::aws::specs::SpecStore;
 use opsplane_shared::boundary::{parse_action, to_value};
-use opsplane_shared::clock::{Clock, SystemClock};
+use opsplane_shared::clock::{Clock, SystemClock, rfc3339};
 use opsplane_shared::domain::rollback::{incident_id, resolve_environment};
 use opsplane_shared::domain::spec::{EnvironmentSpec, validate_environment_name};
 use opsplane_shared::idempotency::{Idempotency, IdempotencyKey, TaskContext};
 use opsplane_shared::lock::Lock;
 use opsplane_shared::ports::Executions;
-use opsplane_shared::ports::executions::ExecutionState;
+use opsplane_shared::ports::executions::{ExecutionState, running_tasks};
 use opsplane_shared::state::{ApprovalStatus, StateStore};
 use opsplane_shared::{Config, OpsError};
 use serde::{Deserialize, Serialize};
@@ -404,6 +404,24 @@ pub async fn stop_inflight(deps: &Deps, input: StopInput) -> Result<Stopped, Ops
                 Some(&cause),
             )
             .await?;
+    }
+    // A stopped execution does not stop the function it was running: an `apply` mid-call may still land a
+    // change. The lock is taken over (and the revert planned) only once that call has ended or Lambda has
+    // ended it (its Task's timeout); until then the definition asks again.
+    let now = deps.clock.now();
+    let history = deps.executions.history(&held.holder).await?;
+    if let Some(task) = running_tasks(&history)
+        .into_iter()
+        .filter(|t| t.ends_by > now)
+        .max_by_key(|t| t.ends_by)
+    {
+        return Err(OpsError::NotReady(format!(
+            "{}'s task {} may still be calling AWS until {} (stopping an execution does not stop the \
+             function it runs); the rollback goes on after it",
+            held.holder,
+            task.state.as_deref().unwrap_or("(unnamed)"),
+            rfc3339(task.ends_by),
+        )));
     }
     Ok(Stopped {
         stopped: Some(held.holder),

@@ -93,6 +93,14 @@ pub fn from_sfn(e: &aws_sdk_sfn::types::HistoryEvent) -> HistoryEvent {
             .or_else(|| e.state_exited_event_details().map(|d| d.name().to_owned())),
         error,
         cause,
+        timeout_seconds: e
+            .task_scheduled_event_details()
+            .and_then(|d| d.timeout_in_seconds())
+            .or_else(|| {
+                e.lambda_function_scheduled_event_details()
+                    .and_then(|d| d.timeout_in_seconds())
+            })
+            .and_then(|t| u64::try_from(t).ok()),
     }
 }
 

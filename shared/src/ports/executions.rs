@@ -71,6 +71,8 @@ pub struct HistoryEvent {
     pub error: Option<String>,
     /// The cause, on failures.
     pub cause: Option<String>,
+    /// The task's `TimeoutSeconds`, on `TaskScheduled` / `LambdaFunctionScheduled`.
+    pub timeout_seconds: Option<u64>,
 }
 
 impl HistoryEvent {
@@ -83,6 +85,58 @@ impl HistoryEvent {
     pub fn is_state_exited(&self) -> bool {
         self.kind.ends_with("StateExited")
     }
+}
+
+/// A function call an execution made that has not returned, as far as its history tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningTask {
+    /// The Task state that made the call.
+    pub state: Option<String>,
+    /// When the call was scheduled.
+    pub scheduled_at: DateTime<Utc>,
+    /// When it has ended at the latest: the Task's `TimeoutSeconds` after it was scheduled, or Lambda's
+    /// longest timeout (15 minutes, Lambda quotas) without one.
+    pub ends_by: DateTime<Utc>,
+}
+
+/// The longest a Lambda invocation runs (Lambda quotas: function timeout, 900 seconds).
+const LAMBDA_MAX_TIMEOUT_SECONDS: u64 = 900;
+
+/// The calls of an execution that its history shows scheduled and never ended (succeeded, failed, timed
+/// out, or, for a `.waitForTaskToken` task, submitted). Stopping an execution does not stop a function it
+/// is running (StopExecution, Step Functions API reference): such a call may still change what it was
+/// changing until `ends_by`.
+pub fn running_tasks(history: &[HistoryEvent]) -> Vec<RunningTask> {
+    use std::collections::HashMap;
+    let mut entered: HashMap<i64, Option<String>> = HashMap::new();
+    // Scheduled and started events, by id, to the id of the scheduling event.
+    let mut scheduled_by: HashMap<i64, i64> = HashMap::new();
+    let mut open: Vec<(i64, RunningTask)> = Vec::new();
+    for e in history {
+        let kind = e.kind.as_str();
+        if e.is_state_entered() {
+            entered.insert(e.id, e.state.clone());
+        } else if kind == "TaskScheduled" || kind == "LambdaFunctionScheduled" {
+            let timeout = e.timeout_seconds.unwrap_or(LAMBDA_MAX_TIMEOUT_SECONDS);
+            scheduled_by.insert(e.id, e.id);
+            open.push((
+                e.id,
+                RunningTask {
+                    state: entered.get(&e.previous_id).cloned().flatten(),
+                    scheduled_at: e.at,
+                    ends_by: e.at + chrono::Duration::seconds(timeout as i64),
+                },
+            ));
+        } else if let Some(&scheduled) = scheduled_by.get(&e.previous_id) {
+            if kind == "TaskStarted" || kind == "LambdaFunctionStarted" {
+                scheduled_by.insert(e.id, scheduled);
+            } else if kind.starts_with("Task") || kind.starts_with("LambdaFunction") {
+                // Succeeded, Failed, TimedOut, Submitted, StartFailed, SubmitFailed, ScheduleFailed.
+                open.retain(|(id, _)| *id != scheduled);
+            }
+        }
+    }
+    open.into_iter().map(|(_, t)| t).collect()
 }
 
 /// A call to the execution service failed.

@@ -7,6 +7,7 @@
 
 mod env;
 mod history;
+pub(crate) mod invocation;
 mod io;
 mod retry;
 mod runner;

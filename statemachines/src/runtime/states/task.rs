@@ -153,6 +153,8 @@ impl Runner {
             now: br.now,
         };
         let limit = timeout.map(Duration::from_secs);
+        // Lambda ends an invocation that outlives its execution at the latest by the Task's timeout.
+        self.inner.invocations.end_overdue(br.now.timestamp_millis());
         // A handler that panics is a crashed function: AWS reports it as Lambda.Unknown.
         let call = std::panic::AssertUnwindSafe(handler(payload, ctx.clone())).catch_unwind().map(|r| {
             r.unwrap_or_else(|_| {
@@ -162,6 +164,7 @@ impl Runner {
                 ))
             })
         });
+        let call = self.detached(call, timeout.map(|t| br.now + chrono::Duration::seconds(t as i64)));
         let outcome: Result<Value, Failure> = if let Some(tok) = &token {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (hb_tx, mut hb_rx) = tokio::sync::watch::channel(0u64);
@@ -179,6 +182,10 @@ impl Runner {
             match call.await {
                 Err(e) => Err(handler_failure(&e, lambda_invoke || plain_lambda)),
                 Ok(_) => {
+                    // The call returned: the task waits for its token (and no call is running any more).
+                    if self.recording(br) {
+                        self.event(br, EventType::TaskSubmitted, json!({"resource": resource}));
+                    }
                     let wait = async {
                         match rx.await {
                             Ok(TokenReply::Success(v)) => Ok(v),
@@ -286,5 +293,36 @@ impl Runner {
                 Err(f)
             }
         }
+    }
+
+    /// Runs a handler call as its own task ([`crate::runtime::invocation`]): a stopped execution drops the
+    /// returned future, not the call, which runs on until it returns or its `deadline` passes.
+    fn detached(
+        &self,
+        call: impl std::future::Future<Output = Result<Value, FunctionError>> + Send + 'static,
+        deadline: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> impl std::future::Future<Output = Result<Value, FunctionError>> + Send + 'static {
+        let inner = self.inner.clone();
+        let (go, ready) = tokio::sync::oneshot::channel::<u64>();
+        let task = tokio::spawn(async move {
+            let out = call.await;
+            if let Ok(id) = ready.await {
+                inner.invocations.finished(id);
+            }
+            out
+        });
+        let id = self
+            .inner
+            .invocations
+            .started(deadline, self.exec.done.subscribe(), task.abort_handle());
+        let _ = go.send(id);
+        task.map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(FunctionError::new(
+                    "Lambda.Unknown",
+                    "The function was ended at its timeout.",
+                ))
+            })
+        })
     }
 }
