@@ -649,8 +649,14 @@ async fn a_stopped_execution_leaves_its_running_invocation_until_its_deadline() 
     // Stopped mid-call, the call goes on and returns (its result is dropped).
     let exec = started(engine.clone(), arn.clone()).await;
     engine.stop_execution(&exec, None, None).unwrap();
-    assert_eq!(engine.wait_for(&exec).await.unwrap().status, Status::Aborted);
-    assert!(!dropped.load(Ordering::SeqCst), "the call was cut off by the stop");
+    assert_eq!(
+        engine.wait_for(&exec).await.unwrap().status,
+        Status::Aborted
+    );
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "the call was cut off by the stop"
+    );
     release.notify_one();
     while !returned.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -665,8 +671,14 @@ async fn a_stopped_execution_leaves_its_running_invocation_until_its_deadline() 
     engine.wait_for(&exec).await.unwrap();
     let later = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 120, "Next": "T"},
         "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:quick", "End": true}}});
-    assert_eq!(run(&engine, later, json!({})).await.status, Status::Succeeded);
-    assert!(dropped.load(Ordering::SeqCst), "the call outlived its deadline");
+    assert_eq!(
+        run(&engine, later, json!({})).await.status,
+        Status::Succeeded
+    );
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the call outlived its deadline"
+    );
     release.notify_one();
     tokio::task::yield_now().await;
     assert!(!returned.load(Ordering::SeqCst));

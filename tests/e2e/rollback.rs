@@ -2,10 +2,19 @@
 //! waiting at approval and rolls staging back to its last known good; five copies of the event start one
 //! rollback.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use opsplane_shared::notify::OutcomeResult;
 use opsplane_shared::state::{ApprovalStatus, DeploymentStatus};
 use opsplane_statemachines::Status;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::root;
 use crate::notify::{Subscription, only, outcome};
@@ -143,4 +152,176 @@ async fn an_alarm_stops_the_running_provision_and_five_copies_roll_back_once() {
         }
     }
     sub.remove().await;
+}
+
+/// An HTTP client that holds one operation's requests until released: a call still being made when its
+/// execution is stopped.
+#[derive(Debug, Clone)]
+struct Held {
+    inner: SharedHttpClient,
+    action: &'static str,
+    gate: Arc<Gate>,
+}
+
+/// Where a held call stands.
+#[derive(Debug, Default)]
+struct Gate {
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+    /// Sent to AWS after its release.
+    sent: AtomicBool,
+    /// Ended (its invocation ended) before it was released.
+    ended: AtomicBool,
+}
+
+/// Marks the gate's call ended unless it was sent.
+struct Ending(Arc<Gate>);
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if !self.0.sent.load(Ordering::SeqCst) {
+            self.0.ended.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl HttpClient for Held {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(HeldConnector {
+            inner: self.inner.http_connector(settings, components),
+            action: self.action,
+            gate: self.gate.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct HeldConnector {
+    inner: SharedHttpConnector,
+    action: &'static str,
+    gate: Arc<Gate>,
+}
+
+impl HttpConnector for HeldConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        // RDS speaks the query protocol: the action is in the form body.
+        let action = format!("Action={}&", self.action);
+        let held = request
+            .body()
+            .bytes()
+            .is_some_and(|b| b.starts_with(action.as_bytes()));
+        if !held {
+            return self.inner.call(request);
+        }
+        let (inner, gate) = (self.inner.clone(), self.gate.clone());
+        HttpConnectorFuture::new(async move {
+            let _ending = Ending(gate.clone());
+            gate.reached.notify_one();
+            gate.release.notified().await;
+            gate.sent.store(true, Ordering::SeqCst);
+            inner.call(request).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = stage.example("staging", &url);
+    let good = stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    stage
+        .upload(&v1.replace(
+            "instance_class: db.t4g.medium",
+            "instance_class: db.t4g.large",
+        ))
+        .await;
+
+    // The deployment's resize is on its way to RDS when the rollback stops the deployment.
+    let gate = Arc::new(Gate::default());
+    let rds = &stage.local.clients.rds;
+    let held = Held {
+        // moto is plain HTTP on loopback.
+        inner: aws_smithy_http_client::Builder::new().build_http(),
+        action: "ModifyDBInstance",
+        gate: gate.clone(),
+    };
+    let mut clients = stage.local.clients.clone();
+    clients.rds =
+        aws_sdk_rds::Client::from_conf(rds.config().to_builder().http_client(held).build());
+    opsplane_local::register(
+        &stage.local.engine,
+        opsplane_fn_provision::Deps::new(stage.local.config.clone(), &clients),
+    );
+    let deployment = stage
+        .local
+        .start_workflow("provision", json!({ "environment": stage.env }))
+        .unwrap();
+    gate.reached.notified().await;
+    let rollback = stage
+        .local
+        .start_workflow(
+            "rollback",
+            json!({ "environment": stage.env, "reason": "5xx after the resize" }),
+        )
+        .unwrap();
+    let done = stage.local.engine.wait_for(&rollback).await.unwrap();
+    assert_succeeded(&done);
+    assert_eq!(
+        done.output.as_ref().unwrap()["inflight"]["stopped"],
+        deployment.as_str()
+    );
+    // Only now may the held call go on, if its invocation still runs.
+    gate.release.notify_one();
+    while !gate.sent.load(Ordering::SeqCst) && !gate.ended.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // Staging is on its last known good: the resize never reached RDS after the revert.
+    let described = stage
+        .local
+        .clients
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&db)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.db_instances()[0];
+    assert_eq!(instance.db_instance_class(), Some("db.t4g.medium"));
+    assert_eq!(
+        instance
+            .pending_modified_values()
+            .and_then(|p| p.db_instance_class()),
+        None
+    );
+    // The rollback waited for the deployment's Apply (its Task's timeout, the longest Lambda lets the call
+    // run), by which time the call had ended without reaching RDS; the revert came after it.
+    let waits: Vec<String> = stage
+        .local
+        .engine
+        .history(&rollback)
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == "TaskFailed" && e.details["error"] == "NotReady")
+        .map(|e| e.details["cause"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        waits
+            .iter()
+            .any(|w| w.contains("task Apply may still be calling AWS")),
+        "the rollback took over while Apply could still be running: {waits:?}"
+    );
+    assert!(gate.ended.load(Ordering::SeqCst) && !gate.sent.load(Ordering::SeqCst));
+    let stopped = stage.local.engine.describe_execution(&deployment).unwrap();
+    assert_eq!(stopped.status, Status::Aborted);
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.in_force.unwrap().spec_version, good);
+    assert!(stage.lock_is_free().await);
 }

@@ -289,4 +289,46 @@ mod tests {
     fn clip_counts_characters_not_bytes() {
         assert_eq!(clip("ééé", 2), "éé");
     }
+
+    fn event(id: i64, previous_id: i64, kind: &str, secs: i64) -> HistoryEvent {
+        HistoryEvent {
+            id,
+            previous_id,
+            at: DateTime::from_timestamp(secs, 0).unwrap(),
+            kind: kind.into(),
+            state: kind.ends_with("StateEntered").then(|| format!("S{id}")),
+            error: None,
+            cause: None,
+            timeout_seconds: kind.ends_with("Scheduled").then_some(330),
+        }
+    }
+
+    #[test]
+    fn a_call_is_running_until_its_task_ends_or_is_submitted() {
+        let ended = [
+            event(1, 0, "TaskStateEntered", 0),
+            event(2, 1, "TaskScheduled", 10),
+            event(3, 2, "TaskStarted", 10),
+            event(4, 3, "TaskSucceeded", 12),
+            event(5, 4, "TaskStateEntered", 12),
+            event(6, 5, "TaskScheduled", 12),
+            event(7, 6, "TaskStarted", 12),
+            event(8, 7, "TaskSubmitted", 13),
+        ];
+        assert!(running_tasks(&ended).is_empty());
+        let mut stopped = ended.to_vec();
+        stopped.extend([
+            event(9, 8, "TaskStateEntered", 20),
+            event(10, 9, "LambdaFunctionScheduled", 20),
+            event(11, 10, "LambdaFunctionStarted", 20),
+            event(12, 11, "ExecutionAborted", 21),
+        ]);
+        let running = running_tasks(&stopped);
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].state.as_deref(), Some("S9"));
+        assert_eq!(running[0].ends_by.timestamp(), 20 + 330);
+        let mut unbounded = stopped.clone();
+        unbounded[9].timeout_seconds = None;
+        assert_eq!(running_tasks(&unbounded)[0].ends_by.timestamp(), 20 + 900);
+    }
 }

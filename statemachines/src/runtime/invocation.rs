@@ -43,12 +43,15 @@ impl Invocations {
         abort: AbortHandle,
     ) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.running.lock().expect("invocations lock").push(Running {
-            id,
-            deadline_ms: deadline.map(|d| d.timestamp_millis()),
-            ended,
-            abort,
-        });
+        self.running
+            .lock()
+            .expect("invocations lock")
+            .push(Running {
+                id,
+                deadline_ms: deadline.map(|d| d.timestamp_millis()),
+                ended,
+                abort,
+            });
         id
     }
 

@@ -154,7 +154,9 @@ impl Runner {
         };
         let limit = timeout.map(Duration::from_secs);
         // Lambda ends an invocation that outlives its execution at the latest by the Task's timeout.
-        self.inner.invocations.end_overdue(br.now.timestamp_millis());
+        self.inner
+            .invocations
+            .end_overdue(br.now.timestamp_millis());
         // A handler that panics is a crashed function: AWS reports it as Lambda.Unknown.
         let call = std::panic::AssertUnwindSafe(handler(payload, ctx.clone())).catch_unwind().map(|r| {
             r.unwrap_or_else(|_| {
@@ -164,7 +166,10 @@ impl Runner {
                 ))
             })
         });
-        let call = self.detached(call, timeout.map(|t| br.now + chrono::Duration::seconds(t as i64)));
+        let call = self.detached(
+            call,
+            timeout.map(|t| br.now + chrono::Duration::seconds(t as i64)),
+        );
         let outcome: Result<Value, Failure> = if let Some(tok) = &token {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (hb_tx, mut hb_rx) = tokio::sync::watch::channel(0u64);
@@ -311,10 +316,11 @@ impl Runner {
             }
             out
         });
-        let id = self
-            .inner
-            .invocations
-            .started(deadline, self.exec.done.subscribe(), task.abort_handle());
+        let id = self.inner.invocations.started(
+            deadline,
+            self.exec.done.subscribe(),
+            task.abort_handle(),
+        );
         let _ = go.send(id);
         task.map(|r| {
             r.unwrap_or_else(|_| {
