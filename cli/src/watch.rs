@@ -216,6 +216,7 @@ mod tests {
             state: state.map(str::to_owned),
             error: None,
             cause: None,
+            timeout_seconds: None,
         }
     }
 

@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::executions::EngineExecutions;
 use crate::moto::{LocalError, MotoServer};
 use crate::register::register;
-use crate::world::{World, WorldClock, WorldNetwork};
+use crate::world::{VirtualClock, World, WorldClock, WorldNetwork};
 
 /// The region and account the local engine writes into ARNs.
 pub(crate) const REGION: &str = "us-east-1";
@@ -152,9 +152,12 @@ impl LocalPlane {
         format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:")
     }
 
-    /// The environment lock as the `lock` function sees it (backend from the configuration).
+    /// The environment lock as the `lock` function sees it (backend from the configuration). Its leases
+    /// run on the virtual clock, the time of the task that acquires or renews, like the work they cover.
     pub fn lock(&self) -> Arc<dyn opsplane_shared::lock::Lock> {
-        opsplane_shared::lock::from_config(&self.config, &self.clients, self.executions())
+        let store = StateStore::from_config(&self.config, &self.clients)
+            .with_clock(Arc::new(VirtualClock::new(self.engine.clone())));
+        opsplane_shared::lock::with_store(&self.config, &self.clients, store, self.executions())
     }
 
     /// (Re-)registers every function; `backup` takes the given deps so tests can move its clock or point
@@ -167,7 +170,12 @@ impl LocalPlane {
             Arc::new(WorldNetwork::new(self.world.clone(), &self.config.region))
         });
         let probe_settings = backup.probe_settings.clone();
-        register(&self.engine, backup.with_history(self.executions()));
+        register(
+            &self.engine,
+            backup
+                .with_history(self.executions())
+                .with_lock(self.lock()),
+        );
         let events = self.clients.events.clone();
         self.engine
             .register_handler(PUT_EVENTS, move |parameters: Value, ctx| {
@@ -185,10 +193,9 @@ impl LocalPlane {
                     .map_err(|e| FunctionError::new(e.error_name(), e.to_string()))
                 })
             });
-        register(
-            &self.engine,
-            opsplane_fn_provision::Deps::new(self.config.clone(), &self.clients),
-        );
+        let mut provision = opsplane_fn_provision::Deps::new(self.config.clone(), &self.clients);
+        provision.lock = self.lock();
+        register(&self.engine, provision);
         register(
             &self.engine,
             // Every SQL probe of the plane reaches the same endpoint override (a local PostgreSQL).
@@ -201,7 +208,7 @@ impl LocalPlane {
             self.executions(),
         );
         // It compares times with its executions' histories, which run on the virtual clock.
-        rollback.clock = Arc::new(crate::world::VirtualClock::new(self.engine.clone()));
+        rollback.clock = Arc::new(VirtualClock::new(self.engine.clone()));
         register(&self.engine, rollback);
     }
 

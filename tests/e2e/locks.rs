@@ -718,7 +718,7 @@ async fn s3_lock_object_deleted_by_hand_grants_above_the_fence() {
     deleted_by_hand(Backend::S3).await;
 }
 
-/// A provision waiting for approval longer than its 12-hour lease keeps its lock on both backends: another
+/// A provision waiting for approval longer than its 4-hour lease keeps its lock on both backends: another
 /// workflow would otherwise take it and the provision, once approved, would fail `LockLost` mid-change.
 #[tokio::test]
 async fn a_holder_still_running_keeps_its_lock_past_its_lease() {

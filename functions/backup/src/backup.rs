@@ -11,6 +11,7 @@ use opsplane_shared::domain::backup::{
     copy_region_marker_key, copy_region_prefix, key_timestamp, manifest_key, select_for_deletion,
     snapshot_identifier,
 };
+use opsplane_shared::lock::{HeldLock, renew_held};
 use opsplane_shared::state::{BackupRecord, BackupStatus};
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +132,9 @@ pub struct SnapshotInput {
     pub backup_id: String,
     /// The instance.
     pub instance: String,
+    /// The backup's lock, renewed at the start of every call ([`HeldLock`]).
+    #[serde(default)]
+    pub lock: Option<HeldLock>,
 }
 
 /// A snapshot started or found.
@@ -150,6 +154,7 @@ pub struct SnapshotRef {
 
 /// Starts a tagged manual snapshot of one instance (idempotent on retry).
 pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<SnapshotRef, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let spec = deps.spec(&input.environment).await?;
     if spec.instance(&input.instance).is_none() {
         return Err(OpsError::invalid(
@@ -184,6 +189,9 @@ pub struct CheckSnapshotInput {
     /// The region it lives in (the control plane's when absent).
     #[serde(default)]
     pub region: Option<String>,
+    /// The backup's lock (absent for a drill's poll), renewed at the start of every call ([`HeldLock`]).
+    #[serde(default)]
+    pub lock: Option<HeldLock>,
 }
 
 fn rds_in(deps: &Deps, region: Option<&str>) -> Rds {
@@ -198,6 +206,7 @@ pub async fn check_snapshot(
     deps: &Deps,
     input: CheckSnapshotInput,
 ) -> Result<SnapshotRef, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let rds = rds_in(deps, input.region.as_deref());
     let s = rds.snapshot(&input.snapshot_id).await?.ok_or_else(|| {
         OpsError::ResourceNotFound(format!("snapshot {} does not exist", input.snapshot_id))
@@ -227,6 +236,9 @@ pub struct CopyInput {
     pub snapshot_id: String,
     /// The destination region.
     pub region: String,
+    /// The backup's lock, renewed at the start of every call ([`HeldLock`]).
+    #[serde(default)]
+    pub lock: Option<HeldLock>,
 }
 
 /// A copy started or found.
@@ -240,6 +252,7 @@ pub struct CopyRef {
 
 /// Starts the cross-region copy, keeping the tags (idempotent on retry).
 pub async fn copy_snapshot(deps: &Deps, input: CopyInput) -> Result<CopyRef, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let target = deps.rds.in_region(&input.region);
     let copy = target
         .copy_snapshot_here(&input.arn, &input.snapshot_id)

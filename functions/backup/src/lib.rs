@@ -33,6 +33,7 @@ use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
 pub use opsplane_shared::domain::names::short_id;
 use opsplane_shared::domain::spec::{EnvironmentSpec, spec_key, validate_environment_name};
+use opsplane_shared::lock::Lock;
 use opsplane_shared::ports::Executions;
 use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::StateStore;
@@ -67,6 +68,8 @@ pub struct Deps {
     pub probe_settings: ProbeSettings,
     /// Resolves the probe's credential reference (Secrets Manager, RDS IAM auth) when it connects.
     pub credentials: Credentials,
+    /// The environment lock, renewed by every polling and mutating step of a backup.
+    pub lock: Arc<dyn Lock>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -92,6 +95,11 @@ impl Deps {
             probe: Arc::new(PostgresProbe::default()),
             probe_settings: ProbeSettings::default(),
             credentials: Credentials::from_clients(clients),
+            lock: opsplane_shared::lock::from_config(
+                &config,
+                clients,
+                Arc::new(SfnExecutions::new(clients.sfn.clone())),
+            ),
             config,
         }
     }
@@ -99,6 +107,12 @@ impl Deps {
     /// The same deps reading time from `clock`.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same deps renewing leases through `lock`.
+    pub fn with_lock(mut self, lock: Arc<dyn Lock>) -> Self {
+        self.lock = lock;
         self
     }
 

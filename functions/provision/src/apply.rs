@@ -12,6 +12,7 @@ use opsplane_shared::aws::rds::InstanceModification;
 use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
 use opsplane_shared::domain::plan::{ActualState, Change, ChangeKind, Plan, Resource, plan};
 use opsplane_shared::domain::spec::EnvironmentSpec;
+use opsplane_shared::lock::{HeldLock, renew_held};
 use serde::{Deserialize, Serialize};
 
 use crate::{Deps, TAG_DEPLOYMENT, resource_tags};
@@ -25,6 +26,9 @@ pub struct SnapshotInput {
     pub deployment_id: String,
     /// The plan.
     pub plan: Plan,
+    /// The lock, renewed at the start of every call ([`HeldLock`]).
+    #[serde(default)]
+    pub lock: Option<HeldLock>,
 }
 
 /// The pre-change snapshots started.
@@ -32,6 +36,9 @@ pub struct SnapshotInput {
 pub struct Snapshots {
     /// Their identifiers.
     pub snapshots: Vec<String>,
+    /// The lock, renewed at the start of every poll ([`HeldLock`]); never part of an answer.
+    #[serde(default, skip_serializing)]
+    pub lock: Option<HeldLock>,
 }
 
 /// The identifier of an instance's pre-change snapshot for a deployment (deterministic: a retry finds it).
@@ -42,6 +49,7 @@ pub fn pre_change_snapshot_id(instance: &str, deployment_id: &str) -> String {
 
 /// Starts a tagged manual snapshot of every existing instance the plan changes.
 pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<Snapshots, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let mut snapshots = Vec::new();
     for instance in input.plan.instances_changed() {
         let id = pre_change_snapshot_id(&instance, &input.deployment_id);
@@ -59,11 +67,15 @@ pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<Snapshots, Op
         );
         snapshots.push(id);
     }
-    Ok(Snapshots { snapshots })
+    Ok(Snapshots {
+        snapshots,
+        lock: None,
+    })
 }
 
 /// Polls the pre-change snapshots: `NotReady` until every one is available.
 pub async fn check_snapshots(deps: &Deps, input: Snapshots) -> Result<Snapshots, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     for id in &input.snapshots {
         let snap = deps
             .rds
@@ -95,6 +107,9 @@ pub struct ApplyInput {
     pub token: u64,
     /// The approved plan: only its changes are carried out.
     pub plan: Plan,
+    /// The lock, renewed at the start of every call ([`HeldLock`]).
+    #[serde(default)]
+    pub lock: Option<HeldLock>,
 }
 
 /// What an apply did.
@@ -267,6 +282,7 @@ async fn apply_outstanding(
 
 /// Applies the approved plan's outstanding changes.
 pub async fn apply(deps: &Deps, input: ApplyInput) -> Result<Applied, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let stored = deps
         .spec(&input.environment, Some(&input.spec_version))
         .await?;
@@ -308,6 +324,7 @@ fn unstable(actual: &ActualState) -> Option<String> {
 /// outstanding; carries out the changes that had to wait for an earlier one (node groups after their
 /// cluster). `NotReady` until then.
 pub async fn check_stable(deps: &Deps, input: ApplyInput) -> Result<Applied, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let stored = deps
         .spec(&input.environment, Some(&input.spec_version))
         .await?;
@@ -332,6 +349,9 @@ pub struct RevertInput {
     pub environment: String,
     /// The lock's fencing token.
     pub token: u64,
+    /// The lock, renewed at the start of every call ([`HeldLock`]).
+    #[serde(default)]
+    pub lock: Option<HeldLock>,
 }
 
 /// What a revert did.
@@ -354,6 +374,7 @@ pub struct Reverted {
 /// Plans the last known good spec against what exists and applies its reversible changes, through the
 /// same path as a deployment.
 pub async fn revert(deps: &Deps, input: RevertInput) -> Result<Reverted, OpsError> {
+    renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let Some(lkg) = deps.state.last_known_good(&input.environment).await? else {
         tracing::warn!(
             environment = input.environment,

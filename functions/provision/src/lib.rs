@@ -18,6 +18,7 @@ use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
+use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError, StoredSpec};
 use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
@@ -25,6 +26,7 @@ use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MAN
 pub use opsplane_shared::domain::names::short_id;
 use opsplane_shared::domain::plan::{Plan, plan};
 use opsplane_shared::domain::spec::validate_environment_name;
+use opsplane_shared::lock::Lock;
 use opsplane_shared::state::{
     ApprovalRecord, ApprovalStatus, DeploymentRecord, DeploymentStatus, InForce, LastKnownGood,
     StateStore,
@@ -41,7 +43,7 @@ pub const FUNCTION_NAME: &str = "provision";
 pub use opsplane_shared::domain::backup::TAG_DEPLOYMENT;
 
 /// What the handler needs: adapters over the AWS clients and the clock.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Deps {
     /// Where state lives.
     pub config: Config,
@@ -57,6 +59,16 @@ pub struct Deps {
     pub state: StateStore,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// The environment lock, renewed by every polling and mutating step.
+    pub lock: Arc<dyn Lock>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Deps {
@@ -69,6 +81,11 @@ impl Deps {
             objects: ObjectStore::new(clients.s3.clone(), config.bucket_name.clone()),
             state: StateStore::from_config(&config, clients),
             clock: Arc::new(SystemClock),
+            lock: opsplane_shared::lock::from_config(
+                &config,
+                clients,
+                Arc::new(SfnExecutions::new(clients.sfn.clone())),
+            ),
             config,
         }
     }

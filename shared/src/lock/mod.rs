@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use dynamodb::DynamoDbLock;
@@ -37,7 +37,7 @@ use crate::state::{AuditEvent, LOCK_SK, StateError, StateStore, env_pk};
 
 /// Shortest lease a caller may ask for.
 pub const MIN_LEASE: Duration = Duration::from_secs(30);
-/// Longest lease a caller may ask for (12 hours): longer work renews.
+/// Longest lease a caller may ask for (12 hours): longer work renews (the definitions renew on every poll).
 pub const MAX_LEASE: Duration = Duration::from_secs(43_200);
 
 /// A request to take an environment's lock.
@@ -274,13 +274,70 @@ pub trait Lock: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<LockInfo>, LockError>>;
 }
 
+/// The lock a Task holds, passed as `lock` in its payload by every polling or mutating step of a workflow
+/// that holds one. The handler renews it at the start of each call, retries included, so the lease need only
+/// outlast the longest stretch between two calls (the definitions' `lease-budget` lint), not the whole run;
+/// a renewal that finds the lock taken over fails `LockLost` before the call changes anything.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldLock {
+    /// The environment.
+    pub environment: String,
+    /// The holder: the execution ARN (`$$.Execution.Id`).
+    pub holder: String,
+    /// The token its acquire returned.
+    pub token: u64,
+    /// The lease each renewal grants.
+    pub lease_seconds: u64,
+}
+
+impl HeldLock {
+    /// Renews the lease through `lock`.
+    pub async fn renew(&self, lock: &dyn Lock) -> Result<LockGrant, OpsError> {
+        let lease = Duration::from_secs(self.lease_seconds);
+        validate_lease(lease).map_err(|reason| OpsError::invalid("lock.lease_seconds", reason))?;
+        let grant = lock
+            .renew(&self.environment, &self.holder, self.token, lease)
+            .await?;
+        tracing::debug!(
+            environment = self.environment,
+            token = self.token,
+            lease_expires_at = %rfc3339(grant.lease_expires_at),
+            "lock renewed"
+        );
+        Ok(grant)
+    }
+}
+
+/// Renews `held` when the payload carried it (see [`HeldLock`]).
+pub async fn renew_held(lock: &dyn Lock, held: Option<&HeldLock>) -> Result<(), OpsError> {
+    if let Some(held) = held {
+        held.renew(lock).await?;
+    }
+    Ok(())
+}
+
 /// The lock backend `cfg` selects, over `clients`, asking `executions` about holders.
 pub fn from_config(
     cfg: &Config,
     clients: &Clients,
     executions: Arc<dyn Executions>,
 ) -> Arc<dyn Lock> {
-    let store = StateStore::from_config(cfg, clients);
+    with_store(
+        cfg,
+        clients,
+        StateStore::from_config(cfg, clients),
+        executions,
+    )
+}
+
+/// The lock backend `cfg` selects, keeping its items in `store` (and reading time from its clock).
+pub fn with_store(
+    cfg: &Config,
+    clients: &Clients,
+    store: StateStore,
+    executions: Arc<dyn Executions>,
+) -> Arc<dyn Lock> {
     match cfg.lock_backend {
         LockBackend::DynamoDb => Arc::new(DynamoDbLock::new(store, executions)),
         LockBackend::S3 => Arc::new(S3Lock::new(

@@ -75,10 +75,4 @@ impl Invocations {
             !overdue
         });
     }
-
-    /// How many invocations are still running.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.running.lock().expect("invocations lock").len()
-    }
 }

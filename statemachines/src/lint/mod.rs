@@ -32,6 +32,10 @@
 //!   `Catch` for `States.ALL` (an uncaught error fails the execution while the resource is held). A Fail
 //!   state reached before the release is a leak too. Each Parallel branch and Map processor is checked
 //!   on its own: what it acquires it must release.
+//! - `lease-budget`: the lock's lease outlasts the longest stretch the workflow may hold the lock without
+//!   renewing it, counted from the definition's own timeouts and retry budgets ([`lease`]).
+
+mod lease;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -56,7 +60,7 @@ pub const LAMBDA_SERVICE_ERRORS: [&str; 5] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// The rule: `valid`, `lambda-retry`, `task-timeout`, `retry-shadowed`, `fail-error-path`,
-    /// `release-catch`, `whole-state`, `path-ends`, `resource-release`.
+    /// `release-catch`, `whole-state`, `path-ends`, `resource-release`, `lease-budget`.
     pub rule: &'static str,
     /// The state concerned (empty for the definition as a whole).
     pub state: String,
@@ -105,6 +109,9 @@ fn lint_machine(sm: &StateMachine, top: bool, out: &mut Vec<Finding>) {
         shadowed_retriers(st, out);
     }
     fail_error_paths(sm, out);
+    if top {
+        lease::lease_budget(sm, out);
+    }
     for st in &sm.states {
         if let Kind::Task(t) = &st.kind
             && is_lambda_resource(&t.resource)
@@ -715,18 +722,24 @@ mod tests {
     #[test]
     fn the_definitions_are_clean() {
         let defs = [
-            ("backup", include_str!("../definitions/backup.asl.json")),
-            ("dr-drill", include_str!("../definitions/dr-drill.asl.json")),
-            ("drift", include_str!("../definitions/drift.asl.json")),
+            ("backup", include_str!("../../definitions/backup.asl.json")),
+            (
+                "dr-drill",
+                include_str!("../../definitions/dr-drill.asl.json"),
+            ),
+            ("drift", include_str!("../../definitions/drift.asl.json")),
             (
                 "health-sweep",
-                include_str!("../definitions/health-sweep.asl.json"),
+                include_str!("../../definitions/health-sweep.asl.json"),
             ),
             (
                 "provision",
-                include_str!("../definitions/provision.asl.json"),
+                include_str!("../../definitions/provision.asl.json"),
             ),
-            ("rollback", include_str!("../definitions/rollback.asl.json")),
+            (
+                "rollback",
+                include_str!("../../definitions/rollback.asl.json"),
+            ),
         ];
         let findings: Vec<String> = defs
             .iter()
