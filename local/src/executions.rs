@@ -173,8 +173,10 @@ impl Executions for EngineExecutions {
         output: Value,
     ) -> BoxFuture<'a, Result<(), ExecutionError>> {
         Box::pin(async move {
+            // Answered at the caller's virtual time: a person who answers later answers later.
+            let at = crate::world::virtual_now(&self.0);
             self.0
-                .send_task_success(task_token, output)
+                .send_task_success_at(task_token, output, Some(at))
                 .map_err(|e| engine_error("SendTaskSuccess", e))
         })
     }
@@ -186,8 +188,9 @@ impl Executions for EngineExecutions {
         cause: &'a str,
     ) -> BoxFuture<'a, Result<(), ExecutionError>> {
         Box::pin(async move {
+            let at = crate::world::virtual_now(&self.0);
             self.0
-                .send_task_failure(task_token, error, cause)
+                .send_task_failure_at(task_token, error, cause, Some(at))
                 .map_err(|e| engine_error("SendTaskFailure", e))
         })
     }

@@ -376,10 +376,22 @@ impl Engine {
 
     /// `SendTaskSuccess`.
     pub fn send_task_success(&self, task_token: &str, output: Value) -> Result<(), EngineError> {
+        self.send_task_success_at(task_token, output, None)
+    }
+
+    /// `SendTaskSuccess` made at virtual time `at`: the waiting task ends then, not at the virtual time it
+    /// started waiting (a person who answers after ten hours answers ten hours later), or times out if `at`
+    /// is past its `TimeoutSeconds`.
+    pub fn send_task_success_at(
+        &self,
+        task_token: &str,
+        output: Value,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), EngineError> {
         if output.to_string().len() > crate::error::MAX_PAYLOAD_BYTES {
             return Err(EngineError::PayloadTooLarge);
         }
-        self.reply(task_token, TokenReply::Success(output))
+        self.reply(task_token, TokenReply::Success(output, at))
     }
 
     /// `SendTaskFailure`.
@@ -389,7 +401,21 @@ impl Engine {
         error: &str,
         cause: &str,
     ) -> Result<(), EngineError> {
-        self.reply(task_token, TokenReply::Failure(Failure::new(error, cause)))
+        self.send_task_failure_at(task_token, error, cause, None)
+    }
+
+    /// `SendTaskFailure` made at virtual time `at` (see [`Engine::send_task_success_at`]).
+    pub fn send_task_failure_at(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), EngineError> {
+        self.reply(
+            task_token,
+            TokenReply::Failure(Failure::new(error, cause), at),
+        )
     }
 
     /// `SendTaskHeartbeat`: restarts the task's `HeartbeatSeconds` countdown.

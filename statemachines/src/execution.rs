@@ -104,8 +104,10 @@ pub(crate) struct Execution {
 }
 
 pub(crate) enum TokenReply {
-    Success(Value),
-    Failure(Failure),
+    /// The task succeeded with this output, answered at this virtual time (if the caller has one).
+    Success(Value, Option<DateTime<Utc>>),
+    /// The task failed, answered at this virtual time (if the caller has one).
+    Failure(Failure, Option<DateTime<Utc>>),
 }
 
 pub(crate) struct TokenSlot {

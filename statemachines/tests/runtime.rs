@@ -683,3 +683,56 @@ async fn a_stopped_execution_leaves_its_running_invocation_until_its_deadline() 
     tokio::task::yield_now().await;
     assert!(!returned.load(Ordering::SeqCst));
 }
+
+#[tokio::test]
+async fn a_task_token_answered_later_in_virtual_time_ends_the_wait_then() {
+    let engine = Engine::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    engine.register_handler("ask", move |_, ctx: TaskContext| {
+        let tx = tx.clone();
+        async move {
+            tx.send(ctx.task_token.unwrap()).unwrap();
+            Ok(Value::Null)
+        }
+    });
+    let def = json!({"StartAt": "Ask", "States": {
+        "Ask": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "TimeoutSeconds": 43200, "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+            "ResultPath": null, "Next": "After"},
+        "After": {"Type": "Pass", "Parameters": {"at.$": "$$.State.EnteredTime"}, "End": true}}});
+    let arn = engine
+        .register_state_machine("later", &def.to_string(), &HashMap::new())
+        .unwrap();
+    let answer = |hours: i64| {
+        let (engine, arn) = (engine.clone(), arn.clone());
+        async move {
+            let exec = engine.start_execution(&arn, None, json!({})).unwrap();
+            let started = engine.describe_execution(&exec).unwrap().start_date;
+            (exec, started + chrono::Duration::hours(hours))
+        }
+    };
+
+    // Answered ten hours on: the next state is entered ten hours after the start.
+    let (exec, at) = answer(10).await;
+    let token = rx.recv().await.unwrap();
+    engine
+        .send_task_success_at(&token, json!({}), Some(at))
+        .unwrap();
+    let d = engine.wait_for(&exec).await.unwrap();
+    assert_eq!(d.status, Status::Succeeded);
+    let entered: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(d.output.unwrap()["at"].clone()).unwrap();
+    assert_eq!(entered.timestamp_millis(), at.timestamp_millis());
+
+    // Answered after its 12-hour timeout: the task had timed out.
+    let (exec, at) = answer(13).await;
+    let token = rx.recv().await.unwrap();
+    engine
+        .send_task_success_at(&token, json!({}), Some(at))
+        .unwrap();
+    let d = engine.wait_for(&exec).await.unwrap();
+    assert_eq!(
+        (d.status, d.error.as_deref()),
+        (Status::Failed, Some(names::TIMEOUT))
+    );
+}

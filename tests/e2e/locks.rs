@@ -775,3 +775,137 @@ async fn a_holder_still_running_keeps_its_lock_past_its_lease() {
         .expect("approve");
     assert_succeeded(&stage.local.engine.wait_for(&provision).await.unwrap());
 }
+
+/// Tries, once, to take an environment's lock as a backup that cannot see the lock's holder run (its
+/// DescribeExecution finds no such execution: another account, or a history aged out), as soon as the
+/// deployment's RDS calls are `after` past its first one in virtual time.
+#[derive(Debug, Clone)]
+struct LateTaker {
+    config: opsplane_shared::Config,
+    environment: String,
+    after: chrono::Duration,
+    first: Arc<std::sync::Mutex<Option<i64>>>,
+    outcome: Arc<std::sync::Mutex<Option<Result<u64, String>>>>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for LateTaker {
+    fn name(&self) -> &'static str {
+        "LateTaker"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let Some(at) = context
+            .request()
+            .headers()
+            .get(opsplane_local::world::TIME_HEADER)
+            .and_then(|t| t.parse::<i64>().ok())
+        else {
+            return Ok(());
+        };
+        let first = *self.first.lock().unwrap().get_or_insert(at);
+        if at < first + self.after.num_milliseconds() || self.outcome.lock().unwrap().is_some() {
+            return Ok(());
+        }
+        // Interceptors are synchronous: the taker runs on a runtime of its own, with clients of its own,
+        // at the virtual time of the request it interrupts.
+        let (config, environment) = (self.config.clone(), self.environment.clone());
+        let outcome = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let clients = opsplane_shared::aws::Clients::load(&config).await;
+                    let now = chrono::DateTime::from_timestamp_millis(at).unwrap();
+                    let store = StateStore::from_config(&config, &clients)
+                        .with_clock(Arc::new(ManualClock::at(now)));
+                    let blind: Arc<dyn Executions> =
+                        Arc::new(SfnExecutions::new(clients.sfn.clone()));
+                    let lock = opsplane_shared::lock::with_store(&config, &clients, store, blind);
+                    lock.acquire(&req(&environment, &ghost("late-backup"), 3600))
+                        .await
+                        .map(|g| g.token)
+                        .map_err(|e| e.to_string())
+                })
+        })
+        .join()
+        .expect("the taker's thread");
+        *self.outcome.lock().unwrap() = Some(outcome);
+        Ok(())
+    }
+}
+
+/// The deployment's approval waits ten hours and its resize four more: fourteen hours under a lease of
+/// four. Every step after the approval renews the lock, so a backup that cannot see the deployment running
+/// finds the lock held twelve and a half hours in, when the old twelve-hour lease taken at the start
+/// would have let it in.
+#[tokio::test]
+async fn a_deployment_that_waits_and_polls_past_its_lease_keeps_its_lock_from_a_blind_taker() {
+    use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
+
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = stage.example("staging", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    stage
+        .local
+        .world
+        .configure(&json!({ "durations": { "rds_modify": 4 * 3600 } }))
+        .await
+        .unwrap();
+    stage
+        .upload(
+            &v1.replace(
+                "approval: { required: false }",
+                "approval: { required: true }",
+            )
+            .replace(
+                "instance_class: db.t4g.medium",
+                "instance_class: db.t4g.large",
+            ),
+        )
+        .await;
+
+    let taker = LateTaker {
+        config: stage.local.config.clone(),
+        environment: stage.env.clone(),
+        after: chrono::Duration::minutes(12 * 60 + 30),
+        first: Arc::default(),
+        outcome: Arc::default(),
+    };
+    let clients = stage.local.clients.clone().with_interceptor(taker.clone());
+    let mut provision = opsplane_fn_provision::Deps::new(stage.local.config.clone(), &clients);
+    provision.lock = stage.local.lock();
+    opsplane_local::register(&stage.local.engine, provision);
+    let run = stage
+        .local
+        .start_workflow("provision", json!({ "environment": stage.env }))
+        .unwrap();
+    let approval = stage.pending_approval(&run).await;
+    opsplane_local::world::at(
+        approval.requested_at + chrono::Duration::hours(10),
+        stage.local.approve(&run, "jane", Some("after the weekend")),
+    )
+    .await
+    .expect("approve");
+    let done = stage.local.engine.wait_for(&run).await.unwrap();
+
+    let outcome = taker.outcome.lock().unwrap().clone();
+    assert!(
+        matches!(outcome, Some(Err(ref e)) if e.contains("is locked by")),
+        "the blind taker got the lock: {outcome:?}"
+    );
+    assert_succeeded(&done);
+    assert_eq!(
+        stage.instance(&db).await.unwrap().instance_class,
+        "db.t4g.large"
+    );
+    assert!(stage.lock_is_free().await);
+}

@@ -170,6 +170,8 @@ impl Runner {
             call,
             timeout.map(|t| br.now + chrono::Duration::seconds(t as i64)),
         );
+        // When a `.waitForTaskToken` task was answered, in the answerer's virtual time.
+        let mut answered_at = None;
         let outcome: Result<Value, Failure> = if let Some(tok) = &token {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (hb_tx, mut hb_rx) = tokio::sync::watch::channel(0u64);
@@ -191,10 +193,17 @@ impl Runner {
                     if self.recording(br) {
                         self.event(br, EventType::TaskSubmitted, json!({"resource": resource}));
                     }
+                    let answered_at = &mut answered_at;
                     let wait = async {
                         match rx.await {
-                            Ok(TokenReply::Success(v)) => Ok(v),
-                            Ok(TokenReply::Failure(f)) => Err(f),
+                            Ok(TokenReply::Success(v, at)) => {
+                                *answered_at = at;
+                                Ok(v)
+                            }
+                            Ok(TokenReply::Failure(f, at)) => {
+                                *answered_at = at;
+                                Err(f)
+                            }
                             Err(_) => Err(Failure::new(
                                 names::TASK_FAILED,
                                 "the task token was dropped",
@@ -253,6 +262,21 @@ impl Runner {
         let spent = match limit {
             Some(l) => ctx.elapsed().min(l),
             None => ctx.elapsed(),
+        };
+        // An answer given later in virtual time ends the wait then; past the task's timeout, the task had
+        // already timed out.
+        let started = br.now;
+        let deadline = limit.map(|l| started + chrono::Duration::from_std(l).unwrap_or_default());
+        let outcome = match (answered_at, deadline) {
+            (Some(at), Some(end)) if at > end => {
+                br.now = end;
+                Err(Failure::new(names::TIMEOUT, ""))
+            }
+            (Some(at), _) => {
+                br.now = br.now.max(at);
+                outcome
+            }
+            (None, _) => outcome,
         };
         br.now += chrono::Duration::from_std(spent).unwrap_or_default();
         let outcome = outcome.and_then(|v| {
