@@ -10,6 +10,18 @@ use opsplane_statemachines::engine::{Description, Engine, FunctionError, Status,
 use opsplane_statemachines::error::{MAX_PAYLOAD_BYTES, names};
 use serde_json::{Value, json};
 
+/// Waits until `exec` has called its function.
+async fn function_started(engine: &Engine, exec: &str) {
+    while !engine
+        .history(exec)
+        .unwrap()
+        .iter()
+        .any(|e| e.event_type == "LambdaFunctionStarted")
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn run(engine: &Engine, def: Value, input: Value) -> Description {
     let arn = engine
         .register_state_machine("t", &def.to_string(), &HashMap::new())
@@ -357,14 +369,7 @@ async fn stop_idempotent_start_and_history() {
             .start_execution(&arn, Some("n".into()), json!({"a": 2}))
             .is_err()
     );
-    while !engine
-        .history(&exec)
-        .unwrap()
-        .iter()
-        .any(|e| e.event_type == "LambdaFunctionStarted")
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    function_started(&engine, &exec).await;
     engine
         .stop_execution(&exec, Some("Stopped".into()), Some("by test".into()))
         .unwrap();
@@ -635,14 +640,7 @@ async fn a_stopped_execution_leaves_its_running_invocation_until_its_deadline() 
         .unwrap();
     let started = |engine: Engine, arn: String| async move {
         let exec = engine.start_execution(&arn, None, json!({})).unwrap();
-        while !engine
-            .history(&exec)
-            .unwrap()
-            .iter()
-            .any(|e| e.event_type == "LambdaFunctionStarted")
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        function_started(&engine, &exec).await;
         exec
     };
 

@@ -339,3 +339,25 @@ pub fn not_ready_by_state(
     }
     out
 }
+
+/// Runs `work` to its end with clients of its own for `config`, on a runtime of its own in a thread of its
+/// own: what an SDK interceptor (synchronous) does when it stands for another actor acting between two calls.
+pub fn acting_apart<T, F>(
+    config: &Config,
+    work: impl FnOnce(opsplane_shared::aws::Clients) -> F + Send + 'static,
+) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    let config = config.clone();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime of its own")
+            .block_on(async move { work(opsplane_shared::aws::Clients::load(&config).await).await })
+    })
+    .join()
+    .expect("the other actor's thread")
+}

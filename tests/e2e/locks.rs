@@ -811,30 +811,21 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LateTaker {
         if at < first + self.after.num_milliseconds() || self.outcome.lock().unwrap().is_some() {
             return Ok(());
         }
-        // Interceptors are synchronous: the taker runs on a runtime of its own, with clients of its own,
-        // at the virtual time of the request it interrupts.
-        let (config, environment) = (self.config.clone(), self.environment.clone());
-        let outcome = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    let clients = opsplane_shared::aws::Clients::load(&config).await;
-                    let now = chrono::DateTime::from_timestamp_millis(at).unwrap();
-                    let store = StateStore::from_config(&config, &clients)
-                        .with_clock(Arc::new(ManualClock::at(now)));
-                    let blind: Arc<dyn Executions> =
-                        Arc::new(SfnExecutions::new(clients.sfn.clone()));
-                    let lock = opsplane_shared::lock::with_store(&config, &clients, store, blind);
-                    lock.acquire(&req(&environment, &ghost("late-backup"), 3600))
-                        .await
-                        .map(|g| g.token)
-                        .map_err(|e| e.to_string())
-                })
-        })
-        .join()
-        .expect("the taker's thread");
+        // Interceptors are synchronous: the taker acts apart, at the virtual time of the request it
+        // interrupts.
+        let environment = self.environment.clone();
+        let config = self.config.clone();
+        let outcome = crate::harness::acting_apart(&self.config, move |clients| async move {
+            let now = chrono::DateTime::from_timestamp_millis(at).unwrap();
+            let store = StateStore::from_config(&config, &clients)
+                .with_clock(Arc::new(ManualClock::at(now)));
+            let blind: Arc<dyn Executions> = Arc::new(SfnExecutions::new(clients.sfn.clone()));
+            let lock = opsplane_shared::lock::with_store(&config, &clients, store, blind);
+            lock.acquire(&req(&environment, &ghost("late-backup"), 3600))
+                .await
+                .map(|g| g.token)
+                .map_err(|e| e.to_string())
+        });
         *self.outcome.lock().unwrap() = Some(outcome);
         Ok(())
     }
@@ -861,16 +852,7 @@ async fn a_deployment_that_waits_and_polls_past_its_lease_keeps_its_lock_from_a_
         .await
         .unwrap();
     stage
-        .upload(
-            &v1.replace(
-                "approval: { required: false }",
-                "approval: { required: true }",
-            )
-            .replace(
-                "instance_class: db.t4g.medium",
-                "instance_class: db.t4g.large",
-            ),
-        )
+        .upload(&Stage::staging_resize_needing_approval(&v1))
         .await;
 
     let taker = LateTaker {

@@ -92,6 +92,18 @@ impl Stage {
     }
 
     /// `examples/<name>.yaml` for this test: every `acme-<name>` resource and the environment renamed to
+    /// The staging example resized from db.t4g.medium to db.t4g.large, with the resize waiting for approval.
+    pub fn staging_resize_needing_approval(spec: &str) -> String {
+        spec.replace(
+            "approval: { required: false }",
+            "approval: { required: true }",
+        )
+        .replace(
+            "instance_class: db.t4g.medium",
+            "instance_class: db.t4g.large",
+        )
+    }
+
     /// the test's unique name, and the HTTP health check pointed at `health_url`.
     pub fn example(&self, name: &str, health_url: &str) -> String {
         let text = std::fs::read_to_string(root().join("examples").join(format!("{name}.yaml")))
@@ -152,6 +164,26 @@ impl Stage {
             .actual(id)
             .await
             .expect("describe instance")
+    }
+
+    /// An instance's class as RDS describes it, and the class a pending modification would give it.
+    pub async fn class_and_pending(&self, id: &str) -> (Option<String>, Option<String>) {
+        let described = self
+            .local
+            .clients
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .expect("describe instance");
+        let i = &described.db_instances()[0];
+        (
+            i.db_instance_class().map(str::to_owned),
+            i.pending_modified_values()
+                .and_then(|p| p.db_instance_class())
+                .map(str::to_owned),
+        )
     }
 
     /// The EKS cluster as described.
@@ -601,24 +633,14 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for TakeoverAfter {
         {
             return Ok(());
         }
-        // Interceptors are synchronous: the takeover's write runs on a runtime of its own, with clients of
-        // its own, before the apply goes on.
+        // Interceptors are synchronous: the takeover's write acts apart, before the apply goes on.
         let (config, environment) = (self.config.clone(), self.environment.clone());
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    let clients = opsplane_shared::aws::Clients::load(&config).await;
-                    StateStore::from_config(&config, &clients)
-                        .raise_fence(&environment, 1_000_000)
-                        .await
-                        .expect("the takeover's fence");
-                })
-        })
-        .join()
-        .expect("the takeover thread");
+        crate::harness::acting_apart(&self.config, move |clients| async move {
+            StateStore::from_config(&config, &clients)
+                .raise_fence(&environment, 1_000_000)
+                .await
+                .expect("the takeover's fence");
+        });
         Ok(())
     }
 }
@@ -667,21 +689,7 @@ async fn a_deployment_that_loses_its_lock_between_two_calls_makes_no_further_cal
     // The call made before the takeover stands; the one after it was never made.
     let ng = &stage.cluster(&stage.env).await.unwrap().nodegroups[0];
     assert_eq!(ng.desired, Some(2));
-    let instance = stage
-        .local
-        .clients
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(&db)
-        .send()
-        .await
-        .unwrap();
-    let i = &instance.db_instances()[0];
-    assert_eq!(i.db_instance_class(), Some("db.t4g.micro"));
-    assert!(
-        i.pending_modified_values()
-            .and_then(|p| p.db_instance_class())
-            .is_none(),
-        "no resize was asked for"
-    );
+    let (class, pending) = stage.class_and_pending(&db).await;
+    assert_eq!(class.as_deref(), Some("db.t4g.micro"));
+    assert_eq!(pending, None, "no resize was asked for");
 }

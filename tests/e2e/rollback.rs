@@ -35,16 +35,7 @@ async fn an_alarm_stops_the_running_provision_and_five_copies_roll_back_once() {
 
     // A change that needs approval is in flight, holding the lock...
     stage
-        .upload(
-            &v1.replace(
-                "approval: { required: false }",
-                "approval: { required: true }",
-            )
-            .replace(
-                "instance_class: db.t4g.medium",
-                "instance_class: db.t4g.large",
-            ),
-        )
+        .upload(&Stage::staging_resize_needing_approval(&v1))
         .await;
     let inflight = stage
         .local
@@ -284,23 +275,9 @@ async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended()
     }
 
     // Staging is on its last known good: the resize never reached RDS after the revert.
-    let described = stage
-        .local
-        .clients
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(&db)
-        .send()
-        .await
-        .unwrap();
-    let instance = &described.db_instances()[0];
-    assert_eq!(instance.db_instance_class(), Some("db.t4g.medium"));
-    assert_eq!(
-        instance
-            .pending_modified_values()
-            .and_then(|p| p.db_instance_class()),
-        None
-    );
+    let (class, pending) = stage.class_and_pending(&db).await;
+    assert_eq!(class.as_deref(), Some("db.t4g.medium"));
+    assert_eq!(pending, None);
     // The rollback waited for the deployment's Apply (its Task's timeout, the longest Lambda lets the call
     // run), by which time the call had ended without reaching RDS; the revert came after it.
     let waits: Vec<String> = stage
