@@ -195,6 +195,8 @@ impl LocalPlane {
             });
         let mut provision = opsplane_fn_provision::Deps::new(self.config.clone(), &self.clients);
         provision.lock = self.lock();
+        // A bake lasts its minutes on the virtual clock, as the world's resources change on it.
+        provision.clock = Arc::new(VirtualClock::new(self.engine.clone()));
         register(&self.engine, provision);
         register(
             &self.engine,

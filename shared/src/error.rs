@@ -44,13 +44,18 @@ pub enum ErrorName {
     /// An AWS quota (100 manual DB snapshots per Region, ...) would be exceeded; the message names it and
     /// its figures. Never retried: it needs a person (delete old snapshots, or ask AWS for more).
     QuotaExceeded,
+    /// One of the environment's alarms fired while a deployment baked: the deployment is reverted to the
+    /// last known good and never becomes one.
+    AlarmDuringBake,
+    /// The plan computed just before applying differs from the one that was approved: nothing is applied.
+    PlanChanged,
     /// Anything else: a bug or an AWS failure that is not worth retrying.
     Internal,
 }
 
 impl ErrorName {
     /// Every name, for documentation and exhaustive tests.
-    pub const ALL: [ErrorName; 15] = [
+    pub const ALL: [ErrorName; 17] = [
         ErrorName::InvalidInput,
         ErrorName::LockHeld,
         ErrorName::LockLost,
@@ -65,6 +70,8 @@ impl ErrorName {
         ErrorName::AlreadyInProgress,
         ErrorName::IdempotencyKeyReused,
         ErrorName::QuotaExceeded,
+        ErrorName::AlarmDuringBake,
+        ErrorName::PlanChanged,
         ErrorName::Internal,
     ];
 
@@ -85,6 +92,8 @@ impl ErrorName {
             ErrorName::AlreadyInProgress => "AlreadyInProgress",
             ErrorName::IdempotencyKeyReused => "IdempotencyKeyReused",
             ErrorName::QuotaExceeded => "QuotaExceeded",
+            ErrorName::AlarmDuringBake => "AlarmDuringBake",
+            ErrorName::PlanChanged => "PlanChanged",
             ErrorName::Internal => "Internal",
         }
     }
@@ -171,6 +180,12 @@ pub enum OpsError {
     /// An AWS quota would be exceeded (the message names it, with what is used and allowed).
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// An alarm of the environment fired during a deployment's bake (the message names it).
+    #[error("alarm during the bake: {0}")]
+    AlarmDuringBake(String),
+    /// The plan changed between its approval and its apply (the message says how).
+    #[error("the plan changed since it was approved: {0}")]
+    PlanChanged(String),
     /// An AWS call failed in a way that retrying will not fix.
     #[error("AWS call {operation} failed")]
     Aws {
@@ -203,6 +218,8 @@ impl OpsError {
             OpsError::AlreadyInProgress(_) => ErrorName::AlreadyInProgress,
             OpsError::IdempotencyKeyReused(_) => ErrorName::IdempotencyKeyReused,
             OpsError::QuotaExceeded(_) => ErrorName::QuotaExceeded,
+            OpsError::AlarmDuringBake(_) => ErrorName::AlarmDuringBake,
+            OpsError::PlanChanged(_) => ErrorName::PlanChanged,
             OpsError::Aws { .. } | OpsError::Internal(_) => ErrorName::Internal,
         }
     }

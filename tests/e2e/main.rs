@@ -57,6 +57,9 @@ mod health;
 // Alarm-driven rollback: the in-flight provision stopped, one rollback for five copies of the event.
 mod rollback;
 
+// A deployment's bake: alarms watched before it becomes the last known good; an alarm during it reverts.
+mod bake;
+
 // Drift: a change behind opsplane's back reported on demand and recorded by the workflow.
 mod drift;
 

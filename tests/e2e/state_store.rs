@@ -154,6 +154,7 @@ async fn a_write_with_an_older_token_changes_nothing() {
         deployment_id: "run-5".into(),
         spec_version: "v5".into(),
         recorded_at: Utc::now(),
+        spec_sha256: None,
     };
     store.set_last_known_good("prod", &lkg, 5).await.unwrap();
 

@@ -8,12 +8,14 @@
 //! stopped and took over from) changes nothing.
 
 pub mod apply;
+pub mod bake;
 pub mod drift;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use opsplane_shared::aws::Clients;
+use opsplane_shared::aws::alarms::Alarms;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::observe::observe;
@@ -21,7 +23,7 @@ use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError, StoredSpec};
 use opsplane_shared::boundary::{parse_action, to_value};
-use opsplane_shared::clock::{Clock, SystemClock};
+use opsplane_shared::clock::{Clock, SystemClock, rfc3339};
 use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
 pub use opsplane_shared::domain::names::short_id;
 use opsplane_shared::domain::plan::{Plan, plan};
@@ -61,6 +63,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// The environment lock, renewed by every polling and mutating step.
     pub lock: Arc<dyn Lock>,
+    /// The environment's CloudWatch alarms, watched during a bake.
+    pub alarms: Alarms,
 }
 
 impl std::fmt::Debug for Deps {
@@ -86,6 +90,7 @@ impl Deps {
                 clients,
                 Arc::new(SfnExecutions::new(clients.sfn.clone())),
             ),
+            alarms: Alarms::new(clients.cloudwatch.clone()),
             config,
         }
     }
@@ -177,6 +182,9 @@ pub struct Deployment {
     pub actor: String,
     /// How long an approval may take, seconds (the spec's `approval.timeout_minutes`).
     pub approval_timeout_seconds: u64,
+    /// How long the change bakes after its health check (the spec's `rollback.bake_minutes`).
+    #[serde(default)]
+    pub bake_minutes: u32,
 }
 
 /// Checks the input and pins the spec version; touches nothing.
@@ -209,6 +217,7 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<Deployment, O
         started_at: deps.clock.now(),
         actor: req.actor.unwrap_or(input.execution),
         approval_timeout_seconds: u64::from(stored.spec.approval.timeout_minutes) * 60,
+        bake_minutes: stored.spec.rollback.bake_minutes,
     })
 }
 
@@ -330,7 +339,9 @@ pub struct RecordInput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// Applied and healthy.
+    /// Applied and healthy; its bake begins.
+    Baking,
+    /// Applied, healthy and baked: the last known good.
     Succeeded,
     /// Failed; nothing was reverted.
     Failed,
@@ -368,6 +379,7 @@ pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsErr
     let d = &input.deployment;
     let now = deps.clock.now();
     let status = match input.outcome {
+        Outcome::Baking => DeploymentStatus::Baking,
         Outcome::Succeeded => DeploymentStatus::Succeeded,
         Outcome::Failed => DeploymentStatus::Failed,
         Outcome::RolledBack => DeploymentStatus::RolledBack,
@@ -392,7 +404,7 @@ pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsErr
         error: input.error.as_ref().map(error_text),
     };
     let in_force = match status {
-        DeploymentStatus::Succeeded => Some(d.spec_version.clone()),
+        DeploymentStatus::Baking | DeploymentStatus::Succeeded => Some(d.spec_version.clone()),
         DeploymentStatus::RolledBack => reverted_to.clone(),
         _ => None,
     }
@@ -401,13 +413,18 @@ pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsErr
         deployment_id: d.deployment_id.clone(),
         applied_at: now,
     });
-    let lkg = (status == DeploymentStatus::Succeeded).then(|| LastKnownGood {
-        deployment_id: d.deployment_id.clone(),
-        spec_version: d.spec_version.clone(),
-        recorded_at: now,
-    });
+    let known_good = match status {
+        DeploymentStatus::Succeeded => Some(known_good_with(deps, d, now).await?),
+        _ => None,
+    };
+    let lkg = known_good.as_ref().and_then(|k| k.first().cloned());
     deps.state
-        .record_deployment(&record, in_force.as_ref(), lkg.as_ref(), input.token)
+        .record_deployment(
+            &record,
+            in_force.as_ref(),
+            known_good.as_deref(),
+            input.token,
+        )
         .await?;
     // An approval nobody answered (timeout, a failure while waiting) is closed, so it cannot be answered
     // later against a finished workflow.
@@ -426,11 +443,39 @@ pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsErr
             )
             .await?;
     }
+    let bake_until = (status == DeploymentStatus::Baking)
+        .then(|| now + chrono::Duration::minutes(i64::from(d.bake_minutes)));
     Ok(json!({
         "status": status,
         "last_known_good": lkg.map(|l| l.spec_version),
         "in_force": in_force.map(|f| f.spec_version),
+        "bake_until": bake_until.map(rfc3339),
     }))
+}
+
+/// The environment's known-good history with deployment `d` first: one entry per spec version (its latest
+/// deployment), as many as the spec keeps.
+async fn known_good_with(
+    deps: &Deps,
+    d: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<Vec<LastKnownGood>, OpsError> {
+    let stored = deps.spec(&d.environment, Some(&d.spec_version)).await?;
+    let mut history = deps.state.meta(&d.environment).await?.known_good;
+    history.retain(|k| k.spec_version != d.spec_version);
+    history.insert(
+        0,
+        LastKnownGood {
+            deployment_id: d.deployment_id.clone(),
+            spec_version: d.spec_version.clone(),
+            recorded_at: now,
+            spec_sha256: Some(opsplane_shared::aws::objects::sha256_hex(
+                stored.text.as_bytes(),
+            )),
+        },
+    );
+    history.truncate(stored.spec.rollback.keep_known_good as usize);
+    Ok(history)
 }
 
 opsplane_shared::actions! {
@@ -452,6 +497,8 @@ opsplane_shared::actions! {
         "check-stable" => CheckStable(apply::ApplyInput),
         /// Reverts to the last known good.
         "revert" => Revert(apply::RevertInput),
+        /// Watches the environment's alarms until the bake ends.
+        "bake" => Bake(bake::BakeInput),
         /// Records the deployment.
         "record" => Record(RecordInput),
         /// The environments a sweep covers.
@@ -474,6 +521,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
         Action::Apply(i) => to_value(apply::apply(deps, i).await?),
         Action::CheckStable(i) => to_value(apply::check_stable(deps, i).await?),
         Action::Revert(i) => to_value(apply::revert(deps, i).await?),
+        Action::Bake(i) => to_value(bake::bake(deps, i).await?),
         Action::Record(i) => record(deps, i).await,
         Action::ListEnvironments(i) => {
             let environments = sweep_environments(&deps.specs, &i.input).await?;

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from moto.rds.models import rds_backends
 
-from . import context, eks, iam, network, rds, world
+from . import cbor, context, eks, iam, network, rds, world
 
 ACCOUNT = "123456789012"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -165,9 +165,14 @@ def _iam_actions(environ, service, action, body):
     return [name] if name else []
 
 
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
 def _iam_action(environ, service, action):
     """The IAM action a request needs (``rds:CreateDBSnapshot``), or None when the model cannot name it."""
     target = environ.get("HTTP_X_AMZ_TARGET", "")
+    # CloudWatch signs as `monitoring`; its IAM actions are `cloudwatch:*`.
+    service = _IAM_PREFIX.get(service, service)
     if service == "s3":
         name = iam.s3_action(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
     elif service == "eks":
@@ -241,6 +246,22 @@ def install(app_class):
         body = _read_body(environ)
         if environ.get("PATH_INFO", "").startswith("/_opsplane/world/"):
             return _control(environ, start_response, body)
+        if cbor.is_cbor(environ):
+            # moto serves CloudWatch's JSON protocol, not the CBOR the SDK sends: translate both ways.
+            body = cbor.to_json_request(environ, body)
+            answer = {}
+
+            def capture(status, headers, exc_info=None):
+                answer["status"], answer["headers"] = status, headers
+                return lambda _data: None
+
+            chunks = list(serve(self, environ, capture, body))
+            status, headers, data = cbor.to_cbor_response(answer["status"], answer["headers"], chunks)
+            start_response(status, headers)
+            return [data]
+        return serve(self, environ, start_response, body)
+
+    def serve(self, environ, start_response, body):
         region, service = _scope(environ)
         world_id = environ.get(context.WORLD_HEADER) or world.DEFAULT
         try:

@@ -1,5 +1,6 @@
 //! AWS adapters: the one `SdkConfig` and the clients built from it.
 
+pub mod alarms;
 pub mod eks;
 pub mod events;
 pub mod objects;
@@ -109,6 +110,8 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     /// Secrets Manager: probe credentials, read by reference where they are used.
     pub secrets_manager: aws_sdk_secretsmanager::Client,
+    /// CloudWatch: the environment's alarms, read during a deployment's bake and before a rollback.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The configuration the clients were built from (credentials and region for RDS IAM auth tokens).
     pub sdk: SdkConfig,
 }
@@ -127,6 +130,7 @@ impl Clients {
             eks: aws_sdk_eks::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
             secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             sdk: sdk.clone(),
         }
     }
@@ -157,6 +161,7 @@ impl Clients {
             eks: with!(self.eks, aws_sdk_eks),
             events: with!(self.events, aws_sdk_eventbridge),
             secrets_manager: with!(self.secrets_manager, aws_sdk_secretsmanager),
+            cloudwatch: with!(self.cloudwatch, aws_sdk_cloudwatch),
             sdk: self.sdk,
         }
     }

@@ -18,6 +18,8 @@ pub struct EnvMeta {
     pub last_known_good: Option<LastKnownGood>,
     /// The spec version in force.
     pub in_force: Option<InForce>,
+    /// The known-good deployments a rollback may go back to, newest first (the last known good first).
+    pub known_good: Vec<LastKnownGood>,
 }
 
 impl StateStore {
@@ -61,10 +63,16 @@ impl StateStore {
                 Some(serde_json::from_value(from_attr(v)).map_err(|e| corrupt(e.to_string()))?)
             }
         };
+        let known_good = match item.get("known_good") {
+            Some(v) => serde_json::from_value(from_attr(v)).map_err(|e| corrupt(e.to_string()))?,
+            // Written before the history was kept: the last known good is all there is.
+            None => last_known_good.iter().cloned().collect(),
+        };
         Ok(EnvMeta {
             fence,
             last_known_good,
             in_force,
+            known_good,
         })
     }
 

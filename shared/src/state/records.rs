@@ -15,7 +15,10 @@ use crate::clock::rfc3339;
 pub enum DeploymentStatus {
     /// Applying.
     InProgress,
-    /// Applied and healthy.
+    /// Applied and healthy, baking: the environment runs it, but it is not the last known good until its
+    /// bake ends with no alarm.
+    Baking,
+    /// Applied and healthy (and baked): the last known good.
     Succeeded,
     /// Failed without a rollback.
     Failed,
@@ -135,6 +138,9 @@ pub struct LastKnownGood {
     pub spec_version: String,
     /// When it was recorded as good.
     pub recorded_at: DateTime<Utc>,
+    /// SHA-256 (hex) of the spec document applied.
+    #[serde(default)]
+    pub spec_sha256: Option<String>,
 }
 
 /// The spec version the environment was last brought to (kept in the environment's `META` item): what

@@ -122,15 +122,16 @@ impl StateStore {
     }
 
     /// Records a deployment's outcome in one fenced transaction: the record, the spec version now in force
-    /// and, when it was healthy, the new last known good. Either all of it is written or, for a stale
-    /// token, none.
+    /// and, when it proved good, the known-good history (newest first; its first is the new last known
+    /// good). Either all of it is written or, for a stale token, none.
     pub async fn record_deployment(
         &self,
         record: &DeploymentRecord,
         in_force: Option<&InForce>,
-        last_known_good: Option<&LastKnownGood>,
+        known_good: Option<&[LastKnownGood]>,
         token: u64,
     ) -> Result<(), StateError> {
+        let last_known_good = known_good.and_then(<[LastKnownGood]>::first);
         let environment = record.environment.clone();
         let corrupt = |reason: String| StateError::Corrupt {
             pk: env_pk(&environment),
@@ -153,6 +154,10 @@ impl StateStore {
         if let Some(l) = last_known_good {
             let v = serde_json::to_value(l).map_err(|e| corrupt(e.to_string()))?;
             fields.push(("last_known_good", to_attr(&v)));
+        }
+        if let Some(history) = known_good {
+            let v = serde_json::to_value(history).map_err(|e| corrupt(e.to_string()))?;
+            fields.push(("known_good", to_attr(&v)));
         }
         self.fenced_write(
             &environment,

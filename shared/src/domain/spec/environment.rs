@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checks::HealthSpec;
 use super::error::SpecError;
-use super::policy::{AlarmMapping, ApprovalPolicy, BackupPolicy, DrillPolicy};
+use super::policy::{AlarmMapping, ApprovalPolicy, BackupPolicy, DrillPolicy, RollbackPolicy};
 use super::resources::{EksSpec, RdsSpec};
 
 /// The S3 key of an environment's spec in the state bucket.
@@ -44,6 +44,9 @@ pub struct EnvironmentSpec {
     /// The CloudWatch alarms that belong to this environment: one going to ALARM rolls it back.
     #[serde(default)]
     pub alarms: AlarmMapping,
+    /// The bake after a change, the window an alarm reaches back over, the known-good history kept.
+    #[serde(default)]
+    pub rollback: RollbackPolicy,
 }
 
 impl EnvironmentSpec {

@@ -19,6 +19,7 @@ pub use environment::{EnvironmentSpec, spec_key};
 pub use error::SpecError;
 pub use policy::{
     AlarmMapping, ApprovalPolicy, BackupPolicy, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DrillPolicy,
+    RollbackPolicy,
 };
 pub use probe::{CredentialRef, ProbeSpec};
 pub use resources::{EksSpec, NodegroupSpec, RdsSpec};

@@ -32,6 +32,46 @@ impl Default for ApprovalPolicy {
     }
 }
 
+/// How a change proves itself, and how far back an alarm reaches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackPolicy {
+    /// After its health check a deployment bakes this long, watching the environment's alarms; it becomes
+    /// the last known good only when its bake ends with none firing (0: at once).
+    #[serde(default)]
+    pub bake_minutes: u32,
+    /// An alarm this long after the latest deployment finished still blames it and rolls it back; a later
+    /// alarm starts no rollback and asks a person (`AlarmWithoutRecentChange`).
+    #[serde(default = "default_window")]
+    pub window_minutes: u32,
+    /// How many known-good deployments are kept to roll back to.
+    #[serde(default = "default_keep_known_good")]
+    pub keep_known_good: u32,
+}
+
+/// An hour: alarms on a smaller class or a slower query usually fire within it.
+pub const DEFAULT_ROLLBACK_WINDOW_MINUTES: u32 = 60;
+/// Known-good deployments kept by default.
+pub const DEFAULT_KEEP_KNOWN_GOOD: u32 = 5;
+
+fn default_window() -> u32 {
+    DEFAULT_ROLLBACK_WINDOW_MINUTES
+}
+
+fn default_keep_known_good() -> u32 {
+    DEFAULT_KEEP_KNOWN_GOOD
+}
+
+impl Default for RollbackPolicy {
+    fn default() -> Self {
+        Self {
+            bake_minutes: 0,
+            window_minutes: DEFAULT_ROLLBACK_WINDOW_MINUTES,
+            keep_known_good: DEFAULT_KEEP_KNOWN_GOOD,
+        }
+    }
+}
+
 /// Which CloudWatch alarms belong to the environment: exact names, or name prefixes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

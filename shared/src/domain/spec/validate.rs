@@ -272,6 +272,34 @@ impl EnvironmentSpec {
                 ),
             ));
         }
+        // A bake holds the environment's lock: longer than half a day would keep backups out for days.
+        if self.rollback.bake_minutes > 720 {
+            return Err(SpecError::invalid(
+                "rollback.bake_minutes",
+                format!(
+                    "{} is out of range: 0 to 720 minutes (12 hours)",
+                    self.rollback.bake_minutes
+                ),
+            ));
+        }
+        if !(1..=10_080).contains(&self.rollback.window_minutes) {
+            return Err(SpecError::invalid(
+                "rollback.window_minutes",
+                format!(
+                    "{} is out of range: 1 to 10080 minutes (a week)",
+                    self.rollback.window_minutes
+                ),
+            ));
+        }
+        if !(1..=50).contains(&self.rollback.keep_known_good) {
+            return Err(SpecError::invalid(
+                "rollback.keep_known_good",
+                format!(
+                    "{} is out of range: 1 to 50 deployments",
+                    self.rollback.keep_known_good
+                ),
+            ));
+        }
         for (i, name) in self.alarms.names.iter().enumerate() {
             if name.trim().is_empty() {
                 return Err(SpecError::invalid(
