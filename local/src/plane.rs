@@ -193,11 +193,7 @@ impl LocalPlane {
                     .map_err(|e| FunctionError::new(e.error_name(), e.to_string()))
                 })
             });
-        let mut provision = opsplane_fn_provision::Deps::new(self.config.clone(), &self.clients);
-        provision.lock = self.lock();
-        // A bake lasts its minutes on the virtual clock, as the world's resources change on it.
-        provision.clock = Arc::new(VirtualClock::new(self.engine.clone()));
-        register(&self.engine, provision);
+        register(&self.engine, self.provision_deps(&self.clients));
         register(
             &self.engine,
             // Every SQL probe of the plane reaches the same endpoint override (a local PostgreSQL).
@@ -212,6 +208,15 @@ impl LocalPlane {
         // It compares times with its executions' histories, which run on the virtual clock.
         rollback.clock = Arc::new(VirtualClock::new(self.engine.clone()));
         register(&self.engine, rollback);
+    }
+
+    /// The provision function's wiring over `clients` (a test's may carry an interceptor): this plane's lock,
+    /// and the virtual clock, on which a bake lasts its minutes as the world's resources change on it.
+    pub fn provision_deps(&self, clients: &Clients) -> opsplane_fn_provision::Deps {
+        let mut provision = opsplane_fn_provision::Deps::new(self.config.clone(), clients);
+        provision.lock = self.lock();
+        provision.clock = Arc::new(VirtualClock::new(self.engine.clone()));
+        provision
     }
 
     /// Approves or rejects the change `execution` waits for, in-process (a separate CLI process cannot

@@ -30,6 +30,9 @@ pub enum OutcomeResult {
     TargetMissed,
     /// A change waits for a person's approval (`opsplane approve` / `reject`).
     ApprovalWaiting,
+    /// An alarm fired with no deployment to blame within the rollback window: nothing was rolled back, a
+    /// person decides (the summary lists the latest deployments).
+    AlarmWithoutRecentChange,
 }
 
 impl OutcomeResult {
@@ -41,6 +44,7 @@ impl OutcomeResult {
             OutcomeResult::RolledBack => "rolled_back",
             OutcomeResult::TargetMissed => "target_missed",
             OutcomeResult::ApprovalWaiting => "approval_waiting",
+            OutcomeResult::AlarmWithoutRecentChange => "alarm_without_recent_change",
         }
     }
 }
@@ -92,6 +96,7 @@ mod tests {
             OutcomeResult::RolledBack,
             OutcomeResult::TargetMissed,
             OutcomeResult::ApprovalWaiting,
+            OutcomeResult::AlarmWithoutRecentChange,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }

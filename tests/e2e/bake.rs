@@ -138,12 +138,7 @@ async fn an_alarm_ten_minutes_into_the_bake_rolls_back_to_the_previous_last_know
         fired: Arc::default(),
     };
     let clients = stage.local.clients.clone().with_interceptor(fires.clone());
-    let mut provision = opsplane_fn_provision::Deps::new(stage.local.config.clone(), &clients);
-    provision.lock = stage.local.lock();
-    provision.clock = Arc::new(opsplane_local::world::VirtualClock::new(
-        stage.local.engine.clone(),
-    ));
-    opsplane_local::register(&stage.local.engine, provision);
+    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
     let run = stage.provision().await;
 
     assert!(

@@ -863,9 +863,7 @@ async fn a_deployment_that_waits_and_polls_past_its_lease_keeps_its_lock_from_a_
         outcome: Arc::default(),
     };
     let clients = stage.local.clients.clone().with_interceptor(taker.clone());
-    let mut provision = opsplane_fn_provision::Deps::new(stage.local.config.clone(), &clients);
-    provision.lock = stage.local.lock();
-    opsplane_local::register(&stage.local.engine, provision);
+    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
     let run = stage
         .local
         .start_workflow("provision", json!({ "environment": stage.env }))

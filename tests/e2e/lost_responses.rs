@@ -117,6 +117,9 @@ async fn a_rollback_claim_whose_put_response_was_lost_stays_the_owners() {
         approval_timeout_seconds: 0,
         incident: Some("staging-api-5xx@2026-11-30T14:00:00.989Z".into()),
         reason: "alarm".into(),
+        decision: opsplane_fn_rollback::Decision::RollBack,
+        blamed: None,
+        finding: None,
     };
 
     let owned = claim(

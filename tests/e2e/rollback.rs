@@ -246,10 +246,7 @@ async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended()
     let mut clients = stage.local.clients.clone();
     clients.rds =
         aws_sdk_rds::Client::from_conf(rds.config().to_builder().http_client(held).build());
-    opsplane_local::register(
-        &stage.local.engine,
-        opsplane_fn_provision::Deps::new(stage.local.config.clone(), &clients),
-    );
+    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
     let deployment = stage
         .local
         .start_workflow("provision", json!({ "environment": stage.env }))
@@ -300,5 +297,154 @@ async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended()
     assert_eq!(stopped.status, Status::Aborted);
     let meta = stage.store().meta(&stage.env).await.unwrap();
     assert_eq!(meta.in_force.unwrap().spec_version, good);
+    assert!(stage.lock_is_free().await);
+}
+
+/// The staging alarm event, its state changed to ALARM at `at`.
+fn alarm_at(env: &str, at: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/events/alarm-staging.json"))
+            .unwrap()
+            .replace("{env}", env),
+    )
+    .unwrap();
+    event["detail"]["state"]["timestamp"] =
+        json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+    event
+}
+
+/// Starts `copies` executions of the rollback workflow for `event` and waits for them all.
+async fn deliver(
+    stage: &Stage,
+    event: &Value,
+    copies: usize,
+) -> Vec<opsplane_statemachines::Description> {
+    let runs: Vec<String> = (0..copies)
+        .map(|_| {
+            stage
+                .local
+                .start_workflow("rollback", event.clone())
+                .unwrap()
+        })
+        .collect();
+    let mut done = Vec::new();
+    for r in &runs {
+        done.push(stage.local.engine.wait_for(r).await.unwrap());
+    }
+    done
+}
+
+#[tokio::test]
+async fn an_alarm_two_days_after_the_latest_deployment_rolls_nothing_back_and_asks_a_person() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = stage.example("staging", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    let v2 = stage
+        .upload(&v1.replace(
+            "instance_class: db.t4g.medium",
+            "instance_class: db.t4g.large",
+        ))
+        .await;
+    assert_succeeded(&stage.provision().await);
+    let finished = stage.deployments().await[0].finished_at.unwrap();
+    let sub = Subscription::for_environment(&stage.world, &stage.env).await;
+
+    let event = alarm_at(&stage.env, finished + chrono::Duration::days(2));
+    let done = deliver(&stage, &event, 5).await;
+    for d in &done {
+        assert_succeeded(d);
+    }
+
+    // Nothing rolled back: the class is v2's, v2 is still the last known good, no rollback recorded.
+    assert_eq!(
+        stage.instance(&db).await.unwrap().instance_class,
+        "db.t4g.large"
+    );
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.last_known_good.unwrap().spec_version, v2);
+    assert!(
+        stage
+            .deployments()
+            .await
+            .iter()
+            .all(|d| d.status != DeploymentStatus::RolledBack)
+    );
+    // One event asks a person, naming the latest deployment; the four copies did nothing.
+    let events = sub.received().await;
+    assert_eq!(events.len(), 5, "{events:#?}");
+    let asks: Vec<_> = done
+        .iter()
+        .map(|d| outcome(&only(&events, &d.execution_arn)))
+        .filter(|e| e.result == OutcomeResult::AlarmWithoutRecentChange)
+        .collect();
+    assert_eq!(asks.len(), 1);
+    assert_eq!(asks[0].error.as_deref(), Some("AlarmWithoutRecentChange"));
+    assert!(asks[0].summary.contains(&v2), "{}", asks[0].summary);
+    assert!(stage.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn an_alarm_within_the_window_after_a_promoted_deployment_goes_back_to_the_one_before() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = stage.example("staging", &url);
+    let good = stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    let bad = stage
+        .upload(&v1.replace(
+            "instance_class: db.t4g.medium",
+            "instance_class: db.t4g.large",
+        ))
+        .await;
+    assert_succeeded(&stage.provision().await);
+    let promoted = stage.deployments().await[0].clone();
+    assert_eq!(
+        stage
+            .store()
+            .meta(&stage.env)
+            .await
+            .unwrap()
+            .last_known_good
+            .unwrap()
+            .spec_version,
+        bad
+    );
+
+    // Thirty minutes after the bake ended (inside the 60-minute window), the API alarm fires.
+    let event = alarm_at(
+        &stage.env,
+        promoted.finished_at.unwrap() + chrono::Duration::minutes(30),
+    );
+    let done = deliver(&stage, &event, 3).await;
+    for d in &done {
+        assert_succeeded(d);
+    }
+    let owner = done
+        .iter()
+        .find(|d| d.output.as_ref().unwrap()["claim"]["duplicate"] == false)
+        .unwrap();
+    let out = owner.output.as_ref().unwrap();
+    assert_eq!(out["rollback"]["spec_version"], good.as_str());
+    assert_eq!(out["rollback"]["blamed"]["spec_version"], bad.as_str());
+
+    assert_eq!(
+        stage.instance(&db).await.unwrap().instance_class,
+        "db.t4g.medium"
+    );
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.last_known_good.unwrap().spec_version, good);
+    assert_eq!(meta.in_force.unwrap().spec_version, good);
+    assert!(meta.known_good.iter().all(|k| k.spec_version != bad));
+    let rolled_back: Vec<_> = stage
+        .deployments()
+        .await
+        .into_iter()
+        .filter(|d| d.status == DeploymentStatus::RolledBack)
+        .collect();
+    assert_eq!(rolled_back.len(), 1);
     assert!(stage.lock_is_free().await);
 }

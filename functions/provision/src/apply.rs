@@ -352,6 +352,9 @@ pub struct RevertInput {
     /// The lock, renewed at the start of every call ([`HeldLock`]).
     #[serde(default)]
     pub lock: Option<HeldLock>,
+    /// The known-good spec version to go back to (a rollback's choice); the last known good when absent.
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 /// What a revert did.
@@ -375,7 +378,15 @@ pub struct Reverted {
 /// same path as a deployment.
 pub async fn revert(deps: &Deps, input: RevertInput) -> Result<Reverted, OpsError> {
     renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
-    let Some(lkg) = deps.state.last_known_good(&input.environment).await? else {
+    let target = match &input.to {
+        Some(version) => Some(version.clone()),
+        None => deps
+            .state
+            .last_known_good(&input.environment)
+            .await?
+            .map(|l| l.spec_version),
+    };
+    let Some(target) = target else {
         tracing::warn!(
             environment = input.environment,
             "no last known good: nothing to revert to"
@@ -392,22 +403,20 @@ pub async fn revert(deps: &Deps, input: RevertInput) -> Result<Reverted, OpsErro
             )),
         });
     };
-    let stored = deps
-        .spec(&input.environment, Some(&lkg.spec_version))
-        .await?;
+    let stored = deps.spec(&input.environment, Some(&target)).await?;
     let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
     let (p, skipped) = plan(&stored.spec, &actual).revertible();
     let issued = apply_outstanding(deps, &stored.spec, &p, &actual, input.token).await?;
     tracing::info!(
         environment = input.environment,
-        spec_version = lkg.spec_version,
+        spec_version = target,
         changes = p.changes.len(),
         skipped = skipped.len(),
-        "reverting to the last known good"
+        "reverting to a known-good version"
     );
     Ok(Reverted {
         reverted: true,
-        spec_version: Some(lkg.spec_version),
+        spec_version: Some(target),
         plan: Some(p),
         skipped,
         issued,

@@ -185,6 +185,19 @@ pub struct Deployment {
     /// How long the change bakes after its health check (the spec's `rollback.bake_minutes`).
     #[serde(default)]
     pub bake_minutes: u32,
+    /// For a rollback: the deployment an alarm blamed, which leaves the known-good history.
+    #[serde(default)]
+    pub blamed: Option<BlamedDeployment>,
+}
+
+/// The deployment a rollback undoes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlamedDeployment {
+    /// Its id.
+    pub deployment_id: String,
+    /// The spec version it applied (`None` for a deployment stopped before it recorded one).
+    #[serde(default)]
+    pub spec_version: Option<String>,
 }
 
 /// Checks the input and pins the spec version; touches nothing.
@@ -218,6 +231,7 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<Deployment, O
         actor: req.actor.unwrap_or(input.execution),
         approval_timeout_seconds: u64::from(stored.spec.approval.timeout_minutes) * 60,
         bake_minutes: stored.spec.rollback.bake_minutes,
+        blamed: None,
     })
 }
 
@@ -413,8 +427,9 @@ pub async fn record(deps: &Deps, mut input: RecordInput) -> Result<Value, OpsErr
         deployment_id: d.deployment_id.clone(),
         applied_at: now,
     });
-    let known_good = match status {
-        DeploymentStatus::Succeeded => Some(known_good_with(deps, d, now).await?),
+    let known_good = match (status, &reverted_to) {
+        (DeploymentStatus::Succeeded, _) => Some(known_good_with(deps, d, now).await?),
+        (DeploymentStatus::RolledBack, Some(to)) => Some(known_good_back_to(deps, d, to).await?),
         _ => None,
     };
     let lkg = known_good.as_ref().and_then(|k| k.first().cloned());
@@ -475,6 +490,24 @@ async fn known_good_with(
         },
     );
     history.truncate(stored.spec.rollback.keep_known_good as usize);
+    Ok(history)
+}
+
+/// The known-good history after going back to `to`: the blamed deployment leaves it and `to` leads it, so it
+/// is the last known good again. Unchanged when `to` already leads and nothing is blamed.
+async fn known_good_back_to(
+    deps: &Deps,
+    d: &Deployment,
+    to: &str,
+) -> Result<Vec<LastKnownGood>, OpsError> {
+    let mut history = deps.state.meta(&d.environment).await?.known_good;
+    if let Some(blamed) = d.blamed.as_ref().and_then(|b| b.spec_version.as_ref()) {
+        history.retain(|k| &k.spec_version != blamed);
+    }
+    if let Some(i) = history.iter().position(|k| k.spec_version == to) {
+        let entry = history.remove(i);
+        history.insert(0, entry);
+    }
     Ok(history)
 }
 

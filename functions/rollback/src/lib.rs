@@ -21,12 +21,16 @@ use opsplane_shared::aws::specs::SpecStore;
 use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock, rfc3339};
 use opsplane_shared::domain::rollback::{incident_id, resolve_environment};
-use opsplane_shared::domain::spec::{EnvironmentSpec, validate_environment_name};
+use opsplane_shared::domain::spec::{
+    DEFAULT_ROLLBACK_WINDOW_MINUTES, EnvironmentSpec, validate_environment_name,
+};
 use opsplane_shared::idempotency::{Idempotency, IdempotencyKey, TaskContext};
 use opsplane_shared::lock::Lock;
 use opsplane_shared::ports::Executions;
 use opsplane_shared::ports::executions::{ExecutionState, running_tasks};
-use opsplane_shared::state::{ApprovalStatus, StateStore};
+use opsplane_shared::state::{ApprovalStatus, DeploymentRecord, StateStore};
+
+use crate::blame::{Blamed, Verdict, judge};
 use opsplane_shared::{Config, OpsError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -34,6 +38,8 @@ use sha2::{Digest, Sha256};
 
 /// The function's name, as registered on the local engine and deployed.
 pub const FUNCTION_NAME: &str = "rollback";
+pub mod blame;
+
 /// The EventBridge detail type of an alarm's state change.
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 /// The error a stopped deployment ends with.
@@ -110,6 +116,12 @@ pub struct ManualRequest {
     /// Who asks.
     #[serde(default)]
     pub actor: Option<String>,
+    /// The known-good spec version to go back to (one of the environment's known-good history).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Go back to the known-good deployment before the one in force.
+    #[serde(default)]
+    pub previous: bool,
     /// The caller's GitHub context, added by the dispatch function; kept in the execution's input only.
     #[serde(default)]
     pub github: Option<serde_json::Map<String, Value>>,
@@ -146,6 +158,24 @@ pub struct Resolved {
     pub incident: Option<String>,
     /// Why.
     pub reason: String,
+    /// Whether the environment is rolled back, or a person decides.
+    pub decision: Decision,
+    /// The deployment an alarm blames, if one.
+    #[serde(default)]
+    pub blamed: Option<Blamed>,
+    /// What was found when nothing is rolled back (the latest deployments).
+    #[serde(default)]
+    pub finding: Option<String>,
+}
+
+/// What the workflow does with a resolved trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Roll the environment back to `spec_version`.
+    RollBack,
+    /// No deployment to blame: publish `AlarmWithoutRecentChange` and change nothing.
+    AskAPerson,
 }
 
 async fn all_specs(deps: &Deps) -> Result<Vec<EnvironmentSpec>, OpsError> {
@@ -170,7 +200,7 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
             "must be a CloudWatch Alarm State Change event or {\"environment\", \"reason\"}",
         )
     })?;
-    let (environment, actor, incident, reason) = if obj.contains_key("detail-type") {
+    let (environment, actor, incident, reason, target) = if obj.contains_key("detail-type") {
         // EventBridge delivers the alarm event as it is; only a caller adds a GitHub context. An alarm-shaped
         // input carrying one was sent through the dispatch function by a job, which must not choose the
         // environment by naming an alarm: its rule allowed the environment in its request, not the alarm's.
@@ -208,6 +238,12 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
         let specs = all_specs(deps).await?;
         let environment = resolve_environment(&alarm, &specs)
             .map_err(|e| OpsError::invalid("detail.alarmName", e.to_string()))?;
+        let window = specs
+            .iter()
+            .find(|s| s.environment == environment)
+            .map_or(DEFAULT_ROLLBACK_WINDOW_MINUTES, |s| {
+                s.rollback.window_minutes
+            });
         // An input that names an environment besides the alarm acts on that one or on none.
         if let Some(named) = obj.get("environment")
             && named.as_str() != Some(environment.as_str())
@@ -225,8 +261,13 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
             Some(incident_id(&alarm, state.timestamp)),
             format!(
                 "alarm {alarm} in ALARM since {}: {}",
-                state.timestamp, state.reason
+                rfc3339(state.timestamp),
+                state.reason
             ),
+            Target::Blame {
+                alarm_at: state.timestamp,
+                window,
+            },
         )
     } else {
         let req = parse_manual(&input.input)?;
@@ -240,39 +281,144 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
         }
         // The spec must exist: an environment opsplane does not know is a typo, not a rollback.
         deps.specs.get(&req.environment, None).await?;
+        let target = match (req.to, req.previous) {
+            (Some(_), true) => {
+                return Err(OpsError::invalid(
+                    "to",
+                    "name a version or ask for the previous one, not both",
+                ));
+            }
+            (Some(to), false) => Target::Version(to),
+            (None, true) => Target::Previous,
+            (None, false) => Target::LastKnownGood,
+        };
         (
             req.environment,
             req.actor.unwrap_or_else(|| input.execution.clone()),
             None,
             req.reason,
+            target,
         )
     };
-    let lkg = deps
-        .state
-        .last_known_good(&environment)
-        .await?
-        .ok_or_else(|| {
-            OpsError::ResourceNotFound(format!(
-                "environment `{environment}` has no last known good deployment: nothing to roll back to, nothing was changed"
-            ))
-        })?;
+    let meta = deps.state.meta(&environment).await?;
+    let none_good = || {
+        OpsError::ResourceNotFound(format!(
+            "environment `{environment}` has no last known good deployment: nothing to roll back to, nothing was changed"
+        ))
+    };
+    let known: Vec<&str> = meta
+        .known_good
+        .iter()
+        .map(|k| k.spec_version.as_str())
+        .collect();
+    let (decision, spec_version, blamed, finding) = match target {
+        Target::LastKnownGood => {
+            let lkg = meta.last_known_good.ok_or_else(none_good)?;
+            (Decision::RollBack, lkg.spec_version, None, None)
+        }
+        Target::Version(to) => {
+            if !known.contains(&to.as_str()) {
+                return Err(OpsError::invalid(
+                    "to",
+                    format!(
+                        "spec version {to} is not one of `{environment}`'s known-good deployments ({}); nothing was changed",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            (Decision::RollBack, to, None, None)
+        }
+        Target::Previous => {
+            let current = meta.in_force.as_ref().map(|f| f.spec_version.as_str());
+            let previous = meta
+                .known_good
+                .iter()
+                .find(|k| Some(k.spec_version.as_str()) != current)
+                .ok_or_else(|| {
+                    OpsError::invalid(
+                        "previous",
+                        format!(
+                            "`{environment}` has no known-good deployment before the one in force; nothing was changed"
+                        ),
+                    )
+                })?;
+            (
+                Decision::RollBack,
+                previous.spec_version.clone(),
+                None,
+                None,
+            )
+        }
+        Target::Blame { alarm_at, window } => {
+            let latest: Vec<DeploymentRecord> = deps.state.latest(&environment, 5).await?;
+            // A provision holding the lock is the deployment running now (applying, or waiting for approval).
+            let running = match deps.lock.status(&environment).await? {
+                Some(held)
+                    if held.operation == "provision"
+                        && deps.executions.state(&held.holder).await == ExecutionState::Running =>
+                {
+                    Some(held.holder)
+                }
+                _ => None,
+            };
+            match judge(
+                alarm_at,
+                window,
+                running.as_deref(),
+                &latest,
+                &meta.known_good,
+            ) {
+                Verdict::RollBack { blamed, to } => (Decision::RollBack, to, Some(blamed), None),
+                Verdict::AskAPerson { why } => {
+                    let current = meta
+                        .last_known_good
+                        .map(|l| l.spec_version)
+                        .unwrap_or_default();
+                    (Decision::AskAPerson, current, None, Some(why))
+                }
+            }
+        }
+    };
     tracing::info!(
         environment,
         incident,
         actor,
-        spec_version = lkg.spec_version,
+        spec_version,
+        decision = ?decision,
         "rollback resolved"
     );
     Ok(Resolved {
         environment,
-        spec_version: lkg.spec_version,
+        spec_version,
         deployment_id: hex::encode(&Sha256::digest(input.execution.as_bytes())[..5]),
         started_at: deps.clock.now(),
         actor,
         approval_timeout_seconds: 0,
         incident,
         reason,
+        decision,
+        blamed,
+        finding,
     })
+}
+
+/// What a trigger asks the environment to go back to.
+enum Target {
+    /// The last known good (a manual request naming nothing).
+    LastKnownGood,
+    /// A known-good version named by a person.
+    Version(String),
+    /// The known-good deployment before the one in force.
+    Previous,
+    /// Whatever the alarm that fired at `alarm_at` blames within `window` minutes.
+    Blame {
+        alarm_at: DateTime<Utc>,
+        window: u32,
+    },
 }
 
 /// `claim`: this execution's incident.

@@ -18,8 +18,8 @@ pub use checks::{HealthSpec, HttpCheck, SqlHealthCheck};
 pub use environment::{EnvironmentSpec, spec_key};
 pub use error::SpecError;
 pub use policy::{
-    AlarmMapping, ApprovalPolicy, BackupPolicy, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DrillPolicy,
-    RollbackPolicy,
+    AlarmMapping, ApprovalPolicy, BackupPolicy, DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+    DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPolicy, RollbackPolicy,
 };
 pub use probe::{CredentialRef, ProbeSpec};
 pub use resources::{EksSpec, NodegroupSpec, RdsSpec};
