@@ -4,7 +4,9 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use opsplane_shared::notify::console_url;
-use opsplane_shared::state::{BackupRecord, DeploymentRecord, DrillRecord, StateStore};
+use opsplane_shared::state::{
+    BackupRecord, DeploymentRecord, DeploymentStatus, DrillRecord, StateStore,
+};
 
 /// One line of history (and, with `--json`, one object).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -51,12 +53,27 @@ fn status<T: serde::Serialize>(s: &T) -> String {
 /// The newest `limit` deployments, backups and drills of `environment`, merged newest first.
 pub async fn history(store: &StateStore, environment: &str, limit: u32) -> Result<Vec<Entry>> {
     let mut all = Vec::new();
+    let meta = store.meta(environment).await?;
+    let lkg = meta
+        .last_known_good
+        .as_ref()
+        .map(|l| l.deployment_id.as_str());
     for d in store.latest::<DeploymentRecord>(environment, limit).await? {
+        // The last known good, the deployment baking, and the known-good ones a rollback can go back to.
+        let mark = if lkg == Some(d.id.as_str()) {
+            " [last known good]"
+        } else if d.status == DeploymentStatus::Baking {
+            " [baking]"
+        } else if meta.known_good.iter().any(|k| k.deployment_id == d.id) {
+            " [known good]"
+        } else {
+            ""
+        };
         all.push(Entry {
             at: d.started_at,
             kind: "deploy",
             status: status(&d.status),
-            detail: format!("spec {} by {}", d.spec_version, d.actor),
+            detail: format!("spec {} by {}{mark}", d.spec_version, d.actor),
             execution: Some(d.execution).filter(|e| !e.is_empty()),
             id: d.id,
         });

@@ -57,6 +57,9 @@ enum Command {
     Plan(PlanArgs),
     /// Show what differs from the environment's spec in force, and the policy findings of what exists.
     Drift(DriftArgs),
+    /// Roll an environment back to a known-good deployment through the deployed rollback workflow (audited,
+    /// under the environment's lock): the one before the deployment in force, or a version `history` lists.
+    Rollback(RollbackArgs),
     /// Approve the change a provision execution waits for.
     Approve(DecideArgs),
     /// Reject the change a provision execution waits for: it ends ApprovalRejected, nothing changed.
@@ -178,6 +181,30 @@ struct RunArgs {
     /// The deployed state machine to start. Default: $OPSPLANE_STATE_MACHINE_PREFIX followed by the workflow
     /// (the stack's StateMachinePrefix output), else the state machine named opsplane-<workflow>, listed.
     #[arg(long, conflicts_with = "local")]
+    state_machine_arn: Option<String>,
+}
+
+/// `opsplane rollback`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["previous", "to"])))]
+struct RollbackArgs {
+    /// The environment.
+    #[arg(long = "env")]
+    environment: String,
+    /// Go back to the known-good deployment before the one in force.
+    #[arg(long)]
+    previous: bool,
+    /// Go back to this known-good spec version (as `opsplane history` lists them).
+    #[arg(long, value_name = "VERSION")]
+    to: Option<String>,
+    /// Why (kept in the deployment record and the audit log).
+    #[arg(long)]
+    reason: String,
+    /// Follow the execution to its end and exit non-zero unless it succeeds.
+    #[arg(long)]
+    wait: bool,
+    /// The deployed rollback state machine (default: as for `run`).
+    #[arg(long)]
     state_machine_arn: Option<String>,
 }
 
@@ -379,6 +406,29 @@ async fn run(cli: Cli) -> Result<()> {
                 &mut std::io::stdout(),
             );
         }
+        Command::Rollback(args) => {
+            let target = match args.to {
+                Some(v) => opsplane_cli::run::RollbackTarget::Version(v),
+                None => opsplane_cli::run::RollbackTarget::Previous,
+            };
+            let input =
+                opsplane_cli::run::rollback_input(&args.environment, &target, &args.reason)?;
+            let Some(outcome) = start_deployed(
+                Workflow::Rollback,
+                &args.environment,
+                &input,
+                args.state_machine_arn.as_deref(),
+                args.wait,
+            )
+            .await?
+            else {
+                return Ok(());
+            };
+            println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
+            if !outcome.succeeded() {
+                std::process::exit(1);
+            }
+        }
         Command::Run(args) => {
             let Some(outcome) = run_workflow(args).await? else {
                 return Ok(());
@@ -535,23 +585,41 @@ async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutc
             );
         }
     }
+    let input = opsplane_cli::run::workflow_input(&args.environment, extra)?;
+    start_deployed(
+        args.workflow,
+        &args.environment,
+        &input,
+        args.state_machine_arn.as_deref(),
+        args.wait,
+    )
+    .await
+}
+
+/// Starts the deployed state machine of `workflow` with `input` (its execution name carries the
+/// environment and the user); with `wait`, follows it to its end.
+async fn start_deployed(
+    workflow: Workflow,
+    environment: &str,
+    input: &serde_json::Value,
+    state_machine_arn: Option<&str>,
+    wait: bool,
+) -> Result<Option<opsplane_cli::run::RunOutcome>> {
     let sfn = aws_sdk_sfn::Client::new(&aws_sdk_config().await);
     let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-    let input = opsplane_cli::run::workflow_input(&args.environment, extra)?;
     let prefix = std::env::var(opsplane_cli::run::ENV_STATE_MACHINE_PREFIX)
         .ok()
         .filter(|v| !v.is_empty());
     let machine = opsplane_cli::run::resolve_state_machine(
         &sfn,
-        args.workflow.name(),
-        args.state_machine_arn.as_deref(),
+        workflow.name(),
+        state_machine_arn,
         prefix.as_deref(),
     )
     .await?;
-    let arn =
-        opsplane_cli::run::start_aws(&sfn, &machine, &args.environment, &input, &actor).await?;
+    let arn = opsplane_cli::run::start_aws(&sfn, &machine, environment, input, &actor).await?;
     eprintln!("started {arn}");
-    if !args.wait {
+    if !wait {
         println!("{arn}\n{}", console_url(&arn));
         return Ok(None);
     }
@@ -563,6 +631,53 @@ async fn run_workflow(args: RunArgs) -> Result<Option<opsplane_cli::run::RunOutc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rollback_takes_a_reason_and_either_the_previous_or_a_version() {
+        let ok = Cli::try_parse_from([
+            "opsplane",
+            "rollback",
+            "--env",
+            "staging",
+            "--to",
+            "v3",
+            "--reason",
+            "slow queries",
+        ])
+        .unwrap();
+        assert!(
+            matches!(ok.command, Command::Rollback(RollbackArgs { ref to, previous: false, .. }) if to.as_deref() == Some("v3"))
+        );
+        assert!(
+            Cli::try_parse_from([
+                "opsplane",
+                "rollback",
+                "--env",
+                "staging",
+                "--previous",
+                "--reason",
+                "r"
+            ])
+            .is_ok()
+        );
+        for bad in [
+            vec!["opsplane", "rollback", "--env", "staging", "--reason", "r"],
+            vec![
+                "opsplane",
+                "rollback",
+                "--env",
+                "staging",
+                "--previous",
+                "--to",
+                "v1",
+                "--reason",
+                "r",
+            ],
+            vec!["opsplane", "rollback", "--env", "staging", "--previous"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn run_accepts_exactly_the_workflows() {

@@ -79,6 +79,30 @@ pub fn workflow_input(environment: &str, extra: Option<Value>) -> Result<Value> 
     Ok(Value::Object(input))
 }
 
+/// Which known-good version a manual rollback goes back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTarget {
+    /// The known-good deployment before the one in force.
+    Previous,
+    /// A known-good spec version.
+    Version(String),
+}
+
+/// The rollback workflow's input for `opsplane rollback`: the environment, the target and the reason. Who
+/// acts is not said here: the workflow records the execution (started under the caller's verified AWS
+/// identity), or the dispatch function the verified GitHub subject.
+pub fn rollback_input(environment: &str, target: &RollbackTarget, reason: &str) -> Result<Value> {
+    if reason.trim().is_empty() {
+        bail!("--reason must say why the environment is rolled back");
+    }
+    let mut input = json!({ "environment": environment, "reason": reason });
+    match target {
+        RollbackTarget::Previous => input["previous"] = Value::Bool(true),
+        RollbackTarget::Version(v) => input["to"] = Value::String(v.clone()),
+    }
+    Ok(input)
+}
+
 /// Starts `workflow` on `plane` with `input` and follows it to its end, writing progress to `progress`.
 pub async fn run_on_plane(
     plane: &LocalPlane,

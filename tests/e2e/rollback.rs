@@ -448,3 +448,77 @@ async fn an_alarm_within_the_window_after_a_promoted_deployment_goes_back_to_the
     assert_eq!(rolled_back.len(), 1);
     assert!(stage.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_rollback_to_an_older_known_good_version_restores_it_through_the_workflow_audited() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = stage.example("staging", &url);
+    let first = stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    for class in ["db.t4g.large", "db.t4g.xlarge"] {
+        stage
+            .upload(&v1.replace(
+                "instance_class: db.t4g.medium",
+                &format!("instance_class: {class}"),
+            ))
+            .await;
+        assert_succeeded(&stage.provision().await);
+    }
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.known_good.len(), 3);
+
+    // What `opsplane rollback --env <env> --to <first> --reason ...` starts.
+    let target = opsplane_cli::run::RollbackTarget::Version(first.clone());
+    let input =
+        opsplane_cli::run::rollback_input(&stage.env, &target, "the first class was enough")
+            .unwrap();
+    let run = stage.local.start_workflow("rollback", input).unwrap();
+    let done = stage.local.engine.wait_for(&run).await.unwrap();
+    assert_succeeded(&done);
+
+    assert_eq!(
+        stage.instance(&db).await.unwrap().instance_class,
+        "db.t4g.medium"
+    );
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.in_force.unwrap().spec_version, first);
+    assert_eq!(meta.last_known_good.unwrap().spec_version, first);
+    let day = serde_json::from_value::<chrono::DateTime<chrono::Utc>>(
+        done.output.as_ref().unwrap()["rollback"]["started_at"].clone(),
+    )
+    .unwrap()
+    .date_naive();
+    let audited: Vec<_> = stage
+        .store()
+        .audit_day(day, Some(&stage.env))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "rollback.requested")
+        .collect();
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert_eq!(audited[0].details["to"], first.as_str());
+    assert_eq!(audited[0].execution.as_deref(), Some(run.as_str()));
+
+    // A version that is not known good is refused, naming the field, and changes nothing.
+    let target = opsplane_cli::run::RollbackTarget::Version("no-such-version".into());
+    let input = opsplane_cli::run::rollback_input(&stage.env, &target, "typo").unwrap();
+    let refused = stage
+        .local
+        .engine
+        .wait_for(&stage.local.start_workflow("rollback", input).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(refused.status, Status::Failed);
+    assert!(
+        refused
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.contains("to") && c.contains("known-good")),
+        "{:?}",
+        refused.cause
+    );
+    assert!(stage.lock_is_free().await);
+}

@@ -105,7 +105,7 @@ fn for_moto(template: &Value) -> Value {
 
 /// The functions whose code path appends audit events (`StateStore::append_audit`): the lock function on a
 /// takeover, dispatch on every start and refusal. Each writes a table record and a locked copy under `audit/`.
-const AUDIT_WRITERS: [&str; 2] = ["lock", "dispatch"];
+const AUDIT_WRITERS: [&str; 3] = ["lock", "dispatch", "rollback"];
 
 /// The functions that run the SQL probe, resolving its credentials by reference.
 const PROBERS: [&str; 2] = ["backup", "health-check"];

@@ -28,7 +28,7 @@ use opsplane_shared::idempotency::{Idempotency, IdempotencyKey, TaskContext};
 use opsplane_shared::lock::Lock;
 use opsplane_shared::ports::Executions;
 use opsplane_shared::ports::executions::{ExecutionState, running_tasks};
-use opsplane_shared::state::{ApprovalStatus, DeploymentRecord, StateStore};
+use opsplane_shared::state::{ApprovalStatus, AuditEvent, DeploymentRecord, StateStore};
 
 use crate::blame::{Blamed, Verdict, judge};
 use opsplane_shared::{Config, OpsError};
@@ -391,6 +391,23 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
         decision = ?decision,
         "rollback resolved"
     );
+    if decision == Decision::RollBack {
+        let event = AuditEvent::new(
+            deps.clock.now(),
+            actor.clone(),
+            "rollback.requested",
+            Some(environment.clone()),
+            "ok",
+            json!({
+                "to": spec_version,
+                "blamed": blamed,
+                "reason": reason,
+                "incident": incident,
+            }),
+        )
+        .with_execution(input.execution.clone());
+        deps.state.append_audit(&event).await?;
+    }
     Ok(Resolved {
         environment,
         spec_version,
