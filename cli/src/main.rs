@@ -103,6 +103,10 @@ struct DecideArgs {
     /// Why (kept in the approval record and the audit log).
     #[arg(long)]
     reason: Option<String>,
+    /// Decide only if the plan waiting has this SHA-256 (as shown before deciding): a plan that changed is
+    /// refused, nothing decided.
+    #[arg(long, value_name = "SHA256")]
+    plan_sha256: Option<String>,
     /// Refused: a local engine lives in the process that runs it.
     #[arg(long)]
     local: bool,
@@ -487,13 +491,21 @@ async fn decide(args: DecideArgs, decision: opsplane_shared::approval::Decision)
     let state = opsplane_shared::state::StateStore::from_config(&cfg, &clients);
     let control = opsplane_shared::aws::sfn::SfnExecutions::new(clients.sfn.clone());
     let actor = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-    let record = opsplane_shared::approval::decide(
+    // What is decided on: the plan waiting and its hash.
+    if let Some(waiting) = state.approval(&args.execution).await? {
+        eprintln!(
+            "{}",
+            opsplane_cli::plan::render_waiting(&waiting.plan, waiting.plan_sha256.as_deref())
+        );
+    }
+    let record = opsplane_shared::approval::decide_plan(
         &state,
         &control,
         &args.execution,
         decision,
         &actor,
         args.reason.as_deref(),
+        args.plan_sha256.as_deref(),
     )
     .await?;
     println!(

@@ -26,3 +26,15 @@ pub async fn plan_file(rds: &Rds, eks: &Eks, environment: &str, spec: &Path) -> 
         .with_context(|| format!("describing {environment}'s RDS instances and EKS cluster"))?;
     Ok(plan(&parsed, &actual))
 }
+
+/// The plan an approval waits on, as `opsplane approve|reject` shows it before deciding: its table and its
+/// SHA-256 (pass it as `--plan-sha256` to decide on exactly this plan).
+pub fn render_waiting(plan: &serde_json::Value, sha256: Option<&str>) -> String {
+    let table = serde_json::from_value::<Plan>(plan.clone())
+        .map(|p| p.render_table())
+        .unwrap_or_else(|_| format!("{plan}\n"));
+    format!(
+        "{table}plan SHA-256: {}",
+        sha256.unwrap_or("(not recorded)")
+    )
+}

@@ -39,6 +39,18 @@ pub enum ApproveError {
         /// Who decided.
         by: Option<String>,
     },
+    /// The approver named a plan (its SHA-256) other than the one waiting: nothing was decided.
+    #[error(
+        "the plan waiting for {execution} has SHA-256 {waiting}, not {given}: look at it again (opsplane approve shows it); nothing was decided"
+    )]
+    PlanMismatch {
+        /// The execution.
+        execution: String,
+        /// The hash of the plan waiting.
+        waiting: String,
+        /// The hash the approver gave.
+        given: String,
+    },
     /// The workflow no longer waits on its token (it timed out or was stopped).
     #[error("the workflow no longer waits for this decision; the approval is closed")]
     Gone(#[source] ExecutionError),
@@ -59,10 +71,36 @@ pub async fn decide(
     actor: &str,
     reason: Option<&str>,
 ) -> Result<ApprovalRecord, ApproveError> {
+    decide_plan(state, executions, execution, decision, actor, reason, None).await
+}
+
+/// [`decide`], for the plan whose SHA-256 is `plan_sha256` when given: a decision taken on one plan is
+/// never applied to another (refused with [`ApproveError::PlanMismatch`], nothing decided).
+pub async fn decide_plan(
+    state: &StateStore,
+    executions: &dyn Executions,
+    execution: &str,
+    decision: Decision,
+    actor: &str,
+    reason: Option<&str>,
+    plan_sha256: Option<&str>,
+) -> Result<ApprovalRecord, ApproveError> {
     let record = state
         .approval(execution)
         .await?
         .ok_or_else(|| ApproveError::NotFound(execution.to_owned()))?;
+    if let Some(given) = plan_sha256
+        && record.plan_sha256.as_deref() != Some(given)
+    {
+        return Err(ApproveError::PlanMismatch {
+            execution: execution.to_owned(),
+            waiting: record
+                .plan_sha256
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
+            given: given.to_owned(),
+        });
+    }
     let status = match decision {
         Decision::Approve => ApprovalStatus::Approved,
         Decision::Reject => ApprovalStatus::Rejected,
@@ -114,7 +152,7 @@ pub async fn decide(
         },
         Some(record.environment.clone()),
         result,
-        json!({ "execution": execution, "reason": reason }),
+        json!({ "execution": execution, "reason": reason, "plan_sha256": record.plan_sha256 }),
     );
     state.append_audit(&event).await?;
     match sent {

@@ -690,3 +690,83 @@ async fn a_deployment_that_loses_its_lock_between_two_calls_makes_no_further_cal
     assert_eq!(class.as_deref(), Some("db.t4g.micro"));
     assert_eq!(pending, None, "no resize was asked for");
 }
+
+#[tokio::test]
+async fn an_environment_changed_while_its_approval_waits_ends_plan_changed_with_nothing_applied() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = stage.example("staging", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    stage
+        .upload(&Stage::staging_resize_needing_approval(&v1))
+        .await;
+    let run = stage
+        .local
+        .start_workflow("provision", json!({ "environment": stage.env }))
+        .unwrap();
+    let waiting = stage.pending_approval(&run).await;
+    let approved_hash = waiting.plan_sha256.clone().expect("the plan's hash");
+    assert_eq!(approved_hash.len(), 64);
+
+    // A decision naming another plan is refused and decides nothing.
+    let executions = opsplane_local::EngineExecutions(stage.local.engine.clone());
+    let refused = opsplane_shared::approval::decide_plan(
+        &stage.store(),
+        &executions,
+        &run,
+        opsplane_shared::approval::Decision::Approve,
+        "jane",
+        None,
+        Some(&"0".repeat(64)),
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains(&approved_hash), "{refused}");
+    assert_eq!(
+        stage.store().approval(&run).await.unwrap().unwrap().status,
+        ApprovalStatus::Pending
+    );
+
+    // While it waits, someone resizes the instance by hand; the plan approved (medium -> large) is not
+    // what would now be applied (xlarge -> large).
+    stage.set_class_behind_our_back(&db, "db.t4g.xlarge").await;
+    opsplane_shared::approval::decide_plan(
+        &stage.store(),
+        &executions,
+        &run,
+        opsplane_shared::approval::Decision::Approve,
+        "jane",
+        Some("looked fine"),
+        Some(&approved_hash),
+    )
+    .await
+    .expect("approve");
+    let done = stage.local.engine.wait_for(&run).await.unwrap();
+    assert_eq!(done.status, Status::Failed);
+    assert_eq!(
+        done.error.as_deref(),
+        Some("PlanChanged"),
+        "{:?}",
+        done.cause
+    );
+    assert!(
+        done.cause
+            .as_deref()
+            .is_some_and(|c| c.contains(&approved_hash))
+    );
+    // Nothing applied: the hand-made class stands, no pre-change snapshot was taken, the lock is free.
+    let (class, pending) = stage.class_and_pending(&db).await;
+    assert_eq!(class.as_deref(), Some("db.t4g.xlarge"));
+    assert_eq!(pending, None);
+    assert!(stage.lock_is_free().await);
+    let latest = &stage.deployments().await[0];
+    assert_eq!(latest.status, DeploymentStatus::Failed);
+    assert!(
+        latest
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("PlanChanged"))
+    );
+}

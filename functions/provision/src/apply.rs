@@ -24,11 +24,48 @@ pub struct SnapshotInput {
     pub environment: String,
     /// The deployment's id.
     pub deployment_id: String,
-    /// The plan.
+    /// The plan, as approved (or as planned, when no approval was needed).
     pub plan: Plan,
+    /// The spec version planned: the plan is computed again from it and what exists before anything
+    /// changes, and must be the one approved.
+    #[serde(default)]
+    pub spec_version: Option<String>,
     /// The lock, renewed at the start of every call ([`HeldLock`]).
     #[serde(default)]
     pub lock: Option<HeldLock>,
+}
+
+/// Computes the plan again from `version` and what exists now: `PlanChanged` unless it is `approved` (the
+/// environment changed while the approval waited, so what would be applied is not what was approved).
+async fn confirm_plan(
+    deps: &Deps,
+    environment: &str,
+    version: &str,
+    approved: &Plan,
+) -> Result<(), OpsError> {
+    let stored = deps.spec(environment, Some(version)).await?;
+    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let now = plan(&stored.spec, &actual);
+    if now.sha256() == approved.sha256() {
+        return Ok(());
+    }
+    let lines = |p: &Plan| {
+        p.changes
+            .iter()
+            .map(|c| {
+                let from = c.from.as_deref().unwrap_or("(absent)");
+                format!("{} {}: {from} -> {}", c.resource, c.field, c.to)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Err(OpsError::PlanChanged(format!(
+        "approved plan {} ({}) is now {} ({}); nothing was applied: plan and approve again",
+        approved.sha256(),
+        lines(approved),
+        now.sha256(),
+        lines(&now)
+    )))
 }
 
 /// The pre-change snapshots started.
@@ -50,6 +87,9 @@ pub fn pre_change_snapshot_id(instance: &str, deployment_id: &str) -> String {
 /// Starts a tagged manual snapshot of every existing instance the plan changes.
 pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<Snapshots, OpsError> {
     renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
+    if let Some(version) = &input.spec_version {
+        confirm_plan(deps, &input.environment, version, &input.plan).await?;
+    }
     let mut snapshots = Vec::new();
     for instance in input.plan.instances_changed() {
         let id = pre_change_snapshot_id(&instance, &input.deployment_id);

@@ -26,7 +26,7 @@ use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock, rfc3339};
 use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
 pub use opsplane_shared::domain::names::short_id;
-use opsplane_shared::domain::plan::{Plan, plan};
+use opsplane_shared::domain::plan::{Plan, changes_sha256, plan};
 use opsplane_shared::domain::spec::validate_environment_name;
 use opsplane_shared::lock::Lock;
 use opsplane_shared::state::{
@@ -298,11 +298,13 @@ pub async fn request_approval(deps: &Deps, input: ApprovalInput) -> Result<Value
         ));
     }
     let now = deps.clock.now();
+    let plan_sha256 = changes_sha256(input.plan.get("changes").unwrap_or(&Value::Null));
     let record = ApprovalRecord {
         execution: input.execution.clone(),
         environment: input.environment.clone(),
         task_token: input.task_token,
         plan: input.plan,
+        plan_sha256: Some(plan_sha256.clone()),
         requested_at: now,
         expires_at: now
             + chrono::Duration::seconds(
@@ -320,7 +322,7 @@ pub async fn request_approval(deps: &Deps, input: ApprovalInput) -> Result<Value
         timeout_seconds = input.timeout_seconds,
         "waiting for approval: opsplane approve|reject EXECUTION"
     );
-    Ok(json!({ "requested": true, "expires_at": record.expires_at }))
+    Ok(json!({ "requested": true, "expires_at": record.expires_at, "plan_sha256": plan_sha256 }))
 }
 
 /// `record`: how a deployment (or rollback) ended.

@@ -314,6 +314,9 @@ pub struct ApprovalRecord {
     pub task_token: String,
     /// The plan waiting, as JSON.
     pub plan: Value,
+    /// SHA-256 of the plan's changes: what an approval approves, checked again just before applying.
+    #[serde(default)]
+    pub plan_sha256: Option<String>,
     /// When it was asked for.
     pub requested_at: DateTime<Utc>,
     /// When the workflow stops waiting (a rejection).

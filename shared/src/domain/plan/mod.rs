@@ -18,7 +18,7 @@ mod policy;
 
 pub use actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState};
 pub use change::{Change, ChangeKind, Finding, Resource, Severity};
-pub use outcome::Plan;
+pub use outcome::{Plan, changes_sha256};
 pub use planner::{DEFAULT_STORAGE_GB, plan, scaling_text};
 pub use policy::{REQUIRED_TAGS, existing_findings};
 

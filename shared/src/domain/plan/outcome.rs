@@ -44,6 +44,11 @@ impl Plan {
         }
     }
 
+    /// SHA-256 (hex) of the plan's changes: what an approval is bound to ([`changes_sha256`]).
+    pub fn sha256(&self) -> String {
+        changes_sha256(&serde_json::to_value(&self.changes).unwrap_or_default())
+    }
+
     /// The blocking findings.
     pub fn blocking(&self) -> impl Iterator<Item = &Finding> {
         self.findings
@@ -147,4 +152,13 @@ impl Plan {
         }
         out
     }
+}
+
+/// SHA-256 (hex) of a plan's `changes` as canonical JSON (keys sorted, no whitespace): the same changes give
+/// the same hash however they were serialised.
+pub fn changes_sha256(changes: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        crate::idempotency::canonical_json(changes).as_bytes(),
+    ))
 }
