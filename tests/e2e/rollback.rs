@@ -522,3 +522,74 @@ async fn a_rollback_to_an_older_known_good_version_restores_it_through_the_workf
     );
     assert!(stage.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_suppressed_composite_alarm_and_a_configuration_change_roll_nothing_back() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = stage.example("staging", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    let latest = stage
+        .upload(&v1.replace(
+            "instance_class: db.t4g.medium",
+            "instance_class: db.t4g.large",
+        ))
+        .await;
+    assert_succeeded(&stage.provision().await);
+    let finished = stage.deployments().await[0].finished_at.unwrap();
+    let fixture = |file: &str| -> Value {
+        let mut event: Value = serde_json::from_str(
+            &std::fs::read_to_string(root().join("tests/fixtures/events").join(file))
+                .unwrap()
+                .replace("{env}", &stage.env),
+        )
+        .unwrap();
+        // Five minutes after the latest deployment: a plain alarm would roll it back.
+        event["detail"]["state"]["timestamp"] = json!(
+            (finished + chrono::Duration::minutes(5))
+                .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+                .to_string()
+        );
+        event
+    };
+
+    // CloudWatch holds the composite alarm's actions back: so does opsplane.
+    let suppressed = deliver(
+        &stage,
+        &fixture("alarm-state-change-composite-suppressed.json"),
+        1,
+    )
+    .await;
+    assert_succeeded(&suppressed[0]);
+    let out = suppressed[0].output.as_ref().unwrap();
+    assert_eq!(out["rollback"]["decision"], "held_back");
+    assert!(
+        out["rollback"]["finding"]
+            .as_str()
+            .is_some_and(|f| f.contains("WaitPeriod")),
+        "{out}"
+    );
+
+    // A configuration change is refused for what it is, naming its detail-type.
+    let changed = deliver(&stage, &fixture("alarm-configuration-change.json"), 1).await;
+    assert_eq!(changed[0].status, Status::Failed);
+    assert!(
+        changed[0]
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.contains("detail-type") && c.contains("Configuration Change")),
+        "{:?}",
+        changed[0].cause
+    );
+
+    // Nothing rolled back.
+    assert_eq!(
+        stage.instance(&db).await.unwrap().instance_class,
+        "db.t4g.large"
+    );
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.in_force.unwrap().spec_version, latest);
+    assert!(stage.lock_is_free().await);
+}

@@ -784,6 +784,8 @@ async fn alarm_rule_matches_only_alarm() {
         "alarm-state-change-to-alarm.json",
         "alarm-state-change-to-insufficient-data.json",
         "alarm-state-change-opsplane-own-alarm.json",
+        "alarm-state-change-composite-suppressed.json",
+        "alarm-configuration-change.json",
     ] {
         put_fixture_event(&events, &bus, file).await;
     }
@@ -821,8 +823,8 @@ async fn alarm_rule_matches_only_alarm() {
     assert_eq!(
         matched,
         [("acme-staging-db-cpu-high".to_owned(), "ALARM".to_owned())],
-        "only the change to ALARM of a foreign alarm starts a rollback (OK, INSUFFICIENT_DATA and opsplane's own \
-         failure alarms do not)"
+        "only the change to ALARM of a foreign alarm starts a rollback (OK, INSUFFICIENT_DATA, opsplane's own \
+         failure alarms, a composite alarm whose actions are suppressed and a configuration change do not)"
     );
 }
 

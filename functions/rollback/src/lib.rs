@@ -176,6 +176,8 @@ pub enum Decision {
     RollBack,
     /// No deployment to blame: publish `AlarmWithoutRecentChange` and change nothing.
     AskAPerson,
+    /// CloudWatch holds the alarm's actions back (a suppressed composite alarm): nothing is done.
+    HeldBack,
 }
 
 async fn all_specs(deps: &Deps) -> Result<Vec<EnvironmentSpec>, OpsError> {
@@ -210,17 +212,20 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 "an alarm event reaches rollback from EventBridge only, and EventBridge adds no GitHub context; a job asks for {\"environment\", \"reason\"}",
             ));
         }
-        let event: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> =
-            opsplane_shared::error::parse_input(input.input.clone(), "")?;
-        if event.detail_type != ALARM_DETAIL_TYPE {
+        // Refused for what it is before its detail is read: a configuration change (or any other kind of
+        // event) is not a malformed alarm.
+        let detail_type = obj
+            .get("detail-type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if detail_type != ALARM_DETAIL_TYPE {
             return Err(OpsError::invalid(
                 "detail-type",
-                format!(
-                    "{:?}; only {ALARM_DETAIL_TYPE:?} events start a rollback",
-                    event.detail_type
-                ),
+                format!("{detail_type:?}; only {ALARM_DETAIL_TYPE:?} events start a rollback"),
             ));
         }
+        let event: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> =
+            opsplane_shared::error::parse_input(input.input.clone(), "")?;
         let alarm = event.detail.alarm_name.clone();
         let state =
             event.detail.state.as_ref().ok_or_else(|| {
@@ -235,6 +240,17 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 ),
             ));
         }
+        // CloudWatch holds this composite alarm's actions back (its suppressor alarm, or the suppressor's
+        // wait or extension period): opsplane acts on it no more than CloudWatch does.
+        let held_back = state.actions_suppressed_by.as_ref().map(|by| {
+            format!(
+                "CloudWatch holds the actions of {alarm} back ({by}: {})",
+                state
+                    .actions_suppressed_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            )
+        });
         let specs = all_specs(deps).await?;
         let environment = resolve_environment(&alarm, &specs)
             .map_err(|e| OpsError::invalid("detail.alarmName", e.to_string()))?;
@@ -264,9 +280,12 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 rfc3339(state.timestamp),
                 state.reason
             ),
-            Target::Blame {
-                alarm_at: state.timestamp,
-                window,
+            match held_back {
+                Some(why) => Target::HeldBack(why),
+                None => Target::Blame {
+                    alarm_at: state.timestamp,
+                    window,
+                },
             },
         )
     } else {
@@ -353,6 +372,13 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 None,
             )
         }
+        Target::HeldBack(why) => {
+            let current = meta
+                .last_known_good
+                .map(|l| l.spec_version)
+                .unwrap_or_default();
+            (Decision::HeldBack, current, None, Some(why))
+        }
         Target::Blame { alarm_at, window } => {
             let latest: Vec<DeploymentRecord> = deps.state.latest(&environment, 5).await?;
             // A provision holding the lock is the deployment running now (applying, or waiting for approval).
@@ -431,6 +457,8 @@ enum Target {
     Version(String),
     /// The known-good deployment before the one in force.
     Previous,
+    /// Nothing: CloudWatch holds the alarm's actions back (`why`).
+    HeldBack(String),
     /// Whatever the alarm that fired at `alarm_at` blames within `window` minutes.
     Blame {
         alarm_at: DateTime<Utc>,
