@@ -2,13 +2,15 @@
 //! the local engine with every handler in-process, exactly as the deployed definitions run on Step Functions.
 //!
 //! The story: provision dev, staging and prod from `examples/` (prod's approval given by the demo's operator),
-//! back every environment up, drill a restore of prod, then ship a bad change to staging. Its health endpoint
-//! starts answering 500, the CloudWatch alarm on the API's 5xx rate fires, and the alarm event stops the
-//! deploy and rolls staging back to its last known good. Every step is checked: the demo exits non-zero when
-//! one does not end as expected.
+//! back every environment up, drill a restore of prod, then ship a bad change to staging. Its deployment
+//! succeeds (the health check passes) and starts its bake; the 5xx rate of the API climbs and the CloudWatch
+//! alarm on it fires during the bake: the deployment is reverted to the last known good and never becomes
+//! one, and the alarm event (delivered twice) finds the change rolled back already. Every step is checked:
+//! the demo exits non-zero when one does not end as expected.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -17,7 +19,7 @@ use opsplane_statemachines::{Description, Status};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Mutex;
 
 use crate::progress::ProgressLine;
 use crate::watch::{LOCAL_FIRST_INTERVAL, follow};
@@ -70,9 +72,15 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
     ));
     println!("{report}");
 
-    // What the environments' load balancers would answer: `/health/<env>` is 200 "ok", except staging under
-    // the bad change, which answers 500 and trips the alarm CloudWatch raises on the API's 5xx rate.
-    let app = App::start(Rds::new(plane.clients.rds.clone())).await?;
+    // What the environments' load balancers would answer: `/health/<env>` is 200 "ok". Under the bad change
+    // staging's health endpoint still answers 200, but its API's 5xx rate climbs: the CloudWatch alarm on it
+    // goes to ALARM.
+    create_alarm(&plane.clients.cloudwatch, STAGING_ALARM).await?;
+    let app = App::start(
+        Rds::new(plane.clients.rds.clone()),
+        plane.clients.cloudwatch.clone(),
+    )
+    .await?;
     step(&format!(
         "the environments' health endpoints: http://{}/health/<env>",
         app.addr
@@ -196,8 +204,9 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
         figures.modelled_restore_seconds
     );
 
-    // 5. A bad change to staging. Its health endpoint starts failing; CloudWatch's alarm fires; the alarm
-    //    event stops the deploy and rolls staging back to the last known good.
+    // 5. A bad change to staging. Its deployment succeeds and bakes; during the bake the API's 5xx alarm
+    //    fires: the deployment reverts to the last known good and never becomes one. The alarm event, which
+    //    EventBridge delivers at least once, finds it rolled back already.
     let (_, staging_yaml) = specs
         .iter()
         .find(|(env, _)| *env == "staging")
@@ -212,59 +221,69 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
         bad != *staging_yaml,
         "staging's spec has no instance class to change"
     );
-    plane.upload_spec(&bad).await?;
+    let good_version = plane
+        .state()
+        .last_known_good("staging")
+        .await?
+        .map(|l| l.spec_version)
+        .unwrap_or_default();
+    let bad_version = plane.upload_spec(&bad).await?.version;
     *app.bad.lock().await = Some(("staging".to_owned(), BAD_CLASS.to_owned()));
     step(&format!(
-        "bad change to staging: acme-staging-db {good_class} -> {BAD_CLASS}"
+        "bad change to staging: acme-staging-db {good_class} -> {BAD_CLASS}; healthy, then it bakes"
     ));
-    let deploy_started = Instant::now();
-    let deploy = plane.start_workflow("provision", json!({ "environment": "staging" }))?;
-    tokio::time::timeout(Duration::from_secs(60), app.alarm.notified())
-        .await
-        .map_err(|_| anyhow!("staging's health endpoint was never asked about the bad change"))?;
-    println!("   staging's /health answers 500 under {BAD_CLASS}");
-    step(&format!(
-        "CloudWatch alarm {STAGING_ALARM} -> ALARM; the EventBridge rule starts the rollback workflow"
-    ));
-    let event = alarm_event(STAGING_ALARM, chrono::Utc::now());
+    let t = Instant::now();
+    let deploy = followed(&plane, "provision", json!({ "environment": "staging" })).await?;
+    ensure!(
+        app.alarm.load(std::sync::atomic::Ordering::SeqCst),
+        "staging's API never met the bad change"
+    );
+    println!(
+        "   CloudWatch alarm {STAGING_ALARM} -> ALARM during the bake (the API's 5xx rate under {BAD_CLASS})"
+    );
+    let mut row = expect(
+        &plane,
+        "provision",
+        "staging",
+        deploy,
+        Status::Failed,
+        t.elapsed(),
+    )?;
+    row.result = "ROLLED BACK: alarm during its bake".to_owned();
+    rows.push(row);
+    step(
+        "the alarm's EventBridge event starts the rollback workflow, twice (at-least-once delivery)",
+    );
+    let event = alarm_event(STAGING_ALARM, plane.engine.now());
     let rollback_started = Instant::now();
     let first = plane.start_workflow("rollback", event.clone())?;
-    // EventBridge delivers at least once: the same event again must not start a second rollback.
     let second = plane.start_workflow("rollback", event)?;
     let (a, b) = (
         plane.engine.wait_for(&first).await?,
         plane.engine.wait_for(&second).await?,
     );
     let rollback_wall = rollback_started.elapsed();
-    // Whichever claimed the incident first rolled back; the other found it claimed and did nothing.
+    // Whichever claimed the incident first found the change rolled back already; the other found the
+    // incident claimed. Neither changed anything.
     let (done, dup) = if entered(&plane, &a.execution_arn, "AlreadyRollingBack")? {
         (b, a)
     } else {
         (a, b)
     };
     ensure!(
-        entered(&plane, &dup.execution_arn, "AlreadyRollingBack")?,
-        "both copies of the alarm event rolled staging back"
+        entered(&plane, &done.execution_arn, "NothingToDo")?,
+        "the alarm event did not find the change rolled back already"
     );
     let output = done.output.clone().unwrap_or(Value::Null);
-    rows.push(expect(
+    let mut row = expect(
         &plane,
         "rollback",
         "staging",
         done,
         Status::Succeeded,
         rollback_wall,
-    )?);
-    let stopped = plane.engine.wait_for(&deploy).await?;
-    let mut row = expect(
-        &plane,
-        "provision",
-        "staging",
-        stopped,
-        Status::Aborted,
-        deploy_started.elapsed(),
     )?;
-    row.result = "ABORTED by the rollback".to_owned();
+    row.result = "SUCCEEDED: already rolled back, nothing done".to_owned();
     rows.push(row);
     let mut row = expect(
         &plane,
@@ -276,7 +295,19 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
     )?;
     row.result = "SUCCEEDED: same event again, nothing done".to_owned();
     rows.push(row);
-    detail("stopped deploy", output.pointer("/stopped"));
+    detail("found", output.pointer("/rollback/finding"));
+    let meta = plane.state().meta("staging").await?;
+    ensure!(
+        meta.last_known_good
+            .as_ref()
+            .map(|l| l.spec_version.as_str())
+            == Some(good_version.as_str())
+            && meta
+                .known_good
+                .iter()
+                .all(|k| k.spec_version != bad_version),
+        "the bad change became a known-good deployment"
+    );
     let class_now = Rds::new(plane.clients.rds.clone())
         .actual("acme-staging-db")
         .await?
@@ -575,22 +606,27 @@ async fn show(plane: &LocalPlane, yaml: &str) -> Result<()> {
 /// The environments' application, as their load balancers answer `/health`.
 struct App {
     addr: std::net::SocketAddr,
-    /// `(environment, instance class)` under which that environment's application fails.
+    /// `(environment, instance class)` under which that environment's API starts answering 5xx.
     bad: Arc<Mutex<Option<(String, String)>>>,
-    /// Raised the first time the application fails: CloudWatch's alarm on its 5xx rate.
-    alarm: Arc<Notify>,
+    /// Set once the API met the bad class, when CloudWatch's alarm on its 5xx rate went to ALARM.
+    alarm: Arc<AtomicBool>,
 }
 
 impl App {
-    async fn start(rds: Rds) -> Result<Self> {
+    async fn start(rds: Rds, cloudwatch: aws_sdk_cloudwatch::Client) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let bad: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-        let alarm = Arc::new(Notify::new());
+        let alarm = Arc::new(AtomicBool::new(false));
         let (bad_in, alarm_in) = (bad.clone(), alarm.clone());
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let (bad, alarm, rds) = (bad_in.clone(), alarm_in.clone(), rds.clone());
+                let (bad, alarm, rds, cloudwatch) = (
+                    bad_in.clone(),
+                    alarm_in.clone(),
+                    rds.clone(),
+                    cloudwatch.clone(),
+                );
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     let n = socket.read(&mut buf).await.unwrap_or(0);
@@ -601,21 +637,28 @@ impl App {
                         .and_then(|path| path.strip_prefix("/health/"))
                         .unwrap_or("")
                         .to_owned();
-                    let failing = match bad.lock().await.clone() {
+                    let degraded = match bad.lock().await.clone() {
                         Some((bad_env, class)) if bad_env == env => {
                             let id = format!("acme-{env}-db");
                             matches!(rds.actual(&id).await, Ok(Some(db)) if db.instance_class == class)
                         }
                         _ => false,
                     };
-                    let (status, body) = if failing {
-                        alarm.notify_one();
-                        // The 5xx burst lasts while the alarm fires and the rollback stops the deploy.
-                        tokio::time::sleep(Duration::from_millis(1500)).await;
-                        ("500 Internal Server Error", "error")
-                    } else {
-                        ("200 OK", "ok")
-                    };
+                    // The health endpoint still answers: the damage shows in the API's 5xx rate, over
+                    // minutes, which CloudWatch's alarm catches (set before the answer, as the rate has
+                    // climbed by the time the deployment's bake looks).
+                    if degraded && !alarm.swap(true, Ordering::SeqCst) {
+                        let _ = cloudwatch
+                            .set_alarm_state()
+                            .alarm_name(STAGING_ALARM)
+                            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                            .state_reason(
+                                "Threshold Crossed: 2 out of the last 2 datapoints [41.0, 37.0] were greater than the threshold (5.0)",
+                            )
+                            .send()
+                            .await;
+                    }
+                    let (status, body) = ("200 OK", "ok");
                     let response = format!(
                         "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
@@ -626,4 +669,24 @@ impl App {
         });
         Ok(Self { addr, bad, alarm })
     }
+}
+
+/// Creates CloudWatch's alarm on the 5xx count of an environment's API (in `OK` until the API degrades).
+async fn create_alarm(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str) -> Result<()> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(name)
+        .alarm_description("5xx rate of the staging API above 5% for 2 minutes")
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(2)
+        .threshold(5.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .with_context(|| format!("creating the CloudWatch alarm {name}"))?;
+    Ok(())
 }

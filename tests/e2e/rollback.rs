@@ -564,7 +564,7 @@ async fn a_suppressed_composite_alarm_and_a_configuration_change_roll_nothing_ba
     .await;
     assert_succeeded(&suppressed[0]);
     let out = suppressed[0].output.as_ref().unwrap();
-    assert_eq!(out["rollback"]["decision"], "held_back");
+    assert_eq!(out["rollback"]["decision"], "nothing_to_do");
     assert!(
         out["rollback"]["finding"]
             .as_str()

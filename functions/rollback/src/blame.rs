@@ -32,6 +32,12 @@ pub enum Verdict {
         /// The known-good spec version before it.
         to: String,
     },
+    /// The deployment the alarm would blame was rolled back already (its own health check or bake caught
+    /// it): nothing more to do.
+    AlreadyRolledBack {
+        /// What was found.
+        why: String,
+    },
     /// Nothing recent to blame: a person decides; `why` says what was found.
     AskAPerson {
         /// The latest deployments, and why none is blamed.
@@ -73,6 +79,27 @@ pub fn judge(
         };
     }
     let window = chrono::Duration::minutes(i64::from(window_minutes));
+    let inside = |d: &DeploymentRecord| {
+        d.finished_at
+            .is_some_and(|f| alarm_at >= f - chrono::Duration::hours(1) && alarm_at - f <= window)
+    };
+    if let Some(d) = latest
+        .first()
+        .filter(|d| d.status == DeploymentStatus::RolledBack && inside(d))
+    {
+        return Verdict::AlreadyRolledBack {
+            why: format!(
+                "deployment {} (spec version {}) was already rolled back at {}{}",
+                d.id,
+                d.spec_version,
+                rfc3339(d.finished_at.unwrap_or(d.started_at)),
+                d.error
+                    .as_deref()
+                    .map(|e| format!(" ({})", e.split(':').next().unwrap_or(e)))
+                    .unwrap_or_default()
+            ),
+        };
+    }
     let recent = latest.first().filter(|d| match d.status {
         DeploymentStatus::InProgress | DeploymentStatus::Baking => true,
         DeploymentStatus::Succeeded => d.finished_at.is_some_and(|f| {
@@ -222,6 +249,10 @@ mod tests {
         )];
         assert!(matches!(
             judge(at(5), 60, None, &rolled_back, &[good("v2")]),
+            Verdict::AlreadyRolledBack { .. }
+        ));
+        assert!(matches!(
+            judge(at(500), 60, None, &rolled_back, &[good("v2")]),
             Verdict::AskAPerson { .. }
         ));
         assert!(matches!(

@@ -176,8 +176,9 @@ pub enum Decision {
     RollBack,
     /// No deployment to blame: publish `AlarmWithoutRecentChange` and change nothing.
     AskAPerson,
-    /// CloudWatch holds the alarm's actions back (a suppressed composite alarm): nothing is done.
-    HeldBack,
+    /// Nothing to do: CloudWatch holds the alarm's actions back (a suppressed composite alarm), or the
+    /// deployment it blames was rolled back already.
+    NothingToDo,
 }
 
 async fn all_specs(deps: &Deps) -> Result<Vec<EnvironmentSpec>, OpsError> {
@@ -377,7 +378,7 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 .last_known_good
                 .map(|l| l.spec_version)
                 .unwrap_or_default();
-            (Decision::HeldBack, current, None, Some(why))
+            (Decision::NothingToDo, current, None, Some(why))
         }
         Target::Blame { alarm_at, window } => {
             let latest: Vec<DeploymentRecord> = deps.state.latest(&environment, 5).await?;
@@ -399,6 +400,13 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 &meta.known_good,
             ) {
                 Verdict::RollBack { blamed, to } => (Decision::RollBack, to, Some(blamed), None),
+                Verdict::AlreadyRolledBack { why } => {
+                    let current = meta
+                        .last_known_good
+                        .map(|l| l.spec_version)
+                        .unwrap_or_default();
+                    (Decision::NothingToDo, current, None, Some(why))
+                }
                 Verdict::AskAPerson { why } => {
                     let current = meta
                         .last_known_good
