@@ -1,7 +1,7 @@
 //! A deployment's bake: after its health check it watches the environment's alarms for the spec's
 //! `rollback.bake_minutes` (virtual time), and becomes the last known good only when the bake ends quietly.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use opsplane_shared::state::DeploymentStatus;
@@ -38,8 +38,7 @@ struct FiresAfter {
     config: opsplane_shared::Config,
     name: String,
     after: chrono::Duration,
-    first: Arc<Mutex<Option<i64>>>,
-    fired: Arc<Mutex<Option<i64>>>,
+    when: Arc<crate::harness::Later>,
 }
 
 impl aws_smithy_runtime_api::client::interceptors::Intercept for FiresAfter {
@@ -57,15 +56,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FiresAfter {
         if !request.uri().ends_with("/operation/DescribeAlarms") {
             return Ok(());
         }
-        let Some(at) = request
-            .headers()
-            .get(opsplane_local::world::TIME_HEADER)
-            .and_then(|t| t.parse::<i64>().ok())
-        else {
-            return Ok(());
-        };
-        let first = *self.first.lock().unwrap().get_or_insert(at);
-        if at < first + self.after.num_milliseconds() || self.fired.lock().unwrap().is_some() {
+        if self.when.due(request, self.after).is_none() {
             return Ok(());
         }
         let name = self.name.clone();
@@ -82,7 +73,6 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FiresAfter {
                 .await
                 .expect("set the alarm's state");
         });
-        *self.fired.lock().unwrap() = Some(at);
         Ok(())
     }
 }
@@ -134,17 +124,13 @@ async fn an_alarm_ten_minutes_into_the_bake_rolls_back_to_the_previous_last_know
         config: stage.local.config.clone(),
         name: alarm,
         after: chrono::Duration::minutes(10),
-        first: Arc::default(),
-        fired: Arc::default(),
+        when: Arc::default(),
     };
     let clients = stage.local.clients.clone().with_interceptor(fires.clone());
     opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
     let run = stage.provision().await;
 
-    assert!(
-        fires.fired.lock().unwrap().is_some(),
-        "the alarm never fired"
-    );
+    assert!(fires.when.reached().is_some(), "the alarm never fired");
     assert_eq!(run.status, Status::Failed, "{:?}", run.cause);
     let cause = run.cause.clone().unwrap_or_default();
     assert!(

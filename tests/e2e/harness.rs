@@ -361,3 +361,39 @@ where
     .join()
     .expect("the other actor's thread")
 }
+
+/// A moment in a run's virtual time, `after` past the first request it is shown: for an interceptor that
+/// acts once, partway into a run (an alarm that fires ten minutes into a bake, a taker twelve hours in).
+#[derive(Debug, Default)]
+pub struct Later {
+    first: std::sync::Mutex<Option<i64>>,
+    reached: std::sync::Mutex<Option<i64>>,
+}
+
+impl Later {
+    /// The request's virtual time (epoch ms), the first time it is at least `after` past the first request
+    /// shown; `None` before, and after that once.
+    pub fn due(
+        &self,
+        request: &aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+        after: chrono::Duration,
+    ) -> Option<i64> {
+        let at = request
+            .headers()
+            .get(opsplane_local::world::TIME_HEADER)?
+            .parse::<i64>()
+            .ok()?;
+        let first = *self.first.lock().unwrap().get_or_insert(at);
+        let mut reached = self.reached.lock().unwrap();
+        if at < first + after.num_milliseconds() || reached.is_some() {
+            return None;
+        }
+        *reached = Some(at);
+        Some(at)
+    }
+
+    /// When it was reached, if it was.
+    pub fn reached(&self) -> Option<i64> {
+        *self.reached.lock().unwrap()
+    }
+}

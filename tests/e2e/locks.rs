@@ -784,7 +784,7 @@ struct LateTaker {
     config: opsplane_shared::Config,
     environment: String,
     after: chrono::Duration,
-    first: Arc<std::sync::Mutex<Option<i64>>>,
+    when: Arc<crate::harness::Later>,
     outcome: Arc<std::sync::Mutex<Option<Result<u64, String>>>>,
 }
 
@@ -799,18 +799,9 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LateTaker {
         _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let Some(at) = context
-            .request()
-            .headers()
-            .get(opsplane_local::world::TIME_HEADER)
-            .and_then(|t| t.parse::<i64>().ok())
-        else {
+        let Some(at) = self.when.due(context.request(), self.after) else {
             return Ok(());
         };
-        let first = *self.first.lock().unwrap().get_or_insert(at);
-        if at < first + self.after.num_milliseconds() || self.outcome.lock().unwrap().is_some() {
-            return Ok(());
-        }
         // Interceptors are synchronous: the taker acts apart, at the virtual time of the request it
         // interrupts.
         let environment = self.environment.clone();
@@ -859,7 +850,7 @@ async fn a_deployment_that_waits_and_polls_past_its_lease_keeps_its_lock_from_a_
         config: stage.local.config.clone(),
         environment: stage.env.clone(),
         after: chrono::Duration::minutes(12 * 60 + 30),
-        first: Arc::default(),
+        when: Arc::default(),
         outcome: Arc::default(),
     };
     let clients = stage.local.clients.clone().with_interceptor(taker.clone());

@@ -334,15 +334,17 @@ async fn deliver(
     done
 }
 
-#[tokio::test]
-async fn an_alarm_two_days_after_the_latest_deployment_rolls_nothing_back_and_asks_a_person() {
+/// Staging deployed twice (db.t4g.medium, then db.t4g.large), both baked and known good: the stage, the
+/// database, the two spec versions, and when the second deployment finished.
+async fn staging_deployed_twice() -> (Stage, String, String, String, chrono::DateTime<chrono::Utc>)
+{
     let stage = Stage::new().await;
     let url = healthy_endpoint().await;
     let db = format!("{}-db", stage.env);
     let v1 = stage.example("staging", &url);
-    stage.upload(&v1).await;
+    let first = stage.upload(&v1).await;
     assert_succeeded(&stage.provision().await);
-    let v2 = stage
+    let second = stage
         .upload(&v1.replace(
             "instance_class: db.t4g.medium",
             "instance_class: db.t4g.large",
@@ -350,6 +352,12 @@ async fn an_alarm_two_days_after_the_latest_deployment_rolls_nothing_back_and_as
         .await;
     assert_succeeded(&stage.provision().await);
     let finished = stage.deployments().await[0].finished_at.unwrap();
+    (stage, db, first, second, finished)
+}
+
+#[tokio::test]
+async fn an_alarm_two_days_after_the_latest_deployment_rolls_nothing_back_and_asks_a_person() {
+    let (stage, db, _, v2, finished) = staging_deployed_twice().await;
     let sub = Subscription::for_environment(&stage.world, &stage.env).await;
 
     let event = alarm_at(&stage.env, finished + chrono::Duration::days(2));
@@ -388,20 +396,7 @@ async fn an_alarm_two_days_after_the_latest_deployment_rolls_nothing_back_and_as
 
 #[tokio::test]
 async fn an_alarm_within_the_window_after_a_promoted_deployment_goes_back_to_the_one_before() {
-    let stage = Stage::new().await;
-    let url = healthy_endpoint().await;
-    let db = format!("{}-db", stage.env);
-    let v1 = stage.example("staging", &url);
-    let good = stage.upload(&v1).await;
-    assert_succeeded(&stage.provision().await);
-    let bad = stage
-        .upload(&v1.replace(
-            "instance_class: db.t4g.medium",
-            "instance_class: db.t4g.large",
-        ))
-        .await;
-    assert_succeeded(&stage.provision().await);
-    let promoted = stage.deployments().await[0].clone();
+    let (stage, db, good, bad, finished) = staging_deployed_twice().await;
     assert_eq!(
         stage
             .store()
@@ -415,10 +410,7 @@ async fn an_alarm_within_the_window_after_a_promoted_deployment_goes_back_to_the
     );
 
     // Thirty minutes after the bake ended (inside the 60-minute window), the API alarm fires.
-    let event = alarm_at(
-        &stage.env,
-        promoted.finished_at.unwrap() + chrono::Duration::minutes(30),
-    );
+    let event = alarm_at(&stage.env, finished + chrono::Duration::minutes(30));
     let done = deliver(&stage, &event, 3).await;
     for d in &done {
         assert_succeeded(d);
@@ -525,20 +517,7 @@ async fn a_rollback_to_an_older_known_good_version_restores_it_through_the_workf
 
 #[tokio::test]
 async fn a_suppressed_composite_alarm_and_a_configuration_change_roll_nothing_back() {
-    let stage = Stage::new().await;
-    let url = healthy_endpoint().await;
-    let db = format!("{}-db", stage.env);
-    let v1 = stage.example("staging", &url);
-    stage.upload(&v1).await;
-    assert_succeeded(&stage.provision().await);
-    let latest = stage
-        .upload(&v1.replace(
-            "instance_class: db.t4g.medium",
-            "instance_class: db.t4g.large",
-        ))
-        .await;
-    assert_succeeded(&stage.provision().await);
-    let finished = stage.deployments().await[0].finished_at.unwrap();
+    let (stage, db, _, latest, finished) = staging_deployed_twice().await;
     let fixture = |file: &str| -> Value {
         let mut event: Value = serde_json::from_str(
             &std::fs::read_to_string(root().join("tests/fixtures/events").join(file))
