@@ -54,18 +54,7 @@ async fn an_alarm_stops_the_running_provision_and_five_copies_roll_back_once() {
             .replace("{env}", &stage.env),
     )
     .unwrap();
-    let runs: Vec<String> = (0..5)
-        .map(|_| {
-            stage
-                .local
-                .start_workflow("rollback", event.clone())
-                .unwrap()
-        })
-        .collect();
-    let mut done = Vec::new();
-    for r in &runs {
-        done.push(stage.local.engine.wait_for(r).await.unwrap());
-    }
+    let done = deliver(&stage, &event, 5).await;
     for d in &done {
         assert_succeeded(d);
     }

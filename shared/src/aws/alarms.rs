@@ -91,28 +91,30 @@ impl Alarms {
                 })?;
                 // Filtered here too: a service that answers the names without the state filter (moto
                 // does) must not turn an OK alarm into a firing one.
-                let alarm = |s: Option<&StateValue>| s == Some(&StateValue::Alarm);
-                for a in page
-                    .metric_alarms()
-                    .iter()
-                    .filter(|a| alarm(a.state_value()))
-                {
-                    out.push(Firing {
-                        name: a.alarm_name().unwrap_or_default().to_owned(),
-                        since: a.state_updated_timestamp().and_then(to_chrono),
-                        reason: a.state_reason().map(str::to_owned),
-                    });
-                }
-                for a in page
-                    .composite_alarms()
-                    .iter()
-                    .filter(|a| alarm(a.state_value()))
-                {
-                    out.push(Firing {
-                        name: a.alarm_name().unwrap_or_default().to_owned(),
-                        since: a.state_updated_timestamp().and_then(to_chrono),
-                        reason: a.state_reason().map(str::to_owned),
-                    });
+                let metric = page.metric_alarms().iter().map(|a| {
+                    let state = (
+                        a.state_value(),
+                        a.state_updated_timestamp(),
+                        a.state_reason(),
+                    );
+                    (a.alarm_name(), state)
+                });
+                let composite = page.composite_alarms().iter().map(|a| {
+                    let state = (
+                        a.state_value(),
+                        a.state_updated_timestamp(),
+                        a.state_reason(),
+                    );
+                    (a.alarm_name(), state)
+                });
+                for (name, (value, since, reason)) in metric.chain(composite) {
+                    if value == Some(&StateValue::Alarm) {
+                        out.push(Firing {
+                            name: name.unwrap_or_default().to_owned(),
+                            since: since.and_then(to_chrono),
+                            reason: reason.map(str::to_owned),
+                        });
+                    }
                 }
             }
         }
