@@ -186,20 +186,10 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use serde_json::json;
 
     fn event() -> AuditEvent {
-        AuditEvent {
-            id: "abc123".into(),
-            at: Utc.with_ymd_and_hms(2026, 3, 9, 7, 5, 1).unwrap(),
-            actor: "alice".into(),
-            action: "lock.force_release".into(),
-            environment: Some("prod".into()),
-            execution: None,
-            result: "ok".into(),
-            details: json!({"reason": "INC-1"}),
-        }
+        AuditEvent::sample()
     }
 
     #[test]

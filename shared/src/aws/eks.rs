@@ -16,6 +16,27 @@ use crate::domain::plan::{ActualCluster, ActualNodegroup};
 use crate::domain::spec::{EksSpec, NodegroupSpec};
 use crate::error::{BoxError, OpsError};
 
+/// A cluster's or node group's health issues as `CODE: message` lines (the two kinds of health have issue
+/// types of their own with the same accessors).
+macro_rules! health_issues {
+    ($health:expr) => {
+        $health
+            .map(|h| {
+                h.issues()
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}: {}",
+                            i.code().map(|c| c.as_str()).unwrap_or("Unknown"),
+                            i.message().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+}
+
 /// An EKS call failed.
 #[derive(Debug, Error)]
 pub enum EksError {
@@ -254,21 +275,7 @@ impl Eks {
                 min: size(scaling.and_then(|s| s.min_size())),
                 max: size(scaling.and_then(|s| s.max_size())),
                 desired: size(scaling.and_then(|s| s.desired_size())),
-                health_issues: n
-                    .health()
-                    .map(|h| {
-                        h.issues()
-                            .iter()
-                            .map(|i| {
-                                format!(
-                                    "{}: {}",
-                                    i.code().map(|c| c.as_str()).unwrap_or("Unknown"),
-                                    i.message().unwrap_or_default()
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                health_issues: health_issues!(n.health()),
                 tags: tags_of(n.tags()),
             });
         }
@@ -279,21 +286,7 @@ impl Eks {
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default(),
             version: c.version().map(str::to_owned),
-            health_issues: c
-                .health()
-                .map(|h| {
-                    h.issues()
-                        .iter()
-                        .map(|i| {
-                            format!(
-                                "{}: {}",
-                                i.code().map(|c| c.as_str()).unwrap_or("Unknown"),
-                                i.message().unwrap_or_default()
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            health_issues: health_issues!(c.health()),
             tags: tags_of(c.tags()),
             nodegroups,
         }))

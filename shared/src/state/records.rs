@@ -206,69 +206,30 @@ pub trait EnvRecord: Serialize + DeserializeOwned {
     fn id(&self) -> &str;
 }
 
-impl EnvRecord for DeploymentRecord {
-    const PREFIX: &'static str = "DEPLOY";
-    fn environment(&self) -> &str {
-        &self.environment
-    }
-    fn at(&self) -> DateTime<Utc> {
-        self.started_at
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
+/// `EnvRecord` for records with `environment` and `id` fields, ordered by the named time field.
+macro_rules! env_records {
+    ($($record:ty => $prefix:literal by $at:ident),* $(,)?) => {$(
+        impl EnvRecord for $record {
+            const PREFIX: &'static str = $prefix;
+            fn environment(&self) -> &str {
+                &self.environment
+            }
+            fn at(&self) -> DateTime<Utc> {
+                self.$at
+            }
+            fn id(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
 }
 
-impl EnvRecord for HealthRecord {
-    const PREFIX: &'static str = "HEALTH";
-    fn environment(&self) -> &str {
-        &self.environment
-    }
-    fn at(&self) -> DateTime<Utc> {
-        self.checked_at
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl EnvRecord for DriftRecord {
-    const PREFIX: &'static str = "DRIFT";
-    fn environment(&self) -> &str {
-        &self.environment
-    }
-    fn at(&self) -> DateTime<Utc> {
-        self.checked_at
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl EnvRecord for BackupRecord {
-    const PREFIX: &'static str = "BACKUP";
-    fn environment(&self) -> &str {
-        &self.environment
-    }
-    fn at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl EnvRecord for DrillRecord {
-    const PREFIX: &'static str = "DRILL";
-    fn environment(&self) -> &str {
-        &self.environment
-    }
-    fn at(&self) -> DateTime<Utc> {
-        self.started_at
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
+env_records! {
+    DeploymentRecord => "DEPLOY" by started_at,
+    HealthRecord => "HEALTH" by checked_at,
+    DriftRecord => "DRIFT" by checked_at,
+    BackupRecord => "BACKUP" by created_at,
+    DrillRecord => "DRILL" by started_at,
 }
 
 /// The sort key of `record`.
@@ -354,6 +315,24 @@ pub struct AuditEvent {
     pub result: String,
     /// Anything else worth keeping (previous holder, reason, ...).
     pub details: Value,
+}
+
+impl AuditEvent {
+    /// One event for tests: an operator's forced release of prod's lock.
+    #[cfg(test)]
+    pub(crate) fn sample() -> Self {
+        use chrono::TimeZone;
+        AuditEvent {
+            id: "abc123".into(),
+            at: Utc.with_ymd_and_hms(2026, 3, 9, 7, 5, 1).unwrap(),
+            actor: "alice".into(),
+            action: "lock.force_release".into(),
+            environment: Some("prod".into()),
+            execution: None,
+            result: "ok".into(),
+            details: serde_json::json!({"reason": "INC-1"}),
+        }
+    }
 }
 
 impl AuditEvent {

@@ -84,6 +84,26 @@ pub(super) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<S
         .map(str::to_owned)
 }
 
+/// A describe's answer: `None` when RDS says the resource does not exist (one of `missing`, its error
+/// codes), the error classified otherwise.
+pub(super) fn or_missing<T, E>(
+    operation: &'static str,
+    missing: &[&str],
+    answer: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<Option<T>, RdsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match answer {
+        Ok(out) => Ok(Some(out)),
+        Err(err) if code(&err).is_some_and(|c| missing.contains(&c.as_str())) => Ok(None),
+        Err(err) => Err(classify(operation, err)),
+    }
+}
+
+/// The codes RDS answers for an instance that does not exist.
+pub(super) const NO_INSTANCE: [&str; 2] = ["DBInstanceNotFound", "DBInstanceNotFoundFault"];
+
 pub(super) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> RdsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -11,7 +11,7 @@ mod types;
 use std::collections::BTreeMap;
 
 pub use error::RdsError;
-use error::{classify, code};
+use error::{NO_INSTANCE, classify, code, or_missing};
 pub use modify::InstanceModification;
 pub use types::{Instance, Network, RestoreSource, Snapshot, to_chrono};
 use types::{to_smithy, to_tags};
@@ -85,24 +85,15 @@ impl Rds {
 
     /// Describes one snapshot; `None` when it does not exist.
     pub async fn snapshot(&self, snapshot_id: &str) -> Result<Option<Snapshot>, RdsError> {
-        match self
+        let answer = self
             .client
             .describe_db_snapshots()
             .db_snapshot_identifier(snapshot_id)
             .send()
-            .await
-        {
-            Ok(out) => Ok(out.db_snapshots().iter().find_map(Snapshot::from_sdk)),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBSnapshotNotFound" | "DBSnapshotNotFoundFault")
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(classify("DescribeDBSnapshots", err)),
-        }
+            .await;
+        let missing = ["DBSnapshotNotFound", "DBSnapshotNotFoundFault"];
+        Ok(or_missing("DescribeDBSnapshots", &missing, answer)?
+            .and_then(|out| out.db_snapshots().iter().find_map(Snapshot::from_sdk)))
     }
 
     /// Every manual snapshot, of one instance or of all, with tags.
@@ -306,24 +297,14 @@ impl Rds {
 
     /// Describes one instance; `None` when it does not exist.
     pub async fn instance(&self, id: &str) -> Result<Option<Instance>, RdsError> {
-        match self
+        let answer = self
             .client
             .describe_db_instances()
             .db_instance_identifier(id)
             .send()
-            .await
-        {
-            Ok(out) => Ok(out.db_instances().iter().find_map(Instance::from_sdk)),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBInstanceNotFound" | "DBInstanceNotFoundFault")
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(classify("DescribeDBInstances", err)),
-        }
+            .await;
+        Ok(or_missing("DescribeDBInstances", &NO_INSTANCE, answer)?
+            .and_then(|out| out.db_instances().iter().find_map(Instance::from_sdk)))
     }
 
     /// Every instance carrying the tag `key` (any value).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_rds::types::DbInstance;
 
 use super::Rds;
-use super::error::{RdsError, classify, code};
+use super::error::{NO_INSTANCE, RdsError, classify, code, or_missing};
 use super::types::{tags_map, to_tags};
 use crate::domain::plan::{ActualInstance, DEFAULT_STORAGE_GB};
 use crate::domain::spec::RdsSpec;
@@ -83,24 +83,14 @@ fn actual_from_sdk(i: &DbInstance) -> Option<ActualInstance> {
 impl Rds {
     /// Describes one instance for planning and health; `None` when it does not exist.
     pub async fn actual(&self, id: &str) -> Result<Option<ActualInstance>, RdsError> {
-        match self
+        let answer = self
             .client
             .describe_db_instances()
             .db_instance_identifier(id)
             .send()
-            .await
-        {
-            Ok(out) => Ok(out.db_instances().iter().find_map(actual_from_sdk)),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBInstanceNotFound" | "DBInstanceNotFoundFault")
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(classify("DescribeDBInstances", err)),
-        }
+            .await;
+        Ok(or_missing("DescribeDBInstances", &NO_INSTANCE, answer)?
+            .and_then(|out| out.db_instances().iter().find_map(actual_from_sdk)))
     }
 
     /// Creates an instance as the spec describes it, encrypted and private unless the spec says otherwise
