@@ -561,3 +561,82 @@ async fn a_suppressed_composite_alarm_and_a_configuration_change_roll_nothing_ba
     assert_eq!(meta.in_force.unwrap().spec_version, latest);
     assert!(stage.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_lock_whose_stopped_holder_may_still_be_calling_aws_is_taken_over_only_after_that_call_ended()
+ {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let v1 = stage.example("staging", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    stage
+        .upload(&v1.replace(
+            "instance_class: db.t4g.medium",
+            "instance_class: db.t4g.large",
+        ))
+        .await;
+    let gate = Arc::new(Gate::default());
+    let rds = &stage.local.clients.rds;
+    let held = Held {
+        inner: aws_smithy_http_client::Builder::new().build_http(),
+        action: "ModifyDBInstance",
+        gate: gate.clone(),
+    };
+    let mut clients = stage.local.clients.clone();
+    clients.rds =
+        aws_sdk_rds::Client::from_conf(rds.config().to_builder().http_client(held).build());
+    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
+    let deployment = stage
+        .local
+        .start_workflow("provision", json!({ "environment": stage.env }))
+        .unwrap();
+    gate.reached.notified().await;
+
+    // A person stops the deployment by hand while its Apply is on its way to RDS.
+    stage
+        .local
+        .engine
+        .stop_execution(&deployment, Some("Stopped".into()), None)
+        .unwrap();
+    stage.local.engine.wait_for(&deployment).await.unwrap();
+    let backup = |clock: Arc<dyn opsplane_shared::clock::Clock>| {
+        let store = stage.store().with_clock(clock);
+        opsplane_shared::lock::with_store(
+            &stage.local.config,
+            &stage.local.clients,
+            store,
+            stage.local.executions(),
+        )
+    };
+    let request = opsplane_shared::lock::AcquireRequest {
+        environment: stage.env.clone(),
+        holder: "arn:aws:states:us-east-1:123456789012:execution:backup:after-the-stop".into(),
+        operation: "backup".into(),
+        lease: std::time::Duration::from_secs(3600),
+    };
+    let scheduled = stage
+        .local
+        .engine
+        .history(&deployment)
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e.event_type == "TaskScheduled")
+        .map(|e| e.timestamp)
+        .unwrap();
+    let at = |secs: i64| -> Arc<dyn opsplane_shared::clock::Clock> {
+        Arc::new(opsplane_shared::clock::ManualClock::at(
+            scheduled + chrono::Duration::seconds(secs),
+        ))
+    };
+    // Until Apply's 330 s have passed its call may still land: the lock stays with the stopped holder.
+    let refused = backup(at(60)).acquire(&request).await.unwrap_err();
+    assert!(
+        matches!(refused, opsplane_shared::lock::LockError::Held { ref holder, .. } if *holder == deployment),
+        "{refused:?}"
+    );
+    let granted = backup(at(331)).acquire(&request).await.expect("taken over");
+    assert_eq!(granted.took_over_from.unwrap().holder, deployment);
+    gate.release.notify_one();
+}

@@ -351,7 +351,8 @@ impl DynamoDbLock {
                         }
                     }
                     let expired = cur.lease_expires_at < now;
-                    match super::takeover(self.executions.as_ref(), &holder, expired).await {
+                    let at = self.store.clock().now_ms();
+                    match super::takeover(self.executions.as_ref(), &holder, expired, at).await {
                         Some(reason) => {
                             tracing::warn!(
                                 environment = env,

@@ -542,14 +542,45 @@ pub(crate) use lock_via_inner;
 /// or a poll waiting hours for RDS is still at work, and taking its lock would fail it `LockLost`
 /// mid-change. A holder that has ended loses it at once; one the service cannot say anything about
 /// (another account, aged out of history) only when its lease has ended.
+///
+/// A holder stopped (`ABORTED`) or timed out may have left a function call running: stopping an execution
+/// does not stop a Lambda invocation (StopExecution, Step Functions API reference). Its lock is taken over
+/// only once the call has ended or passed its Task's timeout (`now_ms`, epoch ms), as its history shows, so
+/// that no call of the old holder lands after the new one begins.
 pub(crate) async fn takeover(
     executions: &dyn crate::ports::executions::Executions,
     holder: &str,
     lease_expired: bool,
+    now_ms: i64,
 ) -> Option<TakeoverReason> {
-    use crate::ports::executions::ExecutionState;
+    use crate::ports::executions::{ExecutionState, running_tasks};
     match executions.state(holder).await {
         ExecutionState::Running => None,
+        ExecutionState::NotRunning { status }
+            if matches!(status.as_str(), "ABORTED" | "TIMED_OUT") =>
+        {
+            match executions.history(holder).await {
+                Ok(history) => {
+                    let running = running_tasks(&history)
+                        .into_iter()
+                        .find(|t| t.ends_by.timestamp_millis() > now_ms);
+                    if let Some(task) = running {
+                        tracing::info!(
+                            holder,
+                            state = task.state.as_deref().unwrap_or_default(),
+                            ends_by = %rfc3339(task.ends_by),
+                            "the stopped holder's function call may still run: its lock is kept until it ends"
+                        );
+                        return None;
+                    }
+                }
+                // Without its history nothing says a call still runs; the holder has ended.
+                Err(err) => {
+                    tracing::warn!(holder, error = %err, "the stopped holder's history could not be read")
+                }
+            }
+            Some(TakeoverReason::HolderNotRunning { status })
+        }
         ExecutionState::NotRunning { status } if !lease_expired => {
             Some(TakeoverReason::HolderNotRunning { status })
         }

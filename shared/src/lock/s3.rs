@@ -282,7 +282,7 @@ impl S3Lock {
                     Some(h) => {
                         let expired = cur.lease_expires_at_ms < now;
                         let Some(reason) =
-                            super::takeover(self.executions.as_ref(), h, expired).await
+                            super::takeover(self.executions.as_ref(), h, expired, now).await
                         else {
                             return Err(LockError::Held {
                                 environment: env.to_owned(),
