@@ -8,8 +8,9 @@
 //! object stays, with no holder), so tokens never go back. Each grant is also above the environment's fence
 //! and the DynamoDB lock item's token, so a backend switch or a lock deleted by hand never restarts the
 //! sequence below tokens fenced writes have seen. The holder is an execution ARN: a lock whose
-//! holder has stopped running (asked through [`Executions`]) is taken over at once, and every takeover
-//! is written to the audit log. Leases are compared by time inside the condition (epoch milliseconds), never
+//! holder has stopped running (asked through [`Executions`]) is taken over at once, unless a function call
+//! it made may still be running (a stopped execution does not stop it: until the call has ended or passed
+//! its Task's timeout), and every takeover is written to the audit log. Leases are compared by time inside the condition (epoch milliseconds), never
 //! left to DynamoDB's TTL, which deletes items late or (moto) never.
 
 mod dynamodb;
