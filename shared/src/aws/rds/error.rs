@@ -103,6 +103,8 @@ where
 
 /// The codes RDS answers for an instance that does not exist.
 pub(super) const NO_INSTANCE: [&str; 2] = ["DBInstanceNotFound", "DBInstanceNotFoundFault"];
+/// The codes RDS answers for a snapshot that does not exist.
+pub(super) const NO_SNAPSHOT: [&str; 2] = ["DBSnapshotNotFound", "DBSnapshotNotFoundFault"];
 
 pub(super) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> RdsError
 where

@@ -11,7 +11,7 @@ mod types;
 use std::collections::BTreeMap;
 
 pub use error::RdsError;
-use error::{NO_INSTANCE, classify, code, or_missing};
+use error::{NO_INSTANCE, NO_SNAPSHOT, classify, code, or_missing};
 pub use modify::InstanceModification;
 pub use types::{Instance, Network, RestoreSource, Snapshot, to_chrono};
 use types::{to_smithy, to_tags};
@@ -91,8 +91,7 @@ impl Rds {
             .db_snapshot_identifier(snapshot_id)
             .send()
             .await;
-        let missing = ["DBSnapshotNotFound", "DBSnapshotNotFoundFault"];
-        Ok(or_missing("DescribeDBSnapshots", &missing, answer)?
+        Ok(or_missing("DescribeDBSnapshots", &NO_SNAPSHOT, answer)?
             .and_then(|out| out.db_snapshots().iter().find_map(Snapshot::from_sdk)))
     }
 
@@ -170,24 +169,13 @@ impl Rds {
 
     /// Deletes a snapshot. `Ok(false)` when it was already gone.
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<bool, RdsError> {
-        match self
+        let answer = self
             .client
             .delete_db_snapshot()
             .db_snapshot_identifier(snapshot_id)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBSnapshotNotFound" | "DBSnapshotNotFoundFault")
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify("DeleteDBSnapshot", err)),
-        }
+            .await;
+        Ok(or_missing("DeleteDBSnapshot", &NO_SNAPSHOT, answer)?.is_some())
     }
 
     /// The account's manual DB snapshot quota in this adapter's Region, `(used, max)`, as
@@ -360,26 +348,15 @@ impl Rds {
     }
 
     async fn delete_unprotected(&self, id: &str) -> Result<bool, RdsError> {
-        match self
+        let answer = self
             .client
             .delete_db_instance()
             .db_instance_identifier(id)
             .skip_final_snapshot(true)
             .delete_automated_backups(true)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBInstanceNotFound" | "DBInstanceNotFoundFault")
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify("DeleteDBInstance", err)),
-        }
+            .await;
+        Ok(or_missing("DeleteDBInstance", &NO_INSTANCE, answer)?.is_some())
     }
 }
 

@@ -158,7 +158,7 @@ impl Rds {
         m: &InstanceModification,
     ) -> Result<(), RdsError> {
         let major = m.engine_version.is_some();
-        match self
+        let answer = self
             .client
             .modify_db_instance()
             .db_instance_identifier(id)
@@ -176,21 +176,12 @@ impl Rds {
             // and it was approved before it got here.
             .set_allow_major_version_upgrade(major.then_some(true))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBInstanceNotFound" | "DBInstanceNotFoundFault")
-                ) =>
-            {
-                Err(RdsError::NotFound {
-                    kind: "instance",
-                    id: id.to_owned(),
-                })
-            }
-            Err(err) => Err(classify("ModifyDBInstance", err)),
-        }
+            .await;
+        or_missing("ModifyDBInstance", &NO_INSTANCE, answer)?
+            .map(|_| ())
+            .ok_or_else(|| RdsError::NotFound {
+                kind: "instance",
+                id: id.to_owned(),
+            })
     }
 }
