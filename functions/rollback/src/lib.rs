@@ -331,11 +331,19 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
         .iter()
         .map(|k| k.spec_version.as_str())
         .collect();
+    // What the environment stays on when nothing is rolled back, and goes back to when nothing else is named.
+    let lkg = meta
+        .last_known_good
+        .as_ref()
+        .map(|l| l.spec_version.clone());
+    let staying = || lkg.clone().unwrap_or_default();
     let (decision, spec_version, blamed, finding) = match target {
-        Target::LastKnownGood => {
-            let lkg = meta.last_known_good.ok_or_else(none_good)?;
-            (Decision::RollBack, lkg.spec_version, None, None)
-        }
+        Target::LastKnownGood => (
+            Decision::RollBack,
+            lkg.clone().ok_or_else(none_good)?,
+            None,
+            None,
+        ),
         Target::Version(to) => {
             if !known.contains(&to.as_str()) {
                 return Err(OpsError::invalid(
@@ -373,13 +381,7 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 None,
             )
         }
-        Target::HeldBack(why) => {
-            let current = meta
-                .last_known_good
-                .map(|l| l.spec_version)
-                .unwrap_or_default();
-            (Decision::NothingToDo, current, None, Some(why))
-        }
+        Target::HeldBack(why) => (Decision::NothingToDo, staying(), None, Some(why)),
         Target::Blame { alarm_at, window } => {
             let latest: Vec<DeploymentRecord> = deps.state.latest(&environment, 5).await?;
             // A provision holding the lock is the deployment running now (applying, or waiting for approval).
@@ -401,19 +403,9 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
             ) {
                 Verdict::RollBack { blamed, to } => (Decision::RollBack, to, Some(blamed), None),
                 Verdict::AlreadyRolledBack { why } => {
-                    let current = meta
-                        .last_known_good
-                        .map(|l| l.spec_version)
-                        .unwrap_or_default();
-                    (Decision::NothingToDo, current, None, Some(why))
+                    (Decision::NothingToDo, staying(), None, Some(why))
                 }
-                Verdict::AskAPerson { why } => {
-                    let current = meta
-                        .last_known_good
-                        .map(|l| l.spec_version)
-                        .unwrap_or_default();
-                    (Decision::AskAPerson, current, None, Some(why))
-                }
+                Verdict::AskAPerson { why } => (Decision::AskAPerson, staying(), None, Some(why)),
             }
         }
     };
