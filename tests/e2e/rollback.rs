@@ -208,11 +208,11 @@ impl HttpConnector for HeldConnector {
     }
 }
 
-#[tokio::test]
-async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended() {
+/// Staging on db.t4g.medium, and a deployment to db.t4g.large started whose `ModifyDBInstance` is held on its
+/// way to RDS: the stage, the spec version deployed first, the running deployment and the held call's gate.
+async fn deployment_mid_apply() -> (Stage, String, String, Arc<Gate>) {
     let stage = Stage::new().await;
     let url = healthy_endpoint().await;
-    let db = format!("{}-db", stage.env);
     let v1 = stage.example("staging", &url);
     let good = stage.upload(&v1).await;
     assert_succeeded(&stage.provision().await);
@@ -222,8 +222,6 @@ async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended()
             "instance_class: db.t4g.large",
         ))
         .await;
-
-    // The deployment's resize is on its way to RDS when the rollback stops the deployment.
     let gate = Arc::new(Gate::default());
     let rds = &stage.local.clients.rds;
     let held = Held {
@@ -241,6 +239,14 @@ async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended()
         .start_workflow("provision", json!({ "environment": stage.env }))
         .unwrap();
     gate.reached.notified().await;
+    (stage, good, deployment, gate)
+}
+
+#[tokio::test]
+async fn a_rollback_waits_until_the_stopped_deployments_running_call_has_ended() {
+    // The deployment's resize is on its way to RDS when the rollback stops the deployment.
+    let (stage, good, deployment, gate) = deployment_mid_apply().await;
+    let db = format!("{}-db", stage.env);
     let rollback = stage
         .local
         .start_workflow(
@@ -565,33 +571,7 @@ async fn a_suppressed_composite_alarm_and_a_configuration_change_roll_nothing_ba
 #[tokio::test]
 async fn a_lock_whose_stopped_holder_may_still_be_calling_aws_is_taken_over_only_after_that_call_ended()
  {
-    let stage = Stage::new().await;
-    let url = healthy_endpoint().await;
-    let v1 = stage.example("staging", &url);
-    stage.upload(&v1).await;
-    assert_succeeded(&stage.provision().await);
-    stage
-        .upload(&v1.replace(
-            "instance_class: db.t4g.medium",
-            "instance_class: db.t4g.large",
-        ))
-        .await;
-    let gate = Arc::new(Gate::default());
-    let rds = &stage.local.clients.rds;
-    let held = Held {
-        inner: aws_smithy_http_client::Builder::new().build_http(),
-        action: "ModifyDBInstance",
-        gate: gate.clone(),
-    };
-    let mut clients = stage.local.clients.clone();
-    clients.rds =
-        aws_sdk_rds::Client::from_conf(rds.config().to_builder().http_client(held).build());
-    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
-    let deployment = stage
-        .local
-        .start_workflow("provision", json!({ "environment": stage.env }))
-        .unwrap();
-    gate.reached.notified().await;
+    let (stage, _, deployment, gate) = deployment_mid_apply().await;
 
     // A person stops the deployment by hand while its Apply is on its way to RDS.
     stage
