@@ -200,14 +200,19 @@ impl LocalPlane {
             opsplane_fn_health_check::Deps::new(self.config.clone(), &self.clients)
                 .with_probe_settings(probe_settings),
         );
+        register(&self.engine, self.rollback_deps(&self.clients));
+    }
+
+    /// The rollback function's wiring over `clients` (a test's may carry an interceptor): this plane's
+    /// executions, and the virtual clock, since it compares times with its executions' histories.
+    pub fn rollback_deps(&self, clients: &Clients) -> opsplane_fn_rollback::Deps {
         let mut rollback = opsplane_fn_rollback::Deps::with_executions(
             self.config.clone(),
-            &self.clients,
+            clients,
             self.executions(),
         );
-        // It compares times with its executions' histories, which run on the virtual clock.
         rollback.clock = Arc::new(VirtualClock::new(self.engine.clone()));
-        register(&self.engine, rollback);
+        rollback
     }
 
     /// The provision function's wiring over `clients` (a test's may carry an interceptor): this plane's lock,

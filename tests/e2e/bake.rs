@@ -7,10 +7,11 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use opsplane_shared::state::DeploymentStatus;
 use opsplane_statemachines::Status;
 
+use crate::harness::SetsAlarmAfter;
 use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
 
 /// Creates the environment's API alarm, in `OK`.
-async fn api_alarm(stage: &Stage) -> String {
+pub async fn api_alarm(stage: &Stage) -> String {
     let name = format!("{}-api-5xx", stage.env);
     stage
         .local
@@ -29,52 +30,6 @@ async fn api_alarm(stage: &Stage) -> String {
         .await
         .expect("put the alarm");
     name
-}
-
-/// Sets alarm `name` to `ALARM`, once, as soon as a DescribeAlarms of the deployment is `after` past its
-/// first one in virtual time: an alarm that fires partway into the bake.
-#[derive(Debug, Clone)]
-struct FiresAfter {
-    config: opsplane_shared::Config,
-    name: String,
-    after: chrono::Duration,
-    when: Arc<crate::harness::Later>,
-}
-
-impl aws_smithy_runtime_api::client::interceptors::Intercept for FiresAfter {
-    fn name(&self) -> &'static str {
-        "FiresAfter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
-        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let request = context.request();
-        if !request.uri().ends_with("/operation/DescribeAlarms") {
-            return Ok(());
-        }
-        if self.when.due(request, self.after).is_none() {
-            return Ok(());
-        }
-        let name = self.name.clone();
-        crate::harness::acting_apart(&self.config, move |clients| async move {
-            clients
-                .cloudwatch
-                .set_alarm_state()
-                .alarm_name(&name)
-                .state_value(StateValue::Alarm)
-                .state_reason(
-                    "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (10.0).",
-                )
-                .send()
-                .await
-                .expect("set the alarm's state");
-        });
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -120,9 +75,11 @@ async fn an_alarm_ten_minutes_into_the_bake_rolls_back_to_the_previous_last_know
             "instance_class: db.t4g.large",
         ))
         .await;
-    let fires = FiresAfter {
+    let fires = SetsAlarmAfter {
         config: stage.local.config.clone(),
         name: alarm,
+        operation: "DescribeAlarms",
+        state: StateValue::Alarm,
         after: chrono::Duration::minutes(10),
         when: Arc::default(),
     };

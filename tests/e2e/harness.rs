@@ -397,3 +397,59 @@ impl Later {
         *self.reached.lock().unwrap()
     }
 }
+
+/// Sets alarm `name` to `state`, once, as soon as a CloudWatch `operation` (`DescribeAlarms`,
+/// `ListAlarmMuteRules`) of the clients carrying it is `after` past its first one in virtual time: an alarm
+/// that fires partway into a bake, or recovers partway into its mute window.
+#[derive(Debug, Clone)]
+pub struct SetsAlarmAfter {
+    /// The plane's configuration (the setter acts with clients of its own).
+    pub config: Config,
+    /// The alarm.
+    pub name: String,
+    /// The CloudWatch operation whose requests are watched.
+    pub operation: &'static str,
+    /// The state it is set to.
+    pub state: aws_sdk_cloudwatch::types::StateValue,
+    /// How far past the first watched request in virtual time.
+    pub after: chrono::Duration,
+    /// When it was set.
+    pub when: std::sync::Arc<Later>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for SetsAlarmAfter {
+    fn name(&self) -> &'static str {
+        "SetsAlarmAfter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let request = context.request();
+        if !request
+            .uri()
+            .ends_with(&format!("/operation/{}", self.operation))
+        {
+            return Ok(());
+        }
+        if self.when.due(request, self.after).is_none() {
+            return Ok(());
+        }
+        let (name, state) = (self.name.clone(), self.state.clone());
+        acting_apart(&self.config, move |clients| async move {
+            clients
+                .cloudwatch
+                .set_alarm_state()
+                .alarm_name(&name)
+                .state_reason(format!("Threshold Crossed: set to {state} by the test"))
+                .state_value(state)
+                .send()
+                .await
+                .expect("set the alarm's state");
+        });
+        Ok(())
+    }
+}

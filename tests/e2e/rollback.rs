@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use aws_sdk_cloudwatch::types::StateValue;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -619,4 +620,193 @@ async fn a_lock_whose_stopped_holder_may_still_be_calling_aws_is_taken_over_only
     let granted = backup(at(331)).acquire(&request).await.expect("taken over");
     assert_eq!(granted.took_over_from.unwrap().holder, deployment);
     gate.release.notify_one();
+}
+
+/// Sets alarm `name` to `state` now.
+async fn set_alarm(stage: &Stage, name: &str, state: StateValue) {
+    stage
+        .local
+        .clients
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason("Threshold Crossed: set by the test")
+        .send()
+        .await
+        .expect("set the alarm's state");
+}
+
+/// Mutes alarm `name` with a one-time alarm mute rule (planned maintenance) from the start of the engine's
+/// current virtual minute for two hours; returns when the window ends.
+async fn mute_for_two_hours(stage: &Stage, name: &str) -> chrono::DateTime<chrono::Utc> {
+    use aws_sdk_cloudwatch::types::{MuteTargets, Rule, Schedule};
+    use chrono::Timelike;
+    let opens = stage
+        .local
+        .engine
+        .now()
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    stage
+        .local
+        .clients
+        .cloudwatch
+        .put_alarm_mute_rule()
+        .name(format!("{name}-maintenance"))
+        .rule(
+            Rule::builder()
+                .schedule(
+                    Schedule::builder()
+                        .expression(format!("at({})", opens.format("%Y-%m-%dT%H:%M")))
+                        .duration("PT2H")
+                        .build(),
+                )
+                .build(),
+        )
+        .mute_targets(MuteTargets::builder().alarm_names(name).build())
+        .send()
+        .await
+        .expect("put the mute rule");
+    opens + chrono::Duration::hours(2)
+}
+
+/// The virtual time `execution` entered state `name`, if it did.
+fn entered(stage: &Stage, execution: &str, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    stage
+        .local
+        .engine
+        .history(execution)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "TaskStateEntered" && e.details["name"] == name)
+        .map(|e| e.timestamp)
+}
+
+#[tokio::test]
+async fn a_muted_alarm_still_in_alarm_when_its_mute_window_ends_rolls_back_once_then() {
+    let (stage, db, first, _, finished) = staging_deployed_twice().await;
+    let alarm = crate::bake::api_alarm(&stage).await;
+    set_alarm(&stage, &alarm, StateValue::Alarm).await;
+    let ends = mute_for_two_hours(&stage, &alarm).await;
+
+    // Five minutes after the latest deployment: unmuted, it would roll back at once. Delivered twice.
+    let done = deliver(
+        &stage,
+        &alarm_at(&stage.env, finished + chrono::Duration::minutes(5)),
+        2,
+    )
+    .await;
+    for d in &done {
+        assert_succeeded(d);
+    }
+    let owner: Vec<_> = done
+        .iter()
+        .filter(|d| d.output.as_ref().unwrap()["claim"]["duplicate"] == false)
+        .collect();
+    assert_eq!(owner.len(), 1, "exactly one execution acts");
+    let owner = owner[0];
+    let out = owner.output.as_ref().unwrap();
+    assert_eq!(out["rollback"]["decision"], "roll_back", "{out}");
+
+    // Nothing was done while the alarm was muted: the first resolve saw the rule, the re-check was asked
+    // until the window ended, and the revert started after it.
+    let first_look = &stage.local.engine.history(&owner.execution_arn).unwrap();
+    let muted = first_look
+        .iter()
+        .find(|e| e.event_type == "TaskStateExited" && e.details["name"] == "Resolve")
+        .map(|e| e.details["output"].to_string())
+        .unwrap_or_default();
+    assert!(
+        muted.contains("await_mute") && muted.contains("maintenance"),
+        "{muted}"
+    );
+    let polls = crate::harness::not_ready_by_state(&stage.local.engine, &owner.execution_arn);
+    assert!(
+        polls.get("AwaitMuteEnd").is_some_and(|n| *n >= 20),
+        "{polls:?}"
+    );
+    let reverted = entered(&stage, &owner.execution_arn, "Revert").expect("a revert");
+    assert!(
+        reverted >= ends,
+        "reverted at {reverted}, mute ends at {ends}"
+    );
+
+    // Then back on the known-good version before the blamed deployment, once.
+    assert_eq!(
+        stage.instance(&db).await.unwrap().instance_class,
+        "db.t4g.medium"
+    );
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.in_force.unwrap().spec_version, first);
+    let rolled_back = stage
+        .deployments()
+        .await
+        .into_iter()
+        .filter(|d| d.status == DeploymentStatus::RolledBack)
+        .count();
+    assert_eq!(rolled_back, 1);
+    assert!(stage.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn a_muted_alarm_that_recovers_before_its_mute_window_ends_rolls_nothing_back() {
+    let (stage, db, _, latest, finished) = staging_deployed_twice().await;
+    let alarm = crate::bake::api_alarm(&stage).await;
+    set_alarm(&stage, &alarm, StateValue::Alarm).await;
+    let ends = mute_for_two_hours(&stage, &alarm).await;
+    // An hour into the maintenance window the alarm is back to OK.
+    let recovers = crate::harness::SetsAlarmAfter {
+        config: stage.local.config.clone(),
+        name: alarm.clone(),
+        operation: "ListAlarmMuteRules",
+        state: StateValue::Ok,
+        after: chrono::Duration::hours(1),
+        when: Arc::default(),
+    };
+    let clients = stage
+        .local
+        .clients
+        .clone()
+        .with_interceptor(recovers.clone());
+    opsplane_local::register(&stage.local.engine, stage.local.rollback_deps(&clients));
+
+    let done = deliver(
+        &stage,
+        &alarm_at(&stage.env, finished + chrono::Duration::minutes(5)),
+        1,
+    )
+    .await;
+    assert!(
+        recovers.when.reached().is_some(),
+        "the alarm never recovered"
+    );
+    assert_succeeded(&done[0]);
+    let out = done[0].output.as_ref().unwrap();
+    assert_eq!(out["rollback"]["decision"], "nothing_to_do", "{out}");
+    assert!(
+        out["rollback"]["finding"]
+            .as_str()
+            .is_some_and(|f| f.contains("left ALARM while muted")),
+        "{out}"
+    );
+    // It looked again only once the window had ended, and nothing was rolled back.
+    let decided = stage
+        .local
+        .engine
+        .history(&done[0].execution_arn)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "TaskStateExited" && e.details["name"] == "AwaitMuteEnd")
+        .map(|e| e.timestamp)
+        .expect("the re-check ended");
+    assert!(decided >= ends, "decided at {decided}, mute ends at {ends}");
+    assert_eq!(
+        stage.instance(&db).await.unwrap().instance_class,
+        "db.t4g.large"
+    );
+    let meta = stage.store().meta(&stage.env).await.unwrap();
+    assert_eq!(meta.in_force.unwrap().spec_version, latest);
+    assert!(stage.lock_is_free().await);
 }

@@ -4,7 +4,8 @@
 //!
 //! - `resolve`: the raw EventBridge "CloudWatch Alarm State Change" event, or a manual request
 //!   `{"environment", "reason", "actor"?}`, to the environment whose spec claims the alarm, and its last
-//!   known good. Nothing is touched before this succeeds.
+//!   known good. Nothing is touched before this succeeds. An alarm CloudWatch mutes (an alarm mute rule) is
+//!   resolved again with `after_mute` once its window ends, and acts only if it is still in ALARM.
 //! - `claim`: one rollback per incident (alarm name and state-change time): every other execution started
 //!   by a copy of the same event learns it is a duplicate and ends without changing anything.
 //! - `stop-inflight`: the environment's running provision (the lock's holder) is stopped, so its lock is
@@ -16,6 +17,7 @@ use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarmData, CloudWatc
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use opsplane_shared::aws::Clients;
+use opsplane_shared::aws::alarms::Alarms;
 use opsplane_shared::aws::sfn::SfnExecutions;
 use opsplane_shared::aws::specs::SpecStore;
 use opsplane_shared::boundary::{parse_action, to_value};
@@ -31,6 +33,7 @@ use opsplane_shared::ports::executions::{ExecutionState, running_tasks};
 use opsplane_shared::state::{ApprovalStatus, AuditEvent, DeploymentRecord, StateStore};
 
 use crate::blame::{Blamed, Verdict, judge};
+use crate::mute::muted;
 use opsplane_shared::{Config, OpsError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -39,6 +42,7 @@ use sha2::{Digest, Sha256};
 /// The function's name, as registered on the local engine and deployed.
 pub const FUNCTION_NAME: &str = "rollback";
 pub mod blame;
+mod mute;
 
 /// The EventBridge detail type of an alarm's state change.
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
@@ -58,6 +62,8 @@ pub struct Deps {
     pub executions: Arc<dyn Executions>,
     /// One rollback per incident.
     pub idempotency: Idempotency,
+    /// Whether CloudWatch mutes the alarm, and whether it still holds.
+    pub alarms: Alarms,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -91,6 +97,7 @@ impl Deps {
             lock: opsplane_shared::lock::from_config(&config, clients, executions.clone()),
             state,
             executions,
+            alarms: Alarms::new(clients.cloudwatch.clone()),
             clock: Arc::new(SystemClock),
         }
     }
@@ -103,6 +110,10 @@ pub struct ResolveInput {
     pub input: Value,
     /// `$$.Execution.Id`.
     pub execution: String,
+    /// Set by `AwaitMuteEnd`: the alarm was muted when it fired; it acts only once no mute rule holds it
+    /// and only if it is still in ALARM.
+    #[serde(default)]
+    pub after_mute: bool,
 }
 
 /// A manual rollback request.
@@ -176,9 +187,12 @@ pub enum Decision {
     RollBack,
     /// No deployment to blame: publish `AlarmWithoutRecentChange` and change nothing.
     AskAPerson,
-    /// Nothing to do: CloudWatch holds the alarm's actions back (a suppressed composite alarm), or the
-    /// deployment it blames was rolled back already.
+    /// Nothing to do: CloudWatch holds the alarm's actions back (a suppressed composite alarm), the alarm
+    /// left ALARM while it was muted, or the deployment it blames was rolled back already.
     NothingToDo,
+    /// CloudWatch mutes the alarm (an alarm mute rule): nothing is done until the mute window ends, when
+    /// the alarm is resolved again (`after_mute`).
+    AwaitMute,
 }
 
 async fn all_specs(deps: &Deps) -> Result<Vec<EnvironmentSpec>, OpsError> {
@@ -272,6 +286,13 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 ),
             ));
         }
+        let held_back = match held_back {
+            Some(why) => Some(Target::HeldBack(why)),
+            None => {
+                let mute_detail = obj.get("detail").and_then(|d| d.get("muteDetail"));
+                muted(deps, &alarm, mute_detail, input.after_mute).await?
+            }
+        };
         (
             environment,
             format!("alarm:{alarm}"),
@@ -281,13 +302,10 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
                 rfc3339(state.timestamp),
                 state.reason
             ),
-            match held_back {
-                Some(why) => Target::HeldBack(why),
-                None => Target::Blame {
-                    alarm_at: state.timestamp,
-                    window,
-                },
-            },
+            held_back.unwrap_or(Target::Blame {
+                alarm_at: state.timestamp,
+                window,
+            }),
         )
     } else {
         let req = parse_manual(&input.input)?;
@@ -382,6 +400,7 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
             )
         }
         Target::HeldBack(why) => (Decision::NothingToDo, staying(), None, Some(why)),
+        Target::Muted(why) => (Decision::AwaitMute, staying(), None, Some(why)),
         Target::Blame { alarm_at, window } => {
             let latest: Vec<DeploymentRecord> = deps.state.latest(&environment, 5).await?;
             // A provision holding the lock is the deployment running now (applying, or waiting for approval).
@@ -450,15 +469,17 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
 }
 
 /// What a trigger asks the environment to go back to.
-enum Target {
+pub(crate) enum Target {
     /// The last known good (a manual request naming nothing).
     LastKnownGood,
     /// A known-good version named by a person.
     Version(String),
     /// The known-good deployment before the one in force.
     Previous,
-    /// Nothing: CloudWatch holds the alarm's actions back (`why`).
+    /// Nothing: CloudWatch holds the alarm's actions back, or it no longer holds (`why`).
     HeldBack(String),
+    /// Nothing yet: CloudWatch mutes the alarm (`why`); resolved again when the window ends.
+    Muted(String),
     /// Whatever the alarm that fired at `alarm_at` blames within `window` minutes.
     Blame {
         alarm_at: DateTime<Utc>,

@@ -56,13 +56,17 @@ class Tagged:
         self.tag, self.value = tag, value
 
 
+# Timestamp members whose names do not end in ``Timestamp`` (the alarm mute rule shapes').
+_DATES = {"StartDate", "ExpireDate"}
+
+
 def _timestamps(value, key=""):
     """JSON 1.0 gives timestamps as epoch seconds; CBOR wants them tagged (fields named ``...Timestamp``)."""
     if isinstance(value, dict):
         return {k: _timestamps(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_timestamps(v, key) for v in value]
-    if key.endswith("Timestamp") and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if (key.endswith("Timestamp") or key in _DATES) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return Tagged(1, float(value))
     return value
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from moto.rds.models import rds_backends
 
-from . import cbor, context, eks, iam, network, rds, world
+from . import cbor, context, eks, iam, mute, network, rds, world
 
 ACCOUNT = "123456789012"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -279,6 +279,8 @@ def install(app_class):
             world.settle(w, t_ms, _targets(environ, request))
             if service == "rds" and request.action == "DescribeAccountAttributes":
                 return _respond(start_response, *_account_attributes(w, region))
+            if service == "monitoring" and request.action in mute.OPERATIONS:
+                return _respond(start_response, *mute.serve(w, request.action, body, region, ACCOUNT, t_ms))
             if service == "eks":
                 served = eks.serve(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""), body, region, ACCOUNT)
                 if served is not None:

@@ -120,6 +120,8 @@ class World:
         self.counters = {}
         # The networks made for this world (network.py), by ("operator", region) or ("environment", ...).
         self.networks = {}
+        # CloudWatch alarm mute rules (mute.py), by region and name: moto has none.
+        self.mute_rules = {}
         self._roles = None
 
     def roles(self):

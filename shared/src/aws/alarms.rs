@@ -1,8 +1,12 @@
-//! CloudWatch alarms: which of an environment's alarms are firing now (`DescribeAlarms`, paginated).
+//! CloudWatch alarms: which of an environment's alarms are firing now (`DescribeAlarms`, paginated), one
+//! alarm's state, and the alarm mute rules muting an alarm now (`ListAlarmMuteRules`).
 //!
-//! A deployment's bake reads them to decide whether the change it just made may become the last known good.
+//! A deployment's bake reads them to decide whether the change it just made may become the last known good;
+//! a rollback reads whether CloudWatch mutes the alarm that started it, and whether it still holds.
 
-use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+use aws_sdk_cloudwatch::config::http::HttpResponse;
+use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatch::types::{AlarmMuteRuleStatus, AlarmType, StateValue};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
@@ -14,26 +18,62 @@ use crate::error::{BoxError, OpsError};
 #[derive(Debug, Error)]
 pub enum AlarmsError {
     /// CloudWatch throttled the call or failed on its side (5xx), after the SDK's retries.
-    #[error("CloudWatch throttled DescribeAlarms")]
-    Throttled(#[source] BoxError),
+    #[error("CloudWatch throttled {operation}")]
+    Throttled {
+        /// The CloudWatch operation.
+        operation: &'static str,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
     /// Any other failure.
-    #[error("CloudWatch DescribeAlarms failed")]
-    Aws(#[source] BoxError),
+    #[error("CloudWatch {operation} failed")]
+    Aws {
+        /// The CloudWatch operation.
+        operation: &'static str,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl AlarmsError {
+    fn sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if is_transient(&err) {
+            Self::Throttled {
+                operation,
+                source: Box::new(err),
+            }
+        } else {
+            Self::Aws {
+                operation,
+                source: Box::new(err),
+            }
+        }
+    }
 }
 
 impl From<AlarmsError> for OpsError {
     fn from(err: AlarmsError) -> Self {
         match err {
-            AlarmsError::Throttled(source) => OpsError::Throttled {
-                operation: "DescribeAlarms",
-                source,
-            },
-            AlarmsError::Aws(source) => OpsError::Aws {
-                operation: "DescribeAlarms",
-                source,
-            },
+            AlarmsError::Throttled { operation, source } => {
+                OpsError::Throttled { operation, source }
+            }
+            AlarmsError::Aws { operation, source } => OpsError::Aws { operation, source },
         }
     }
+}
+
+/// One alarm's state now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmState {
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub value: String,
+    /// When it entered that state.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// An alarm in the `ALARM` state.
@@ -82,13 +122,7 @@ impl Alarms {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    if is_transient(&e) {
-                        AlarmsError::Throttled(Box::new(e))
-                    } else {
-                        AlarmsError::Aws(Box::new(e))
-                    }
-                })?;
+                let page = page.map_err(|e| AlarmsError::sdk("DescribeAlarms", e))?;
                 // Filtered here too: a service that answers the names without the state filter (moto
                 // does) must not turn an OK alarm into a firing one.
                 let metric = page.metric_alarms().iter().map(|a| {
@@ -120,6 +154,58 @@ impl Alarms {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out.dedup_by(|a, b| a.name == b.name);
+        Ok(out)
+    }
+
+    /// Alarm `name`'s state now (metric or composite); `None` when no such alarm exists.
+    pub async fn state(&self, name: &str) -> Result<Option<AlarmState>, AlarmsError> {
+        let page = self
+            .client
+            .describe_alarms()
+            .alarm_names(name)
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .send()
+            .await
+            .map_err(|e| AlarmsError::sdk("DescribeAlarms", e))?;
+        let metric = page
+            .metric_alarms()
+            .iter()
+            .map(|a| (a.alarm_name(), a.state_value(), a.state_updated_timestamp()));
+        let composite = page
+            .composite_alarms()
+            .iter()
+            .map(|a| (a.alarm_name(), a.state_value(), a.state_updated_timestamp()));
+        Ok(metric
+            .chain(composite)
+            .find(|(n, _, _)| *n == Some(name))
+            .map(|(_, value, since)| AlarmState {
+                value: value.map(|v| v.as_str().to_owned()).unwrap_or_default(),
+                since: since.and_then(to_chrono),
+            }))
+    }
+
+    /// The names of the alarm mute rules muting alarm `name` now (`ACTIVE`, through the SDK's paginator).
+    pub async fn muting(&self, name: &str) -> Result<Vec<String>, AlarmsError> {
+        let mut pages = self
+            .client
+            .list_alarm_mute_rules()
+            .alarm_name(name)
+            .statuses(AlarmMuteRuleStatus::Active)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AlarmsError::sdk("ListAlarmMuteRules", e))?;
+            for rule in page.alarm_mute_rule_summaries() {
+                // Filtered here too, as for DescribeAlarms: only a rule muting now holds the alarm back.
+                if rule.status() != Some(&AlarmMuteRuleStatus::Active) {
+                    continue;
+                }
+                let arn = rule.alarm_mute_rule_arn().unwrap_or_default();
+                out.push(arn.rsplit(':').next().unwrap_or(arn).to_owned());
+            }
+        }
         Ok(out)
     }
 }
