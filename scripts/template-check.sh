@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 template=${1:-bootstrap/template.yaml}
 venv=.venv
 for tool in "$venv/bin/cfn-lint" "$venv/checkov/bin/checkov"; do
-  [ -x "$tool" ] || { echo "$tool is missing: run make setup" >&2; exit 1; }
+  [ -x "$tool" ] || { echo "$tool is missing: run make checks" >&2; exit 1; }
 done
 
 echo "== cfn-lint $template"
