@@ -105,7 +105,7 @@ pub fn progress(events: &[Event], now: DateTime<Utc>) -> Progress {
                 if e.kind != "ExecutionSucceeded" {
                     error = Some((
                         e.error.clone().unwrap_or_default(),
-                        e.cause.clone().unwrap_or_default(),
+                        readable_cause(e.cause.as_deref().unwrap_or_default()),
                     ));
                 }
             }
@@ -199,9 +199,29 @@ pub async fn follow(
     }
 }
 
+/// A failure's cause as a person reads it: a Lambda function's error arrives as its JSON payload
+/// (`{"errorType", "errorMessage", ...}`), of which the message is what to show.
+fn readable_cause(cause: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(cause)
+        .ok()
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| cause.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lambda_errors_cause_shows_its_message_only() {
+        let cause = r#"{"errorMessage":"alarm during the bake","errorType":"AlarmDuringBake","stackTrace":[]}"#;
+        assert_eq!(readable_cause(cause), "alarm during the bake");
+        assert_eq!(readable_cause("held by deploy"), "held by deploy");
+    }
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()

@@ -132,6 +132,36 @@ async fn cli_output_reports_and_errors_show_no_debug_output_and_json_outputs_par
         .await
         .unwrap_err();
     read.push(("plan, another environment".into(), format!("{wrong:#}")));
+    // A spec with three problems: each reported once, with its line and what is allowed, in the spec's terms.
+    let bad_file = out_dir.join("three-problems.yaml");
+    std::fs::write(
+        &bad_file,
+        std::fs::read_to_string(root().join("tests/fixtures/specs/three-problems.yaml"))
+            .unwrap()
+            .replace("{env}", &plane.env),
+    )
+    .unwrap();
+    let bad = opsplane_cli::plan::plan_file(&rds, &eks, &plane.env, &bad_file)
+        .await
+        .unwrap_err();
+    let bad = format!("{bad:#}");
+    for (field, line, allowed) in [
+        ("rds[0].instance_clas", 7, "did you mean `instance_class`"),
+        (
+            "rds[0].allocated_storage_gb",
+            8,
+            "a whole number of GiB from 20 to 65536",
+        ),
+        ("rds[0].multi_az", 9, "true or false"),
+    ] {
+        assert_eq!(bad.matches(field).count(), 1, "{field} once in: {bad}");
+        assert!(bad.contains(&format!("line {line}, `{field}`")), "{bad}");
+        assert!(bad.contains(allowed), "{bad}");
+    }
+    for rust in ["u32", "String", "Option"] {
+        assert!(!bad.contains(rust), "{rust} in: {bad}");
+    }
+    read.push(("plan, a spec with three problems".into(), bad));
 
     // drift
     let provision =

@@ -52,16 +52,7 @@ pub struct EnvironmentSpec {
 impl EnvironmentSpec {
     /// Parses and validates a spec document.
     pub fn parse(yaml: &str) -> Result<Self, SpecError> {
-        let de = serde_yaml_ng::Deserializer::from_str(yaml);
-        let spec: EnvironmentSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let reason = e.into_inner().to_string();
-            if field.is_empty() || field == "." {
-                SpecError::Syntax(reason)
-            } else {
-                SpecError::Shape { field, reason }
-            }
-        })?;
+        let spec = super::shape::read(yaml)?;
         spec.validate()?;
         Ok(spec)
     }
@@ -75,7 +66,7 @@ impl EnvironmentSpec {
         })?;
         Self::parse(&text).map_err(|e| SpecError::InFile {
             path: shown,
-            source: Box::new(e),
+            problem: Box::new(e),
         })
     }
 

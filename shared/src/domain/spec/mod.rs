@@ -12,11 +12,12 @@ mod error;
 mod policy;
 mod probe;
 mod resources;
+mod shape;
 mod validate;
 
 pub use checks::{HealthSpec, HttpCheck, SqlHealthCheck};
 pub use environment::{EnvironmentSpec, spec_key};
-pub use error::SpecError;
+pub use error::{Problem, SpecError};
 pub use policy::{
     AlarmMapping, ApprovalPolicy, BackupPolicy, DEFAULT_APPROVAL_TIMEOUT_MINUTES,
     DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPolicy, RollbackPolicy,
