@@ -74,13 +74,16 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Deployable Lambdas for Graviton, every crate under functions/ (cargo-lambda and zig come from .venv).
-## Each lands in target/lambda/<function>/bootstrap; the sizes are printed.
+## Deployable Lambdas for Graviton: every crate under functions/ in one cargo build (its dependencies built
+## once, not per function), cargo-lambda and zig from .venv. Each lands in dist/lambda/<function>/bootstrap,
+## the CodeUri the deploy template names, so `sam deploy` packages them as built (no `sam build`).
 FUNCTION_PACKAGES = $(foreach m,$(wildcard functions/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"$$/\1/p' $(m) | head -n 1))
 
 build-lambdas: lambda-tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
-	@ls -l $${CARGO_TARGET_DIR:-target}/lambda/*/bootstrap
+	rm -rf dist/lambda && mkdir -p dist
+	cp -R $${CARGO_TARGET_DIR:-target}/lambda dist/lambda
+	@ls -l dist/lambda/*/bootstrap
 
 clean-venv:
 	rm -rf $(VENV)
