@@ -53,7 +53,10 @@ impl EnvironmentSpec {
     /// Parses and validates a spec document.
     pub fn parse(yaml: &str) -> Result<Self, SpecError> {
         let spec = super::shape::read(yaml)?;
-        spec.validate()?;
+        let broken = spec.problems();
+        if !broken.is_empty() {
+            return Err(super::shape::with_lines(yaml, broken));
+        }
         Ok(spec)
     }
 

@@ -105,6 +105,45 @@ pub(super) fn read(yaml: &str) -> Result<EnvironmentSpec, SpecError> {
     Err(SpecError::Problems(problems))
 }
 
+/// The rules a parsed spec breaks (`EnvironmentSpec::problems`), each with its line in `yaml`, in the
+/// document's order.
+pub(super) fn with_lines(yaml: &str, broken: Vec<SpecError>) -> SpecError {
+    let mut problems: Vec<Problem> = broken
+        .into_iter()
+        .map(|err| {
+            let field = err.field().to_owned();
+            let reason = match err {
+                SpecError::Invalid { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            Problem {
+                line: locate(yaml, &steps(&field)),
+                field,
+                reason,
+            }
+        })
+        .collect();
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    SpecError::Problems(problems)
+}
+
+/// `rds[0].identifier` → its steps.
+fn steps(field: &str) -> Vec<Step> {
+    let mut out = Vec::new();
+    for part in field.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+            out.push(Step::Key(key.to_owned()));
+        }
+        for index in pieces {
+            if let Ok(i) = index.trim_end_matches(']').parse() {
+                out.push(Step::Index(i));
+            }
+        }
+    }
+    out
+}
+
 /// `path` as the text has it: a key renamed to the field it misspells keeps its written name.
 fn as_written(path: &[Step], renames: &[(Vec<Step>, Option<Step>)]) -> Vec<Step> {
     let mut out = path.to_vec();
@@ -592,6 +631,33 @@ rds:
         for rust in ["u32", "String", "Option", "struct ", "bool"] {
             assert!(!all.contains(rust), "{rust} in {all}");
         }
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported_with_its_line() {
+        let bad = GOOD
+            .replace("environment: staging", "environment: Staging")
+            .replace("engine: postgres", "engine: mysql")
+            .replace("allocated_storage_gb: 100", "allocated_storage_gb: 10");
+        let spec = read(&bad).unwrap();
+        let SpecError::Problems(found) = with_lines(&bad, spec.problems()) else {
+            panic!("problems")
+        };
+        let at: Vec<(&str, Option<usize>)> =
+            found.iter().map(|p| (p.field.as_str(), p.line)).collect();
+        assert_eq!(
+            at,
+            [
+                ("environment", Some(1)),
+                ("rds[0].engine", Some(4)),
+                ("rds[0].allocated_storage_gb", Some(7)),
+            ]
+        );
+        assert!(
+            found[2].reason.contains("20 to 65536"),
+            "{}",
+            found[2].reason
+        );
     }
 
     #[test]

@@ -66,14 +66,14 @@ fn is_version(v: &str) -> bool {
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-fn validate_eks(eks: &EksSpec) -> Result<(), SpecError> {
+fn validate_eks(eks: &EksSpec, out: &mut Vec<SpecError>) {
     if eks.cluster.is_empty() {
-        return Err(SpecError::invalid("eks.cluster", "must not be empty"));
+        out.push(SpecError::invalid("eks.cluster", "must not be empty"));
     }
     if let Some(v) = &eks.version
         && !is_version(v)
     {
-        return Err(SpecError::invalid(
+        out.push(SpecError::invalid(
             "eks.version",
             format!("\"{v}\" is not a Kubernetes version, e.g. \"1.30\""),
         ));
@@ -82,21 +82,21 @@ fn validate_eks(eks: &EksSpec) -> Result<(), SpecError> {
     for (i, ng) in eks.nodegroups.iter().enumerate() {
         let field = |f: &str| format!("eks.nodegroups[{i}].{f}");
         if ng.name.is_empty() {
-            return Err(SpecError::invalid(field("name"), "must not be empty"));
+            out.push(SpecError::invalid(field("name"), "must not be empty"));
         }
         if !names.insert(ng.name.as_str()) {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 field("name"),
                 format!("\"{}\" appears twice; node group names are unique", ng.name),
             ));
         }
         if ng.max == Some(0) {
-            return Err(SpecError::invalid(field("max"), "must be at least 1"));
+            out.push(SpecError::invalid(field("max"), "must be at least 1"));
         }
         if let (Some(min), Some(max)) = (ng.min, ng.max)
             && min > max
         {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 field("min"),
                 format!("{min} is above max {max}: min <= desired <= max"),
             ));
@@ -104,26 +104,36 @@ fn validate_eks(eks: &EksSpec) -> Result<(), SpecError> {
         if let Some(desired) = ng.desired
             && (ng.min.is_some_and(|m| desired < m) || ng.max.is_some_and(|m| desired > m))
         {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 field("desired"),
                 format!("{desired} is outside min..max: min <= desired <= max"),
             ));
         }
     }
-    Ok(())
 }
 
 impl EnvironmentSpec {
-    /// Checks every rule a parsed spec must follow.
+    /// Checks every rule a parsed spec must follow: the first problem, if any.
     pub fn validate(&self) -> Result<(), SpecError> {
-        validate_environment_name(&self.environment)
-            .map_err(|r| SpecError::invalid("environment", r))?;
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule a parsed spec breaks, in the document's order, so that a person fixes them in one pass.
+    pub fn problems(&self) -> Vec<SpecError> {
+        let mut out = Vec::new();
+        if let Err(r) = validate_environment_name(&self.environment) {
+            out.push(SpecError::invalid("environment", r));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, db) in self.rds.iter().enumerate() {
-            validate_db_identifier(&db.identifier)
-                .map_err(|r| SpecError::invalid(format!("rds[{i}].identifier"), r))?;
+            if let Err(r) = validate_db_identifier(&db.identifier) {
+                out.push(SpecError::invalid(format!("rds[{i}].identifier"), r));
+            }
             if !seen.insert(db.identifier.as_str()) {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("rds[{i}].identifier"),
                     format!(
                         "\"{}\" appears twice; identifiers are unique",
@@ -132,7 +142,7 @@ impl EnvironmentSpec {
                 ));
             }
             if db.engine != "postgres" {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("rds[{i}].engine"),
                     format!("\"{}\" is not supported; allowed: postgres", db.engine),
                 ));
@@ -140,7 +150,7 @@ impl EnvironmentSpec {
             if let Some(gb) = db.allocated_storage_gb
                 && !(20..=65_536).contains(&gb)
             {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("rds[{i}].allocated_storage_gb"),
                     format!("{gb} is out of range: 20 to 65536 GiB"),
                 ));
@@ -148,13 +158,13 @@ impl EnvironmentSpec {
             if let Some(days) = db.backup_retention_days
                 && days > 35
             {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("rds[{i}].backup_retention_days"),
                     format!("{days} is out of range: 0 to 35 days"),
                 ));
             }
             if db.engine_version.as_deref().is_some_and(|v| !is_version(v)) {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("rds[{i}].engine_version"),
                     format!(
                         "\"{}\" is not a version: digits and dots, e.g. \"16.4\"",
@@ -163,7 +173,7 @@ impl EnvironmentSpec {
                 ));
             }
             if !db.instance_class.starts_with("db.") {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("rds[{i}].instance_class"),
                     format!(
                         "\"{}\" is not an RDS instance class (e.g. db.t4g.medium)",
@@ -173,35 +183,37 @@ impl EnvironmentSpec {
             }
         }
         if self.backup.keep_last == 0 {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 "backup.keep_last",
                 "must be at least 1: the newest backup is never deleted",
             ));
         }
         if self.backup.retention_days == 0 {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 "backup.retention_days",
                 "must be at least 1 day",
             ));
         }
         if let Some(region) = &self.backup.copy_to_region {
-            validate_region(region).map_err(|r| SpecError::invalid("backup.copy_to_region", r))?;
+            if let Err(r) = validate_region(region) {
+                out.push(SpecError::invalid("backup.copy_to_region", r));
+            }
         }
         if let Some(drill) = &self.drill {
             if drill.rto_target_minutes == 0 {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     "drill.rto_target_minutes",
                     "must be at least 1 minute",
                 ));
             }
             if drill.rpo_target_minutes == 0 {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     "drill.rpo_target_minutes",
                     "must be at least 1 minute",
                 ));
             }
             if !drill.instance_class.starts_with("db.") {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     "drill.instance_class",
                     format!(
                         "\"{}\" is not an RDS instance class (e.g. db.t4g.small)",
@@ -210,16 +222,18 @@ impl EnvironmentSpec {
                 ));
             }
             if let Some(probe) = &drill.probe {
-                probe.check("drill.probe")?;
+                if let Err(e) = probe.check("drill.probe") {
+                    out.push(e);
+                }
             }
         }
         if let Some(eks) = &self.eks {
-            validate_eks(eks)?;
+            validate_eks(eks, &mut out);
         }
         if let Some(sql) = &self.health.sql {
             if self.instance(&sql.instance).is_none() {
                 let known: Vec<&str> = self.rds.iter().map(|db| db.identifier.as_str()).collect();
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     "health.sql.instance",
                     format!(
                         "\"{}\" is not one of this environment's RDS instances ({})",
@@ -228,26 +242,28 @@ impl EnvironmentSpec {
                     ),
                 ));
             }
-            sql.probe.check("health.sql.probe")?;
+            if let Err(e) = sql.probe.check("health.sql.probe") {
+                out.push(e);
+            }
         }
         for (i, check) in self.health.http.iter().enumerate() {
             let field = |f: &str| format!("health.http[{i}].{f}");
             if !(check.url.starts_with("http://") || check.url.starts_with("https://"))
                 || check.url.len() < "http://x".len()
             {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     field("url"),
                     format!("\"{}\" is not an http:// or https:// URL", check.url),
                 ));
             }
             if !(100..=599).contains(&check.expect_status) {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     field("expect_status"),
                     format!("{} is not an HTTP status (100 to 599)", check.expect_status),
                 ));
             }
             if !(1..=60_000).contains(&check.timeout_ms) {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     field("timeout_ms"),
                     format!(
                         "{} is out of range: 1 to 60000 milliseconds",
@@ -257,14 +273,14 @@ impl EnvironmentSpec {
             }
         }
         if self.health.backup_max_age_minutes == Some(0) {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 "health.backup_max_age_minutes",
                 "must be at least 1 minute; leave it out to use the drill's RPO target",
             ));
         }
         // Step Functions ends an execution after a year: a longer wait could never be answered.
         if !(1..=525_600).contains(&self.approval.timeout_minutes) {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 "approval.timeout_minutes",
                 format!(
                     "{} is out of range: 1 to 525600 minutes (one year, the longest a workflow runs)",
@@ -274,7 +290,7 @@ impl EnvironmentSpec {
         }
         // A bake holds the environment's lock: longer than half a day would keep backups out for days.
         if self.rollback.bake_minutes > 720 {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 "rollback.bake_minutes",
                 format!(
                     "{} is out of range: 0 to 720 minutes (12 hours)",
@@ -283,7 +299,7 @@ impl EnvironmentSpec {
             ));
         }
         if !(1..=10_080).contains(&self.rollback.window_minutes) {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 "rollback.window_minutes",
                 format!(
                     "{} is out of range: 1 to 10080 minutes (a week)",
@@ -292,7 +308,7 @@ impl EnvironmentSpec {
             ));
         }
         if !(1..=50).contains(&self.rollback.keep_known_good) {
-            return Err(SpecError::invalid(
+            out.push(SpecError::invalid(
                 "rollback.keep_known_good",
                 format!(
                     "{} is out of range: 1 to 50 deployments",
@@ -302,7 +318,7 @@ impl EnvironmentSpec {
         }
         for (i, name) in self.alarms.names.iter().enumerate() {
             if name.trim().is_empty() {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("alarms.names[{i}]"),
                     "must not be empty",
                 ));
@@ -310,12 +326,12 @@ impl EnvironmentSpec {
         }
         for (i, prefix) in self.alarms.prefixes.iter().enumerate() {
             if prefix.trim().is_empty() {
-                return Err(SpecError::invalid(
+                out.push(SpecError::invalid(
                     format!("alarms.prefixes[{i}]"),
                     "must not be empty: an empty prefix would claim every alarm",
                 ));
             }
         }
-        Ok(())
+        out
     }
 }
