@@ -194,10 +194,10 @@ impl EnvironmentSpec {
                 "must be at least 1 day",
             ));
         }
-        if let Some(region) = &self.backup.copy_to_region {
-            if let Err(r) = validate_region(region) {
-                out.push(SpecError::invalid("backup.copy_to_region", r));
-            }
+        if let Some(region) = &self.backup.copy_to_region
+            && let Err(r) = validate_region(region)
+        {
+            out.push(SpecError::invalid("backup.copy_to_region", r));
         }
         if let Some(drill) = &self.drill {
             if drill.rto_target_minutes == 0 {
@@ -221,10 +221,10 @@ impl EnvironmentSpec {
                     ),
                 ));
             }
-            if let Some(probe) = &drill.probe {
-                if let Err(e) = probe.check("drill.probe") {
-                    out.push(e);
-                }
+            if let Some(probe) = &drill.probe
+                && let Err(e) = probe.check("drill.probe")
+            {
+                out.push(e);
             }
         }
         if let Some(eks) = &self.eks {
