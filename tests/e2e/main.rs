@@ -84,5 +84,8 @@ mod audit;
 // What an operator reads: no Debug output; every --json output parses.
 mod readable;
 
+// The drill report in a real headless browser (Chromium): screenshots, the DOM it built, one drill and thirty.
+mod browser;
+
 // The local world's model of AWS met by the workflows: quotas, refusals in a status, throttling.
 mod world;

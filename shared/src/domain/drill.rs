@@ -252,7 +252,7 @@ pub struct DrillReport {
     pub error: Option<String>,
     /// Whether the scratch instance was deleted.
     pub torn_down: bool,
-    /// How to read the figures (e.g. that local runs measure the polling delay).
+    /// How to read the figures (e.g. that a local run's come from the model of AWS).
     pub note: String,
 }
 

@@ -157,9 +157,10 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
     }
     let local = deps.config.endpoint_url.is_some();
     let note = if local {
-        "Local run: the workflow ran on the local engine's virtual clock against moto, which restores \
-         instantly, so the RTO shown is the polling delay of the definition's Retry, measured from the \
-         execution's events exactly as in AWS."
+        "Local run: the workflow ran on the local engine's virtual clock against opsplane's model of AWS \
+         (moto behind it), where a restore takes AWS's typical time (docs/LOCAL-WORLD.md); the RTO is \
+         measured from the execution's events exactly as in AWS, to the first poll that saw the instance \
+         available."
     } else {
         "RTO: restore requested to instance available, from the execution's events. RPO: drill start \
          minus the recovery point."
