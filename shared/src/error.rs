@@ -253,7 +253,16 @@ pub fn redacted_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut source = err.source();
     while let Some(e) = source {
         message.push_str(": ");
-        message.push_str(&e.to_string());
+        match e.downcast_ref::<aws_smithy_types::error::ErrorMetadata>() {
+            // An AWS error the SDK has no type for shows its metadata as a struct; its code and message
+            // are what a person reads.
+            Some(meta) => message.push_str(&format!(
+                "{}: {}",
+                meta.code().unwrap_or("error"),
+                meta.message().unwrap_or("no message")
+            )),
+            None => message.push_str(&e.to_string()),
+        }
         source = e.source();
     }
     crate::redact::redact(&message).into_owned()
@@ -271,6 +280,23 @@ impl From<OpsError> for lambda_runtime::Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aws_error_without_a_type_reads_as_its_code_and_message() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("unhandled error (AccessDeniedException)")]
+        struct Unhandled(#[source] aws_smithy_types::error::ErrorMetadata);
+        let meta = aws_smithy_types::error::ErrorMetadata::builder()
+            .code("AccessDeniedException")
+            .message("not authorized to perform: eks:ListNodegroups")
+            .build();
+        let chain = redacted_chain(&Unhandled(meta));
+        assert_eq!(
+            chain,
+            "unhandled error (AccessDeniedException): AccessDeniedException: not authorized to perform: eks:ListNodegroups"
+        );
+        assert_eq!(crate::domain::readable::rust_text(&chain), None);
+    }
 
     #[test]
     fn names_are_pascal_case_and_unique() {

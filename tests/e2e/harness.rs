@@ -22,6 +22,8 @@ pub fn root() -> PathBuf {
 /// The moto server of this test binary, started on first use. Panics, saying to run `make setup`, when the
 /// project's `.venv` is missing: a test that needs AWS never skips.
 pub fn moto() -> &'static MotoServer {
+    // Every function error any test produces must read as words: one that shows Rust ends the run.
+    opsplane_local::register::strict_readable();
     MOTO.get_or_init(|| match MotoServer::start(&root()) {
         Ok(server) => server,
         Err(err) => panic!("the local AWS world could not start: {err}"),

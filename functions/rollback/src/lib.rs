@@ -236,7 +236,7 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
         if detail_type != ALARM_DETAIL_TYPE {
             return Err(OpsError::invalid(
                 "detail-type",
-                format!("{detail_type:?}; only {ALARM_DETAIL_TYPE:?} events start a rollback"),
+                format!("\"{detail_type}\"; only \"{ALARM_DETAIL_TYPE}\" events start a rollback"),
             ));
         }
         let event: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> =
@@ -250,8 +250,11 @@ pub async fn resolve(deps: &Deps, input: ResolveInput) -> Result<Resolved, OpsEr
             return Err(OpsError::invalid(
                 "detail.state.value",
                 format!(
-                    "{:?}: only a transition to ALARM rolls back (the rule should filter on it)",
-                    state.value
+                    "{}: only a transition to ALARM rolls back (the rule should filter on it)",
+                    serde_json::to_value(&state.value)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
                 ),
             ));
         }

@@ -322,8 +322,12 @@ async fn ensure_table(
                 return Err(BootstrapError::Incompatible {
                     resource: resource.clone(),
                     reason: format!(
-                        "its key schema is {keys:?}, opsplane needs pk (HASH) and sk (RANGE), both strings; \
-                         choose another table name with OPSPLANE_TABLE"
+                        "its key schema is {}, opsplane needs pk (HASH) and sk (RANGE), both strings; \
+                         choose another table name with OPSPLANE_TABLE",
+                        keys.iter()
+                            .map(|(name, kind)| format!("{name} ({})", kind.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
