@@ -95,6 +95,22 @@ impl Plane {
         self.local.register_functions(deps);
     }
 
+    /// An environment backed up once and drilled once, the drill missing its RTO target
+    /// (`drill-tight-rto.yaml`: no restore meets one minute), so that its report and history carry a verdict
+    /// beside the figures.
+    pub async fn backed_up_and_drilled_past_its_target() -> Self {
+        let plane = Self::new("drill-tight-rto.yaml", ProbeSettings::default()).await;
+        let backup = plane.run_backup().await;
+        assert_eq!(backup.status, Status::Succeeded, "{:?}", backup.cause);
+        let drill = plane
+            .engine
+            .run(&plane.drill, json!({ "environment": plane.env }))
+            .await
+            .unwrap();
+        assert_eq!(drill.error.as_deref(), Some("TargetMissed"));
+        plane
+    }
+
     /// Runs the backup workflow for the environment.
     pub async fn run_backup(&self) -> Description {
         self.engine

@@ -6,10 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::domain::drill::{DrillPoint, Verdict, render_html};
-use serde_json::json;
 
 use crate::backup::Plane;
 use crate::harness::unique;
@@ -69,17 +67,7 @@ fn browse(page: &Path, shot: &Path) -> String {
 #[tokio::test]
 async fn the_drill_report_renders_in_a_headless_browser_with_one_drill_and_with_thirty() {
     // A drill whose RTO target no restore meets: its report shows a missed target beside the figures.
-    let plane = Plane::new("drill-tight-rto.yaml", ProbeSettings::default()).await;
-    assert_eq!(
-        plane.run_backup().await.status,
-        opsplane_statemachines::Status::Succeeded
-    );
-    let drill = plane
-        .engine
-        .run(&plane.drill, json!({ "environment": plane.env }))
-        .await
-        .unwrap();
-    assert_eq!(drill.error.as_deref(), Some("TargetMissed"));
+    let plane = Plane::backed_up_and_drilled_past_its_target().await;
     let objects = ObjectStore::new(
         plane.world.clients.s3.clone(),
         plane.world.config.bucket_name.clone(),

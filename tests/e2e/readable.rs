@@ -1,7 +1,6 @@
 //! What an operator reads: every report, table, line and error the CLI's commands produce over one
 //! environment, scanned for Rust `Debug` output, and every `--json` output parsed back.
 
-use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::rds::Rds;
@@ -29,14 +28,7 @@ fn parsed(printed: serde_json::Result<String>) -> Value {
 
 #[tokio::test]
 async fn cli_output_reports_and_errors_show_no_debug_output_and_json_outputs_parse() {
-    let plane = Plane::new("drill-tight-rto.yaml", ProbeSettings::default()).await;
-    assert!(plane.run_backup().await.status == opsplane_statemachines::Status::Succeeded);
-    let drill = plane
-        .engine
-        .run(&plane.drill, json!({ "environment": plane.env }))
-        .await
-        .unwrap();
-    assert_eq!(drill.error.as_deref(), Some("TargetMissed"));
+    let plane = Plane::backed_up_and_drilled_past_its_target().await;
     let mut read = Vec::<(String, String)>::new();
 
     // history

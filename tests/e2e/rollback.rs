@@ -560,13 +560,7 @@ async fn a_suppressed_composite_alarm_and_a_configuration_change_roll_nothing_ba
     );
 
     // Nothing rolled back.
-    assert_eq!(
-        stage.instance(&db).await.unwrap().instance_class,
-        "db.t4g.large"
-    );
-    let meta = stage.store().meta(&stage.env).await.unwrap();
-    assert_eq!(meta.in_force.unwrap().spec_version, latest);
-    assert!(stage.lock_is_free().await);
+    assert_nothing_rolled_back(&stage, &db, &latest).await;
 }
 
 #[tokio::test]
@@ -802,8 +796,13 @@ async fn a_muted_alarm_that_recovers_before_its_mute_window_ends_rolls_nothing_b
         .map(|e| e.timestamp)
         .expect("the re-check ended");
     assert!(decided >= ends, "decided at {decided}, mute ends at {ends}");
+    assert_nothing_rolled_back(&stage, &db, &latest).await;
+}
+
+/// Staging still runs its latest deployment (`db.t4g.large`, spec version `latest`), and its lock is free.
+async fn assert_nothing_rolled_back(stage: &Stage, db: &str, latest: &str) {
     assert_eq!(
-        stage.instance(&db).await.unwrap().instance_class,
+        stage.instance(db).await.unwrap().instance_class,
         "db.t4g.large"
     );
     let meta = stage.store().meta(&stage.env).await.unwrap();
