@@ -70,6 +70,13 @@ pub(super) fn read(yaml: &str) -> Result<EnvironmentSpec, SpecError> {
             Ok(_) => break,
             Err(problem) => problem,
         };
+        if path.is_empty() {
+            // The document as a whole is not a mapping of fields: nothing below it can be read.
+            return Err(SpecError::Syntax(format!(
+                "the document must be a mapping of the spec's fields (environment, rds, ...): {}",
+                humanize(&message, None)
+            )));
+        }
         let (field, reason, repaired) = repair(&mut doc, path, &message);
         if let Some(guess) = reason
             .split("did you mean `")
@@ -591,6 +598,23 @@ rds:
         match read(yaml) {
             Err(SpecError::Problems(p)) => p,
             other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_mapping_says_so() {
+        for doc in ["", "- a\n- b\n", "just words"] {
+            let err = read(doc).unwrap_err();
+            assert!(matches!(err, SpecError::Syntax(_)), "{doc}: {err}");
+            assert!(
+                err.to_string().contains("mapping of the spec's fields"),
+                "{err}"
+            );
+            assert_eq!(
+                crate::domain::readable::rust_text(&err.to_string()),
+                None,
+                "{err}"
+            );
         }
     }
 
