@@ -6,6 +6,7 @@
 
 use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
 use aws_sdk_cloudwatch::types::{AlarmMuteRuleStatus, AlarmType, StateValue};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -125,31 +126,15 @@ impl Alarms {
                 let page = page.map_err(|e| AlarmsError::sdk("DescribeAlarms", e))?;
                 // Filtered here too: a service that answers the names without the state filter (moto
                 // does) must not turn an OK alarm into a firing one.
-                let metric = page.metric_alarms().iter().map(|a| {
-                    let state = (
-                        a.state_value(),
-                        a.state_updated_timestamp(),
-                        a.state_reason(),
-                    );
-                    (a.alarm_name(), state)
-                });
-                let composite = page.composite_alarms().iter().map(|a| {
-                    let state = (
-                        a.state_value(),
-                        a.state_updated_timestamp(),
-                        a.state_reason(),
-                    );
-                    (a.alarm_name(), state)
-                });
-                for (name, (value, since, reason)) in metric.chain(composite) {
-                    if value == Some(&StateValue::Alarm) {
-                        out.push(Firing {
-                            name: name.unwrap_or_default().to_owned(),
-                            since: since.and_then(to_chrono),
-                            reason: reason.map(str::to_owned),
-                        });
-                    }
-                }
+                out.extend(
+                    seen(&page)
+                        .filter(|a| a.value == Some(&StateValue::Alarm))
+                        .map(|a| Firing {
+                            name: a.name.to_owned(),
+                            since: a.since,
+                            reason: a.reason.map(str::to_owned),
+                        }),
+                );
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -168,21 +153,10 @@ impl Alarms {
             .send()
             .await
             .map_err(|e| AlarmsError::sdk("DescribeAlarms", e))?;
-        let metric = page
-            .metric_alarms()
-            .iter()
-            .map(|a| (a.alarm_name(), a.state_value(), a.state_updated_timestamp()));
-        let composite = page
-            .composite_alarms()
-            .iter()
-            .map(|a| (a.alarm_name(), a.state_value(), a.state_updated_timestamp()));
-        Ok(metric
-            .chain(composite)
-            .find(|(n, _, _)| *n == Some(name))
-            .map(|(_, value, since)| AlarmState {
-                value: value.map(|v| v.as_str().to_owned()).unwrap_or_default(),
-                since: since.and_then(to_chrono),
-            }))
+        Ok(seen(&page).find(|a| a.name == name).map(|a| AlarmState {
+            value: a.value.map(|v| v.as_str().to_owned()).unwrap_or_default(),
+            since: a.since,
+        }))
     }
 
     /// The names of the alarm mute rules muting alarm `name` now (`ACTIVE`, through the SDK's paginator).
@@ -208,6 +182,31 @@ impl Alarms {
         }
         Ok(out)
     }
+}
+
+/// One alarm of a `DescribeAlarms` answer, metric or composite alike.
+struct Seen<'a> {
+    name: &'a str,
+    value: Option<&'a StateValue>,
+    since: Option<DateTime<Utc>>,
+    reason: Option<&'a str>,
+}
+
+/// Every alarm of a `DescribeAlarms` page: its metric alarms, then its composite ones.
+fn seen(page: &DescribeAlarmsOutput) -> impl Iterator<Item = Seen<'_>> {
+    let metric = page.metric_alarms().iter().map(|a| Seen {
+        name: a.alarm_name().unwrap_or_default(),
+        value: a.state_value(),
+        since: a.state_updated_timestamp().and_then(to_chrono),
+        reason: a.state_reason(),
+    });
+    let composite = page.composite_alarms().iter().map(|a| Seen {
+        name: a.alarm_name().unwrap_or_default(),
+        value: a.state_value(),
+        since: a.state_updated_timestamp().and_then(to_chrono),
+        reason: a.state_reason(),
+    });
+    metric.chain(composite)
 }
 
 fn to_chrono(t: &aws_sdk_cloudwatch::primitives::DateTime) -> Option<DateTime<Utc>> {
