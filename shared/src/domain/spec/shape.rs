@@ -63,7 +63,7 @@ pub(super) fn read(yaml: &str) -> Result<EnvironmentSpec, SpecError> {
     let mut doc: Value =
         serde_yaml_ng::from_str(yaml).map_err(|e| SpecError::Syntax(e.to_string()))?;
     let mut problems: Vec<Problem> = Vec::new();
-    let mut renames: Vec<(Vec<Step>, Option<Step>)> = Vec::new();
+    let mut renames: Vec<(Vec<Step>, Step)> = Vec::new();
     for _ in 0..MOST {
         let (path, message) = match first_problem(&doc) {
             Ok(spec) if problems.is_empty() => return Ok(spec),
@@ -77,45 +77,35 @@ pub(super) fn read(yaml: &str) -> Result<EnvironmentSpec, SpecError> {
                 humanize(&message, None)
             )));
         }
-        let (field, reason, repaired) = repair(&mut doc, path, &message);
-        if let Some(guess) = reason
-            .split("did you mean `")
-            .nth(1)
-            .and_then(|r| r.split('`').next())
-        {
+        let repair = repair(&mut doc, path, &message);
+        if let Some(guess) = &repair.renamed_to {
             // Under a renamed key, the text still has the name the person wrote.
-            let mut to = field.clone();
-            to.pop();
-            to.push(Step::Key(guess.to_owned()));
-            renames.push((to, field.last().cloned()));
+            let mut renamed = repair.field.clone();
+            if let Some(written) = renamed.pop() {
+                renamed.push(Step::Key(guess.clone()));
+                renames.push((renamed, written));
+            }
         }
-        let line = locate(yaml, &as_written(&field, &renames));
-        let field = shown(&field);
+        let line = locate(yaml, &as_written(&repair.field, &renames));
+        let field = shown(&repair.field);
         if !problems.iter().any(|p| p.field == field) {
             problems.push(Problem {
                 field,
                 line,
-                reason,
+                reason: repair.reason,
             });
         }
-        if !repaired {
+        if !repair.repaired {
             break;
         }
     }
-    if problems.is_empty() {
-        return Err(SpecError::Syntax(
-            "the document is not a mapping of the spec's fields".into(),
-        ));
-    }
-    // In the document's order, as a person reads it (serde meets them in its own).
-    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-    Err(SpecError::Problems(problems))
+    Err(in_document_order(problems))
 }
 
 /// The rules a parsed spec breaks (`EnvironmentSpec::problems`), each with its line in `yaml`, in the
 /// document's order.
 pub(super) fn with_lines(yaml: &str, broken: Vec<SpecError>) -> SpecError {
-    let mut problems: Vec<Problem> = broken
+    let problems: Vec<Problem> = broken
         .into_iter()
         .map(|err| {
             let field = err.field().to_owned();
@@ -130,6 +120,11 @@ pub(super) fn with_lines(yaml: &str, broken: Vec<SpecError>) -> SpecError {
             }
         })
         .collect();
+    in_document_order(problems)
+}
+
+/// The problems in the document's order, as a person reads it (serde meets them in its own).
+fn in_document_order(mut problems: Vec<Problem>) -> SpecError {
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     SpecError::Problems(problems)
 }
@@ -152,21 +147,31 @@ fn steps(field: &str) -> Vec<Step> {
 }
 
 /// `path` as the text has it: a key renamed to the field it misspells keeps its written name.
-fn as_written(path: &[Step], renames: &[(Vec<Step>, Option<Step>)]) -> Vec<Step> {
+fn as_written(path: &[Step], renames: &[(Vec<Step>, Step)]) -> Vec<Step> {
     let mut out = path.to_vec();
     for (renamed, written) in renames {
-        if let Some(written) = written
-            && out.starts_with(renamed)
-        {
+        if out.starts_with(renamed) {
             out[renamed.len() - 1] = written.clone();
         }
     }
     out
 }
 
+/// One problem as `repair` found it, and what it did to the document.
+struct Repair {
+    /// The field at fault.
+    field: Vec<Step>,
+    /// What is wrong, in the spec's terms.
+    reason: String,
+    /// Whether the node was set aside (else no further problem can be read).
+    repaired: bool,
+    /// The field an unknown key was renamed to, the one it misspells.
+    renamed_to: Option<String>,
+}
+
 /// What the problem at `path` is, in the spec's terms; sets the node aside in `doc` so the next problem
-/// shows. Returns the path of the field at fault, the reason, and whether `doc` changed.
-fn repair(doc: &mut Value, mut path: Vec<Step>, message: &str) -> (Vec<Step>, String, bool) {
+/// shows.
+fn repair(doc: &mut Value, mut path: Vec<Step>, message: &str) -> Repair {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (unknown, allowed) = unknown_field(rest);
         let parent = &path[..path.len().saturating_sub(1)];
@@ -185,24 +190,36 @@ fn repair(doc: &mut Value, mut path: Vec<Step>, message: &str) -> (Vec<Step>, St
             // Renamed to the field it misspells, so that field's value is checked too and it is not
             // reported missing.
             Some(value) => {
-                if let Some(g) = guess {
-                    m.insert(Value::String(g), value);
+                if let Some(g) = &guess {
+                    m.insert(Value::String(g.clone()), value);
                 }
                 true
             }
             None => false,
         });
-        return (path, reason, repaired);
+        return Repair {
+            field: path,
+            reason,
+            renamed_to: guess.filter(|_| repaired),
+            repaired,
+        };
     }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let missing = rest.split('`').next().unwrap_or_default().to_owned();
-        path.push(Step::Key(missing));
-        let repaired = fill(doc, &path);
-        return (path, "required, and missing".to_owned(), repaired);
-    }
-    let reason = humanize(message, path.last());
+    let reason = match message.strip_prefix("missing field `") {
+        Some(rest) => {
+            path.push(Step::Key(
+                rest.split('`').next().unwrap_or_default().to_owned(),
+            ));
+            "required, and missing".to_owned()
+        }
+        None => humanize(message, path.last()),
+    };
     let repaired = fill(doc, &path);
-    (path, reason, repaired)
+    Repair {
+        field: path,
+        reason,
+        repaired,
+        renamed_to: None,
+    }
 }
 
 /// `X`, expected one of `a`, `b`` → ("X", ["a", "b"]).
@@ -333,23 +350,40 @@ fn humanize(message: &str, field: Option<&Step>) -> String {
         }
     };
     let allowed = match field {
-        Some(Step::Key(k)) => allowed_for(k).map(str::to_owned),
+        Some(Step::Key(k)) => allowed_for(k),
         _ => None,
     }
     .unwrap_or_else(|| words(expected));
     format!("{} is not allowed: expected {allowed}", found_text(found))
 }
 
-/// What the fields whose ranges people ask about take, said once (the checks in `validate.rs` agree).
-fn allowed_for(field: &str) -> Option<&'static str> {
+/// What the fields whose ranges people ask about take, from the ranges `validate.rs` checks.
+fn allowed_for(field: &str) -> Option<String> {
+    use super::validate::{BACKUP_RETENTION_DAYS, HTTP_STATUS, STORAGE_GB, TIMEOUT_MS};
     Some(match field {
-        "allocated_storage_gb" => "a whole number of GiB from 20 to 65536",
-        "backup_retention_days" => "a whole number of days from 0 to 35",
-        "retention_days" => "a whole number of days, 1 or more",
-        "keep_last" => "a whole number, 1 or more",
-        "min" | "max" | "desired" => "a whole number of nodes, 0 or more",
-        "timeout_ms" => "a whole number of milliseconds",
-        "expect_status" => "an HTTP status code such as 200",
+        "allocated_storage_gb" => format!(
+            "a whole number of GiB from {} to {}",
+            STORAGE_GB.start(),
+            STORAGE_GB.end()
+        ),
+        "backup_retention_days" => format!(
+            "a whole number of days from {} to {}",
+            BACKUP_RETENTION_DAYS.start(),
+            BACKUP_RETENTION_DAYS.end()
+        ),
+        "timeout_ms" => format!(
+            "a whole number of milliseconds from {} to {}",
+            TIMEOUT_MS.start(),
+            TIMEOUT_MS.end()
+        ),
+        "expect_status" => format!(
+            "an HTTP status code from {} to {}",
+            HTTP_STATUS.start(),
+            HTTP_STATUS.end()
+        ),
+        "retention_days" => "a whole number of days, 1 or more".to_owned(),
+        "keep_last" => "a whole number, 1 or more".to_owned(),
+        "min" | "max" | "desired" => "a whole number of nodes, 0 or more".to_owned(),
         _ => return None,
     })
 }

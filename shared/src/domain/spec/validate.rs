@@ -1,9 +1,20 @@
 //! The checks a parsed spec must pass: names, identifiers, regions, versions and the EKS part, each error
 //! naming the field and what is allowed.
 
+use std::ops::RangeInclusive;
+
 use super::environment::EnvironmentSpec;
 use super::error::SpecError;
 use super::resources::EksSpec;
+
+/// An RDS instance's storage, GiB (RDS for PostgreSQL, General Purpose SSD).
+pub(super) const STORAGE_GB: RangeInclusive<u32> = 20..=65_536;
+/// RDS's automated backup retention, days.
+pub(super) const BACKUP_RETENTION_DAYS: RangeInclusive<u32> = 0..=35;
+/// An HTTP check's expected status.
+pub(super) const HTTP_STATUS: RangeInclusive<u16> = 100..=599;
+/// An HTTP check's timeout, milliseconds.
+pub(super) const TIMEOUT_MS: RangeInclusive<u64> = 1..=60_000;
 
 /// Checks an environment name: 1 to 32 characters of lowercase letters, digits and '-', starting with a letter.
 pub fn validate_environment_name(name: &str) -> Result<(), String> {
@@ -148,19 +159,27 @@ impl EnvironmentSpec {
                 ));
             }
             if let Some(gb) = db.allocated_storage_gb
-                && !(20..=65_536).contains(&gb)
+                && !STORAGE_GB.contains(&gb)
             {
                 out.push(SpecError::invalid(
                     format!("rds[{i}].allocated_storage_gb"),
-                    format!("{gb} is out of range: 20 to 65536 GiB"),
+                    format!(
+                        "{gb} is out of range: {} to {} GiB",
+                        STORAGE_GB.start(),
+                        STORAGE_GB.end()
+                    ),
                 ));
             }
             if let Some(days) = db.backup_retention_days
-                && days > 35
+                && !BACKUP_RETENTION_DAYS.contains(&days)
             {
                 out.push(SpecError::invalid(
                     format!("rds[{i}].backup_retention_days"),
-                    format!("{days} is out of range: 0 to 35 days"),
+                    format!(
+                        "{days} is out of range: {} to {} days",
+                        BACKUP_RETENTION_DAYS.start(),
+                        BACKUP_RETENTION_DAYS.end()
+                    ),
                 ));
             }
             if db.engine_version.as_deref().is_some_and(|v| !is_version(v)) {
@@ -256,18 +275,25 @@ impl EnvironmentSpec {
                     format!("\"{}\" is not an http:// or https:// URL", check.url),
                 ));
             }
-            if !(100..=599).contains(&check.expect_status) {
+            if !HTTP_STATUS.contains(&check.expect_status) {
                 out.push(SpecError::invalid(
                     field("expect_status"),
-                    format!("{} is not an HTTP status (100 to 599)", check.expect_status),
+                    format!(
+                        "{} is not an HTTP status ({} to {})",
+                        check.expect_status,
+                        HTTP_STATUS.start(),
+                        HTTP_STATUS.end()
+                    ),
                 ));
             }
-            if !(1..=60_000).contains(&check.timeout_ms) {
+            if !TIMEOUT_MS.contains(&check.timeout_ms) {
                 out.push(SpecError::invalid(
                     field("timeout_ms"),
                     format!(
-                        "{} is out of range: 1 to 60000 milliseconds",
-                        check.timeout_ms
+                        "{} is out of range: {} to {} milliseconds",
+                        check.timeout_ms,
+                        TIMEOUT_MS.start(),
+                        TIMEOUT_MS.end()
                     ),
                 ));
             }
