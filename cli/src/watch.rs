@@ -202,14 +202,9 @@ pub async fn follow(
 /// A failure's cause as a person reads it: a Lambda function's error arrives as its JSON payload
 /// (`{"errorType", "errorMessage", ...}`), of which the message is what to show.
 fn readable_cause(cause: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(cause)
-        .ok()
-        .and_then(|v| {
-            v.get("errorMessage")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| cause.to_owned())
+    serde_json::from_str::<opsplane_statemachines::FunctionError>(cause)
+        .map(|e| e.error_message)
+        .unwrap_or_else(|_| cause.to_owned())
 }
 
 #[cfg(test)]

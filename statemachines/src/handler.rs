@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The error a handler returns, as a Rust Lambda reports it: `{"errorType", "errorMessage"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The error a handler returns, as a Rust Lambda reports it: `{"errorType", "errorMessage"}` (read back
+/// from an execution's cause too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionError {
     /// The error name workflows match in `Retry`/`Catch`.
     #[serde(rename = "errorType")]
