@@ -32,36 +32,29 @@ fn browser() -> PathBuf {
 /// Renders `page` in the headless browser: its screenshot into `shot`, and the DOM the browser built.
 fn browse(page: &Path, shot: &Path) -> String {
     let url = format!("file://{}", page.display());
-    let common = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        "--window-size=1200,1800",
-    ];
-    let out = Command::new(browser())
-        .args(common)
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(&url)
-        .output()
-        .expect("the browser runs");
-    assert!(
-        out.status.success(),
-        "the screenshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dom = Command::new(browser())
-        .args(common)
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .expect("the browser runs");
-    assert!(
-        dom.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    String::from_utf8(dom.stdout).expect("the DOM is UTF-8")
+    // One headless run of the browser on the page, doing `what`; its standard output.
+    let run = |what: &str| {
+        let out = Command::new(browser())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1200,1800",
+                what,
+                &url,
+            ])
+            .output()
+            .expect("the browser runs");
+        assert!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&format!("--screenshot={}", shot.display()));
+    String::from_utf8(run("--dump-dom")).expect("the DOM is UTF-8")
 }
 
 #[tokio::test]
