@@ -9,16 +9,15 @@ use serde_json::{Value, json};
 use crate::backup::Plane;
 use crate::harness::{root, unique};
 
-/// Fails when `text` shows Rust rather than words (`opsplane_shared::domain::readable::rust_text`), or an
-/// escaped quote (`{:?}` of a string).
+/// Fails when `text` shows Rust rather than words (`opsplane_shared::domain::readable::rust_text`), an
+/// escaped quote (`{:?}` of a string), or `None` anywhere (what the CLI prints never says it).
 fn assert_readable(what: &str, text: &str) {
     if let Some(found) = opsplane_shared::domain::readable::rust_text(text) {
         panic!("{what} shows {found}: {text}");
     }
-    assert!(
-        !text.contains("\\\""),
-        "{what} shows an escaped quote: {text}"
-    );
+    for marker in ["\\\"", "None"] {
+        assert!(!text.contains(marker), "{what} shows {marker}: {text}");
+    }
 }
 
 /// Parses a `--json` output, printed as the commands print it (`serde_json::to_string_pretty`).
