@@ -69,7 +69,11 @@ impl TaskContext {
 
 /// An idempotency key: the same for every retry of one task, different for any other task.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(String);
+pub struct IdempotencyKey {
+    key: String,
+    /// Who claims it, for a key several claimants share.
+    claimant: Option<String>,
+}
 
 impl IdempotencyKey {
     /// The key of a task; `InvalidInput` (naming the field) when execution or state is empty.
@@ -94,12 +98,28 @@ impl IdempotencyKey {
             h.update([0]);
             h.update(i.to_string().as_bytes());
         }
-        Ok(Self(hex::encode(h.finalize())))
+        Ok(Self {
+            key: hex::encode(h.finalize()),
+            claimant: None,
+        })
+    }
+
+    /// The same key for one of several claimants that share it (every execution started by a copy of one
+    /// event): the record names `claimant`, and a claim in progress under the same claimant is ours, so
+    /// the action runs (again) instead of giving `AlreadyInProgress`. That is what happens when the SDK
+    /// retried a put whose first attempt was written but whose response was lost, or when Step Functions
+    /// retried the task after the claim was written: without the claimant, the owner would take itself for
+    /// a duplicate.
+    pub fn claimed_by(self, claimant: impl Into<String>) -> Self {
+        Self {
+            claimant: Some(claimant.into()),
+            ..self
+        }
     }
 
     /// The key as stored (hex).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
     }
 }
 
@@ -195,9 +215,10 @@ impl Idempotency {
     }
 
     /// Runs `action` unless this key already ran: a completed key returns its stored result without running
-    /// it; a key running now gives `AlreadyInProgress`; a key used with another payload gives
-    /// `IdempotencyKeyReused`. A failed action leaves no record, so its retry runs it again. `remaining` is
-    /// the Lambda's remaining time, when known.
+    /// it; a key running now gives `AlreadyInProgress` (unless its claimant is the key's, see
+    /// [`IdempotencyKey::claimed_by`]); a key used with another payload gives `IdempotencyKeyReused`. A
+    /// failed action leaves no record, so its retry runs it again. `remaining` is the Lambda's remaining
+    /// time, when known.
     pub async fn run_once<F, Fut>(
         &self,
         key: &IdempotencyKey,
@@ -209,42 +230,7 @@ impl Idempotency {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Value, OpsError>>,
     {
-        self.run(key, payload, None, remaining, action).await
-    }
-
-    /// [`Self::run_once`] for a key that several claimants share (every execution started by a copy of one
-    /// event): the record names `claimant`, and a claim in progress under the same claimant is ours, so the
-    /// action runs (again) instead of giving `AlreadyInProgress`. That is what happens when the SDK retried a
-    /// put whose first attempt was written but whose response was lost, or when Step Functions retried the
-    /// task after the claim was written: without the claimant, the owner would take itself for a duplicate.
-    pub async fn run_once_as<F, Fut>(
-        &self,
-        key: &IdempotencyKey,
-        payload: &Value,
-        claimant: &str,
-        remaining: Option<Duration>,
-        action: F,
-    ) -> Result<Value, OpsError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Value, OpsError>>,
-    {
-        self.run(key, payload, Some(claimant), remaining, action)
-            .await
-    }
-
-    async fn run<F, Fut>(
-        &self,
-        key: &IdempotencyKey,
-        payload: &Value,
-        claimant: Option<&str>,
-        remaining: Option<Duration>,
-        action: F,
-    ) -> Result<Value, OpsError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Value, OpsError>>,
-    {
+        let claimant = key.claimant.as_deref();
         let hash = payload_hash(payload);
         let claim = match self.claim(key, &hash, claimant, remaining).await? {
             Claim::Completed(result) => {

@@ -521,14 +521,15 @@ pub async fn claim(deps: &Deps, input: ClaimInput) -> Result<Claim, OpsError> {
         execution: format!("rollback:{}", input.rollback.environment),
         state: incident.clone(),
         map_index: None,
-    })?;
+    })?
+    .claimed_by(&input.execution);
     let payload = json!({ "environment": input.rollback.environment, "incident": incident });
     let me = input.execution.clone();
     // The claim names this execution, so a claim it already wrote (a lost response the SDK retried, or a
     // retried Claim task) is still its own and never makes the owner a duplicate of itself.
     let outcome = deps
         .idempotency
-        .run_once_as(&key, &payload, &input.execution, None, || async move {
+        .run_once(&key, &payload, None, || async move {
             Ok(json!({ "owner": me }))
         })
         .await;

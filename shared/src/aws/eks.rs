@@ -83,6 +83,27 @@ impl From<EksError> for OpsError {
     }
 }
 
+/// A create's answer: done, also when the name is already taken (`ResourceInUseException`), which for
+/// opsplane's idempotent creates means a retried call made it already.
+fn created<O, E>(
+    operation: &'static str,
+    what: &str,
+    answer: Result<O, SdkError<E, HttpResponse>>,
+) -> Result<(), EksError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match answer {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err.as_service_error().and_then(|e| e.code()) == Some("ResourceInUseException") =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(classify(operation, what, err)),
+    }
+}
+
 fn classify<E>(operation: &'static str, what: &str, err: SdkError<E, HttpResponse>) -> EksError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -303,7 +324,7 @@ impl Eks {
             operation: "CreateCluster",
             source: "eks.role_arn is required to create a cluster".into(),
         })?;
-        match self
+        let answer = self
             .client
             .create_cluster()
             .name(&eks.cluster)
@@ -318,21 +339,8 @@ impl Eks {
             )
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err.as_service_error().and_then(|e| e.code())
-                    == Some("ResourceInUseException") =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(classify(
-                "CreateCluster",
-                &format!("cluster {}", eks.cluster),
-                err,
-            )),
-        }
+            .await;
+        created("CreateCluster", &format!("cluster {}", eks.cluster), answer)
     }
 
     /// Creates a managed node group at the cluster's version. Idempotent like [`Eks::create_cluster`].
@@ -347,7 +355,7 @@ impl Eks {
             source: "eks.node_role_arn is required to create a node group".into(),
         })?;
         let what = format!("node group {}/{}", eks.cluster, ng.name);
-        match self
+        let answer = self
             .client
             .create_nodegroup()
             .cluster_name(&eks.cluster)
@@ -359,17 +367,8 @@ impl Eks {
             .scaling_config(nodegroup_sizes(ng))
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err.as_service_error().and_then(|e| e.code())
-                    == Some("ResourceInUseException") =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(classify("CreateNodegroup", &what, err)),
-        }
+            .await;
+        created("CreateNodegroup", &what, answer)
     }
 
     /// Sets a node group's min, max and desired sizes (`UpdateNodegroupConfig`).

@@ -15,6 +15,15 @@ use crate::error::{BoxError, OpsError};
 /// Metadata key holding the hex SHA-256 of an object's bytes.
 pub const SHA256_METADATA: &str = "sha256";
 
+/// An object as read from the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Whether it carries an Object Lock retention (mode and retain-until date).
+    pub retained: bool,
+}
+
 /// An S3 call failed.
 #[derive(Debug, Error)]
 pub enum ObjectError {
@@ -147,6 +156,11 @@ impl ObjectStore {
 
     /// Reads an object; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ObjectError> {
+        Ok(self.read(key).await?.map(|o| o.bytes))
+    }
+
+    /// Reads an object with whether it carries an Object Lock retention; `None` when it does not exist.
+    pub async fn read(&self, key: &str) -> Result<Option<StoredObject>, ObjectError> {
         let out = match self
             .client
             .get_object()
@@ -161,11 +175,16 @@ impl ObjectStore {
             }
             Err(err) => return Err(classify("GetObject", key, err)),
         };
+        let retained =
+            out.object_lock_mode().is_some() && out.object_lock_retain_until_date().is_some();
         let body = out.body.collect().await.map_err(|e| ObjectError::Body {
             key: key.to_owned(),
             source: Box::new(e),
         })?;
-        Ok(Some(body.into_bytes().to_vec()))
+        Ok(Some(StoredObject {
+            bytes: body.into_bytes().to_vec(),
+            retained,
+        }))
     }
 
     /// Size and recorded digest of an object; `None` when it does not exist.
@@ -190,26 +209,20 @@ impl ObjectStore {
     /// Every key under `prefix`, in S3's (lexicographic) order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
         let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| classify("ListObjectsV2", prefix, e))?;
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListObjectsV2", prefix, e))?;
             keys.extend(
                 page.contents()
                     .iter()
                     .filter_map(|o| o.key().map(str::to_owned)),
             );
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_owned()),
-                _ => break,
-            }
         }
         Ok(keys)
     }

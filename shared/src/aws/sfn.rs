@@ -1,6 +1,10 @@
 //! [`Executions`] over Step Functions: the one place opsplane calls the Step Functions API, with one error
 //! mapping and the SDK's paginator for `GetExecutionHistory`.
 
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
+use aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryError;
+use aws_sdk_sfn::operation::stop_execution::StopExecutionError;
+
 use crate::future::BoxFuture;
 use crate::ports::executions::{
     ExecutionDescription, ExecutionError, Executions, HistoryEvent, Started, clip, execution_arn,
@@ -43,6 +47,26 @@ fn failure_of(e: &aws_sdk_sfn::types::HistoryEvent) -> (Option<String>, Option<S
         return pair(d.error(), d.cause());
     }
     (None, None)
+}
+
+/// A refused call about one execution: `NoExecution` when Step Functions does not know it (`missing`
+/// reads that off the operation's own error type), the service's error otherwise.
+fn about_execution<E>(
+    operation: &'static str,
+    execution_arn: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    missing: fn(&E) -> bool,
+) -> ExecutionError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match err.as_service_error() {
+        Some(e) if missing(e) => ExecutionError::NoExecution(execution_arn.to_owned()),
+        _ => ExecutionError::service(operation, err),
+    }
 }
 
 /// What a refused task answer means: a token that no longer waits (unknown, answered, timed out) is gone.
@@ -119,11 +143,13 @@ impl Executions for SfnExecutions {
                 .execution_arn(execution_arn)
                 .send()
                 .await
-                .map_err(|err| match err.as_service_error() {
-                    Some(e) if e.is_execution_does_not_exist() => {
-                        ExecutionError::NoExecution(execution_arn.to_owned())
-                    }
-                    _ => ExecutionError::service("DescribeExecution", err),
+                .map_err(|err| {
+                    about_execution(
+                        "DescribeExecution",
+                        execution_arn,
+                        err,
+                        DescribeExecutionError::is_execution_does_not_exist,
+                    )
                 })?;
             Ok(ExecutionDescription {
                 status: out.status().as_str().to_owned(),
@@ -202,23 +228,22 @@ impl Executions for SfnExecutions {
         cause: &'a str,
     ) -> BoxFuture<'a, Result<(), ExecutionError>> {
         Box::pin(async move {
-            match self
-                .client
+            self.client
                 .stop_execution()
                 .execution_arn(execution_arn)
                 .error(clip(error, 256))
                 .cause(clip(cause, 32_768))
                 .send()
                 .await
-            {
-                Ok(_) => Ok(()),
-                Err(err) => match err.as_service_error() {
-                    Some(e) if e.is_execution_does_not_exist() => {
-                        Err(ExecutionError::NoExecution(execution_arn.to_owned()))
-                    }
-                    _ => Err(ExecutionError::service("StopExecution", err)),
-                },
-            }
+                .map(|_| ())
+                .map_err(|err| {
+                    about_execution(
+                        "StopExecution",
+                        execution_arn,
+                        err,
+                        StopExecutionError::is_execution_does_not_exist,
+                    )
+                })
         })
     }
 
@@ -238,11 +263,13 @@ impl Executions for SfnExecutions {
                 .send();
             let mut out = Vec::new();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|err| match err.as_service_error() {
-                    Some(e) if e.is_execution_does_not_exist() => {
-                        ExecutionError::NoExecution(execution_arn.to_owned())
-                    }
-                    _ => ExecutionError::service("GetExecutionHistory", err),
+                let page = page.map_err(|err| {
+                    about_execution(
+                        "GetExecutionHistory",
+                        execution_arn,
+                        err,
+                        GetExecutionHistoryError::is_execution_does_not_exist,
+                    )
                 })?;
                 out.extend(page.events().iter().map(from_sfn));
             }
@@ -256,17 +283,14 @@ impl Executions for SfnExecutions {
         output: serde_json::Value,
     ) -> BoxFuture<'a, Result<(), ExecutionError>> {
         Box::pin(async move {
-            match self
-                .client
+            self.client
                 .send_task_success()
                 .task_token(task_token)
                 .output(output.to_string())
                 .send()
                 .await
-            {
-                Ok(_) => Ok(()),
-                Err(err) => Err(task_answer_error("SendTaskSuccess", err)),
-            }
+                .map(|_| ())
+                .map_err(|err| task_answer_error("SendTaskSuccess", err))
         })
     }
 
@@ -277,18 +301,15 @@ impl Executions for SfnExecutions {
         cause: &'a str,
     ) -> BoxFuture<'a, Result<(), ExecutionError>> {
         Box::pin(async move {
-            match self
-                .client
+            self.client
                 .send_task_failure()
                 .task_token(task_token)
                 .error(clip(error, 256))
                 .cause(clip(cause, 32_768))
                 .send()
                 .await
-            {
-                Ok(_) => Ok(()),
-                Err(err) => Err(task_answer_error("SendTaskFailure", err)),
-            }
+                .map(|_| ())
+                .map_err(|err| task_answer_error("SendTaskFailure", err))
         })
     }
 }

@@ -31,7 +31,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::{
     AcquireRequest, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome, TakeoverReason,
-    audit_force_release, audit_takeover, lease_ms,
+    audit_force_release, audit_takeover, lease_ms, standing,
 };
 use crate::clock::from_ms;
 use crate::ports::executions::Executions;
@@ -77,22 +77,20 @@ impl Item {
     }
 
     fn info(&self, environment: &str) -> Option<LockInfo> {
-        self.holder.as_ref().map(|holder| LockInfo {
-            environment: environment.to_owned(),
-            holder: holder.clone(),
-            operation: self.operation.clone(),
-            token: self.token,
-            acquired_at: from_ms(self.acquired_at),
-            lease_expires_at: from_ms(self.lease_expires_at),
+        self.holder.as_ref().map(|holder| {
+            LockInfo::stored(
+                environment,
+                holder,
+                &self.operation,
+                self.token,
+                self.acquired_at,
+                self.lease_expires_at,
+            )
         })
     }
 
     fn describe(&self) -> String {
-        match &self.holder {
-            Some(h) => format!("held by {h} with token {}", self.token),
-            None if self.token == 0 => "the lock does not exist".to_owned(),
-            None => format!("released (last token {})", self.token),
-        }
+        standing(self.holder.as_deref(), self.token)
     }
 }
 
@@ -281,20 +279,21 @@ impl DynamoDbLock {
                             None => TakeoverReason::LeaseExpired,
                         },
                     });
-                    let grant = LockGrant {
-                        environment: env.to_owned(),
-                        holder: req.holder.clone(),
-                        operation: req.operation.clone(),
-                        token: match over {
-                            // The condition held the old token at or above the fence; a missing item
-                            // started from the fence.
-                            Over::FreeAboveFence => old.token.max(floor) + 1,
-                            _ => over.next(floor),
-                        },
-                        acquired_at: from_ms(now),
-                        lease_expires_at: from_ms(now + lease_ms(req.lease)),
-                        took_over_from,
+                    let token = match over {
+                        // The condition held the old token at or above the fence; a missing item
+                        // started from the fence.
+                        Over::FreeAboveFence => old.token.max(floor) + 1,
+                        _ => over.next(floor),
                     };
+                    let grant = LockInfo::stored(
+                        env,
+                        &req.holder,
+                        &req.operation,
+                        token,
+                        now,
+                        now + lease_ms(req.lease),
+                    )
+                    .granted(took_over_from);
                     tracing::info!(
                         environment = env,
                         holder = grant.holder,
@@ -408,15 +407,17 @@ impl DynamoDbLock {
                     token = cur.token,
                     "lock re-acquired by its holder"
                 );
-                Ok(Some(LockGrant {
-                    environment: req.environment.clone(),
-                    holder: req.holder.clone(),
-                    operation: cur.operation.clone(),
-                    token: cur.token,
-                    acquired_at: from_ms(cur.acquired_at),
-                    lease_expires_at: from_ms(exp),
-                    took_over_from: None,
-                }))
+                Ok(Some(
+                    LockInfo::stored(
+                        &req.environment,
+                        &req.holder,
+                        &cur.operation,
+                        cur.token,
+                        cur.acquired_at,
+                        exp,
+                    )
+                    .granted(None),
+                ))
             }
             Attempt::Refused(_) => Ok(None),
         }
@@ -460,15 +461,15 @@ impl DynamoDbLock {
         match Self::send(b).await? {
             Attempt::Done(attrs) => {
                 let item = Item::parse(environment, &attrs.unwrap_or_default())?;
-                Ok(LockGrant {
-                    environment: environment.to_owned(),
-                    holder: holder.to_owned(),
-                    operation: item.operation,
+                Ok(LockInfo::stored(
+                    environment,
+                    holder,
+                    &item.operation,
                     token,
-                    acquired_at: from_ms(item.acquired_at),
-                    lease_expires_at: from_ms(exp),
-                    took_over_from: None,
-                })
+                    item.acquired_at,
+                    exp,
+                )
+                .granted(None))
             }
             Attempt::Refused(old) => {
                 let cur = match old {

@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::clock::from_ms;
+
 pub use dynamodb::DynamoDbLock;
 pub use s3::S3Lock;
 
@@ -116,6 +118,49 @@ pub struct LockInfo {
     /// When its lease ends (possibly already past: an expired lock is taken over unless its holder still
     /// runs).
     pub lease_expires_at: DateTime<Utc>,
+}
+
+impl LockInfo {
+    /// A held lock as a backend stores it, its times in epoch milliseconds.
+    pub(crate) fn stored(
+        environment: &str,
+        holder: &str,
+        operation: &str,
+        token: u64,
+        acquired_at_ms: i64,
+        lease_expires_at_ms: i64,
+    ) -> Self {
+        Self {
+            environment: environment.to_owned(),
+            holder: holder.to_owned(),
+            operation: operation.to_owned(),
+            token,
+            acquired_at: from_ms(acquired_at_ms),
+            lease_expires_at: from_ms(lease_expires_at_ms),
+        }
+    }
+
+    /// This lock as its holder was granted it, displacing `took_over_from`.
+    pub(crate) fn granted(self, took_over_from: Option<PreviousHolder>) -> LockGrant {
+        LockGrant {
+            environment: self.environment,
+            holder: self.holder,
+            operation: self.operation,
+            token: self.token,
+            acquired_at: self.acquired_at,
+            lease_expires_at: self.lease_expires_at,
+            took_over_from,
+        }
+    }
+}
+
+/// How a lock stands, for the error that tells a holder it lost it.
+fn standing(holder: Option<&str>, token: u64) -> String {
+    match holder {
+        Some(h) => format!("held by {h} with token {token}"),
+        None if token == 0 => "the lock does not exist".to_owned(),
+        None => format!("released (last token {token})"),
+    }
 }
 
 /// What a release did.

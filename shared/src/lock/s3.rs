@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AcquireRequest, LockError, LockGrant, LockInfo, PreviousHolder, ReleaseOutcome,
-    audit_force_release, audit_takeover, lease_ms, token_floor,
+    audit_force_release, audit_takeover, lease_ms, standing, token_floor,
 };
 use crate::clock::from_ms;
 use crate::ports::executions::Executions;
@@ -50,21 +50,25 @@ struct Body {
 
 impl Body {
     fn info(&self, environment: &str) -> Option<LockInfo> {
-        self.holder.as_ref().map(|holder| LockInfo {
-            environment: environment.to_owned(),
-            holder: holder.clone(),
-            operation: self.operation.clone().unwrap_or_default(),
-            token: self.token,
-            acquired_at: from_ms(self.acquired_at_ms),
-            lease_expires_at: from_ms(self.lease_expires_at_ms),
-        })
+        self.holder
+            .as_ref()
+            .map(|holder| self.held_by(environment, holder))
+    }
+
+    /// This body as the lock `holder` holds.
+    fn held_by(&self, environment: &str, holder: &str) -> LockInfo {
+        LockInfo::stored(
+            environment,
+            holder,
+            self.operation.as_deref().unwrap_or_default(),
+            self.token,
+            self.acquired_at_ms,
+            self.lease_expires_at_ms,
+        )
     }
 
     fn describe(&self) -> String {
-        match &self.holder {
-            Some(h) => format!("held by {h} with token {}", self.token),
-            None => format!("released (last token {})", self.token),
-        }
+        standing(self.holder.as_deref(), self.token)
     }
 
     fn released(&self, owner: String, now: i64) -> Self {
@@ -326,15 +330,7 @@ impl S3Lock {
                         },
                         other => LockError::State(other),
                     })?;
-                    let grant = LockGrant {
-                        environment: env.to_owned(),
-                        holder: req.holder.clone(),
-                        operation: body.operation.clone().unwrap_or_default(),
-                        token,
-                        acquired_at: from_ms(acquired_at),
-                        lease_expires_at: from_ms(exp),
-                        took_over_from,
-                    };
+                    let grant = body.held_by(env, &req.holder).granted(took_over_from);
                     tracing::info!(
                         environment = env,
                         holder = grant.holder,
@@ -391,15 +387,7 @@ impl S3Lock {
             .put_checked(environment, &body, &Precondition::Matches(etag))
             .await?
         {
-            Ok(()) => Ok(LockGrant {
-                environment: environment.to_owned(),
-                holder: holder.to_owned(),
-                operation: body.operation.clone().unwrap_or_default(),
-                token,
-                acquired_at: from_ms(body.acquired_at_ms),
-                lease_expires_at: from_ms(body.lease_expires_at_ms),
-                took_over_from: None,
-            }),
+            Ok(()) => Ok(body.held_by(environment, holder).granted(None)),
             Err(found) => Err(lost(
                 found.map_or("the lock does not exist".into(), |b| b.describe()),
             )),

@@ -3,32 +3,18 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::attr::{from_item, to_item};
+use super::attr::from_item;
 use super::error::StateError;
 use super::keys::approval_pk;
 use super::records::{ApprovalRecord, ApprovalStatus};
-use super::store::StateStore;
+use super::store::{StateStore, keyed_item};
 use crate::clock::rfc3339;
 
 impl StateStore {
     /// Stores a pending approval (replacing one of the same execution: a retried request).
     pub async fn put_approval(&self, record: &ApprovalRecord) -> Result<(), StateError> {
-        let pk = approval_pk(&record.execution);
-        let mut item = to_item(record).map_err(|reason| StateError::Corrupt {
-            pk: pk.clone(),
-            sk: "APPROVAL".into(),
-            reason,
-        })?;
-        item.insert("pk".into(), AttributeValue::S(pk));
-        item.insert("sk".into(), AttributeValue::S("APPROVAL".into()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StateError::aws("PutItem", e))?;
-        Ok(())
+        let item = keyed_item(record, approval_pk(&record.execution), "APPROVAL".into())?;
+        self.put_item(item).await
     }
 
     /// The approval of an execution, if it asked for one.

@@ -2,7 +2,6 @@
 //! `audit/<yyyy>/<mm>/<dd>/<ts>-<id>.json`, with an Object Lock retention, written by the store after the
 //! table record and read back by [`crate::audit::verify`].
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime as S3DateTime};
 use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockMode};
 use chrono::{Duration, NaiveDate, Utc};
@@ -10,6 +9,7 @@ use thiserror::Error;
 
 use super::error::StateError;
 use super::records::AuditEvent;
+use crate::aws::objects::ObjectStore;
 use crate::clock::rfc3339;
 use crate::config::{AuditLockMode, AuditSettings};
 use crate::error::BoxError;
@@ -143,36 +143,19 @@ impl AuditArchive {
         &self,
         key: &str,
     ) -> Result<Option<(Result<AuditEvent, String>, bool)>, AuditError> {
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+        let found = ObjectStore::new(self.s3.clone(), self.bucket.clone())
+            .read(key)
             .await
-        {
-            Ok(out) => out,
-            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-            Err(e) => {
-                return Err(AuditError::S3 {
-                    operation: "GetObject",
-                    bucket: self.bucket.clone(),
-                    key: key.to_owned(),
-                    source: Box::new(e),
-                });
-            }
-        };
-        let locked =
-            out.object_lock_mode().is_some() && out.object_lock_retain_until_date().is_some();
-        let bytes = out.body.collect().await.map_err(|e| AuditError::S3 {
-            operation: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            source: Box::new(e),
-        })?;
-        let event =
-            serde_json::from_slice::<AuditEvent>(&bytes.into_bytes()).map_err(|e| e.to_string());
-        Ok(Some((event, locked)))
+            .map_err(|e| AuditError::S3 {
+                operation: "GetObject",
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                source: Box::new(e),
+            })?;
+        Ok(found.map(|o| {
+            let event = serde_json::from_slice::<AuditEvent>(&o.bytes).map_err(|e| e.to_string());
+            (event, o.retained)
+        }))
     }
 }
 

@@ -4,12 +4,11 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
 
-use super::attr::to_item;
 use super::error::StateError;
 use super::keys::audit_pk;
 use super::paging::{Page, PageRequest};
 use super::records::AuditEvent;
-use super::store::StateStore;
+use super::store::{StateStore, keyed_item};
 use crate::clock::rfc3339;
 
 impl StateStore {
@@ -18,26 +17,12 @@ impl StateStore {
     /// The event goes to the table, then (with an archive) to S3 with an Object Lock retention; a failed copy
     /// is [`StateError::AuditCopy`], and the record stays in the table for `opsplane audit` to report.
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
-        let mut item = to_item(event).map_err(|reason| StateError::Corrupt {
-            pk: audit_pk(event.at.date_naive()),
-            sk: event.id.clone(),
-            reason,
-        })?;
-        item.insert(
-            "pk".into(),
-            AttributeValue::S(audit_pk(event.at.date_naive())),
-        );
-        item.insert(
-            "sk".into(),
-            AttributeValue::S(format!("{}#{}", rfc3339(event.at), event.id)),
-        );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StateError::aws("PutItem", e))?;
+        let item = keyed_item(
+            event,
+            audit_pk(event.at.date_naive()),
+            format!("{}#{}", rfc3339(event.at), event.id),
+        )?;
+        self.put_item(item).await?;
         let copy = match &self.audit_archive {
             None => None,
             Some(archive) => {
@@ -76,21 +61,13 @@ impl StateStore {
             .table_name(&self.table)
             .scan_index_forward(false)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(audit_pk(day)))
-            .set_limit(page.limit.map(|l| l.min(i32::MAX as u32) as i32));
+            .expression_attribute_values(":pk", AttributeValue::S(audit_pk(day)));
         if let Some(env) = environment {
             query = query
                 .filter_expression("environment = :env")
                 .expression_attribute_values(":env", AttributeValue::S(env.to_owned()));
         }
-        if let Some(cursor) = &page.cursor {
-            query = query.set_exclusive_start_key(Some(cursor.to_key()?));
-        }
-        let out = query
-            .send()
-            .await
-            .map_err(|e| StateError::aws("Query", e))?;
-        Page::from_query(&out)
+        self.page(query, page).await
     }
 
     /// Today's audit events (by this store's clock).

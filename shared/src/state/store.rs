@@ -29,9 +29,16 @@ pub struct StateStore {
 
 /// A record as the table item that holds it: its fields, `pk=ENV#<env>` and its sort key.
 fn record_item<R: EnvRecord>(record: &R) -> Result<HashMap<String, AttributeValue>, StateError> {
-    let pk = env_pk(record.environment());
-    let sk = record_sk(record);
-    let mut item = to_item(record).map_err(|reason| StateError::Corrupt {
+    keyed_item(record, env_pk(record.environment()), record_sk(record))
+}
+
+/// `value`'s fields as a table item under `pk` and `sk`.
+pub(super) fn keyed_item<T: serde::Serialize>(
+    value: &T,
+    pk: String,
+    sk: String,
+) -> Result<HashMap<String, AttributeValue>, StateError> {
+    let mut item = to_item(value).map_err(|reason| StateError::Corrupt {
         pk: pk.clone(),
         sk: sk.clone(),
         reason,
@@ -50,6 +57,38 @@ impl StateStore {
             clock: Arc::new(SystemClock),
             audit_archive: None,
         }
+    }
+
+    /// Writes `item` as it is, unconditionally (records that are not fenced: observations, approvals,
+    /// audit events).
+    pub(super) async fn put_item(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StateError::aws("PutItem", e))?;
+        Ok(())
+    }
+
+    /// One page of `query`'s answer: at most the page's limit of items, from its cursor on.
+    pub(super) async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        page: PageRequest,
+    ) -> Result<Page<T>, StateError> {
+        let cursor = page.cursor.as_ref().map(|c| c.to_key()).transpose()?;
+        let out = query
+            .set_limit(page.limit.map(|l| l.min(i32::MAX as u32) as i32))
+            .set_exclusive_start_key(cursor)
+            .send()
+            .await
+            .map_err(|e| StateError::aws("Query", e))?;
+        Page::from_query(&out)
     }
 
     /// The store of `cfg`'s table, copying audit events to `cfg`'s bucket with `cfg`'s audit settings.
@@ -182,14 +221,7 @@ impl StateStore {
     /// and runs without the environment's lock.
     pub async fn put_observation<R: EnvRecord>(&self, record: &R) -> Result<(), StateError> {
         let environment = record.environment().to_owned();
-        let item = record_item(record)?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StateError::aws("PutItem", e))?;
+        self.put_item(record_item(record)?).await?;
         tracing::info!(
             environment,
             kind = R::PREFIX,
@@ -207,16 +239,15 @@ impl StateStore {
         page: PageRequest,
     ) -> Result<Page<R>, StateError> {
         let pk = env_pk(environment);
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .scan_index_forward(false)
             .consistent_read(true)
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .set_limit(page.limit.map(|l| l.min(i32::MAX as u32) as i32));
+            .expression_attribute_values(":pk", AttributeValue::S(pk));
         let prefix = format!("{}#", R::PREFIX);
-        query = match (range.from, range.to) {
+        let query = match (range.from, range.to) {
             (None, None) => query
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":prefix", AttributeValue::S(prefix)),
@@ -233,14 +264,7 @@ impl StateStore {
                     .expression_attribute_values(":high", AttributeValue::S(high))
             }
         };
-        if let Some(cursor) = &page.cursor {
-            query = query.set_exclusive_start_key(Some(cursor.to_key()?));
-        }
-        let out = query
-            .send()
-            .await
-            .map_err(|e| StateError::aws("Query", e))?;
-        Page::from_query(&out)
+        self.page(query, page).await
     }
 
     /// The newest `n` records of one kind for an environment (follows cursors until it has `n` or none left).

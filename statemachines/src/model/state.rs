@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::ctx::{Ctx, ql};
-use super::fields::{COMMON, JSONATA_ONLY, JSONPATH_IO, JSONPATH_ONLY, allowed_fields};
+use super::fields::{COMMON, JSONATA_ONLY, JSONPATH_IO, JSONPATH_ONLY, allows};
 use super::retry::retrier;
 use super::targets::Targets;
 use super::template::template;
@@ -72,13 +72,12 @@ impl Ctx {
             },
         };
         let before = ctx.errors.len();
-        let allowed = allowed_fields(type_name);
         for key in b.keys() {
             if COMMON.contains(&key.as_str()) {
                 continue;
             }
             let io_field = JSONPATH_IO.contains(&key.as_str()) && type_name != "Fail";
-            if !(allowed.contains(&key.as_str()) || io_field) {
+            if !(allows(type_name, key) || io_field) {
                 ctx.push(ValidationError::field(
                     name,
                     key,

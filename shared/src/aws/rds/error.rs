@@ -84,6 +84,36 @@ pub(super) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<S
         .map(str::to_owned)
 }
 
+/// Whether RDS answered one of `codes`.
+pub(super) fn has_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, codes: &[&str]) -> bool {
+    code(err).is_some_and(|c| codes.contains(&c.as_str()))
+}
+
+impl RdsError {
+    /// The `kind` (`"instance"`, `"snapshot"`) named `id` does not exist.
+    pub(super) fn not_found(kind: &'static str, id: &str) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// The resource a create or restore answered with; `Incomplete` when the answer left out `field`.
+pub(super) fn answered<T>(
+    operation: &'static str,
+    field: &'static str,
+    value: Option<T>,
+) -> Result<T, RdsError> {
+    value.ok_or(RdsError::Incomplete { operation, field })
+}
+
+/// The resource a retried create found already there, as described again; `NotFound` when it went
+/// away in between.
+pub(super) fn found<T>(kind: &'static str, id: &str, described: Option<T>) -> Result<T, RdsError> {
+    described.ok_or_else(|| RdsError::not_found(kind, id))
+}
+
 /// A describe's answer: `None` when RDS says the resource does not exist (one of `missing`, its error
 /// codes), the error classified otherwise.
 pub(super) fn or_missing<T, E>(
@@ -96,7 +126,7 @@ where
 {
     match answer {
         Ok(out) => Ok(Some(out)),
-        Err(err) if code(&err).is_some_and(|c| missing.contains(&c.as_str())) => Ok(None),
+        Err(err) if has_code(&err, missing) => Ok(None),
         Err(err) => Err(classify(operation, err)),
     }
 }
@@ -105,6 +135,12 @@ where
 pub(super) const NO_INSTANCE: [&str; 2] = ["DBInstanceNotFound", "DBInstanceNotFoundFault"];
 /// The codes RDS answers for a snapshot that does not exist.
 pub(super) const NO_SNAPSHOT: [&str; 2] = ["DBSnapshotNotFound", "DBSnapshotNotFoundFault"];
+/// The codes RDS answers when an instance of that identifier already exists (a retried create).
+pub(super) const INSTANCE_EXISTS: [&str; 2] =
+    ["DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"];
+/// The codes RDS answers when a snapshot of that identifier already exists (a retried create).
+pub(super) const SNAPSHOT_EXISTS: [&str; 2] =
+    ["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"];
 
 pub(super) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> RdsError
 where

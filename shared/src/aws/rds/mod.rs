@@ -11,7 +11,10 @@ mod types;
 use std::collections::BTreeMap;
 
 pub use error::RdsError;
-use error::{NO_INSTANCE, NO_SNAPSHOT, classify, code, or_missing};
+use error::{
+    INSTANCE_EXISTS, NO_INSTANCE, NO_SNAPSHOT, SNAPSHOT_EXISTS, answered, classify, code, found,
+    has_code, or_missing,
+};
 pub use modify::InstanceModification;
 pub use types::{Instance, Network, RestoreSource, Snapshot, to_chrono};
 use types::{to_smithy, to_tags};
@@ -50,36 +53,27 @@ impl Rds {
         tags: &BTreeMap<String, String>,
     ) -> Result<Snapshot, RdsError> {
         let op = "CreateDBSnapshot";
-        match self
+        let answer = self
             .client
             .create_db_snapshot()
             .db_instance_identifier(instance)
             .db_snapshot_identifier(snapshot_id)
             .set_tags(Some(to_tags(tags)))
             .send()
-            .await
-        {
-            Ok(out) => out
-                .db_snapshot()
-                .and_then(Snapshot::from_sdk)
-                .ok_or(RdsError::Incomplete {
-                    operation: op,
-                    field: "DBSnapshot",
-                }),
-            Err(err) => match code(&err).as_deref() {
-                Some("DBSnapshotAlreadyExists" | "DBSnapshotAlreadyExistsFault") => self
-                    .snapshot(snapshot_id)
-                    .await?
-                    .ok_or_else(|| RdsError::NotFound {
-                        kind: "snapshot",
-                        id: snapshot_id.to_owned(),
-                    }),
-                Some("DBInstanceNotFound" | "DBInstanceNotFoundFault") => Err(RdsError::NotFound {
-                    kind: "instance",
-                    id: instance.to_owned(),
-                }),
-                _ => Err(classify(op, err)),
-            },
+            .await;
+        match answer {
+            Ok(out) => answered(
+                op,
+                "DBSnapshot",
+                out.db_snapshot().and_then(Snapshot::from_sdk),
+            ),
+            Err(err) if has_code(&err, &SNAPSHOT_EXISTS) => {
+                found("snapshot", snapshot_id, self.snapshot(snapshot_id).await?)
+            }
+            Err(err) if has_code(&err, &NO_INSTANCE) => {
+                Err(RdsError::not_found("instance", instance))
+            }
+            Err(err) => Err(classify(op, err)),
         }
     }
 
@@ -101,17 +95,15 @@ impl Rds {
         instance: Option<&str>,
     ) -> Result<Vec<Snapshot>, RdsError> {
         let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .describe_db_snapshots()
-                .snapshot_type("manual")
-                .set_db_instance_identifier(instance.map(str::to_owned))
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| classify("DescribeDBSnapshots", e))?;
+        let mut pages = self
+            .client
+            .describe_db_snapshots()
+            .snapshot_type("manual")
+            .set_db_instance_identifier(instance.map(str::to_owned))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DescribeDBSnapshots", e))?;
             out.extend(
                 page.db_snapshots()
                     .iter()
@@ -119,10 +111,6 @@ impl Rds {
                     // Some endpoints ignore SnapshotType when an instance is named.
                     .filter(|s| s.snapshot_type.is_empty() || s.snapshot_type == "manual"),
             );
-            match page.marker() {
-                Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
-                _ => break,
-            }
         }
         Ok(out)
     }
@@ -134,34 +122,22 @@ impl Rds {
         target_id: &str,
     ) -> Result<Snapshot, RdsError> {
         let op = "CopyDBSnapshot";
-        match self
+        let answer = self
             .client
             .copy_db_snapshot()
             .source_db_snapshot_identifier(source_arn)
             .target_db_snapshot_identifier(target_id)
             .copy_tags(true)
             .send()
-            .await
-        {
-            Ok(out) => out
-                .db_snapshot()
-                .and_then(Snapshot::from_sdk)
-                .ok_or(RdsError::Incomplete {
-                    operation: op,
-                    field: "DBSnapshot",
-                }),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBSnapshotAlreadyExists" | "DBSnapshotAlreadyExistsFault")
-                ) =>
-            {
-                self.snapshot(target_id)
-                    .await?
-                    .ok_or_else(|| RdsError::NotFound {
-                        kind: "snapshot",
-                        id: target_id.to_owned(),
-                    })
+            .await;
+        match answer {
+            Ok(out) => answered(
+                op,
+                "DBSnapshot",
+                out.db_snapshot().and_then(Snapshot::from_sdk),
+            ),
+            Err(err) if has_code(&err, &SNAPSHOT_EXISTS) => {
+                found("snapshot", target_id, self.snapshot(target_id).await?)
             }
             Err(err) => Err(classify(op, err)),
         }
@@ -250,19 +226,9 @@ impl Rds {
                 })
             }
             Ok(Some(i)) => Ok(i),
-            Ok(None) => Err(RdsError::Incomplete {
-                operation: "RestoreDBInstance",
-                field: "DBInstance",
-            }),
-            Err((Some(c), _))
-                if c == "DBInstanceAlreadyExists" || c == "DBInstanceAlreadyExistsFault" =>
-            {
-                self.instance(target_id)
-                    .await?
-                    .ok_or_else(|| RdsError::NotFound {
-                        kind: "instance",
-                        id: target_id.to_owned(),
-                    })
+            Ok(None) => answered("RestoreDBInstance", "DBInstance", None),
+            Err((Some(c), _)) if INSTANCE_EXISTS.contains(&c.as_str()) => {
+                found("instance", target_id, self.instance(target_id).await?)
             }
             Err((Some(c), _))
                 if c.starts_with("DBSnapshotNotFound") || c.starts_with("DBInstanceNotFound") =>
@@ -298,25 +264,15 @@ impl Rds {
     /// Every instance carrying the tag `key` (any value).
     pub async fn instances_tagged(&self, key: &str) -> Result<Vec<Instance>, RdsError> {
         let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .describe_db_instances()
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| classify("DescribeDBInstances", e))?;
+        let mut pages = self.client.describe_db_instances().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DescribeDBInstances", e))?;
             out.extend(
                 page.db_instances()
                     .iter()
                     .filter_map(Instance::from_sdk)
                     .filter(|i| i.tags.contains_key(key)),
             );
-            match page.marker() {
-                Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
-                _ => break,
-            }
         }
         Ok(out)
     }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use aws_sdk_rds::types::DbInstance;
 
 use super::Rds;
-use super::error::{NO_INSTANCE, RdsError, classify, code, or_missing};
+use super::error::{
+    INSTANCE_EXISTS, NO_INSTANCE, RdsError, answered, classify, found, has_code, or_missing,
+};
 use super::types::{tags_map, to_tags};
 use crate::domain::plan::{ActualInstance, DEFAULT_STORAGE_GB};
 use crate::domain::spec::RdsSpec;
@@ -126,26 +128,16 @@ impl Rds {
             .send()
             .await;
         match result {
-            Ok(out) => out
-                .db_instance()
-                .and_then(actual_from_sdk)
-                .ok_or(RdsError::Incomplete {
-                    operation: op,
-                    field: "DBInstance",
-                }),
-            Err(err)
-                if matches!(
-                    code(&err).as_deref(),
-                    Some("DBInstanceAlreadyExists" | "DBInstanceAlreadyExistsFault")
-                ) =>
-            {
-                self.actual(&db.identifier)
-                    .await?
-                    .ok_or_else(|| RdsError::NotFound {
-                        kind: "instance",
-                        id: db.identifier.clone(),
-                    })
-            }
+            Ok(out) => answered(
+                op,
+                "DBInstance",
+                out.db_instance().and_then(actual_from_sdk),
+            ),
+            Err(err) if has_code(&err, &INSTANCE_EXISTS) => found(
+                "instance",
+                &db.identifier,
+                self.actual(&db.identifier).await?,
+            ),
             Err(err) => Err(classify(op, err)),
         }
     }
@@ -177,11 +169,10 @@ impl Rds {
             .set_allow_major_version_upgrade(major.then_some(true))
             .send()
             .await;
-        or_missing("ModifyDBInstance", &NO_INSTANCE, answer)?
-            .map(|_| ())
-            .ok_or_else(|| RdsError::NotFound {
-                kind: "instance",
-                id: id.to_owned(),
-            })
+        found(
+            "instance",
+            id,
+            or_missing("ModifyDBInstance", &NO_INSTANCE, answer)?.map(|_| ()),
+        )
     }
 }

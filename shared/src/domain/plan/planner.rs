@@ -91,6 +91,36 @@ impl Planner<'_> {
         }
     }
 
+    /// A version that only goes forward: a newer one is an upgrade that cannot be undone (`why`), an older
+    /// one a blocked downgrade of the `noun`.
+    fn forward_only(
+        &mut self,
+        r: &Resource,
+        field: &str,
+        noun: &str,
+        (have, want): (&str, &str),
+        why: &str,
+    ) {
+        match compare_versions(have, want) {
+            std::cmp::Ordering::Greater => self.changes.push(change(
+                r,
+                ChangeKind::Upgrade,
+                field,
+                Some(have.to_owned()),
+                want.to_owned(),
+                false,
+                why,
+            )),
+            std::cmp::Ordering::Less => self.finding(
+                Severity::Block,
+                r,
+                "downgrade",
+                format!("{noun} {have} cannot be downgraded to {want}"),
+            ),
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+
     fn finding(&mut self, severity: Severity, resource: &Resource, rule: &str, message: String) {
         self.findings.push(Finding {
             severity,
@@ -223,31 +253,12 @@ impl Planner<'_> {
             }
         }
         if let (Some(want), Some(have)) = (&db.engine_version, &a.engine_version) {
-            match compare_versions(have, want) {
-                std::cmp::Ordering::Greater => {
-                    let major = version_parts(want).first() != version_parts(have).first();
-                    self.changes.push(change(
-                        &r,
-                        ChangeKind::Upgrade,
-                        "engine_version",
-                        Some(have.clone()),
-                        want.clone(),
-                        false,
-                        if major {
-                            "an engine major version cannot go back"
-                        } else {
-                            "RDS cannot downgrade an engine, not even a minor version"
-                        },
-                    ));
-                }
-                std::cmp::Ordering::Less => self.finding(
-                    Severity::Block,
-                    &r,
-                    "downgrade",
-                    format!("engine version {have} cannot be downgraded to {want}"),
-                ),
-                std::cmp::Ordering::Equal => {}
-            }
+            let why = if version_parts(want).first() != version_parts(have).first() {
+                "an engine major version cannot go back"
+            } else {
+                "RDS cannot downgrade an engine, not even a minor version"
+            };
+            self.forward_only(&r, "engine_version", "engine version", (have, want), why);
         }
     }
 
@@ -268,24 +279,13 @@ impl Planner<'_> {
             }
             Some(a) => {
                 if let (Some(want), Some(have)) = (&version, &a.version) {
-                    match compare_versions(have, want) {
-                        std::cmp::Ordering::Greater => self.changes.push(change(
-                            &r,
-                            ChangeKind::Upgrade,
-                            "version",
-                            Some(have.clone()),
-                            want.clone(),
-                            false,
-                            "EKS cannot downgrade a cluster's Kubernetes version",
-                        )),
-                        std::cmp::Ordering::Less => self.finding(
-                            Severity::Block,
-                            &r,
-                            "downgrade",
-                            format!("cluster version {have} cannot be downgraded to {want}"),
-                        ),
-                        std::cmp::Ordering::Equal => {}
-                    }
+                    self.forward_only(
+                        &r,
+                        "version",
+                        "cluster version",
+                        (have, want),
+                        "EKS cannot downgrade a cluster's Kubernetes version",
+                    );
                 }
             }
         }
