@@ -498,7 +498,7 @@ async fn decide(args: DecideArgs, decision: opsplane_shared::approval::Decision)
             opsplane_cli::plan::render_waiting(&waiting.plan, waiting.plan_sha256.as_deref())
         );
     }
-    let record = opsplane_shared::approval::decide_plan(
+    let record = opsplane_shared::approval::decide(
         &state,
         &control,
         &args.execution,

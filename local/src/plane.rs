@@ -242,6 +242,7 @@ impl LocalPlane {
             decision,
             actor,
             reason,
+            None,
         )
         .await
     }

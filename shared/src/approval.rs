@@ -62,21 +62,10 @@ pub enum ApproveError {
     Control(ExecutionError),
 }
 
-/// Takes the decision on `execution`'s pending approval and resumes or fails it.
+/// Takes the decision on `execution`'s pending approval and resumes or fails it; for the plan whose SHA-256
+/// is `plan_sha256` when given: a decision taken on one plan is never applied to another (refused with
+/// [`ApproveError::PlanMismatch`], nothing decided).
 pub async fn decide(
-    state: &StateStore,
-    executions: &dyn Executions,
-    execution: &str,
-    decision: Decision,
-    actor: &str,
-    reason: Option<&str>,
-) -> Result<ApprovalRecord, ApproveError> {
-    decide_plan(state, executions, execution, decision, actor, reason, None).await
-}
-
-/// [`decide`], for the plan whose SHA-256 is `plan_sha256` when given: a decision taken on one plan is
-/// never applied to another (refused with [`ApproveError::PlanMismatch`], nothing decided).
-pub async fn decide_plan(
     state: &StateStore,
     executions: &dyn Executions,
     execution: &str,

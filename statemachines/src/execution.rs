@@ -71,6 +71,26 @@ pub struct Description {
     pub stop_date: Option<DateTime<Utc>>,
 }
 
+/// Adds an ended execution's (or state's) outcome to an API answer as AWS shapes it: `output` as JSON
+/// text, `error` and `cause` as given, each only when present.
+pub(crate) fn outcome_to_api(
+    answer: &mut Value,
+    output: Option<&Value>,
+    error: Option<&str>,
+    cause: Option<&str>,
+) {
+    let fields = [
+        ("output", output.map(Value::to_string)),
+        ("error", error.map(str::to_owned)),
+        ("cause", cause.map(str::to_owned)),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            answer[name] = Value::String(value);
+        }
+    }
+}
+
 pub(crate) struct Machine {
     pub(crate) arn: String,
     pub(crate) name: String,

@@ -53,22 +53,20 @@ impl ItemReader for S3ItemReader {
     ) -> BoxFuture<'a, Result<Vec<ObjectSummary>, String>> {
         Box::pin(async move {
             let mut out = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .set_continuation_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "S3 ListObjectsV2 s3://{bucket}/{prefix}: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        )
-                    })?;
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    format!(
+                        "S3 ListObjectsV2 s3://{bucket}/{prefix}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                })?;
                 for o in page.contents() {
                     out.push(ObjectSummary {
                         key: o.key().unwrap_or_default().to_string(),
@@ -85,10 +83,6 @@ impl ItemReader for S3ItemReader {
                             .map(|s| s.as_str().to_string())
                             .unwrap_or_else(|| "STANDARD".into()),
                     });
-                }
-                token = page.next_continuation_token().map(str::to_string);
-                if token.is_none() {
-                    break;
                 }
             }
             Ok(out)

@@ -3,11 +3,11 @@
 //! (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartSyncExecution.html). AWS
 //! refuses it for STANDARD machines (`StateMachineTypeNotSupported`).
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::engine::{Engine, Status};
+use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::execution::{Description, outcome_to_api};
 use crate::model::MachineType;
 
 /// Express executions are billed in 64 MB memory units ("Step Functions pricing": Express Workflows).
@@ -18,26 +18,8 @@ const BILLING_STEP_MS: i64 = 100;
 /// The answer of `StartSyncExecution`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncExecution {
-    /// The execution's ARN.
-    pub execution_arn: String,
-    /// The state machine's ARN.
-    pub state_machine_arn: String,
-    /// The execution's name.
-    pub name: String,
-    /// SUCCEEDED, FAILED or TIMED_OUT.
-    pub status: Status,
-    /// The input.
-    pub input: Value,
-    /// The output, when SUCCEEDED.
-    pub output: Option<Value>,
-    /// The error name, otherwise.
-    pub error: Option<String>,
-    /// The cause.
-    pub cause: Option<String>,
-    /// Start (virtual clock).
-    pub start_date: DateTime<Utc>,
-    /// Stop (virtual clock).
-    pub stop_date: DateTime<Utc>,
+    /// The execution as `DescribeExecution` tells it, SUCCEEDED, FAILED or TIMED_OUT, its stop date set.
+    pub execution: Description,
     /// Billed duration: the execution's (virtual) duration rounded up to the next 100 ms.
     pub billed_duration_ms: u64,
     /// Billed memory.
@@ -47,28 +29,26 @@ pub struct SyncExecution {
 impl SyncExecution {
     /// The response in the API's JSON shape (`input` and `output` as JSON text).
     pub fn to_api(&self) -> Value {
+        let d = &self.execution;
         let mut v = json!({
-            "executionArn": self.execution_arn,
-            "stateMachineArn": self.state_machine_arn,
-            "name": self.name,
-            "status": self.status.as_str(),
-            "input": self.input.to_string(),
-            "startDate": self.start_date.to_rfc3339(),
-            "stopDate": self.stop_date.to_rfc3339(),
+            "executionArn": d.execution_arn,
+            "stateMachineArn": d.state_machine_arn,
+            "name": d.name,
+            "status": d.status.as_str(),
+            "input": d.input.to_string(),
+            "startDate": d.start_date.to_rfc3339(),
+            "stopDate": d.stop_date.unwrap_or(d.start_date).to_rfc3339(),
             "billingDetails": {
                 "billedMemoryUsedInMB": self.billed_memory_mb,
                 "billedDurationInMilliseconds": self.billed_duration_ms,
             },
         });
-        if let Some(o) = &self.output {
-            v["output"] = Value::String(o.to_string());
-        }
-        if let Some(e) = &self.error {
-            v["error"] = Value::String(e.clone());
-        }
-        if let Some(c) = &self.cause {
-            v["cause"] = Value::String(c.clone());
-        }
+        outcome_to_api(
+            &mut v,
+            d.output.as_ref(),
+            d.error.as_deref(),
+            d.cause.as_deref(),
+        );
         v
     }
 }
@@ -95,21 +75,12 @@ impl Engine {
             ));
         }
         let arn = self.start_execution(state_machine_arn, name, input)?;
-        let d = self.wait_for(&arn).await?;
-        let stop = d.stop_date.unwrap_or(d.start_date);
+        let mut d = self.wait_for(&arn).await?;
+        let stop = *d.stop_date.get_or_insert(d.start_date);
         let ms = (stop - d.start_date).num_milliseconds().max(1);
         let billed = (ms + BILLING_STEP_MS - 1) / BILLING_STEP_MS * BILLING_STEP_MS;
         Ok(SyncExecution {
-            execution_arn: d.execution_arn,
-            state_machine_arn: d.state_machine_arn,
-            name: d.name,
-            status: d.status,
-            input: d.input,
-            output: d.output,
-            error: d.error,
-            cause: d.cause,
-            start_date: d.start_date,
-            stop_date: stop,
+            execution: d,
             billed_duration_ms: billed as u64,
             billed_memory_mb: BILLED_MEMORY_MB,
         })
@@ -122,6 +93,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::engine::Status;
     use crate::handler::TaskContext;
 
     #[tokio::test]
@@ -140,8 +112,8 @@ mod tests {
             .start_sync_execution(&arn, None, json!({"a": 1}))
             .await
             .unwrap();
-        assert_eq!(r.status, Status::Succeeded);
-        assert_eq!(r.output, Some(json!({"a": 1})));
+        assert_eq!(r.execution.status, Status::Succeeded);
+        assert_eq!(r.execution.output, Some(json!({"a": 1})));
         assert_eq!(r.billed_duration_ms, 300);
         let api = r.to_api();
         assert_eq!(api["output"], json!("{\"a\":1}"));

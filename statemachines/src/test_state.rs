@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::engine::{Engine, Status};
 use crate::error::{EngineError, Failure, ValidationError};
+use crate::execution::outcome_to_api;
 use crate::model;
 pub use crate::probe::Mock;
 use crate::probe::{Ending, Probe};
@@ -149,15 +150,12 @@ impl TestStateResponse {
     /// The response as the API returns it (`output` as JSON text).
     pub fn to_api(&self) -> Value {
         let mut v = json!({ "status": self.status.as_str() });
-        if let Some(o) = &self.output {
-            v["output"] = Value::String(o.to_string());
-        }
-        if let Some(e) = &self.error {
-            v["error"] = Value::String(e.clone());
-        }
-        if let Some(c) = &self.cause {
-            v["cause"] = Value::String(c.clone());
-        }
+        outcome_to_api(
+            &mut v,
+            self.output.as_ref(),
+            self.error.as_deref(),
+            self.cause.as_deref(),
+        );
         if let Some(n) = &self.next_state {
             v["nextState"] = Value::String(n.clone());
         }

@@ -712,7 +712,7 @@ async fn an_environment_changed_while_its_approval_waits_ends_plan_changed_with_
 
     // A decision naming another plan is refused and decides nothing.
     let executions = opsplane_local::EngineExecutions(stage.local.engine.clone());
-    let refused = opsplane_shared::approval::decide_plan(
+    let refused = opsplane_shared::approval::decide(
         &stage.store(),
         &executions,
         &run,
@@ -732,7 +732,7 @@ async fn an_environment_changed_while_its_approval_waits_ends_plan_changed_with_
     // While it waits, someone resizes the instance by hand; the plan approved (medium -> large) is not
     // what would now be applied (xlarge -> large).
     stage.set_class_behind_our_back(&db, "db.t4g.xlarge").await;
-    opsplane_shared::approval::decide_plan(
+    opsplane_shared::approval::decide(
         &stage.store(),
         &executions,
         &run,

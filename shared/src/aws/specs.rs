@@ -222,17 +222,15 @@ impl SpecStore {
     /// Every environment that has a spec (`specs/<env>/spec.yaml`), sorted.
     pub async fn environments(&self) -> Result<Vec<String>, SpecStoreError> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix("specs/")
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| aws("ListObjectsV2", "specs/", e))?;
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix("specs/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws("ListObjectsV2", "specs/", e))?;
             out.extend(page.contents().iter().filter_map(|o| {
                 let env = o
                     .key()?
@@ -241,10 +239,6 @@ impl SpecStore {
                 validate_environment_name(env).ok()?;
                 Some(env.to_owned())
             }));
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_owned()),
-                _ => break,
-            }
         }
         out.sort();
         out.dedup();

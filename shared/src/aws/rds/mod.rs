@@ -10,6 +10,9 @@ mod types;
 
 use std::collections::BTreeMap;
 
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
 pub use error::RdsError;
 use error::{
     INSTANCE_EXISTS, NO_INSTANCE, NO_SNAPSHOT, SNAPSHOT_EXISTS, answered, classify, code, found,
@@ -52,7 +55,6 @@ impl Rds {
         snapshot_id: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<Snapshot, RdsError> {
-        let op = "CreateDBSnapshot";
         let answer = self
             .client
             .create_db_snapshot()
@@ -60,20 +62,33 @@ impl Rds {
             .db_snapshot_identifier(snapshot_id)
             .set_tags(Some(to_tags(tags)))
             .send()
-            .await;
+            .await
+            .map(|out| out.db_snapshot().and_then(Snapshot::from_sdk));
         match answer {
-            Ok(out) => answered(
-                op,
-                "DBSnapshot",
-                out.db_snapshot().and_then(Snapshot::from_sdk),
-            ),
-            Err(err) if has_code(&err, &SNAPSHOT_EXISTS) => {
-                found("snapshot", snapshot_id, self.snapshot(snapshot_id).await?)
-            }
             Err(err) if has_code(&err, &NO_INSTANCE) => {
                 Err(RdsError::not_found("instance", instance))
             }
-            Err(err) => Err(classify(op, err)),
+            answer => self.made("CreateDBSnapshot", snapshot_id, answer).await,
+        }
+    }
+
+    /// The snapshot a create or copy made; when a snapshot of that identifier already exists (a retried
+    /// call), the one described.
+    async fn made<E>(
+        &self,
+        operation: &'static str,
+        snapshot_id: &str,
+        answer: Result<Option<Snapshot>, SdkError<E, HttpResponse>>,
+    ) -> Result<Snapshot, RdsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match answer {
+            Ok(made) => answered(operation, "DBSnapshot", made),
+            Err(err) if has_code(&err, &SNAPSHOT_EXISTS) => {
+                found("snapshot", snapshot_id, self.snapshot(snapshot_id).await?)
+            }
+            Err(err) => Err(classify(operation, err)),
         }
     }
 
@@ -121,7 +136,6 @@ impl Rds {
         source_arn: &str,
         target_id: &str,
     ) -> Result<Snapshot, RdsError> {
-        let op = "CopyDBSnapshot";
         let answer = self
             .client
             .copy_db_snapshot()
@@ -129,18 +143,9 @@ impl Rds {
             .target_db_snapshot_identifier(target_id)
             .copy_tags(true)
             .send()
-            .await;
-        match answer {
-            Ok(out) => answered(
-                op,
-                "DBSnapshot",
-                out.db_snapshot().and_then(Snapshot::from_sdk),
-            ),
-            Err(err) if has_code(&err, &SNAPSHOT_EXISTS) => {
-                found("snapshot", target_id, self.snapshot(target_id).await?)
-            }
-            Err(err) => Err(classify(op, err)),
-        }
+            .await
+            .map(|out| out.db_snapshot().and_then(Snapshot::from_sdk));
+        self.made("CopyDBSnapshot", target_id, answer).await
     }
 
     /// Deletes a snapshot. `Ok(false)` when it was already gone.
