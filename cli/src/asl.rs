@@ -276,23 +276,21 @@ async fn run_conformance(args: ConformanceArgs) -> Result<i32> {
     let total = report.total();
     let jsonpath = report.jsonpath_only();
     let mut code = 0;
-    if let Some(min) = args.min_percent
-        && total.percent() < min
-    {
-        eprintln!(
-            "FLOOR MISSED: {:.1}% passed, the floor is {min}%",
-            total.percent()
-        );
-        code = 1;
-    }
-    if let Some(min) = args.min_jsonpath_percent
-        && jsonpath.percent() < min
-    {
-        eprintln!(
-            "FLOOR MISSED: {:.1}% of the JSONPath-only cases passed, the floor is {min}%",
-            jsonpath.percent()
-        );
-        code = 1;
+    let floors = [
+        (args.min_percent, total.percent(), ""),
+        (
+            args.min_jsonpath_percent,
+            jsonpath.percent(),
+            " of the JSONPath-only cases",
+        ),
+    ];
+    for (floor, passed, of) in floors {
+        if let Some(min) = floor
+            && passed < min
+        {
+            eprintln!("FLOOR MISSED: {passed:.1}%{of} passed, the floor is {min}%");
+            code = 1;
+        }
     }
     let shape = report.validation_shape();
     if let Some(min) = args.min_shape_percent

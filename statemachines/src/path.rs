@@ -633,27 +633,28 @@ impl Parser<'_> {
     }
 
     fn filter_or(&mut self) -> Result<Filter, String> {
-        let mut left = self.filter_and()?;
-        loop {
-            self.ws();
-            if self.s[self.i..].starts_with(b"||") {
-                self.i += 2;
-                let right = self.filter_and()?;
-                left = Filter::Or(Box::new(left), Box::new(right));
-            } else {
-                return Ok(left);
-            }
-        }
+        self.filter_chain(b"||", Self::filter_and, Filter::Or)
     }
 
     fn filter_and(&mut self) -> Result<Filter, String> {
-        let mut left = self.filter_atom()?;
+        self.filter_chain(b"&&", Self::filter_atom, Filter::And)
+    }
+
+    /// `operand (op operand)*`, joined left to right: `&&` binds tighter than `||` because `||`'s
+    /// operands are `&&` chains.
+    fn filter_chain(
+        &mut self,
+        op: &[u8],
+        operand: fn(&mut Self) -> Result<Filter, String>,
+        join: fn(Box<Filter>, Box<Filter>) -> Filter,
+    ) -> Result<Filter, String> {
+        let mut left = operand(self)?;
         loop {
             self.ws();
-            if self.s[self.i..].starts_with(b"&&") {
-                self.i += 2;
-                let right = self.filter_atom()?;
-                left = Filter::And(Box::new(left), Box::new(right));
+            if self.s[self.i..].starts_with(op) {
+                self.i += op.len();
+                let right = operand(self)?;
+                left = join(Box::new(left), Box::new(right));
             } else {
                 return Ok(left);
             }
