@@ -199,7 +199,24 @@ impl World {
                 .flatten()
                 .filter_map(|g| g.as_str().map(str::to_owned))
                 .collect(),
+            ..Network::default()
         })
+    }
+
+    /// A security group named after `name` in the world's operator VPC in `region` that admits nothing (the
+    /// probe included): what an instance placed in the wrong group sits behind. Its id.
+    pub async fn closed_security_group(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<String, WorldError> {
+        let answer = self
+            .request(&format!("closed-group/{region}/{name}"), Some(&json!({})))
+            .await?;
+        Ok(answer["security_group_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// Whether the probe's network reaches `instance` in `region`; `Err` says why not.

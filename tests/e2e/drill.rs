@@ -17,7 +17,7 @@ use crate::harness::unique;
 use crate::postgres::{execute, postgres};
 
 /// Probe settings that map every restored endpoint to the test's PostgreSQL.
-fn to_postgres() -> ProbeSettings {
+pub fn to_postgres() -> ProbeSettings {
     ProbeSettings {
         endpoint_override: Some(("127.0.0.1".to_owned(), postgres().port())),
         ..ProbeSettings::default()
@@ -66,7 +66,8 @@ fn by_id(doc: &roxmltree::Document, id: &str) -> String {
         .collect()
 }
 
-async fn report_of(plane: &Plane, key_suffix: &str) -> (DrillReport, String) {
+/// The drill report of the plane's environment (its one drill), JSON and HTML.
+pub async fn report_of(plane: &Plane, key_suffix: &str) -> (DrillReport, String) {
     let keys: Vec<String> = plane
         .world
         .clients

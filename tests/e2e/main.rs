@@ -21,6 +21,9 @@ mod backup;
 // The DR drill on the local engine: restore, verify (SQL probe), RTO/RPO, teardown on every path, reports.
 mod drill;
 
+// Drills restore where the source lives: its network, or the spec's `drill.placement` when it is gone.
+mod placement;
+
 // S3 lock faults moto cannot produce (lost PUT response, foreign 412, 409 conflict), via aws-smithy-mocks.
 mod lock_faults;
 

@@ -227,6 +227,9 @@ def _control(environ, start_response, body):
     # /<world>/network/<region>/<environment>: the environment's DB subnet group and security groups.
     if len(parts) == 4 and parts[1] == "network":
         return ok(network.environment_network(w, parts[2], parts[3]))
+    # /<world>/closed-group/<region>/<name>: a security group in the operator VPC that admits nothing.
+    if len(parts) == 4 and parts[1] == "closed-group":
+        return ok(network.closed_group(w, parts[2], parts[3]))
     # /<world>/reaches/<region>/<instance>: whether the probe's network reaches the instance, and why.
     if len(parts) == 4 and parts[1] == "reaches":
         reachable, why = network.reaches(w, parts[2], parts[3])

@@ -51,6 +51,18 @@ def environment_network(w, region, name):
     return w.networks[key]
 
 
+def closed_group(w, region, name):
+    """A security group in the operator VPC that admits nothing: what a placement naming the wrong group
+    (or a group whose rules were changed) gives an instance. Made once per name."""
+    operator = _operator_network(w, region)
+    key = ("closed", region, name)
+    if key not in w.networks:
+        ec2 = ec2_backends[ACCOUNT][region]
+        group = ec2.create_security_group(f"{name}-{w.id}"[:255], "admits nothing", vpc_id=operator["vpc"])
+        w.networks[key] = {"security_group_id": group.id}
+    return w.networks[key]
+
+
 def _subnet_group_name(database):
     # moto keeps the name write-only and the group itself (None: the default VPC's default group).
     return getattr(database, "_db_subnet_group_name", None)

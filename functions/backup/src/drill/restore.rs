@@ -45,10 +45,11 @@ pub fn drill_tags(plan: &DrillPlan, snapshot: Option<&str>) -> BTreeMap<String, 
     tags
 }
 
-/// Restores the scratch instance: the drill's class, never public, no deletion protection, tagged, in the
-/// source's network (its DB subnet group and security groups), so that the probe reaches it as it reaches
-/// the source and the measured RTO is the one a real recovery would see. Without them RDS would put it in
-/// the default VPC, or refuse where the account has none.
+/// Restores the scratch instance: the drill's class, never public, no deletion protection, tagged, where
+/// the plan places it (the source's DB subnet group, security groups, parameter and option groups, or the
+/// spec's `drill.placement`), so that the probe reaches it as it reaches the source and the measured RTO
+/// is the one a real recovery would see. Without them RDS would put it in the default VPC, or refuse where
+/// the account has none.
 pub async fn restore(deps: &Deps, input: RestoreInput) -> Result<Scratch, OpsError> {
     let plan = &input.plan;
     let source = match (&plan.mode, &input.pick.snapshot_id) {
@@ -65,23 +66,13 @@ pub async fn restore(deps: &Deps, input: RestoreInput) -> Result<Scratch, OpsErr
         },
     };
     let tags = drill_tags(plan, input.pick.snapshot_id.as_deref());
-    let network = match deps.rds.instance(&plan.instance).await? {
-        Some(source) => source.network,
-        None => {
-            tracing::warn!(
-                source = %plan.instance,
-                "the source instance is gone: restoring into the account's default network"
-            );
-            Default::default()
-        }
-    };
     let i = deps
         .rds
         .restore(
             &source,
             &plan.scratch_id,
             &plan.instance_class,
-            &network,
+            &plan.network,
             &tags,
         )
         .await

@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
+use opsplane_shared::aws::rds::Network;
 use opsplane_shared::domain::backup::key_timestamp;
 use opsplane_shared::domain::drill::{RestoreMode, Targets, scratch_identifier};
+use opsplane_shared::domain::spec::DrillPlacement;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -40,6 +42,9 @@ pub struct DrillPlan {
     pub instance_class: String,
     /// The targets.
     pub targets: Targets,
+    /// Where the scratch instance is restored ([`placement`]).
+    #[serde(default)]
+    pub network: Network,
 }
 
 /// Checks the input against the spec; touches nothing.
@@ -92,6 +97,7 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, Op
             format!("the spec of `{environment}` has no `drill` section: add rto_target_minutes, rpo_target_minutes and instance_class"),
         )
     })?;
+    let network = placement(&instance, environment, policy.placement.as_ref(), deps).await?;
     let started_at = deps.now();
     let drill_id = short_id(&input.execution);
     Ok(DrillPlan {
@@ -105,5 +111,47 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, Op
         mode,
         instance_class: policy.instance_class.clone(),
         targets: Targets::from(policy),
+        network,
+    })
+}
+
+/// Where the scratch instance goes: beside the source instance (its DB subnet group, security groups,
+/// parameter and option groups, read now), each field the spec's `drill.placement` sets taking
+/// precedence. A source that cannot be read (deleted) needs `drill.placement` with a DB subnet group
+/// and security groups, or the drill ends here, before restoring anything: a restore that names neither
+/// lands in the default VPC, out of the probe's reach, or is refused where the account has none
+/// (RestoreDBInstanceFromDBSnapshot API reference, DBSubnetGroupName).
+async fn placement(
+    instance: &str,
+    environment: &str,
+    placement: Option<&DrillPlacement>,
+    deps: &Deps,
+) -> Result<Network, OpsError> {
+    let given = placement.cloned().unwrap_or_default();
+    let read = match deps.rds.instance(instance).await? {
+        Some(source) => source.network,
+        None if given.db_subnet_group.is_some() && !given.vpc_security_group_ids.is_empty() => {
+            Network::default()
+        }
+        None => {
+            return Err(OpsError::invalid(
+                "drill.placement",
+                format!(
+                    "the source instance `{instance}` cannot be read, so the drill cannot restore beside it: \
+                     set drill.placement.db_subnet_group and drill.placement.vpc_security_group_ids in the \
+                     spec of `{environment}` to the network the probe reaches"
+                ),
+            ));
+        }
+    };
+    Ok(Network {
+        subnet_group: given.db_subnet_group.or(read.subnet_group),
+        security_group_ids: if given.vpc_security_group_ids.is_empty() {
+            read.security_group_ids
+        } else {
+            given.vpc_security_group_ids
+        },
+        parameter_group: given.parameter_group.or(read.parameter_group),
+        option_group: given.option_group.or(read.option_group),
     })
 }

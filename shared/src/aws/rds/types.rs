@@ -121,7 +121,7 @@ pub struct Instance {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The network of a DB instance: what a restore must name to land beside its source. A restore that names
+/// The network and settings of a DB instance: what a restore must name to land beside its source. A restore that names
 /// no DB subnet group lands in the default VPC (or fails where the account has none), one that names no
 /// security groups gets its VPC's default group (RestoreDBInstanceFromDBSnapshot API reference).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +130,12 @@ pub struct Network {
     pub subnet_group: Option<String>,
     /// The VPC security group ids.
     pub security_group_ids: Vec<String>,
+    /// The DB parameter group (`None`: RDS reported none, or the engine's default is wanted).
+    #[serde(default)]
+    pub parameter_group: Option<String>,
+    /// The option group.
+    #[serde(default)]
+    pub option_group: Option<String>,
 }
 
 impl Instance {
@@ -155,6 +161,20 @@ impl Instance {
                     .iter()
                     .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
                     .collect(),
+                // A default group (`default.postgres16`, `default:postgres-16`) is what a restore that
+                // names none gets, so it is not named: only a group of the team's own travels.
+                parameter_group: i
+                    .db_parameter_groups()
+                    .iter()
+                    .find_map(|g| g.db_parameter_group_name())
+                    .filter(|name| !name.starts_with("default."))
+                    .map(str::to_owned),
+                option_group: i
+                    .option_group_memberships()
+                    .iter()
+                    .find_map(|g| g.option_group_name())
+                    .filter(|name| !name.starts_with("default:"))
+                    .map(str::to_owned),
             },
             tags: tags_map(i.tag_list()),
         })

@@ -20,7 +20,7 @@ pub use environment::{EnvironmentSpec, spec_key};
 pub use error::{Problem, SpecError};
 pub use policy::{
     AlarmMapping, ApprovalPolicy, BackupPolicy, DEFAULT_APPROVAL_TIMEOUT_MINUTES,
-    DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPolicy, RollbackPolicy,
+    DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPlacement, DrillPolicy, RollbackPolicy,
 };
 pub use probe::{CredentialRef, ProbeSpec};
 pub use resources::{EksSpec, NodegroupSpec, RdsSpec};

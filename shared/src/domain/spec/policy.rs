@@ -128,4 +128,29 @@ pub struct DrillPolicy {
     /// The SQL probe run against the restored instance.
     #[serde(default)]
     pub probe: Option<ProbeSpec>,
+    /// Where the scratch instance is restored: each field given here overrides what is read from the
+    /// source instance; all of it is needed when the source cannot be read (a deleted instance).
+    #[serde(default)]
+    pub placement: Option<DrillPlacement>,
+}
+
+/// Where a drill restores its scratch instance. The drill reads the source instance's DB subnet group,
+/// security groups, parameter group and option group and restores beside it; a field set here wins.
+/// The snapshot's KMS key always carries over: a restore takes the key of the snapshot it reads
+/// (RestoreDBInstanceFromDBSnapshot API reference).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillPlacement {
+    /// The DB subnet group (in the probe's VPC, for the probe to reach the scratch instance).
+    #[serde(default)]
+    pub db_subnet_group: Option<String>,
+    /// The VPC security groups (one of them must admit the probe on the instance's port).
+    #[serde(default)]
+    pub vpc_security_group_ids: Vec<String>,
+    /// The DB parameter group.
+    #[serde(default)]
+    pub parameter_group: Option<String>,
+    /// The option group.
+    #[serde(default)]
+    pub option_group: Option<String>,
 }

@@ -90,6 +90,29 @@ fn each_rule_names_its_field() {
 }
 
 #[test]
+fn a_drill_placement_is_parsed_and_its_security_groups_checked() {
+    let placed = |groups: &str| {
+        DESIGN_EXAMPLE.replace(
+            "instance_class: db.t4g.small }",
+            &format!(
+                "instance_class: db.t4g.small, placement: {{ db_subnet_group: prod-db, \
+                 vpc_security_group_ids: [{groups}], parameter_group: prod-pg16 }} }}"
+            ),
+        )
+    };
+    let spec = EnvironmentSpec::parse(&placed("sg-0123456789abcdef0")).unwrap();
+    let placement = spec.drill.unwrap().placement.unwrap();
+    assert_eq!(placement.db_subnet_group.as_deref(), Some("prod-db"));
+    assert_eq!(placement.vpc_security_group_ids, ["sg-0123456789abcdef0"]);
+    assert_eq!(placement.parameter_group.as_deref(), Some("prod-pg16"));
+    assert_eq!(placement.option_group, None);
+    assert_eq!(
+        field_of(&placed("sg-12345678, default")),
+        "drill.placement.vpc_security_group_ids[1]"
+    );
+}
+
+#[test]
 fn duplicate_instances_are_rejected() {
     let doc = r#"
 environment: prod

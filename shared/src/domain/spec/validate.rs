@@ -245,6 +245,18 @@ impl EnvironmentSpec {
             {
                 out.push(e);
             }
+            let groups = drill
+                .placement
+                .iter()
+                .flat_map(|p| &p.vpc_security_group_ids);
+            for (i, group) in groups.enumerate() {
+                if !is_security_group_id(group) {
+                    out.push(SpecError::invalid(
+                        format!("drill.placement.vpc_security_group_ids[{i}]"),
+                        format!("\"{group}\" is not a VPC security group id (sg- and 8 or 17 hex digits)"),
+                    ));
+                }
+            }
         }
         if let Some(eks) = &self.eks {
             validate_eks(eks, &mut out);
@@ -360,4 +372,14 @@ impl EnvironmentSpec {
         }
         out
     }
+}
+
+/// Whether `id` has the shape of a VPC security group id: `sg-` and 8 or 17 lowercase hex digits.
+fn is_security_group_id(id: &str) -> bool {
+    id.strip_prefix("sg-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
