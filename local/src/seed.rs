@@ -61,6 +61,7 @@ impl LocalPlane {
     /// through its statuses and is available now.
     pub async fn seed_environment(&self, spec_yaml: &str) -> Result<EnvironmentSpec, SeedError> {
         let spec = EnvironmentSpec::parse(spec_yaml).map_err(|e| SeedError::Spec(e.to_string()))?;
+        self.provide_account_keys(&spec).await?;
         let now = self.engine.now();
         crate::world::at(
             now - chrono::Duration::days(2),
@@ -75,6 +76,28 @@ impl LocalPlane {
         let look = self.clients.rds.describe_db_instances().send().await;
         created("DescribeDBInstances", look)?;
         Ok(spec)
+    }
+
+    /// The KMS keys `spec` names by alias that the account keeps outside opsplane (the copy region's key
+    /// of `backup.copy_kms_key_id`), made in the world when absent, as a real account already holds them.
+    pub async fn provide_account_keys(&self, spec: &EnvironmentSpec) -> Result<(), SeedError> {
+        let backup = &spec.backup;
+        if let (Some(region), Some(alias)) = (
+            &backup.copy_to_region,
+            backup
+                .copy_kms_key_id
+                .as_deref()
+                .and_then(|k| k.strip_prefix("alias/")),
+        ) {
+            self.world
+                .account_key(region, alias)
+                .await
+                .map_err(|e| SeedError::Aws {
+                    operation: "the world's KMS key",
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(())
     }
 
     async fn seed_resources(
@@ -113,6 +136,7 @@ impl LocalPlane {
                 .allocated_storage(db.allocated_storage_gb.map_or(20, |gb| gb as i32))
                 .master_username("app")
                 .master_user_password("local-only-password")
+                .set_storage_encrypted(db.storage_encrypted)
                 .set_db_subnet_group_name(network.subnet_group.clone())
                 .set_vpc_security_group_ids(Some(network.security_group_ids.clone()))
                 .send()

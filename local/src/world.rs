@@ -203,6 +203,15 @@ impl World {
         })
     }
 
+    /// The account's KMS key `alias/<alias>` in `region`, made when the account has none of that alias: a key
+    /// the platform team keeps, as a real account already holds it. Its ARN.
+    pub async fn account_key(&self, region: &str, alias: &str) -> Result<String, WorldError> {
+        let answer = self
+            .request(&format!("kms-key/{region}/{alias}"), Some(&json!({})))
+            .await?;
+        Ok(answer["arn"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// A security group named after `name` in the world's operator VPC in `region` that admits nothing (the
     /// probe included): what an instance placed in the wrong group sits behind. Its id.
     pub async fn closed_security_group(

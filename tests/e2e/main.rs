@@ -24,6 +24,9 @@ mod drill;
 // Drills restore where the source lives: its network, or the spec's `drill.placement` when it is gone.
 mod placement;
 
+// Copies of encrypted snapshots: a key of the copy region or a refusal before any snapshot; pruned there.
+mod encrypted_copies;
+
 // S3 lock faults moto cannot produce (lost PUT response, foreign 412, 409 conflict), via aws-smithy-mocks.
 mod lock_faults;
 

@@ -41,6 +41,9 @@ pub struct BackupPlan {
     pub instances: Vec<String>,
     /// The region snapshots are copied to, if any.
     pub copy_to_region: Option<String>,
+    /// The key of `copy_to_region` that encrypts the copies, if any.
+    #[serde(default)]
+    pub copy_kms_key_id: Option<String>,
     /// The EKS cluster to export, if any.
     pub cluster: Option<String>,
 }
@@ -64,6 +67,9 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, O
     let instances: Vec<String> = spec.rds.iter().map(|d| d.identifier.clone()).collect();
     check_snapshot_quota(deps, None, instances.len()).await?;
     if let Some(region) = &spec.backup.copy_to_region {
+        if spec.backup.copy_kms_key_id.is_none() {
+            check_copies_unencrypted(deps, &instances, region).await?;
+        }
         check_snapshot_quota(deps, Some(region), instances.len()).await?;
     }
     let started_at = deps.now();
@@ -76,8 +82,37 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, O
         started_at,
         instances,
         copy_to_region: spec.backup.copy_to_region.clone(),
+        copy_kms_key_id: spec.backup.copy_kms_key_id.clone(),
         cluster: spec.eks.as_ref().map(|e| e.cluster.clone()),
     })
+}
+
+/// Fails before any snapshot is taken when an instance is encrypted and the spec names no key for its
+/// copies: a KMS key belongs to one region, so RDS refuses to copy an encrypted snapshot to another region
+/// without a key of that region (CopyDBSnapshot API reference, KmsKeyId), and the refusal would come only
+/// after the snapshots were made.
+async fn check_copies_unencrypted(
+    deps: &Deps,
+    instances: &[String],
+    region: &str,
+) -> Result<(), OpsError> {
+    for id in instances {
+        let encrypted = deps
+            .rds
+            .instance(id)
+            .await?
+            .and_then(|i| i.storage_encrypted);
+        if encrypted == Some(true) {
+            return Err(OpsError::invalid(
+                "backup.copy_kms_key_id",
+                format!(
+                    "`{id}` is encrypted, and its copies in {region} must be encrypted with a KMS key of \
+                     {region}: set backup.copy_kms_key_id to that key's ARN or alias"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Fails before anything is created when `needed` more manual snapshots would pass the Region's quota
@@ -236,6 +271,9 @@ pub struct CopyInput {
     pub snapshot_id: String,
     /// The destination region.
     pub region: String,
+    /// The key of the destination region that encrypts the copy, if any.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
     /// The backup's lock, renewed at the start of every call ([`HeldLock`]).
     #[serde(default)]
     pub lock: Option<HeldLock>,
@@ -255,7 +293,7 @@ pub async fn copy_snapshot(deps: &Deps, input: CopyInput) -> Result<CopyRef, Ops
     renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let target = deps.rds.in_region(&input.region);
     let copy = target
-        .copy_snapshot_here(&input.arn, &input.snapshot_id)
+        .copy_snapshot_here(&input.arn, &input.snapshot_id, input.kms_key_id.as_deref())
         .await?;
     Ok(CopyRef {
         region: input.region,

@@ -230,6 +230,9 @@ def _control(environ, start_response, body):
     # /<world>/closed-group/<region>/<name>: a security group in the operator VPC that admits nothing.
     if len(parts) == 4 and parts[1] == "closed-group":
         return ok(network.closed_group(w, parts[2], parts[3]))
+    # /<world>/kms-key/<region>/<alias>: the account's key alias/<alias> in the region (made when absent).
+    if len(parts) == 4 and parts[1] == "kms-key":
+        return ok(network.account_key(parts[2], parts[3]))
     # /<world>/reaches/<region>/<instance>: whether the probe's network reaches the instance, and why.
     if len(parts) == 4 and parts[1] == "reaches":
         reachable, why = network.reaches(w, parts[2], parts[3])

@@ -200,6 +200,15 @@ def _copy_snapshot(original):
                 f"Snapshot {source_id} is not in available state: it is {source.status}."
             )
         cross_region = source_region != self.region_name
+        # A KMS key belongs to one region: AWS refuses to copy an encrypted snapshot to another region
+        # without a key of the destination ("If you copy an encrypted snapshot to a different AWS Region,
+        # then you must specify an AWS KMS key identifier for the destination AWS Region", CopyDBSnapshot).
+        if cross_region and source is not None and source.storage_encrypted and not kwargs.get("kms_key_id"):
+            w.count("refused.copy_without_key")
+            raise RDSClientError(
+                "InvalidParameterValue",
+                "KmsKeyId is required to copy an encrypted snapshot to another AWS Region.",
+            )
         if cross_region and len(w.in_flight("copy", self.region_name)) >= w.quota("copies_in_flight"):
             w.count("refused.copies_in_flight")
             # AWS answers with the snapshot quota's code and these words (older accounts: 5).

@@ -336,7 +336,7 @@ mod tests {
         BackupPolicy {
             retention_days,
             keep_last,
-            copy_to_region: None,
+            ..BackupPolicy::default()
         }
     }
 

@@ -130,17 +130,20 @@ impl Rds {
         Ok(out)
     }
 
-    /// Copies a snapshot into this adapter's region from `source_arn` (in another region), keeping its tags.
+    /// Copies a snapshot into this adapter's region from `source_arn` (in another region), keeping its tags,
+    /// encrypted with `kms_key_id` (a key of this region) when given.
     pub async fn copy_snapshot_here(
         &self,
         source_arn: &str,
         target_id: &str,
+        kms_key_id: Option<&str>,
     ) -> Result<Snapshot, RdsError> {
         let answer = self
             .client
             .copy_db_snapshot()
             .source_db_snapshot_identifier(source_arn)
             .target_db_snapshot_identifier(target_id)
+            .set_kms_key_id(kms_key_id.map(str::to_owned))
             .copy_tags(true)
             .send()
             .await

@@ -114,6 +114,9 @@ pub struct Instance {
     pub publicly_accessible: Option<bool>,
     /// Deletion protection.
     pub deletion_protection: Option<bool>,
+    /// Storage encryption (`None` when RDS does not say).
+    #[serde(default)]
+    pub storage_encrypted: Option<bool>,
     /// Where it sits: its DB subnet group and VPC security groups.
     #[serde(default)]
     pub network: Network,
@@ -151,6 +154,7 @@ impl Instance {
             latest_restorable_time: i.latest_restorable_time().and_then(to_chrono),
             publicly_accessible: i.publicly_accessible(),
             deletion_protection: i.deletion_protection(),
+            storage_encrypted: i.storage_encrypted(),
             network: Network {
                 subnet_group: i
                     .db_subnet_group()

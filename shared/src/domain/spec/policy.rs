@@ -103,6 +103,11 @@ pub struct BackupPolicy {
     /// A second region every snapshot is copied to.
     #[serde(default)]
     pub copy_to_region: Option<String>,
+    /// The KMS key (ARN, key id or `alias/...`) of `copy_to_region` that encrypts the copies: a KMS key
+    /// belongs to one region, so the copy of an encrypted snapshot in another region needs one of that
+    /// region (CopyDBSnapshot API reference, KmsKeyId). Required when an instance is encrypted.
+    #[serde(default)]
+    pub copy_kms_key_id: Option<String>,
 }
 
 impl Default for BackupPolicy {
@@ -111,6 +116,7 @@ impl Default for BackupPolicy {
             retention_days: 14,
             keep_last: 3,
             copy_to_region: None,
+            copy_kms_key_id: None,
         }
     }
 }

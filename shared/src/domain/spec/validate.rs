@@ -218,6 +218,11 @@ impl EnvironmentSpec {
         {
             out.push(SpecError::invalid("backup.copy_to_region", r));
         }
+        if let Some(key) = &self.backup.copy_kms_key_id
+            && let Err(r) = check_copy_key(key, self.backup.copy_to_region.as_deref())
+        {
+            out.push(SpecError::invalid("backup.copy_kms_key_id", r));
+        }
         if let Some(drill) = &self.drill {
             if drill.rto_target_minutes == 0 {
                 out.push(SpecError::invalid(
@@ -371,6 +376,32 @@ impl EnvironmentSpec {
             }
         }
         out
+    }
+}
+
+/// A copy key names a key of the copy region: an ARN of that region, a key id or an alias (resolved in the
+/// copy region by RDS), and only beside `copy_to_region`.
+fn check_copy_key(key: &str, copy_to_region: Option<&str>) -> Result<(), String> {
+    let Some(region) = copy_to_region else {
+        return Err("copies are encrypted with it, and there are none: set backup.copy_to_region too, or remove it".into());
+    };
+    if let Some(rest) = key.strip_prefix("arn:aws:kms:") {
+        let key_region = rest.split(':').next().unwrap_or_default();
+        if key_region != region {
+            return Err(format!(
+                "\"{key}\" is a key of {key_region}: a KMS key encrypts only in its own region, so the copies in {region} need a key of {region}"
+            ));
+        }
+        return Ok(());
+    }
+    let alias = key.strip_prefix("alias/").is_some_and(|a| !a.is_empty());
+    let id = key.len() == 36 && key.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if alias || id {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{key}\" is not a KMS key: use its ARN, its key id or alias/<name> (a key of {region})"
+        ))
     }
 }
 
