@@ -113,6 +113,35 @@ fn a_drill_placement_is_parsed_and_its_security_groups_checked() {
 }
 
 #[test]
+fn a_copy_key_is_a_key_of_the_copy_region() {
+    let with_key = |key: &str| {
+        DESIGN_EXAMPLE.replace(
+            "copy_to_region: us-west-2 }",
+            &format!("copy_to_region: us-west-2, copy_kms_key_id: \"{key}\" }}"),
+        )
+    };
+    for good in [
+        "alias/acme-backups",
+        "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+    ] {
+        let spec = EnvironmentSpec::parse(&with_key(good)).unwrap();
+        assert_eq!(spec.backup.copy_kms_key_id.as_deref(), Some(good));
+    }
+    for bad in [
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "acme-backups",
+        "alias/",
+    ] {
+        assert_eq!(field_of(&with_key(bad)), "backup.copy_kms_key_id", "{bad}");
+    }
+    let no_copies = with_key("alias/acme-backups").replace("copy_to_region: us-west-2, ", "");
+    let err = EnvironmentSpec::parse(&no_copies).unwrap_err();
+    assert_eq!(err.field(), "backup.copy_kms_key_id");
+    assert!(err.to_string().contains("copy_to_region"), "{err}");
+}
+
+#[test]
 fn duplicate_instances_are_rejected() {
     let doc = r#"
 environment: prod
