@@ -124,13 +124,9 @@ impl Plane {
         StateStore::from_config(&self.world.config, &self.world.clients)
     }
 
-    /// Manual snapshots of `instance`, by id, with their tags.
-    pub async fn snapshots(
-        &self,
-        region: Option<&str>,
-        instance: &str,
-    ) -> BTreeMap<String, BTreeMap<String, String>> {
-        let rds = match region {
+    /// An RDS client of the world in `region` (the plane's own when `None`).
+    pub fn rds_in(&self, region: Option<&str>) -> aws_sdk_rds::Client {
+        match region {
             None => self.world.clients.rds.clone(),
             Some(r) => {
                 let conf = self
@@ -143,8 +139,17 @@ impl Plane {
                     .build();
                 aws_sdk_rds::Client::from_conf(conf)
             }
-        };
-        rds.describe_db_snapshots()
+        }
+    }
+
+    /// Manual snapshots of `instance`, by id, with their tags.
+    pub async fn snapshots(
+        &self,
+        region: Option<&str>,
+        instance: &str,
+    ) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.rds_in(region)
+            .describe_db_snapshots()
             .db_instance_identifier(instance)
             .snapshot_type("manual")
             .send()

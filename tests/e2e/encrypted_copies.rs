@@ -13,19 +13,6 @@ use crate::backup::{Plane, deps};
 
 const COPY_REGION: &str = "us-west-2";
 
-/// The RDS client of the copy region.
-fn rds_there(plane: &Plane) -> aws_sdk_rds::Client {
-    let conf = plane
-        .world
-        .clients
-        .rds
-        .config()
-        .to_builder()
-        .region(aws_sdk_rds::config::Region::new(COPY_REGION))
-        .build();
-    aws_sdk_rds::Client::from_conf(conf)
-}
-
 /// The ids of a run's snapshots deleted by retention in `region`.
 fn deleted_in(run: &Value, region: &str) -> Vec<String> {
     let regions = run["retention"]["regions"].as_array().unwrap();
@@ -102,7 +89,8 @@ async fn copies_are_encrypted_with_the_copy_regions_key_and_pruned_there() {
             .as_str()
             .unwrap()
             .to_owned();
-        let described = rds_there(&plane)
+        let described = plane
+            .rds_in(Some(COPY_REGION))
             .describe_db_snapshots()
             .db_snapshot_identifier(&copy)
             .send()
