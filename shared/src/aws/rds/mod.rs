@@ -11,6 +11,7 @@ mod types;
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::types::DbInstance;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 pub use error::RdsError;
@@ -263,6 +264,15 @@ impl Rds {
 
     /// Describes one instance; `None` when it does not exist.
     pub async fn instance(&self, id: &str) -> Result<Option<Instance>, RdsError> {
+        Ok(self
+            .described(id)
+            .await?
+            .as_ref()
+            .and_then(Instance::from_sdk))
+    }
+
+    /// RDS's description of one instance; `None` when it does not exist.
+    async fn described(&self, id: &str) -> Result<Option<DbInstance>, RdsError> {
         let answer = self
             .client
             .describe_db_instances()
@@ -270,7 +280,7 @@ impl Rds {
             .send()
             .await;
         Ok(or_missing("DescribeDBInstances", &NO_INSTANCE, answer)?
-            .and_then(|out| out.db_instances().iter().find_map(Instance::from_sdk)))
+            .and_then(|out| out.db_instances().first().cloned()))
     }
 
     /// Every instance carrying the tag `key` (any value).

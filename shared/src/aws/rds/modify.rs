@@ -85,14 +85,7 @@ fn actual_from_sdk(i: &DbInstance) -> Option<ActualInstance> {
 impl Rds {
     /// Describes one instance for planning and health; `None` when it does not exist.
     pub async fn actual(&self, id: &str) -> Result<Option<ActualInstance>, RdsError> {
-        let answer = self
-            .client
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await;
-        Ok(or_missing("DescribeDBInstances", &NO_INSTANCE, answer)?
-            .and_then(|out| out.db_instances().iter().find_map(actual_from_sdk)))
+        Ok(self.described(id).await?.as_ref().and_then(actual_from_sdk))
     }
 
     /// Creates an instance as the spec describes it, encrypted and private unless the spec says otherwise
