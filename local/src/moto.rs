@@ -71,7 +71,7 @@ pub enum LocalError {
     #[error("moto_server did not start: {0}")]
     NotStarted(String),
     /// moto did not answer HTTP within the start timeout.
-    #[error("moto_server on port {port} did not answer within {timeout:?}")]
+    #[error("moto_server on port {port} did not answer within {} s", .timeout.as_secs())]
     NotAnswering {
         /// The port it was started on.
         port: u16,
@@ -129,7 +129,7 @@ impl MotoServer {
                 .strip_prefix("READY ")
                 .and_then(|p| p.parse::<u16>().ok())
                 .ok_or_else(|| {
-                    LocalError::NotStarted(format!("unexpected launcher output {line:?}"))
+                    LocalError::NotStarted(format!("unexpected launcher output: {line}"))
                 })?,
             _ => {
                 let mut err = String::new();

@@ -170,7 +170,7 @@ pub enum ConfigError {
         fix: &'static str,
     },
     /// A variable is set to a value that cannot be used.
-    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    #[error("environment variable {var}=\"{value}\" is invalid: {reason}")]
     Invalid {
         /// The variable's name.
         var: &'static str,

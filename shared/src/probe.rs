@@ -75,7 +75,7 @@ impl ProbeSettings {
         let endpoint_override = match lookup(ENV_ENDPOINT_OVERRIDE) {
             None => None,
             Some(v) => Some(parse_host_port(&v).ok_or_else(|| {
-                format!("{ENV_ENDPOINT_OVERRIDE}={v:?} is not host:port (e.g. 127.0.0.1:5432)")
+                format!("{ENV_ENDPOINT_OVERRIDE}=\"{v}\" is not host:port (e.g. 127.0.0.1:5432)")
             })?),
         };
         Ok(Self {
@@ -175,7 +175,7 @@ pub enum ProbeError {
     #[error("TLS set-up for the probe failed: {0}")]
     Tls(String),
     /// A query failed.
-    #[error("query {query:?} failed")]
+    #[error("query `{query}` failed")]
     Query {
         /// The query.
         query: String,
@@ -184,7 +184,7 @@ pub enum ProbeError {
         source: tokio_postgres::Error,
     },
     /// A query answered something else than expected.
-    #[error("query {query:?} answered {answer}")]
+    #[error("query `{query}` answered {answer}")]
     Unexpected {
         /// The query.
         query: String,

@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::domain::backup::{
-    KeepReason, MANAGED_BY_VALUE, Manifest, ManifestObject, ManifestSnapshot, TAG_BACKUP_ID,
-    TAG_DRILL, TAG_DRILL_SNAPSHOT, TAG_ENVIRONMENT, TAG_MANAGED_BY, backup_prefix,
-    copy_region_marker_key, copy_region_prefix, key_timestamp, manifest_key, select_for_deletion,
-    snapshot_identifier,
+    MANAGED_BY_VALUE, Manifest, ManifestObject, ManifestSnapshot, TAG_BACKUP_ID, TAG_DRILL,
+    TAG_DRILL_SNAPSHOT, TAG_ENVIRONMENT, TAG_MANAGED_BY, backup_prefix, copy_region_marker_key,
+    copy_region_prefix, key_timestamp, manifest_key, select_for_deletion, snapshot_identifier,
 };
 use opsplane_shared::lock::{HeldLock, renew_held};
 use opsplane_shared::state::{BackupRecord, BackupStatus};
@@ -524,13 +523,6 @@ pub async fn referenced_snapshots(rds: &Rds) -> Result<BTreeSet<String>, OpsErro
         .collect())
 }
 
-fn reason_name(r: KeepReason) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{r:?}"))
-}
-
 /// Deletes what the pure selection allows, in the home region and every region backups were copied to.
 pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOutput, OpsError> {
     let spec = deps.spec(&input.environment).await?;
@@ -583,7 +575,7 @@ pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOu
         }
         let mut kept: BTreeMap<String, usize> = BTreeMap::new();
         for (_, r) in &decision.keep {
-            *kept.entry(reason_name(*r)).or_default() += 1;
+            *kept.entry(r.as_str().to_owned()).or_default() += 1;
         }
         out.push(RetentionOutcome {
             region,
@@ -597,6 +589,7 @@ pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opsplane_shared::domain::backup::KeepReason;
 
     #[test]
     fn backup_tags_cannot_be_overridden_by_the_spec() {
@@ -619,7 +612,18 @@ mod tests {
 
     #[test]
     fn keep_reasons_have_stable_names() {
-        assert_eq!(reason_name(KeepReason::AmongNewest), "among-newest");
-        assert_eq!(reason_name(KeepReason::NotOurs), "not-ours");
+        assert_eq!(KeepReason::AmongNewest.as_str(), "among-newest");
+        assert_eq!(KeepReason::NotOurs.as_str(), "not-ours");
+        // The names shown are the serialized ones, variant by variant.
+        for r in [
+            KeepReason::NotOurs,
+            KeepReason::NotAvailable,
+            KeepReason::NotExpired,
+            KeepReason::AmongNewest,
+            KeepReason::Referenced,
+            KeepReason::AgeUnknown,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
     }
 }

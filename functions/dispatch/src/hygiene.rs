@@ -121,7 +121,7 @@ pub fn check_jti(jti: Option<&str>) -> Result<&str, HygieneError> {
 /// Why a URL may not be used to fetch keys.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error(
-    "{what} {url:?} is not https (plain http is accepted only for a loopback issuer in the local world)"
+    "{what} \"{url}\" is not https (plain http is accepted only for a loopback issuer in the local world)"
 )]
 pub struct InsecureUrl {
     /// `issuer` or `jwks_uri`.

@@ -216,7 +216,10 @@ impl KeySource for HttpKeySource {
             if discovery.issuer.trim_end_matches('/') != self.issuer {
                 return Err(JwksError::Invalid {
                     url,
-                    reason: format!("names issuer {:?}, not {:?}", discovery.issuer, self.issuer),
+                    reason: format!(
+                        "names issuer \"{}\", not \"{}\"",
+                        discovery.issuer, self.issuer
+                    ),
                 });
             }
             hygiene::check_fetch_url("jwks_uri", &discovery.jwks_uri, self.allow_loopback)?;

@@ -167,6 +167,20 @@ pub enum KeepReason {
     AgeUnknown,
 }
 
+impl KeepReason {
+    /// The reason's name as reports and outputs show it (its serialized form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotOurs => "not-ours",
+            Self::NotAvailable => "not-available",
+            Self::NotExpired => "not-expired",
+            Self::AmongNewest => "among-newest",
+            Self::Referenced => "referenced",
+            Self::AgeUnknown => "age-unknown",
+        }
+    }
+}
+
 /// What retention decided, snapshot by snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionDecision {

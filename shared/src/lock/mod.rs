@@ -404,7 +404,7 @@ pub fn validate_environment(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not an environment name: use 1 to 32 characters of a-z, 0-9 and '-', starting with a letter"
+            "\"{name}\" is not an environment name: use 1 to 32 characters of a-z, 0-9 and '-', starting with a letter"
         ))
     }
 }
