@@ -36,7 +36,7 @@ async fn run(world: &World, key: &str) -> BootstrapReport {
 async fn bootstrap_encrypts_the_table_and_the_bucket_with_the_customer_key() {
     let world = World::new().await;
     let key = create_key(&world).await;
-    opsplane_shared::config::validate_kms_key_arn(&key).expect("moto's key ARN is a key ARN");
+    opsplane_shared::domain::arn::validate_kms_key_arn(&key).expect("moto's key ARN is a key ARN");
     let report = run(&world, &key).await;
     let outcome = |resource: &str, setting: &str| {
         report

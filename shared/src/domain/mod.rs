@@ -2,6 +2,7 @@
 //! policy findings), health verdicts, alarm resolution, backups (tags, manifest, retention) and drills
 //! (RTO/RPO, verdict, report rendering).
 
+pub mod arn;
 pub mod backup;
 pub mod drill;
 pub mod health;

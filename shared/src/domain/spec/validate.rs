@@ -6,6 +6,7 @@ use std::ops::RangeInclusive;
 use super::environment::EnvironmentSpec;
 use super::error::SpecError;
 use super::resources::EksSpec;
+use crate::domain::arn::kms_key_region;
 
 /// An RDS instance's storage, GiB (RDS for PostgreSQL, General Purpose SSD).
 pub(super) const STORAGE_GB: RangeInclusive<u32> = 20..=65_536;
@@ -385,8 +386,7 @@ fn check_copy_key(key: &str, copy_to_region: Option<&str>) -> Result<(), String>
     let Some(region) = copy_to_region else {
         return Err("copies are encrypted with it, and there are none: set backup.copy_to_region too, or remove it".into());
     };
-    if let Some(rest) = key.strip_prefix("arn:aws:kms:") {
-        let key_region = rest.split(':').next().unwrap_or_default();
+    if let Some(key_region) = kms_key_region(key) {
         if key_region != region {
             return Err(format!(
                 "\"{key}\" is a key of {key_region}: a KMS key encrypts only in its own region, so the copies in {region} need a key of {region}"
