@@ -8,6 +8,9 @@ latest time outside one). A request without them is the "default" world at real 
 
 import time
 
+# The account every world's resources live in: moto's default, which the plane's clients act as.
+ACCOUNT = "123456789012"
+
 WORLD_HEADER = "HTTP_X_OPSPLANE_WORLD"
 TIME_HEADER = "HTTP_X_OPSPLANE_TIME"
 # The template role the caller acts with: ``function:<name>`` inside a handler, ``workflow:<name>`` for a

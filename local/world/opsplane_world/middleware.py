@@ -12,9 +12,9 @@ from urllib.parse import parse_qs
 
 from moto.rds.models import rds_backends
 
-from . import cbor, context, eks, iam, mute, network, rds, world
+from . import cbor, context, eks, iam, keys, mute, network, rds, world
+from .context import ACCOUNT
 
-ACCOUNT = "123456789012"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 # Services whose requests the fault injector may fail: the ones the workflows retry.
 _FAULTY = {"rds", "eks", "dynamodb", "s3"}
@@ -232,7 +232,7 @@ def _control(environ, start_response, body):
         return ok(network.closed_group(w, parts[2], parts[3]))
     # /<world>/kms-key/<region>/<alias>: the account's key alias/<alias> in the region (made when absent).
     if len(parts) == 4 and parts[1] == "kms-key":
-        return ok(network.account_key(parts[2], parts[3]))
+        return ok(keys.account_key(parts[2], parts[3]))
     # /<world>/reaches/<region>/<instance>: whether the probe's network reaches the instance, and why.
     if len(parts) == 4 and parts[1] == "reaches":
         reachable, why = network.reaches(w, parts[2], parts[3])

@@ -10,10 +10,9 @@ https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.WorkingWithRDSIn
 """
 
 from moto.ec2.models import ec2_backends
-from moto.kms.models import kms_backends
 from moto.rds.models import rds_backends
 
-ACCOUNT = "123456789012"
+from .context import ACCOUNT
 
 
 def _operator_network(w, region):
@@ -62,19 +61,6 @@ def closed_group(w, region, name):
         group = ec2.create_security_group(f"{name}-{w.id}"[:255], "admits nothing", vpc_id=operator["vpc"])
         w.networks[key] = {"security_group_id": group.id}
     return w.networks[key]
-
-
-def account_key(region, alias):
-    """The account's KMS key ``alias/<alias>`` in ``region``, made when absent: a key the platform team
-    keeps (for a spec's ``backup.copy_kms_key_id``), as the account would already hold it. Its ARN."""
-    kms = kms_backends[ACCOUNT][region]
-    name = f"alias/{alias}"
-    key_id = kms.get_key_id_from_alias(name)
-    if key_id is None:
-        key = kms.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", f"{alias} (the account's)", None)
-        kms.create_alias(key.id, name)
-        key_id = key.id
-    return {"arn": kms.describe_key(key_id).arn}
 
 
 def _subnet_group_name(database):
