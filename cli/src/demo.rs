@@ -94,9 +94,8 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
 
     // 1. Provision every environment from its spec; prod waits for a person's approval.
     for (env, yaml) in &specs {
-        let spec = opsplane_shared::domain::spec::EnvironmentSpec::parse(yaml)?;
-        plane.provide_account_keys(&spec).await?;
-        plane.upload_spec(yaml).await?;
+        let stored = plane.upload_spec(yaml).await?;
+        plane.provide_account_keys(&stored.spec).await?;
         step(&format!("provision {env}: examples/{env}.yaml"));
         let t = Instant::now();
         let run = if *env == "prod" {

@@ -191,42 +191,43 @@ impl Rds {
     ) -> Result<Instance, RdsError> {
         let security_groups =
             (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone());
+        // The two restores are two builder types of the SDK with the same settings for the scratch
+        // instance: its class, where it goes, never public, no deletion protection, tagged.
+        macro_rules! scratch {
+            ($request:expr) => {
+                $request
+                    .db_instance_class(class)
+                    .set_db_subnet_group_name(network.subnet_group.clone())
+                    .set_vpc_security_group_ids(security_groups)
+                    .set_db_parameter_group_name(network.parameter_group.clone())
+                    .set_option_group_name(network.option_group.clone())
+                    .publicly_accessible(false)
+                    .deletion_protection(false)
+                    .set_tags(Some(to_tags(tags)))
+            };
+        }
         let result = match source {
-            RestoreSource::Snapshot(snapshot) => self
-                .client
-                .restore_db_instance_from_db_snapshot()
-                .db_instance_identifier(target_id)
-                .db_snapshot_identifier(snapshot)
-                .db_instance_class(class)
-                .set_db_subnet_group_name(network.subnet_group.clone())
-                .set_vpc_security_group_ids(security_groups.clone())
-                .set_db_parameter_group_name(network.parameter_group.clone())
-                .set_option_group_name(network.option_group.clone())
-                .publicly_accessible(false)
-                .deletion_protection(false)
-                .set_tags(Some(to_tags(tags)))
-                .send()
-                .await
-                .map(|o| o.db_instance().and_then(Instance::from_sdk))
-                .map_err(|e| (code(&e), classify("RestoreDBInstanceFromDBSnapshot", e))),
-            RestoreSource::PointInTime { instance, at } => self
-                .client
-                .restore_db_instance_to_point_in_time()
-                .source_db_instance_identifier(instance)
-                .target_db_instance_identifier(target_id)
-                .restore_time(to_smithy(*at))
-                .db_instance_class(class)
-                .set_db_subnet_group_name(network.subnet_group.clone())
-                .set_vpc_security_group_ids(security_groups)
-                .set_db_parameter_group_name(network.parameter_group.clone())
-                .set_option_group_name(network.option_group.clone())
-                .publicly_accessible(false)
-                .deletion_protection(false)
-                .set_tags(Some(to_tags(tags)))
-                .send()
-                .await
-                .map(|o| o.db_instance().and_then(Instance::from_sdk))
-                .map_err(|e| (code(&e), classify("RestoreDBInstanceToPointInTime", e))),
+            RestoreSource::Snapshot(snapshot) => scratch!(
+                self.client
+                    .restore_db_instance_from_db_snapshot()
+                    .db_instance_identifier(target_id)
+                    .db_snapshot_identifier(snapshot)
+            )
+            .send()
+            .await
+            .map(|o| o.db_instance().and_then(Instance::from_sdk))
+            .map_err(|e| (code(&e), classify("RestoreDBInstanceFromDBSnapshot", e))),
+            RestoreSource::PointInTime { instance, at } => scratch!(
+                self.client
+                    .restore_db_instance_to_point_in_time()
+                    .source_db_instance_identifier(instance)
+                    .target_db_instance_identifier(target_id)
+                    .restore_time(to_smithy(*at))
+            )
+            .send()
+            .await
+            .map(|o| o.db_instance().and_then(Instance::from_sdk))
+            .map_err(|e| (code(&e), classify("RestoreDBInstanceToPointInTime", e))),
         };
         match result {
             // The request asked for no deletion protection; an implementation that copied it from the
@@ -246,17 +247,18 @@ impl Rds {
             Err((Some(c), _))
                 if c.starts_with("DBSnapshotNotFound") || c.starts_with("DBInstanceNotFound") =>
             {
-                Err(RdsError::NotFound {
-                    kind: if c.starts_with("DBSnapshot") {
-                        "snapshot"
-                    } else {
-                        "instance"
+                let kind = if c.starts_with("DBSnapshot") {
+                    "snapshot"
+                } else {
+                    "instance"
+                };
+                Err(RdsError::not_found(
+                    kind,
+                    match source {
+                        RestoreSource::Snapshot(s) => s,
+                        RestoreSource::PointInTime { instance, .. } => instance,
                     },
-                    id: match source {
-                        RestoreSource::Snapshot(s) => s.clone(),
-                        RestoreSource::PointInTime { instance, .. } => instance.clone(),
-                    },
-                })
+                ))
             }
             Err((_, e)) => Err(e),
         }

@@ -117,16 +117,17 @@ pub struct Instance {
     /// Storage encryption (`None` when RDS does not say).
     #[serde(default)]
     pub storage_encrypted: Option<bool>,
-    /// Where it sits: its DB subnet group and VPC security groups.
+    /// Where it sits and with which groups: its DB subnet group, VPC security groups, parameter and option
+    /// groups.
     #[serde(default)]
     pub network: Network,
     /// Tags.
     pub tags: BTreeMap<String, String>,
 }
 
-/// The network and settings of a DB instance: what a restore must name to land beside its source. A restore that names
-/// no DB subnet group lands in the default VPC (or fails where the account has none), one that names no
-/// security groups gets its VPC's default group (RestoreDBInstanceFromDBSnapshot API reference).
+/// The network and groups of a DB instance: what a restore must name to land beside its source. A restore
+/// that names no DB subnet group lands in the default VPC (or fails where the account has none), one that
+/// names no security groups gets its VPC's default group (RestoreDBInstanceFromDBSnapshot API reference).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
     /// The DB subnet group's name (`None`: RDS reported none).
