@@ -7,9 +7,9 @@ use chrono::Utc;
 use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_shared::clock::{Clock, ManualClock};
 use opsplane_statemachines::Status;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::backup::{Plane, deps};
+use crate::backup::{Plane, assert_fails_naming, deps};
 
 const COPY_REGION: &str = "us-west-2";
 
@@ -46,18 +46,14 @@ async fn an_encrypted_source_copied_without_a_key_of_the_copy_region_is_refused_
     plane.local.upload_spec(&without_key).await.unwrap();
 
     let run = plane.run_backup().await;
-    assert_eq!(run.status, Status::Failed);
-    assert_eq!(
-        run.error.as_deref(),
-        Some("InvalidInput"),
-        "{:?}",
-        run.cause
+    assert_fails_naming(
+        &run,
+        "backup.copy_kms_key_id",
+        &json!({ "environment": plane.env }),
     );
     let cause = run.cause.unwrap_or_default();
     assert!(
-        cause.contains("backup.copy_kms_key_id")
-            && cause.contains("is encrypted")
-            && cause.contains(COPY_REGION),
+        cause.contains("is encrypted") && cause.contains(COPY_REGION),
         "{cause}"
     );
     let instance = format!("{}-db", plane.env);
