@@ -472,3 +472,68 @@ async fn sweeps_publish_their_outcome_and_accept_the_dispatch_input() {
     assert!(failed.cause.unwrap().contains("github"));
     sub.remove().await;
 }
+
+#[tokio::test]
+async fn an_outcome_is_published_though_another_rule_on_it_targets_a_state_machine() {
+    let plane = Plane::new("retention.yaml", ProbeSettings::default()).await;
+    let sub = Subscription::for_environment(&plane.world, &plane.env).await;
+    // A second rule on the same events, whose target the local world cannot invoke (as the template's rules
+    // on outcomes are): on AWS, PutEvents accepts the event and each target is delivered on its own.
+    let events = &plane.world.clients.events;
+    let rule = plane.world.name("to-a-machine");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_pattern(
+            json!({ "source": [SOURCE], "detail": { "environment": [plane.env] } }).to_string(),
+        )
+        .send()
+        .await
+        .expect("put rule");
+    events
+        .put_targets()
+        .rule(&rule)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("machine")
+                .arn(format!(
+                    "arn:aws:states:us-east-1:123456789012:stateMachine:{rule}"
+                ))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("put targets");
+
+    let run = plane.run_backup().await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+    let published = outcome(&only(&sub.received().await, &run.execution_arn));
+    assert_eq!(published.result, OutcomeResult::Succeeded);
+    let counters = plane.local.world.counters().await.expect("world counters");
+    assert_eq!(counters["undelivered.states"], 1, "{counters}");
+    // Published at the first try: no retry of the Notify state.
+    let history = plane.engine.history(&run.execution_arn).unwrap();
+    assert!(
+        history
+            .iter()
+            .filter(|e| e.event_type == "TaskFailed")
+            .all(|e| e.details["error"] == "NotReady"),
+        "{history:#?}"
+    );
+
+    events
+        .remove_targets()
+        .rule(&rule)
+        .ids("machine")
+        .send()
+        .await
+        .expect("remove targets");
+    events
+        .delete_rule()
+        .name(&rule)
+        .send()
+        .await
+        .expect("delete rule");
+    sub.remove().await;
+}

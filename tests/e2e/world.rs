@@ -488,3 +488,60 @@ async fn a_node_group_change_waits_while_the_control_plane_is_being_updated() {
     assert_eq!(ng.desired, Some(2));
     assert!(stage.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_listing_goes_on_when_the_record_its_marker_names_is_deleted_between_pages() {
+    // A Region of its own, so that no other test's instances move the page boundaries; the operator's
+    // default world makes and deletes at once.
+    let world = crate::harness::World::new().await;
+    let conf = world
+        .clients
+        .rds
+        .config()
+        .to_builder()
+        .region(aws_sdk_rds::config::Region::new("ap-northeast-3"))
+        .build();
+    let rds = aws_sdk_rds::Client::from_conf(conf);
+    let names: Vec<String> = (0..41).map(|i| world.name(&format!("db{i:02}"))).collect();
+    for name in &names {
+        rds.create_db_instance()
+            .db_instance_identifier(name)
+            .db_instance_class("db.t4g.micro")
+            .engine("postgres")
+            .master_username("opsplane")
+            .master_user_password("local-only-secret")
+            .allocated_storage(20)
+            .send()
+            .await
+            .expect("create");
+    }
+    let ids = |out: &aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput| {
+        out.db_instances()
+            .iter()
+            .filter_map(|i| i.db_instance_identifier().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let first = rds
+        .describe_db_instances()
+        .max_records(20)
+        .send()
+        .await
+        .expect("first page");
+    assert_eq!(ids(&first), names[..20]);
+    // Another caller deletes the record the next page would start with.
+    rds.delete_db_instance()
+        .db_instance_identifier(&names[20])
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .expect("delete");
+    let second = rds
+        .describe_db_instances()
+        .max_records(20)
+        .marker(first.marker().expect("more than one page"))
+        .send()
+        .await
+        .expect("the records beyond the marker");
+    assert_eq!(ids(&second), names[21..]);
+    assert_eq!(second.marker(), None);
+}

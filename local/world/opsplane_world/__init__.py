@@ -11,11 +11,13 @@ A request names its world (one local plane, standing for one AWS account) and it
 headers; see ``context``.
 """
 
-from . import eks, middleware, rds
+from . import eks, events, middleware, pages, rds
 
 
 def install(app_class):
     """Wraps moto's WSGI application class and patches its backends. Called once by the launcher."""
     rds.install()
+    pages.install()
+    events.install()
     eks.install()
     middleware.install(app_class)
