@@ -24,6 +24,9 @@ mod drill;
 // Drills restore where the source lives: its network, or the spec's `drill.placement` when it is gone.
 mod placement;
 
+// An instance's placement, storage, key and windows through provision: in place, approval, refusals, drift.
+mod settings;
+
 // Copies of encrypted snapshots: a key of the copy region or a refusal before any snapshot; pruned there.
 mod encrypted_copies;
 

@@ -186,6 +186,45 @@ fn modification(
             .allocated_storage_gb
             .filter(|_| has("allocated_storage_gb")),
         engine_version: db.engine_version.clone().filter(|_| has("engine_version")),
+        db_subnet_group: db
+            .db_subnet_group
+            .clone()
+            .filter(|_| has("db_subnet_group")),
+        vpc_security_group_ids: if has("vpc_security_group_ids") {
+            db.vpc_security_group_ids.clone()
+        } else {
+            Vec::new()
+        },
+        parameter_group: db
+            .parameter_group
+            .clone()
+            .filter(|_| has("parameter_group")),
+        option_group: db.option_group.clone().filter(|_| has("option_group")),
+        storage_type: db.storage_type.clone().filter(|_| has("storage_type")),
+        iops: db.iops.filter(|_| has("iops")),
+        storage_throughput: db.storage_throughput.filter(|_| has("storage_throughput")),
+        ca_certificate_identifier: db
+            .ca_certificate_identifier
+            .clone()
+            .filter(|_| has("ca_certificate_identifier")),
+        backup_window: db.backup_window.clone().filter(|_| has("backup_window")),
+        maintenance_window: db
+            .maintenance_window
+            .clone()
+            .filter(|_| has("maintenance_window")),
+        auto_minor_version_upgrade: db
+            .auto_minor_version_upgrade
+            .filter(|_| has("auto_minor_version_upgrade")),
+        iam_database_authentication: db
+            .iam_database_authentication
+            .filter(|_| has("iam_database_authentication")),
+        performance_insights: db
+            .performance_insights
+            .filter(|_| has("performance_insights")),
+        monitoring: db
+            .monitoring_interval
+            .filter(|_| has("monitoring_interval"))
+            .map(|interval| (interval, db.monitoring_role_arn.clone())),
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod bake;
 pub mod drift;
+pub mod references;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::alarms::Alarms;
 use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::keys::Keys;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
@@ -65,6 +67,8 @@ pub struct Deps {
     pub lock: Arc<dyn Lock>,
     /// The environment's CloudWatch alarms, watched during a bake.
     pub alarms: Alarms,
+    /// KMS: whether the keys a spec names exist.
+    pub keys: Keys,
 }
 
 impl std::fmt::Debug for Deps {
@@ -91,6 +95,7 @@ impl Deps {
                 Arc::new(SfnExecutions::new(clients.sfn.clone())),
             ),
             alarms: Alarms::new(clients.cloudwatch.clone()),
+            keys: Keys::new(clients.kms.clone()),
             config,
         }
     }
@@ -250,6 +255,7 @@ pub async fn plan_action(deps: &Deps, input: PlanInput) -> Result<Plan, OpsError
     let stored = deps
         .spec(&input.environment, Some(&input.spec_version))
         .await?;
+    references::check(deps, &stored.spec).await?;
     let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
     let p = plan(&stored.spec, &actual);
     tracing::info!(

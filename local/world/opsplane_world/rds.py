@@ -8,7 +8,7 @@ Statuses: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monit
 from moto.rds import models
 from moto.rds.exceptions import RDSClientError
 
-from . import network, world
+from . import keys, network, world
 
 # moto's own snapshot quota counts every snapshot of the shared server; the model counts per world.
 models.RDSBackend.SNAPSHOT_QUOTA = property(lambda self: 10**9)
@@ -66,10 +66,18 @@ def _wrap(name, wrapper):
     setattr(models.RDSBackend, name, wrapper(original))
 
 
+def _report_key_arn(backend, database):
+    # RDS reports an instance's storage key by ARN whatever the request named it by (KmsKeyId: "the AWS KMS
+    # key identifier ... the key ARN", DBInstance in the API reference); moto keeps the alias it was given.
+    if getattr(database, "kms_key_id", None):
+        database.kms_key_id = keys.key_arn(backend.region_name, database.kms_key_id)
+
+
 def _create(original):
     def create_db_instance(self, db_kwargs):
         _require_network(db_kwargs)
         database = original(self, db_kwargs)
+        _report_key_arn(self, database)
         _, w = _request()
         if w is not None:
             _instance_operation(

@@ -3,6 +3,7 @@
 pub mod alarms;
 pub mod eks;
 pub mod events;
+pub mod keys;
 pub mod objects;
 pub mod observe;
 pub mod rds;
@@ -112,6 +113,8 @@ pub struct Clients {
     pub secrets_manager: aws_sdk_secretsmanager::Client,
     /// CloudWatch: the environment's alarms, read during a deployment's bake and before a rollback.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// KMS: whether the keys a spec names exist.
+    pub kms: aws_sdk_kms::Client,
     /// The configuration the clients were built from (credentials and region for RDS IAM auth tokens).
     pub sdk: SdkConfig,
 }
@@ -131,6 +134,7 @@ impl Clients {
             events: aws_sdk_eventbridge::Client::new(sdk),
             secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
             sdk: sdk.clone(),
         }
     }
@@ -162,6 +166,7 @@ impl Clients {
             events: with!(self.events, aws_sdk_eventbridge),
             secrets_manager: with!(self.secrets_manager, aws_sdk_secretsmanager),
             cloudwatch: with!(self.cloudwatch, aws_sdk_cloudwatch),
+            kms: with!(self.kms, aws_sdk_kms),
             sdk: self.sdk,
         }
     }

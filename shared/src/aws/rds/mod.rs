@@ -6,6 +6,7 @@
 
 mod error;
 mod modify;
+mod references;
 mod types;
 
 use std::collections::BTreeMap;

@@ -35,6 +35,46 @@ pub struct ActualInstance {
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Placement, storage, key and maintenance settings.
+    #[serde(default)]
+    pub settings: InstanceSettings,
+}
+
+/// An instance's placement, storage, key and maintenance settings as RDS describes them (each `None` or
+/// empty when RDS does not say).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InstanceSettings {
+    /// DB subnet group.
+    pub db_subnet_group: Option<String>,
+    /// VPC security group ids, sorted.
+    #[serde(default)]
+    pub vpc_security_group_ids: Vec<String>,
+    /// DB parameter group.
+    pub parameter_group: Option<String>,
+    /// Option group.
+    pub option_group: Option<String>,
+    /// The storage's KMS key, as RDS reports it (an ARN).
+    pub kms_key_id: Option<String>,
+    /// Storage type.
+    pub storage_type: Option<String>,
+    /// Provisioned IOPS.
+    pub iops: Option<u32>,
+    /// Storage throughput, MiB/s.
+    pub storage_throughput: Option<u32>,
+    /// Server certificate authority.
+    pub ca_certificate_identifier: Option<String>,
+    /// Backup window.
+    pub backup_window: Option<String>,
+    /// Maintenance window.
+    pub maintenance_window: Option<String>,
+    /// Automatic minor version upgrades.
+    pub auto_minor_version_upgrade: Option<bool>,
+    /// IAM database authentication.
+    pub iam_database_authentication: Option<bool>,
+    /// Performance Insights.
+    pub performance_insights: Option<bool>,
+    /// Enhanced Monitoring interval, seconds.
+    pub monitoring_interval: Option<u32>,
 }
 
 /// An EKS managed node group as described.

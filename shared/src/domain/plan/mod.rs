@@ -8,15 +8,17 @@
 //! is how drift detection sees an instance made public behind opsplane's back.
 //!
 //! What exists is in `actual`, the plan's vocabulary in `change`, the plan as a whole in `outcome`, the
-//! comparison in `planner` and the policy on what exists in `policy`; everything is re-exported here.
+//! comparison in `planner` (an instance's placement, storage and maintenance settings in `settings`) and the
+//! policy on what exists in `policy`; everything is re-exported here.
 
 mod actual;
 mod change;
 mod outcome;
 mod planner;
 mod policy;
+mod settings;
 
-pub use actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState};
+pub use actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState, InstanceSettings};
 pub use change::{Change, ChangeKind, Finding, Resource, Severity};
 pub use outcome::{Plan, changes_sha256};
 pub use planner::{DEFAULT_STORAGE_GB, plan, scaling_text};

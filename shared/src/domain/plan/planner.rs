@@ -4,6 +4,7 @@ use super::actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState}
 use super::change::{Change, ChangeKind, Finding, Resource, Severity};
 use super::outcome::Plan;
 use super::policy::REQUIRED_TAGS;
+use super::settings;
 use crate::domain::spec::{EksSpec, EnvironmentSpec, NodegroupSpec, RdsSpec};
 
 /// The storage RDS allocates when the spec does not say (the smallest gp3 volume).
@@ -260,6 +261,9 @@ impl Planner<'_> {
             };
             self.forward_only(&r, "engine_version", "engine version", (have, want), why);
         }
+        let (changes, findings) = settings::plan(&r, db, &a.settings);
+        self.changes.extend(changes);
+        self.findings.extend(findings);
     }
 
     fn eks(&mut self, eks: &EksSpec, actual: Option<&ActualCluster>) {

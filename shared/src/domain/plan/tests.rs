@@ -44,6 +44,7 @@ fn matching(spec: &EnvironmentSpec) -> ActualState {
             publicly_accessible: Some(false),
             pending: vec![],
             tags: spec.tags.clone(),
+            settings: InstanceSettings::default(),
         }],
         cluster: Some(ActualCluster {
             name: eks.cluster.clone(),
@@ -366,4 +367,111 @@ fn existing_public_instances_and_untagged_resources_are_found() {
             (Severity::Warn, "required-tag")
         ]
     );
+}
+
+/// The spec's instance with its placement, storage, key and maintenance settings, and an instance that has
+/// them all.
+fn placed() -> (EnvironmentSpec, ActualState) {
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let mut s = spec("");
+    let db = &mut s.rds[0];
+    db.db_subnet_group = Some("acme-db".into());
+    db.vpc_security_group_ids = vec!["sg-0bbbbbbbbbbbbbbbb".into(), "sg-0aaaaaaaaaaaaaaaa".into()];
+    db.parameter_group = Some("acme-pg16".into());
+    db.kms_key_id = Some(key.into());
+    db.storage_type = Some("gp3".into());
+    db.backup_window = Some("03:00-03:30".into());
+    db.maintenance_window = Some("Sun:04:00-Sun:04:30".into());
+    db.performance_insights = Some(true);
+    let mut a = matching(&s);
+    a.instances[0].settings = InstanceSettings {
+        db_subnet_group: Some("acme-db".into()),
+        vpc_security_group_ids: vec!["sg-0aaaaaaaaaaaaaaaa".into(), "sg-0bbbbbbbbbbbbbbbb".into()],
+        parameter_group: Some("acme-pg16".into()),
+        kms_key_id: Some(key.into()),
+        storage_type: Some("gp3".into()),
+        backup_window: Some("03:00-03:30".into()),
+        maintenance_window: Some("sun:04:00-sun:04:30".into()),
+        performance_insights: Some(true),
+        ..InstanceSettings::default()
+    };
+    (s, a)
+}
+
+#[test]
+fn settings_as_rds_spells_them_plan_nothing() {
+    let (s, a) = placed();
+    let p = plan(&s, &a);
+    assert!(p.changes.is_empty() && !p.blocked, "{p:#?}");
+}
+
+#[test]
+fn placement_and_maintenance_settings_change_in_place_and_back() {
+    let (mut s, a) = placed();
+    let db = &mut s.rds[0];
+    db.db_subnet_group = Some("acme-db-v2".into());
+    db.vpc_security_group_ids = vec!["sg-0cccccccccccccccc".into()];
+    db.parameter_group = Some("acme-pg16-tuned".into());
+    db.maintenance_window = Some("sat:05:00-sat:05:30".into());
+    db.iam_database_authentication = Some(true);
+    let p = plan(&s, &a);
+    let fields: Vec<_> = p.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "db_subnet_group",
+            "vpc_security_group_ids",
+            "parameter_group",
+            "maintenance_window",
+            "iam_database_authentication"
+        ]
+    );
+    assert!(
+        p.changes
+            .iter()
+            .all(|c| c.reversible && c.kind == ChangeKind::Modify)
+    );
+    assert!(!p.needs_approval && !p.blocked);
+    let groups = &p.changes[1];
+    assert_eq!(
+        (groups.from.as_deref(), groups.to.as_str()),
+        (
+            Some("sg-0aaaaaaaaaaaaaaaa,sg-0bbbbbbbbbbbbbbbb"),
+            "sg-0cccccccccccccccc"
+        )
+    );
+}
+
+#[test]
+fn a_storage_change_waits_for_approval_for_its_cool_down() {
+    let (mut s, a) = placed();
+    s.rds[0].storage_type = Some("io2".into());
+    s.rds[0].iops = Some(3000);
+    let p = plan(&s, &a);
+    let fields: Vec<_> = p.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["storage_type", "iops"]);
+    assert!(
+        p.changes
+            .iter()
+            .all(|c| !c.reversible && c.reason.contains("six hours"))
+    );
+    assert!(p.needs_approval && !p.blocked);
+}
+
+#[test]
+fn another_storage_key_blocks_naming_the_way_out() {
+    let (mut s, a) = placed();
+    s.rds[0].kms_key_id = Some("ffffffff-12ab-34cd-56ef-1234567890ab".into());
+    let p = plan(&s, &a);
+    assert!(p.blocked && p.changes.is_empty(), "{p:#?}");
+    let f = &p.findings.iter().find(|f| f.rule == "storage-key").unwrap();
+    assert!(
+        f.message
+            .contains("restore a snapshot copied with the new key"),
+        "{}",
+        f.message
+    );
+    // The same key by its id is no change.
+    s.rds[0].kms_key_id = Some("1234abcd-12ab-34cd-56ef-1234567890ab".into());
+    assert!(!plan(&s, &a).blocked);
 }

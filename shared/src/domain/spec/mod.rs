@@ -11,6 +11,7 @@ mod environment;
 mod error;
 mod policy;
 mod probe;
+mod rds_settings;
 mod resources;
 mod shape;
 mod validate;

@@ -37,6 +37,55 @@ pub struct RdsSpec {
     /// Manager, never in the spec).
     #[serde(default)]
     pub master_username: Option<String>,
+    /// The DB subnet group the instance lives in (its VPC and subnets); RDS's default VPC when absent.
+    #[serde(default)]
+    pub db_subnet_group: Option<String>,
+    /// The VPC security groups (`sg-...`) of the instance; the VPC's default group when empty.
+    #[serde(default)]
+    pub vpc_security_group_ids: Vec<String>,
+    /// The DB parameter group; the engine's default when absent.
+    #[serde(default)]
+    pub parameter_group: Option<String>,
+    /// The option group; the engine's default when absent.
+    #[serde(default)]
+    pub option_group: Option<String>,
+    /// The KMS key encrypting the storage (ARN, key id or `alias/...`); RDS's AWS-managed key when absent.
+    /// Fixed at creation: RDS cannot change an instance's key.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// Storage type: `gp2`, `gp3`, `io1`, `io2` or `standard`.
+    #[serde(default)]
+    pub storage_type: Option<String>,
+    /// Provisioned IOPS (`io1`, `io2`, `gp3`).
+    #[serde(default)]
+    pub iops: Option<u32>,
+    /// Storage throughput in MiB/s (`gp3` only).
+    #[serde(default)]
+    pub storage_throughput: Option<u32>,
+    /// The certificate authority of the server certificate, e.g. `rds-ca-rsa2048-g1`.
+    #[serde(default)]
+    pub ca_certificate_identifier: Option<String>,
+    /// The daily automated backup window, UTC, `hh24:mi-hh24:mi` (at least 30 minutes).
+    #[serde(default)]
+    pub backup_window: Option<String>,
+    /// The weekly maintenance window, UTC, `ddd:hh24:mi-ddd:hh24:mi` (at least 30 minutes).
+    #[serde(default)]
+    pub maintenance_window: Option<String>,
+    /// Whether RDS applies minor engine upgrades in the maintenance window.
+    #[serde(default)]
+    pub auto_minor_version_upgrade: Option<bool>,
+    /// IAM database authentication.
+    #[serde(default)]
+    pub iam_database_authentication: Option<bool>,
+    /// Performance Insights.
+    #[serde(default)]
+    pub performance_insights: Option<bool>,
+    /// Enhanced Monitoring's interval in seconds: 0 (off), 1, 5, 10, 15, 30 or 60.
+    #[serde(default)]
+    pub monitoring_interval: Option<u32>,
+    /// The role Enhanced Monitoring publishes with; needed when `monitoring_interval` is above 0.
+    #[serde(default)]
+    pub monitoring_role_arn: Option<String>,
 }
 
 /// The EKS part of the spec.

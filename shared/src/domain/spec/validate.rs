@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 
 use super::environment::EnvironmentSpec;
 use super::error::SpecError;
+use super::rds_settings::{self, is_key_reference, is_security_group_id};
 use super::resources::EksSpec;
 use crate::domain::arn::kms_key_region;
 
@@ -192,6 +193,7 @@ impl EnvironmentSpec {
                     ),
                 ));
             }
+            rds_settings::problems(i, db, &mut out);
             if !db.instance_class.starts_with("db.") {
                 out.push(SpecError::invalid(
                     format!("rds[{i}].instance_class"),
@@ -394,23 +396,11 @@ fn check_copy_key(key: &str, copy_to_region: Option<&str>) -> Result<(), String>
         }
         return Ok(());
     }
-    let alias = key.strip_prefix("alias/").is_some_and(|a| !a.is_empty());
-    let id = key.len() == 36 && key.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-    if alias || id {
+    if is_key_reference(key) {
         Ok(())
     } else {
         Err(format!(
             "\"{key}\" is not a KMS key: use its ARN, its key id or alias/<name> (a key of {region})"
         ))
     }
-}
-
-/// Whether `id` has the shape of a VPC security group id: `sg-` and 8 or 17 lowercase hex digits.
-fn is_security_group_id(id: &str) -> bool {
-    id.strip_prefix("sg-").is_some_and(|hex| {
-        matches!(hex.len(), 8 | 17)
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }

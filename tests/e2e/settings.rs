@@ -1,0 +1,231 @@
+//! An instance's placement, storage, key and maintenance settings through provision: created as the spec
+//! says, changed in place, a storage change waiting for approval, another key blocked, names that do not
+//! exist refused before anything changes, and a change made behind opsplane's back reported as drift.
+
+use opsplane_statemachines::Status;
+use serde_json::json;
+
+use opsplane_statemachines::Description;
+
+use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
+
+const REGION: &str = "us-east-1";
+
+/// `run` failed with `error`, its cause naming `what`.
+fn assert_fails_naming(run: &Description, error: &str, what: &str) {
+    assert_eq!(run.status, Status::Failed, "{:?}", run.cause);
+    assert_eq!(run.error.as_deref(), Some(error), "{:?}", run.cause);
+    let cause = run.cause.as_deref().unwrap_or_default();
+    assert!(cause.contains(what), "{what}: {cause}");
+}
+
+/// The dev example placed in the environment's network, with a parameter group, the account's key and
+/// its windows; `extra` replaces nothing and is added to the instance's settings.
+async fn placed(stage: &Stage, url: &str, extra: &str) -> String {
+    let network = stage
+        .local
+        .world
+        .network(REGION, &stage.env)
+        .await
+        .expect("the environment's network");
+    stage
+        .local
+        .world
+        .account_key(REGION, &format!("{}-rds", stage.env))
+        .await
+        .expect("the account's key");
+    for name in ["pg16", "pg16-tuned"] {
+        let group = format!("{}-{name}", stage.env);
+        let made = stage
+            .world
+            .clients
+            .rds
+            .create_db_parameter_group()
+            .db_parameter_group_name(&group)
+            .db_parameter_group_family("postgres16")
+            .description("opsplane test")
+            .send()
+            .await;
+        if let Err(err) = made {
+            let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+            assert!(text.contains("AlreadyExists"), "{text}");
+        }
+    }
+    let settings = format!(
+        "    db_subnet_group: {subnet}\n    vpc_security_group_ids: [{sg}]\n    parameter_group: {env}-pg16\n    \
+         kms_key_id: alias/{env}-rds\n    storage_type: gp3\n    backup_window: \"03:00-03:30\"\n    \
+         maintenance_window: \"sun:04:00-sun:04:30\"\n{extra}",
+        subnet = network.subnet_group.expect("a subnet group"),
+        sg = network.security_group_ids.join(", "),
+        env = stage.env,
+    );
+    stage.example("dev", url).replacen(
+        "    publicly_accessible: false\n",
+        &format!("    publicly_accessible: false\n{settings}"),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn settings_are_created_changed_in_place_and_a_storage_change_waits_for_approval() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = placed(&stage, &url, "").await;
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    let made = stage.instance(&db).await.expect("created").settings;
+    assert_eq!(
+        made.db_subnet_group.as_deref(),
+        Some(format!("{}-db", stage.env).as_str())
+    );
+    assert_eq!(made.vpc_security_group_ids.len(), 1);
+    assert_eq!(
+        made.parameter_group.as_deref(),
+        Some(format!("{}-pg16", stage.env).as_str())
+    );
+    assert_eq!(made.storage_type.as_deref(), Some("gp3"));
+    // Named by alias, reported by ARN, as RDS does; the plan takes the two for the same key.
+    let key = stage
+        .local
+        .world
+        .account_key(REGION, &format!("{}-rds", stage.env))
+        .await
+        .unwrap();
+    assert_eq!(made.kms_key_id.as_deref(), Some(key.as_str()));
+    assert_eq!(made.backup_window.as_deref(), Some("03:00-03:30"));
+    assert_eq!(
+        made.maintenance_window.as_deref(),
+        Some("sun:04:00-sun:04:30")
+    );
+
+    // In place and reversible: applied without approval, nothing else touched.
+    let v2 = v1
+        .replace("-pg16\n", "-pg16-tuned\n")
+        .replace("sun:04:00-sun:04:30", "sat:05:00-sat:05:30");
+    stage.upload(&v2).await;
+    let run = stage.provision().await;
+    assert_succeeded(&run);
+    let fields: Vec<_> = run.output.as_ref().unwrap()["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["parameter_group", "maintenance_window"]);
+    let changed = stage.instance(&db).await.unwrap().settings;
+    assert_eq!(
+        changed.parameter_group.as_deref(),
+        Some(format!("{}-pg16-tuned", stage.env).as_str())
+    );
+    assert_eq!(
+        changed.maintenance_window.as_deref(),
+        Some("sat:05:00-sat:05:30")
+    );
+    assert_eq!(changed.db_subnet_group, made.db_subnet_group);
+
+    // A storage change cannot be changed back for hours: even dev waits for a person.
+    stage
+        .upload(&v2.replace("storage_type: gp3", "storage_type: io1\n    iops: 3000"))
+        .await;
+    let storage = stage
+        .local
+        .start_workflow("provision", json!({ "environment": stage.env }))
+        .unwrap();
+    let pending = stage.pending_approval(&storage).await;
+    let changes = pending.plan["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes.iter().all(|c| c["reversible"] == false));
+    assert!(changes[0]["reason"].as_str().unwrap().contains("six hours"));
+    stage
+        .local
+        .reject(&storage, "sam", Some("not this week"))
+        .await
+        .expect("reject");
+    let rejected = stage.local.engine.wait_for(&storage).await.unwrap();
+    assert_eq!(rejected.status, Status::Failed);
+    assert_eq!(
+        stage
+            .instance(&db)
+            .await
+            .unwrap()
+            .settings
+            .storage_type
+            .as_deref(),
+        Some("gp3")
+    );
+    assert!(stage.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn groups_and_keys_that_do_not_exist_are_refused_before_anything_changes() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let good = placed(&stage, &url, "").await;
+    for (wrong, field) in [
+        (
+            good.replace(
+                &format!("db_subnet_group: {}-db", stage.env),
+                "db_subnet_group: nowhere",
+            ),
+            "rds[0].db_subnet_group",
+        ),
+        (good.replace("-pg16\n", "-pg15\n"), "rds[0].parameter_group"),
+        (good.replace("-rds\n", "-gone\n"), "rds[0].kms_key_id"),
+    ] {
+        stage.upload(&wrong).await;
+        let run = stage.provision().await;
+        assert_fails_naming(&run, "InvalidInput", field);
+        assert!(
+            stage.instance(&db).await.is_none(),
+            "{field}: nothing created"
+        );
+        assert!(stage.lock_is_free().await);
+    }
+}
+
+#[tokio::test]
+async fn another_key_blocks_and_a_group_changed_behind_our_back_is_drift() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let db = format!("{}-db", stage.env);
+    let v1 = placed(&stage, &url, "").await;
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+
+    // Someone sets the other parameter group by hand.
+    stage
+        .world
+        .clients
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&db)
+        .db_parameter_group_name(format!("{}-pg16-tuned", stage.env))
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("modify by hand");
+    let deps = stage.local.provision_deps(&stage.local.clients);
+    let drift = opsplane_fn_provision::drift::report(&deps, &stage.env)
+        .await
+        .unwrap();
+    assert!(drift.drifted, "{}", drift.render());
+    let change = &drift.plan.changes[0];
+    assert_eq!(change.field, "parameter_group");
+    assert_eq!(change.to, format!("{}-pg16", stage.env));
+
+    // Another key for the same instance: RDS cannot re-key it, so the plan is blocked and nothing changes.
+    let other = stage
+        .local
+        .world
+        .account_key(REGION, &format!("{}-other", stage.env))
+        .await
+        .expect("another key");
+    stage
+        .upload(&v1.replace(&format!("alias/{}-rds", stage.env), &other))
+        .await;
+    let run = stage.provision().await;
+    assert_fails_naming(&run, "PolicyViolation", "storage-key");
+    assert!(stage.lock_is_free().await);
+}
