@@ -654,18 +654,15 @@ async fn a_deployment_that_loses_its_lock_between_two_calls_makes_no_further_cal
     assert_succeeded(&stage.provision().await);
     let db = format!("{}-db", stage.env);
     // Two changes: the node group grows (EKS, called first), the instance is resized (RDS, called after).
-    let grow = "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 1 }";
+    let grow = "min: 1, max: 3, desired: 1, capacity_type: SPOT }";
     assert!(v1.contains(grow) && v1.contains("instance_class: db.t4g.micro"));
     stage
         .upload(
-            &v1.replace(
-                grow,
-                "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 2 }",
-            )
-            .replace(
-                "instance_class: db.t4g.micro",
-                "instance_class: db.t4g.small",
-            ),
+            &v1.replace(grow, "min: 1, max: 3, desired: 2, capacity_type: SPOT }")
+                .replace(
+                    "instance_class: db.t4g.micro",
+                    "instance_class: db.t4g.small",
+                ),
         )
         .await;
     let takeover = TakeoverAfter {

@@ -229,3 +229,82 @@ async fn another_key_blocks_and_a_group_changed_behind_our_back_is_drift() {
     assert_fails_naming(&run, "PolicyViolation", "storage-key");
     assert!(stage.lock_is_free().await);
 }
+
+#[tokio::test]
+async fn a_clusters_endpoint_logging_and_a_node_groups_labels_change_in_place_and_spot_stays_spot()
+{
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let v1 = stage.example("dev", &url);
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    let made = stage.cluster(&stage.env).await.expect("created");
+    assert_eq!(
+        made.endpoint_public_access,
+        Some(false),
+        "private unless the spec opens it"
+    );
+    assert_eq!(made.nodegroups[0].capacity_type.as_deref(), Some("SPOT"));
+
+    let v2 = v1
+        .replace(
+            "  nodegroups:\n",
+            "  endpoint_public_access: true\n  public_access_cidrs: [\"203.0.113.0/24\"]\n  logging: [api, audit]\n  nodegroups:\n",
+        )
+        .replace(
+            "desired: 1, capacity_type: SPOT }",
+            "desired: 1, capacity_type: SPOT, labels: { tier: general } }",
+        );
+    stage.upload(&v2).await;
+    let run = stage.provision().await;
+    assert_succeeded(&run);
+    let fields: Vec<_> = run.output.as_ref().unwrap()["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["endpoint", "logging", "labels"]);
+    // Each update took the control plane UPDATING, one after the other.
+    assert!(
+        crate::harness::not_ready_by_state(&stage.local.engine, &run.execution_arn)
+            .contains_key("WaitStable")
+    );
+    let changed = stage.cluster(&stage.env).await.unwrap();
+    assert_eq!(changed.endpoint_public_access, Some(true));
+    assert_eq!(changed.public_access_cidrs, ["203.0.113.0/24"]);
+    assert_eq!(changed.logging, ["api", "audit"]);
+    assert_eq!(
+        changed.nodegroups[0].labels.get("tier").map(String::as_str),
+        Some("general")
+    );
+    assert_eq!(changed.status, "ACTIVE");
+
+    // On-demand instead of spot is not something a node group changes: blocked, nothing touched.
+    stage
+        .upload(&v2.replace("capacity_type: SPOT", "capacity_type: ON_DEMAND"))
+        .await;
+    let run = stage.provision().await;
+    assert_fails_naming(&run, "PolicyViolation", "nodegroup-replacement");
+    let after = stage.cluster(&stage.env).await.unwrap();
+    assert_eq!(after.nodegroups[0].capacity_type.as_deref(), Some("SPOT"));
+    assert!(stage.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn a_protected_environments_endpoint_open_to_everyone_is_refused_before_anything_is_made() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let prod = stage.example("prod", &url);
+    assert!(prod.contains("protected: true"));
+    stage
+        .upload(&prod.replace(
+            "endpoint_public_access: false",
+            "endpoint_public_access: true",
+        ))
+        .await;
+    let run = stage.provision().await;
+    assert_fails_naming(&run, "PolicyViolation", "public-endpoint");
+    assert!(stage.cluster(&stage.env).await.is_none());
+    assert!(stage.lock_is_free().await);
+}

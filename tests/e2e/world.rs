@@ -464,13 +464,10 @@ async fn a_node_group_change_waits_while_the_control_plane_is_being_updated() {
         .await
         .expect("the hand-made upgrade");
     // Meanwhile the node group is to grow.
-    let grow = "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 1 }";
+    let grow = "min: 1, max: 3, desired: 1, capacity_type: SPOT }";
     assert!(v1.contains(grow), "the example's node group");
     stage
-        .upload(&v1.replace(
-            grow,
-            "{ name: general, instance_types: [t3.medium], min: 1, max: 3, desired: 2 }",
-        ))
+        .upload(&v1.replace(grow, "min: 1, max: 3, desired: 2, capacity_type: SPOT }"))
         .await;
     let run = stage.provision().await;
     assert_succeeded(&run);

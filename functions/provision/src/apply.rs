@@ -261,7 +261,11 @@ async fn apply_outstanding(
         .is_some_and(|c| c.status != "ACTIVE");
     let mut modifications: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut issued = Vec::new();
+    // EKS runs one update of a cluster or node group at a time (a second is `ResourceInUseException`):
+    // a resource with more than one change outstanding gets one call per round.
+    let mut updated: BTreeSet<&Resource> = BTreeSet::new();
     for c in &todo {
+        let first_update = || !updated.contains(&c.resource);
         match (&c.resource, c.kind) {
             (Resource::Instance { identifier }, ChangeKind::Create) => {
                 let db = spec.instance(identifier).ok_or_else(|| {
@@ -285,10 +289,26 @@ async fn apply_outstanding(
                 deps.eks.create_cluster(eks, &tags).await?;
                 issued.push(format!("CreateCluster {name}"));
             }
-            (Resource::Cluster { name }, ChangeKind::Upgrade) => {
+            (Resource::Cluster { name }, ChangeKind::Upgrade) if first_update() => {
                 fence().await?;
                 deps.eks.update_cluster_version(name, &c.to).await?;
+                updated.insert(&c.resource);
                 issued.push(format!("UpdateClusterVersion {name} {}", c.to));
+            }
+            (Resource::Cluster { name }, ChangeKind::Modify) if first_update() && !cluster_busy => {
+                let eks = spec.eks.as_ref().ok_or_else(|| {
+                    OpsError::Internal(format!("plan names cluster {name}, which the spec lacks"))
+                })?;
+                fence().await?;
+                if c.field == "logging" {
+                    deps.eks
+                        .update_logging(name, eks.logging.as_deref().unwrap_or_default())
+                        .await?;
+                } else {
+                    deps.eks.update_endpoint(eks).await?;
+                }
+                updated.insert(&c.resource);
+                issued.push(format!("UpdateClusterConfig {name} {}", c.field));
             }
             (Resource::Nodegroup { cluster, name }, kind) => {
                 let eks = spec.eks.as_ref().ok_or_else(|| {
@@ -306,6 +326,7 @@ async fn apply_outstanding(
                         ))
                     })?;
                 match kind {
+                    _ if kind != ChangeKind::Create && !first_update() => {}
                     ChangeKind::Create | ChangeKind::Upgrade if cluster_busy => {
                         tracing::info!(
                             cluster,
@@ -321,16 +342,44 @@ async fn apply_outstanding(
                     ChangeKind::Scale => {
                         fence().await?;
                         deps.eks.update_scaling(cluster, ng).await?;
+                        updated.insert(&c.resource);
                         issued.push(format!("UpdateNodegroupConfig {cluster}/{name} {}", c.to));
+                    }
+                    ChangeKind::Upgrade if c.field == "launch_template_version" => {
+                        fence().await?;
+                        deps.eks.update_launch_template_version(cluster, ng).await?;
+                        updated.insert(&c.resource);
+                        issued.push(format!(
+                            "UpdateNodegroupVersion {cluster}/{name} launch template {}",
+                            c.to
+                        ));
                     }
                     ChangeKind::Upgrade => {
                         fence().await?;
                         deps.eks
                             .update_nodegroup_version(cluster, name, &c.to)
                             .await?;
+                        updated.insert(&c.resource);
                         issued.push(format!("UpdateNodegroupVersion {cluster}/{name} {}", c.to));
                     }
-                    ChangeKind::Modify => {}
+                    ChangeKind::Modify => {
+                        let have = actual
+                            .cluster
+                            .iter()
+                            .flat_map(|c| &c.nodegroups)
+                            .find(|n| &n.name == name)
+                            .cloned()
+                            .unwrap_or_default();
+                        fence().await?;
+                        // Labels and taints go in one call.
+                        deps.eks
+                            .update_labels_and_taints(cluster, ng, &have)
+                            .await?;
+                        updated.insert(&c.resource);
+                        issued.push(format!(
+                            "UpdateNodegroupConfig {cluster}/{name} labels and taints"
+                        ));
+                    }
                 }
             }
             (Resource::Cluster { .. } | Resource::Environment { .. }, _) => {}

@@ -118,6 +118,27 @@ def _update_nodegroup_config(original):
     return update_nodegroup_config
 
 
+def _update_cluster_config(original):
+    # UpdateClusterConfig changes what the request names and keeps the rest of the cluster's VPC
+    # configuration (its subnets above all); moto replaces the whole of it. A cluster being created or
+    # updated refuses another update (ResourceInUseException), and the change takes the control plane
+    # UPDATING for minutes, as a version update does.
+    # https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterConfig.html
+    def update_cluster_config(self, name, resources_vpc_config=None, *args, **kwargs):
+        request, w = _request()
+        cluster = self.clusters.get(name)
+        if cluster is not None and resources_vpc_config:
+            resources_vpc_config = {**(cluster.resources_vpc_config or {}), **resources_vpc_config}
+        if w is not None and cluster is not None:
+            _require_active(w, cluster, f"Cluster {name}", clusterName=name)
+        answer = original(self, name, resources_vpc_config, *args, **kwargs)
+        if w is not None and cluster is not None:
+            _walk(w, request, ("cluster", self.region_name, name), cluster, "UPDATING", w.duration("eks_cluster_config"))
+        return answer
+
+    return update_cluster_config
+
+
 def _update(kind, params):
     return {
         "update": {
@@ -171,8 +192,14 @@ def update_nodegroup_version(backend, cluster_name, nodegroup_name, body):
             nodegroupName=nodegroup_name,
         )
 
+    # A launch template's version rolls the nodes too; the template itself stays the one the group was
+    # created with (UpdateNodegroupVersion, launchTemplate: "You can't change the template").
+    template = body.get("launchTemplate") or {}
+
     def apply():
         nodegroup.version = version
+        if template.get("version") and nodegroup.launch_template:
+            nodegroup.launch_template["version"] = template["version"]
 
     _walk(w, request, ("nodegroup", backend.region_name, cluster_name, nodegroup_name), nodegroup, "UPDATING",
           w.duration("eks_nodegroup_update"), on_finish=apply)
@@ -217,3 +244,4 @@ def install():
     _wrap("create_nodegroup", _create_nodegroup)
     _wrap("delete_cluster", _delete_cluster)
     _wrap("update_nodegroup_config", _update_nodegroup_config)
+    _wrap("update_cluster_config", _update_cluster_config)

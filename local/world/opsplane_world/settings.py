@@ -38,6 +38,9 @@ DEFAULTS = {
         # UpdateClusterVersion: `UPDATING` to `ACTIVE`; the control plane update takes tens of minutes.
         # https://docs.aws.amazon.com/eks/latest/userguide/update-cluster.html
         "eks_cluster_update": 1500,
+        # UpdateClusterConfig (endpoint access, logging): `UPDATING` for minutes, far less than a version.
+        # https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html
+        "eks_cluster_config": 300,
         # DeleteCluster: `DELETING` until gone; updates are refused meanwhile.
         # https://docs.aws.amazon.com/eks/latest/userguide/delete-cluster.html
         "eks_cluster_delete": 600,

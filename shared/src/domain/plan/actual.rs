@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::spec::{LaunchTemplateSpec, TaintSpec};
+
 /// An RDS instance as described.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ActualInstance {
@@ -101,6 +103,24 @@ pub struct ActualNodegroup {
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// AMI type.
+    #[serde(default)]
+    pub ami_type: Option<String>,
+    /// `ON_DEMAND` or `SPOT`.
+    #[serde(default)]
+    pub capacity_type: Option<String>,
+    /// Root volume, GiB.
+    #[serde(default)]
+    pub disk_size: Option<u32>,
+    /// Kubernetes labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Kubernetes taints, sorted.
+    #[serde(default)]
+    pub taints: Vec<TaintSpec>,
+    /// The launch template, by the name or id and version EKS reports.
+    #[serde(default)]
+    pub launch_template: Option<LaunchTemplateSpec>,
 }
 
 /// An EKS cluster as described, with its node groups.
@@ -121,6 +141,21 @@ pub struct ActualCluster {
     /// Node groups.
     #[serde(default)]
     pub nodegroups: Vec<ActualNodegroup>,
+    /// Whether the API endpoint is public.
+    #[serde(default)]
+    pub endpoint_public_access: Option<bool>,
+    /// Whether the API endpoint is reachable inside the VPC.
+    #[serde(default)]
+    pub endpoint_private_access: Option<bool>,
+    /// The CIDR blocks the public endpoint admits, sorted.
+    #[serde(default)]
+    pub public_access_cidrs: Vec<String>,
+    /// The control plane log types enabled, sorted.
+    #[serde(default)]
+    pub logging: Vec<String>,
+    /// The cluster's additional security groups.
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
 }
 
 /// What exists of an environment: the instances and cluster its spec names (absent ones are missing).

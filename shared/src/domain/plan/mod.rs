@@ -8,11 +8,13 @@
 //! is how drift detection sees an instance made public behind opsplane's back.
 //!
 //! What exists is in `actual`, the plan's vocabulary in `change`, the plan as a whole in `outcome`, the
-//! comparison in `planner` (an instance's placement, storage and maintenance settings in `settings`) and the
+//! comparison in `planner` (an instance's placement, storage and maintenance settings in `settings`, the cluster's and node
+//! groups' in `eks_settings`) and the
 //! policy on what exists in `policy`; everything is re-exported here.
 
 mod actual;
 mod change;
+mod eks_settings;
 mod outcome;
 mod planner;
 mod policy;
@@ -20,6 +22,7 @@ mod settings;
 
 pub use actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState, InstanceSettings};
 pub use change::{Change, ChangeKind, Finding, Resource, Severity};
+pub use eks_settings::endpoint_text;
 pub use outcome::{Plan, changes_sha256};
 pub use planner::{DEFAULT_STORAGE_GB, plan, scaling_text};
 pub use policy::{REQUIRED_TAGS, existing_findings};

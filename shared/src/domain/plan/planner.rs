@@ -4,7 +4,7 @@ use super::actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState}
 use super::change::{Change, ChangeKind, Finding, Resource, Severity};
 use super::outcome::Plan;
 use super::policy::REQUIRED_TAGS;
-use super::settings;
+use super::{eks_settings, settings};
 use crate::domain::spec::{EksSpec, EnvironmentSpec, NodegroupSpec, RdsSpec};
 
 /// The storage RDS allocates when the spec does not say (the smallest gp3 volume).
@@ -158,6 +158,15 @@ impl Planner<'_> {
                         .into(),
                 );
             }
+            if db.vpc_security_group_ids.is_empty() {
+                self.finding(
+                    Severity::Warn,
+                    &r,
+                    "security-groups",
+                    "no security groups named: RDS puts the instance in its VPC's default group; name the groups that admit its clients in vpc_security_group_ids"
+                        .into(),
+                );
+            }
             if db.publicly_accessible == Some(true) {
                 self.finding(
                     Severity::Block,
@@ -167,6 +176,16 @@ impl Planner<'_> {
                         .into(),
                 );
             }
+        }
+    }
+
+    fn protected_policy(&mut self) {
+        if let Some(eks) = self.spec.eks.as_ref().filter(|_| self.spec.protected) {
+            let r = Resource::Cluster {
+                name: eks.cluster.clone(),
+            };
+            self.findings
+                .extend(eks_settings::protected_endpoint(&r, eks));
         }
     }
 
@@ -291,6 +310,9 @@ impl Planner<'_> {
                         "EKS cannot downgrade a cluster's Kubernetes version",
                     );
                 }
+                let (changes, findings) = eks_settings::cluster(&r, eks, a);
+                self.changes.extend(changes);
+                self.findings.extend(findings);
             }
         }
         for ng in &eks.nodegroups {
@@ -355,6 +377,9 @@ impl Planner<'_> {
                 "a node group's Kubernetes version cannot go back",
             ));
         }
+        let (changes, findings) = eks_settings::nodegroup(&r, ng, a);
+        self.changes.extend(changes);
+        self.findings.extend(findings);
     }
 }
 
@@ -372,6 +397,7 @@ pub fn plan(spec: &EnvironmentSpec, actual: &ActualState) -> Plan {
         findings: Vec::new(),
     };
     p.desired_policy();
+    p.protected_policy();
     for db in &spec.rds {
         p.instance(db, actual.instance(&db.identifier));
     }

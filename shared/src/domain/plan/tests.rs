@@ -4,14 +4,18 @@ use super::*;
 use crate::domain::spec::EnvironmentSpec;
 
 fn spec(extra: &str) -> EnvironmentSpec {
-    let doc = format!(
+    EnvironmentSpec::parse(&spec_text(extra)).unwrap()
+}
+
+fn spec_text(extra: &str) -> String {
+    format!(
         r#"
 environment: staging
 tags: {{ Project: acme, Environment: staging, ManagedBy: opsplane }}
 rds:
   - {{ identifier: acme-db, engine: postgres, engine_version: "16.4", instance_class: db.t4g.medium,
       allocated_storage_gb: 100, multi_az: true, backup_retention_days: 14, deletion_protection: true,
-      storage_encrypted: true, publicly_accessible: false }}
+      storage_encrypted: true, publicly_accessible: false, vpc_security_group_ids: [sg-0aaaaaaaaaaaaaaaa] }}
 eks:
   cluster: acme
   version: "1.30"
@@ -21,8 +25,7 @@ eks:
   nodegroups:
     - {{ name: general, instance_types: [t3.medium], min: 2, max: 10, desired: 3 }}
 {extra}"#
-    );
-    EnvironmentSpec::parse(&doc).unwrap()
+    )
 }
 
 fn matching(spec: &EnvironmentSpec) -> ActualState {
@@ -44,7 +47,10 @@ fn matching(spec: &EnvironmentSpec) -> ActualState {
             publicly_accessible: Some(false),
             pending: vec![],
             tags: spec.tags.clone(),
-            settings: InstanceSettings::default(),
+            settings: InstanceSettings {
+                vpc_security_group_ids: db.vpc_security_group_ids.clone(),
+                ..InstanceSettings::default()
+            },
         }],
         cluster: Some(ActualCluster {
             name: eks.cluster.clone(),
@@ -62,7 +68,9 @@ fn matching(spec: &EnvironmentSpec) -> ActualState {
                 desired: ng.desired,
                 health_issues: vec![],
                 tags: spec.tags.clone(),
+                ..ActualNodegroup::default()
             }],
+            ..ActualCluster::default()
         }),
     }
 }
@@ -202,13 +210,13 @@ fn unencrypted_or_public_specs_block() {
     assert!(p.blocked);
     let rules: Vec<_> = p.blocking().map(|f| f.rule.as_str()).collect();
     assert_eq!(rules, ["encryption"]);
-    // The tags are missing too: three warnings, which alone would not block.
+    // The tags and the security groups are missing too: four warnings, which alone would not block.
     assert_eq!(
         p.findings
             .iter()
             .filter(|f| f.severity == Severity::Warn)
             .count(),
-        3
+        4
     );
 
     let public = EnvironmentSpec::parse(
@@ -234,7 +242,7 @@ fn an_existing_unencrypted_instance_cannot_be_fixed_in_place() {
 #[test]
 fn missing_tags_warn_but_do_not_block() {
     let s = EnvironmentSpec::parse(
-            "environment: dev\ntags: { Project: acme }\nrds:\n  - { identifier: d-db, engine: postgres, instance_class: db.t4g.micro, storage_encrypted: true }\n",
+            "environment: dev\ntags: { Project: acme }\nrds:\n  - { identifier: d-db, engine: postgres, instance_class: db.t4g.micro, storage_encrypted: true, vpc_security_group_ids: [sg-0aaaaaaaaaaaaaaaa] }\n",
         )
         .unwrap();
     let p = plan(&s, &ActualState::default());
@@ -474,4 +482,96 @@ fn another_storage_key_blocks_naming_the_way_out() {
     // The same key by its id is no change.
     s.rds[0].kms_key_id = Some("1234abcd-12ab-34cd-56ef-1234567890ab".into());
     assert!(!plan(&s, &a).blocked);
+}
+
+#[test]
+fn an_instance_without_security_groups_warns() {
+    let s = EnvironmentSpec::parse(
+        "environment: dev\ntags: { Project: acme, Environment: dev, ManagedBy: opsplane }\nrds:\n  - { identifier: d-db, engine: postgres, instance_class: db.t4g.micro, storage_encrypted: true }\n",
+    )
+    .unwrap();
+    let p = plan(&s, &ActualState::default());
+    assert!(!p.blocked);
+    let rules: Vec<_> = p
+        .findings
+        .iter()
+        .map(|f| (f.severity, f.rule.as_str()))
+        .collect();
+    assert_eq!(rules, [(Severity::Warn, "security-groups")]);
+}
+
+#[test]
+fn a_protected_environment_blocks_an_endpoint_open_to_everyone() {
+    for (extra, blocked) in [
+        ("  endpoint_public_access: true\n", true),
+        (
+            "  endpoint_public_access: true\n  public_access_cidrs: [\"0.0.0.0/0\"]\n",
+            true,
+        ),
+        (
+            "  endpoint_public_access: true\n  public_access_cidrs: [\"203.0.113.0/24\"]\n",
+            false,
+        ),
+        ("  endpoint_public_access: false\n", false),
+    ] {
+        let text = spec_text("").replace("eks:\n", &format!("eks:\n{extra}"));
+        let open = EnvironmentSpec::parse(&format!("protected: true\n{text}")).unwrap();
+        let p = plan(&open, &matching(&open));
+        assert_eq!(p.blocked, blocked, "{extra}");
+        if blocked {
+            assert_eq!(p.blocking().next().unwrap().rule, "public-endpoint");
+        }
+        // Unprotected, the same endpoint is only a change.
+        let dev = EnvironmentSpec::parse(&text).unwrap();
+        assert!(!plan(&dev, &matching(&dev)).blocked, "{extra}");
+    }
+}
+
+#[test]
+fn cluster_endpoint_logging_labels_and_taints_change_in_place_and_fixed_settings_block() {
+    let mut s = spec("");
+    let mut a = matching(&s);
+    let c = a.cluster.as_mut().unwrap();
+    c.endpoint_public_access = Some(false);
+    c.endpoint_private_access = Some(true);
+    c.logging = vec!["api".into()];
+    c.nodegroups[0].capacity_type = Some("ON_DEMAND".into());
+    let eks = s.eks.as_mut().unwrap();
+    eks.endpoint_public_access = Some(true);
+    eks.public_access_cidrs = vec!["203.0.113.0/24".into()];
+    eks.logging = Some(vec!["audit".into(), "api".into()]);
+    let ng = &mut eks.nodegroups[0];
+    ng.labels.insert("tier".into(), "general".into());
+    ng.taints.push(crate::domain::spec::TaintSpec {
+        key: "spot".into(),
+        value: None,
+        effect: "PREFER_NO_SCHEDULE".into(),
+    });
+    let p = plan(&s, &a);
+    let fields: Vec<_> = p
+        .changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.reversible))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("endpoint", true),
+            ("logging", true),
+            ("labels", true),
+            ("taints", true)
+        ]
+    );
+    assert_eq!(
+        p.changes[0].to,
+        "public=true private=true cidrs=203.0.113.0/24"
+    );
+    assert!(!p.blocked && !p.needs_approval);
+
+    // Spot instead of on-demand: not something a node group changes.
+    s.eks.as_mut().unwrap().nodegroups[0].capacity_type = Some("SPOT".into());
+    let p = plan(&s, &a);
+    let block = p.blocking().next().unwrap();
+    assert_eq!(block.rule, "nodegroup-replacement");
+    assert!(block.message.contains("capacity_type"), "{}", block.message);
 }

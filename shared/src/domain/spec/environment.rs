@@ -38,6 +38,10 @@ pub struct EnvironmentSpec {
     /// DR drill policy; without it the environment cannot be drilled.
     #[serde(default)]
     pub drill: Option<DrillPolicy>,
+    /// An environment held to the stricter policy (production): an EKS API endpoint open to the whole
+    /// internet blocks its plans.
+    #[serde(default)]
+    pub protected: bool,
     /// Whether a change waits for a person's approval, and for how long.
     #[serde(default)]
     pub approval: ApprovalPolicy,

@@ -7,6 +7,7 @@
 //! `domain::spec::RdsSpec` whatever file holds it.
 
 mod checks;
+mod eks_settings;
 mod environment;
 mod error;
 mod policy;
@@ -17,6 +18,7 @@ mod shape;
 mod validate;
 
 pub use checks::{HealthSpec, HttpCheck, SqlHealthCheck};
+pub use eks_settings::{EVERYONE, LOG_TYPES};
 pub use environment::{EnvironmentSpec, spec_key};
 pub use error::{Problem, SpecError};
 pub use policy::{
@@ -24,7 +26,7 @@ pub use policy::{
     DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPlacement, DrillPolicy, RollbackPolicy,
 };
 pub use probe::{CredentialRef, ProbeSpec};
-pub use resources::{EksSpec, NodegroupSpec, RdsSpec};
+pub use resources::{EksSpec, LaunchTemplateSpec, NodegroupSpec, RdsSpec, TaintSpec};
 pub use validate::validate_environment_name;
 
 #[cfg(test)]

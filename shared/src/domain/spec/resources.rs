@@ -1,5 +1,7 @@
 //! The resources a spec declares: RDS instances and the EKS cluster with its node groups.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One RDS instance of the spec.
@@ -106,9 +108,53 @@ pub struct EksSpec {
     /// The node groups' IAM role; needed only to create a node group.
     #[serde(default)]
     pub node_role_arn: Option<String>,
+    /// Security groups (`sg-...`) EKS adds to the cluster's network interfaces; set when it is created.
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    /// Whether the API server endpoint is reachable from the internet (opsplane creates it private).
+    #[serde(default)]
+    pub endpoint_public_access: Option<bool>,
+    /// Whether the API server endpoint is reachable from inside the VPC.
+    #[serde(default)]
+    pub endpoint_private_access: Option<bool>,
+    /// The CIDR blocks a public endpoint admits; EKS's default is `0.0.0.0/0`, everyone.
+    #[serde(default)]
+    pub public_access_cidrs: Vec<String>,
+    /// The control plane log types sent to CloudWatch Logs: `api`, `audit`, `authenticator`,
+    /// `controllerManager`, `scheduler`.
+    #[serde(default)]
+    pub logging: Option<Vec<String>>,
     /// Managed node groups.
     #[serde(default)]
     pub nodegroups: Vec<NodegroupSpec>,
+}
+
+/// A Kubernetes taint on a node group's nodes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaintSpec {
+    /// The taint's key.
+    pub key: String,
+    /// Its value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// `NO_SCHEDULE`, `NO_EXECUTE` or `PREFER_NO_SCHEDULE`.
+    pub effect: String,
+}
+
+/// The EC2 launch template a node group's nodes start from, by name or id, at a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchTemplateSpec {
+    /// The template's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The template's id (`lt-...`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Its version, e.g. `"3"`; the template's default version when absent.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// One managed node group.
@@ -129,4 +175,22 @@ pub struct NodegroupSpec {
     /// Desired size.
     #[serde(default)]
     pub desired: Option<u32>,
+    /// The nodes' AMI type, e.g. `AL2023_x86_64_STANDARD`, `BOTTLEROCKET_ARM_64`; set when it is created.
+    #[serde(default)]
+    pub ami_type: Option<String>,
+    /// `ON_DEMAND` or `SPOT`; set when it is created.
+    #[serde(default)]
+    pub capacity_type: Option<String>,
+    /// The nodes' root volume, GiB; set when it is created (not beside a launch template).
+    #[serde(default)]
+    pub disk_size: Option<u32>,
+    /// Kubernetes labels on the nodes.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Kubernetes taints on the nodes.
+    #[serde(default)]
+    pub taints: Vec<TaintSpec>,
+    /// The launch template the nodes start from.
+    #[serde(default)]
+    pub launch_template: Option<LaunchTemplateSpec>,
 }

@@ -3,6 +3,7 @@
 
 use std::ops::RangeInclusive;
 
+use super::eks_settings;
 use super::environment::EnvironmentSpec;
 use super::error::SpecError;
 use super::rds_settings::{self, is_key_reference, is_security_group_id};
@@ -91,6 +92,7 @@ fn validate_eks(eks: &EksSpec, out: &mut Vec<SpecError>) {
             format!("\"{v}\" is not a Kubernetes version, e.g. \"1.30\""),
         ));
     }
+    eks_settings::problems(eks, out);
     let mut names = std::collections::BTreeSet::new();
     for (i, ng) in eks.nodegroups.iter().enumerate() {
         let field = |f: &str| format!("eks.nodegroups[{i}].{f}");

@@ -4,10 +4,12 @@
 //! Only configuration is exported (what it takes to recreate the cluster), not credentials: the
 //! certificate authority data and the OIDC issuer's thumbprints are left out.
 
+mod settings;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
+use aws_sdk_eks::types::NodegroupScalingConfig;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -285,7 +287,7 @@ impl Eks {
         let mut nodegroups = Vec::new();
         for n in self.describe_nodegroups(cluster).await? {
             let scaling = n.scaling_config();
-            nodegroups.push(ActualNodegroup {
+            let mut actual = ActualNodegroup {
                 name: n.nodegroup_name().unwrap_or_default().to_owned(),
                 status: n
                     .status()
@@ -298,9 +300,12 @@ impl Eks {
                 desired: size(scaling.and_then(|s| s.desired_size())),
                 health_issues: health_issues!(n.health()),
                 tags: tags_of(n.tags()),
-            });
+                ..ActualNodegroup::default()
+            };
+            settings::read_nodegroup(&n, &mut actual);
+            nodegroups.push(actual);
         }
-        Ok(Some(ActualCluster {
+        let mut actual = ActualCluster {
             name: cluster.to_owned(),
             status: c
                 .status()
@@ -310,7 +315,10 @@ impl Eks {
             health_issues: health_issues!(c.health()),
             tags: tags_of(c.tags()),
             nodegroups,
-        }))
+            ..ActualCluster::default()
+        };
+        settings::read_cluster(c, &mut actual);
+        Ok(Some(actual))
     }
 
     /// Creates the cluster the spec describes. Idempotent: a cluster of that name that already exists (a
@@ -330,13 +338,8 @@ impl Eks {
             .name(&eks.cluster)
             .set_version(eks.version.clone())
             .role_arn(role)
-            .resources_vpc_config(
-                VpcConfigRequest::builder()
-                    .set_subnet_ids(Some(eks.subnet_ids.clone()))
-                    .endpoint_public_access(false)
-                    .endpoint_private_access(true)
-                    .build(),
-            )
+            .resources_vpc_config(settings::vpc_request(eks))
+            .set_logging(eks.logging.as_deref().map(settings::logging))
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
             .await;
@@ -355,6 +358,7 @@ impl Eks {
             source: "eks.node_role_arn is required to create a node group".into(),
         })?;
         let what = format!("node group {}/{}", eks.cluster, ng.name);
+        let more = settings::nodegroup_creation(ng);
         let answer = self
             .client
             .create_nodegroup()
@@ -365,6 +369,12 @@ impl Eks {
             .set_subnets(Some(eks.subnet_ids.clone()))
             .set_instance_types((!ng.instance_types.is_empty()).then(|| ng.instance_types.clone()))
             .scaling_config(nodegroup_sizes(ng))
+            .set_ami_type(more.ami_type)
+            .set_capacity_type(more.capacity_type)
+            .set_disk_size(more.disk_size)
+            .set_labels(more.labels)
+            .set_taints(more.taints)
+            .set_launch_template(more.launch_template)
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
             .await;
