@@ -89,7 +89,15 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
     let mut rows = Vec::new();
     let mut specs = Vec::new();
     for (env, yaml) in EXAMPLES {
-        specs.push((env, localise(yaml, env, &app.addr)?));
+        // The examples' subnet group is `acme-<env>-db`: the world's network of `acme-<env>`.
+        let network = plane
+            .world
+            .network(&plane.config.region, &format!("acme-{env}"))
+            .await?;
+        specs.push((
+            env,
+            localise(yaml, env, &app.addr, &network.security_group_ids)?,
+        ));
     }
 
     // 1. Provision every environment from its spec; prod waits for a person's approval.
@@ -475,9 +483,15 @@ fn expect(
     })
 }
 
-/// The examples name their real health endpoints; the demo points them at its own and leaves the SQL probe
-/// out (the demo runs without a PostgreSQL server).
-fn localise(yaml: &str, env: &str, addr: &std::net::SocketAddr) -> Result<String> {
+/// The examples name their real health endpoints and their account's security groups; the demo points them
+/// at its own endpoint and its world's groups, and leaves the SQL probe out (the demo runs without a
+/// PostgreSQL server).
+fn localise(
+    yaml: &str,
+    env: &str,
+    addr: &std::net::SocketAddr,
+    groups: &[String],
+) -> Result<String> {
     let mut doc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(yaml).with_context(|| format!("examples/{env}.yaml"))?;
     let map = doc
@@ -488,6 +502,18 @@ fn localise(yaml: &str, env: &str, addr: &std::net::SocketAddr) -> Result<String
                    "timeout_ms": 5000, "body_contains": "ok" }]
     }))?;
     map.insert("health".into(), health);
+    let groups = serde_yaml_ng::to_value(groups)?;
+    for db in map
+        .get_mut("rds")
+        .and_then(serde_yaml_ng::Value::as_sequence_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(serde_yaml_ng::Value::as_mapping_mut)
+    {
+        if db.contains_key("vpc_security_group_ids") {
+            db.insert("vpc_security_group_ids".into(), groups.clone());
+        }
+    }
     if let Some(drill) = map
         .get_mut("drill")
         .and_then(serde_yaml_ng::Value::as_mapping_mut)

@@ -27,6 +27,9 @@ mod placement;
 // An instance's placement, storage, key and windows through provision: in place, approval, refusals, drift.
 mod settings;
 
+// The cluster a backup exports (add-ons, access entries, pod identity) and the rebuild a drill plans from it.
+mod eks_export;
+
 // Copies of encrypted snapshots: a key of the copy region or a refusal before any snapshot; pruned there.
 mod encrypted_copies;
 

@@ -63,6 +63,19 @@ pub struct Stage {
     pub local: LocalPlane,
     /// The environment's unique name.
     pub env: String,
+    /// The world's security group for the environment's databases, which the examples' stand for.
+    pub security_groups: Vec<String>,
+}
+
+/// The environment's network in the world (its DB subnet group `<env>-db`, the name the examples' groups
+/// take once renamed, and a security group admitting the probe): its security groups.
+async fn placed(local: &LocalPlane, env: &str) -> Vec<String> {
+    local
+        .world
+        .network(&local.config.region, env)
+        .await
+        .expect("the environment's network")
+        .security_group_ids
 }
 
 impl Stage {
@@ -72,10 +85,13 @@ impl Stage {
         let (local, _) = LocalPlane::connect(world.config.clone())
             .await
             .expect("local plane over moto");
+        let env = unique("e");
+        let security_groups = placed(&local, &env).await;
         Self {
             world,
             local,
-            env: unique("e"),
+            env,
+            security_groups,
         }
     }
 
@@ -84,10 +100,13 @@ impl Stage {
         let (local, _) = LocalPlane::connect(other.world.config.clone())
             .await
             .expect("local plane over moto");
+        let env = unique("e");
+        let security_groups = placed(&local, &env).await;
         Self {
             world: World::from_config(other.world.config.clone()).await,
             local,
-            env: unique("e"),
+            env,
+            security_groups,
         }
     }
 
@@ -114,6 +133,15 @@ impl Stage {
             .and_then(|rest| rest.split('"').next())
             .expect("the example has an HTTP check")
             .to_owned();
+        // The examples' security group ids stand for the environment's group, which the world made.
+        let groups = self.security_groups.join(", ");
+        let text: String = text
+            .lines()
+            .map(|line| match line.split_once("vpc_security_group_ids: [") {
+                Some((head, _)) => format!("{head}vpc_security_group_ids: [{groups}]\n"),
+                None => format!("{line}\n"),
+            })
+            .collect();
         text.replace(&public_url, health_url)
             .replace(&format!("acme-{name}"), &self.env)
             .replace(

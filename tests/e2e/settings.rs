@@ -19,8 +19,8 @@ fn assert_fails_naming(run: &Description, error: &str, what: &str) {
     assert!(cause.contains(what), "{what}: {cause}");
 }
 
-/// The dev example placed in the environment's network, with a parameter group, the account's key and
-/// its windows; `extra` replaces nothing and is added to the instance's settings.
+/// The dev example (in the environment's network) with a parameter group, the account's key and its
+/// windows; `extra` replaces nothing and is added to the instance's settings.
 async fn placed(stage: &Stage, url: &str, extra: &str) -> String {
     let network = stage
         .local
@@ -51,15 +51,19 @@ async fn placed(stage: &Stage, url: &str, extra: &str) -> String {
             assert!(text.contains("AlreadyExists"), "{text}");
         }
     }
+    // The example already names the environment's subnet group and security group.
+    let example = stage.example("dev", url);
+    assert!(example.contains(&format!(
+        "db_subnet_group: {}",
+        network.subnet_group.expect("a subnet group")
+    )));
+    assert!(example.contains(&network.security_group_ids[0]));
     let settings = format!(
-        "    db_subnet_group: {subnet}\n    vpc_security_group_ids: [{sg}]\n    parameter_group: {env}-pg16\n    \
-         kms_key_id: alias/{env}-rds\n    storage_type: gp3\n    backup_window: \"03:00-03:30\"\n    \
-         maintenance_window: \"sun:04:00-sun:04:30\"\n{extra}",
-        subnet = network.subnet_group.expect("a subnet group"),
-        sg = network.security_group_ids.join(", "),
+        "    parameter_group: {env}-pg16\n    kms_key_id: alias/{env}-rds\n    storage_type: gp3\n    \
+         backup_window: \"03:00-03:30\"\n    maintenance_window: \"sun:04:00-sun:04:30\"\n{extra}",
         env = stage.env,
     );
-    stage.example("dev", url).replacen(
+    example.replacen(
         "    publicly_accessible: false\n",
         &format!("    publicly_accessible: false\n{settings}"),
         1,
@@ -307,4 +311,46 @@ async fn a_protected_environments_endpoint_open_to_everyone_is_refused_before_an
     assert_fails_naming(&run, "PolicyViolation", "public-endpoint");
     assert!(stage.cluster(&stage.env).await.is_none());
     assert!(stage.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn without_a_default_vpc_an_example_provisions_into_its_subnets_and_security_groups() {
+    let stage = Stage::new().await;
+    stage
+        .local
+        .world
+        .configure(&json!({ "default_vpc": false }))
+        .await
+        .expect("no default VPC");
+    let url = healthy_endpoint().await;
+    let example = stage.example("staging", &url);
+
+    // Without its placement RDS has nowhere to put the instance in this account.
+    let unplaced: String = example
+        .lines()
+        .filter(|l| !l.contains("db_subnet_group:") && !l.contains("vpc_security_group_ids:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    stage.upload(&unplaced).await;
+    let run = stage.provision().await;
+    assert_eq!(run.status, Status::Failed);
+    assert!(
+        run.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("DBSubnetGroupName"),
+        "{:?}",
+        run.cause
+    );
+    assert!(stage.lock_is_free().await);
+
+    stage.upload(&example).await;
+    assert_succeeded(&stage.provision().await);
+    let db = stage
+        .instance(&format!("{}-db", stage.env))
+        .await
+        .expect("created")
+        .settings;
+    assert_eq!(db.db_subnet_group, Some(format!("{}-db", stage.env)));
+    assert_eq!(db.vpc_security_group_ids, stage.security_groups);
 }

@@ -336,14 +336,13 @@ async fn every_function_acts_with_its_template_role_and_an_action_taken_away_is_
         + template[start + 1..]
             .find("\n  ProvisionFunction:\n")
             .unwrap();
-    let eks = "Action: [eks:DescribeCluster, eks:ListNodegroups, eks:DescribeNodegroup]";
+    let eks = "[eks:DescribeCluster, eks:ListNodegroups, eks:DescribeNodegroup,";
     assert_eq!(
         template[start..end].matches(eks).count(),
         1,
         "its EKS grant"
     );
-    let trimmed =
-        template[start..end].replace(eks, "Action: [eks:DescribeCluster, eks:DescribeNodegroup]");
+    let trimmed = template[start..end].replace(eks, "[eks:DescribeCluster, eks:DescribeNodegroup,");
     let copy = std::env::temp_dir().join(format!("{}-template.yaml", unique("iam")));
     std::fs::write(
         &copy,

@@ -382,7 +382,53 @@ async fn apply_outstanding(
                     }
                 }
             }
-            (Resource::Cluster { .. } | Resource::Environment { .. }, _) => {}
+            // Add-ons and access entries need an ACTIVE control plane; one update of an add-on at a time.
+            (Resource::Addon { cluster, name }, kind) if first_update() && !cluster_busy => {
+                let addon = spec
+                    .eks
+                    .as_ref()
+                    .and_then(|e| e.addons.get(name))
+                    .ok_or_else(|| {
+                        OpsError::Internal(format!(
+                            "plan names add-on {name}, which the spec lacks"
+                        ))
+                    })?;
+                fence().await?;
+                if kind == ChangeKind::Create {
+                    deps.eks.create_addon(cluster, name, addon, &tags).await?;
+                    issued.push(format!("CreateAddon {cluster}/{name}"));
+                } else {
+                    deps.eks.update_addon(cluster, name, addon).await?;
+                    issued.push(format!("UpdateAddon {cluster}/{name} {}", c.field));
+                }
+                updated.insert(&c.resource);
+            }
+            (Resource::AccessEntry { cluster, principal }, kind) if !cluster_busy => {
+                let entry = spec
+                    .eks
+                    .iter()
+                    .flat_map(|e| &e.access_entries)
+                    .find(|e| &e.principal_arn == principal)
+                    .ok_or_else(|| {
+                        OpsError::Internal(format!(
+                            "plan names access entry {principal}, which the spec lacks"
+                        ))
+                    })?;
+                fence().await?;
+                deps.eks
+                    .admit(cluster, entry, kind != ChangeKind::Create, &tags)
+                    .await?;
+                issued.push(format!(
+                    "CreateAccessEntry/AssociateAccessPolicy {cluster} {principal}"
+                ));
+            }
+            (
+                Resource::Cluster { .. }
+                | Resource::Environment { .. }
+                | Resource::Addon { .. }
+                | Resource::AccessEntry { .. },
+                _,
+            ) => {}
         }
     }
     for (identifier, fields) in modifications {
@@ -442,6 +488,11 @@ fn unstable(actual: &ActualState) -> Option<String> {
         for n in &c.nodegroups {
             if n.status != "ACTIVE" {
                 return Some(format!("node group {}/{} is {}", c.name, n.name, n.status));
+            }
+        }
+        for (name, a) in &c.addons {
+            if a.status != "ACTIVE" {
+                return Some(format!("add-on {}/{name} is {}", c.name, a.status));
             }
         }
     }

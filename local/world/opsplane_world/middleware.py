@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from moto.rds.models import rds_backends
 
-from . import cbor, context, eks, iam, keys, mute, network, rds, world
+from . import cbor, context, eks, eks_access, iam, keys, mute, network, rds, world
 from .context import ACCOUNT
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -288,7 +288,8 @@ def install(app_class):
             if service == "monitoring" and request.action in mute.OPERATIONS:
                 return _respond(start_response, *mute.serve(w, request.action, body, region, ACCOUNT, t_ms))
             if service == "eks":
-                served = eks.serve(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""), body, region, ACCOUNT)
+                method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
+                served = eks_access.serve(method, path, body, region, ACCOUNT) or eks.serve(method, path, body, region, ACCOUNT)
                 if served is not None:
                     return _respond(start_response, *served)
             return dispatch(self, environ, start_response)

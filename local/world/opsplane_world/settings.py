@@ -49,6 +49,9 @@ DEFAULTS = {
         "eks_nodegroup_create": 300,
         "eks_nodegroup_update": 900,
         "eks_nodegroup_scale": 120,
+        # CreateAddon and UpdateAddon: `CREATING`/`UPDATING` to `ACTIVE` while EKS applies the manifests.
+        # https://docs.aws.amazon.com/eks/latest/userguide/creating-an-add-on.html
+        "eks_addon": 90,
     },
     "quotas": {
         # "Manual DB instance snapshots: 100" per Region.

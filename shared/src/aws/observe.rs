@@ -19,9 +19,18 @@ pub async fn observe(
             instances.push(found);
         }
     }
-    let cluster = match &spec.eks {
+    let mut cluster = match &spec.eks {
         Some(e) => eks.actual(&e.cluster).await?,
         None => None,
     };
+    // Add-ons and access entries are read only for a spec that names some: each costs a call per item.
+    if let (Some(e), Some(c)) = (&spec.eks, cluster.as_mut()) {
+        if !e.addons.is_empty() {
+            c.addons = eks.addons(&e.cluster).await?;
+        }
+        if !e.access_entries.is_empty() {
+            c.access_entries = eks.access_entries(&e.cluster).await?;
+        }
+    }
     Ok(ActualState { instances, cluster })
 }

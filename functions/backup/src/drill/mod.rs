@@ -1,11 +1,12 @@
-//! The DR drill's actions: validate, sweep orphans, pick, restore, check, verify, measure, teardown, report,
-//! record.
+//! The DR drill's actions: validate, sweep orphans, pick, restore, check, verify (with the EKS rebuild
+//! plan), measure, teardown, report, record.
 //!
 //! One file per step; every step's input, output and action is re-exported here, as the handler's
 //! dispatch and the workflow name them.
 
 mod measure;
 mod pick;
+mod rebuild;
 mod record;
 mod report;
 mod restore;
@@ -16,6 +17,7 @@ mod verify;
 
 pub use measure::{MeasureInput, RESTORE_STATE, WAIT_RESTORE_STATE, measure};
 pub use pick::{Pick, PickInput, pick_snapshot};
+pub use rebuild::CHECK as REBUILD_CHECK;
 pub use record::{RecordInput, RecordOutput, record};
 pub use report::{
     CHART_DRILLS, DrillState, ReportInput, ReportOutput, emf_line, read_report, report,

@@ -1,4 +1,5 @@
-//! Verifying the restore: the manifest against the snapshot, and the SQL probe against the scratch instance.
+//! Verifying the restore: the manifest against the snapshot, the EKS export against the spec (`rebuild`),
+//! and the SQL probe against the scratch instance.
 
 use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
@@ -9,6 +10,7 @@ use opsplane_shared::domain::readable::yes_no;
 use serde::{Deserialize, Serialize};
 
 use super::pick::Pick;
+use super::rebuild::check_rebuild;
 use super::validate::DrillPlan;
 use crate::Deps;
 use crate::probe::probe_by_reference;
@@ -41,22 +43,23 @@ pub(super) fn check(name: impl Into<String>, passed: bool, detail: impl Into<Str
     }
 }
 
+/// Checks the manifest and every object it vouches for; the manifest, when it could be read.
 async fn verify_manifest(
     deps: &Deps,
     pick: &Pick,
     checks: &mut Vec<Check>,
-) -> Result<(), OpsError> {
+) -> Result<Option<Manifest>, OpsError> {
     let Some(key) = &pick.manifest_key else {
         checks.push(check(
             "manifest",
             false,
             "no catalog record names a manifest for what was restored",
         ));
-        return Ok(());
+        return Ok(None);
     };
     let Some(bytes) = deps.objects.get(key).await? else {
         checks.push(check("manifest", false, format!("{key} does not exist")));
-        return Ok(());
+        return Ok(None);
     };
     let digest = sha256_hex(&bytes);
     if let Some(expected) = &pick.manifest_sha256
@@ -67,7 +70,7 @@ async fn verify_manifest(
             false,
             format!("{key}: SHA-256 {digest}, the catalog recorded {expected}"),
         ));
-        return Ok(());
+        return Ok(None);
     }
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
@@ -77,7 +80,7 @@ async fn verify_manifest(
                 false,
                 format!("{key} is not a manifest: {e}"),
             ));
-            return Ok(());
+            return Ok(None);
         }
     };
     checks.push(check("manifest", true, format!("{key} sha256 {digest}")));
@@ -119,7 +122,7 @@ async fn verify_manifest(
             }
         }
     }
-    Ok(())
+    Ok(Some(manifest))
 }
 
 /// Verifies the restore: the instance is available with an endpoint and private, the manifest's objects
@@ -171,7 +174,9 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
             ),
         ));
     }
-    verify_manifest(deps, &input.pick, &mut checks).await?;
+    if let Some(manifest) = verify_manifest(deps, &input.pick, &mut checks).await? {
+        check_rebuild(deps, &spec, &manifest, &mut checks).await?;
+    }
     let mut canary_newest = None;
     if let Some(probe) = spec.drill.as_ref().and_then(|d| d.probe.as_ref()) {
         let target = deps.probe_settings.endpoint_override.clone().or(endpoint);

@@ -1,9 +1,11 @@
 //! EKS: the cluster and node group descriptions a backup exports, as JSON; the typed view the planner and
-//! the health check read; and the calls a provision makes (create, scale, upgrade).
+//! the health check read; and the calls a provision makes (create, scale, upgrade). The endpoint, logging
+//! and node group settings are in `settings`, add-ons, access entries and pod identity in `extensions`.
 //!
 //! Only configuration is exported (what it takes to recreate the cluster), not credentials: the
 //! certificate authority data and the OIDC issuer's thumbprints are left out.
 
+mod extensions;
 mod settings;
 
 use std::collections::BTreeMap;
@@ -200,11 +202,34 @@ impl Eks {
                 "subnets": n.subnets(),
                 "nodeRole": n.node_role(),
                 "labels": n.labels(),
+                "taints": n.taints().iter().map(|t| json!({
+                    "key": t.key(), "value": t.value(), "effect": t.effect().map(|e| e.as_str()),
+                })).collect::<Vec<_>>(),
+                "launchTemplate": n.launch_template().map(|t| json!({
+                    "name": t.name(), "id": t.id(), "version": t.version(),
+                })),
                 "tags": n.tags(),
                 "createdAt": time(n.created_at()),
             }));
         }
-        Ok(json!({ "cluster": cluster_json, "nodegroups": nodegroups }))
+        let addons = self.addons(cluster).await?;
+        let access_entries = self.access_entries(cluster).await?;
+        let pod_identity = self.pod_identity_associations(cluster).await?;
+        // The cluster as the planner sees it, so that a drill can plan the spec against what a rebuild
+        // would start from.
+        let planned = self.actual(cluster).await?.map(|mut a| {
+            a.addons = addons.clone();
+            a.access_entries = access_entries.clone();
+            a
+        });
+        Ok(json!({
+            "cluster": cluster_json,
+            "nodegroups": nodegroups,
+            "addons": addons,
+            "accessEntries": access_entries,
+            "podIdentityAssociations": pod_identity,
+            "planned": planned,
+        }))
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::spec::{LaunchTemplateSpec, TaintSpec};
+use crate::domain::spec::{AccessPolicySpec, LaunchTemplateSpec, TaintSpec};
 
 /// An RDS instance as described.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -156,6 +156,34 @@ pub struct ActualCluster {
     /// The cluster's additional security groups.
     #[serde(default)]
     pub security_group_ids: Vec<String>,
+    /// Add-ons by name (read when the spec names any, and by the backup's export).
+    #[serde(default)]
+    pub addons: BTreeMap<String, ActualAddon>,
+    /// Access entries by principal ARN (read when the spec names any, and by the backup's export).
+    #[serde(default)]
+    pub access_entries: BTreeMap<String, ActualAccessEntry>,
+}
+
+/// An EKS add-on as described.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActualAddon {
+    /// `CREATING`, `ACTIVE`, `UPDATING`, `DEGRADED`, ...
+    pub status: String,
+    /// Its version.
+    pub version: Option<String>,
+    /// Its configuration values, parsed (EKS keeps them as a JSON or YAML string).
+    pub configuration: Option<serde_json::Value>,
+    /// Its service account's IAM role.
+    pub service_account_role_arn: Option<String>,
+}
+
+/// An access entry as described, with its associated policies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActualAccessEntry {
+    /// Kubernetes groups, sorted.
+    pub kubernetes_groups: Vec<String>,
+    /// Associated access policies, sorted.
+    pub policies: Vec<AccessPolicySpec>,
 }
 
 /// What exists of an environment: the instances and cluster its spec names (absent ones are missing).

@@ -28,6 +28,20 @@ pub enum Resource {
         /// Its name.
         name: String,
     },
+    /// An EKS add-on.
+    Addon {
+        /// Its cluster.
+        cluster: String,
+        /// Its name.
+        name: String,
+    },
+    /// An EKS access entry.
+    AccessEntry {
+        /// Its cluster.
+        cluster: String,
+        /// The IAM principal it admits.
+        principal: String,
+    },
 }
 
 impl std::fmt::Display for Resource {
@@ -37,6 +51,10 @@ impl std::fmt::Display for Resource {
             Resource::Instance { identifier } => write!(f, "rds:{identifier}"),
             Resource::Cluster { name } => write!(f, "eks:{name}"),
             Resource::Nodegroup { cluster, name } => write!(f, "nodegroup:{cluster}/{name}"),
+            Resource::Addon { cluster, name } => write!(f, "addon:{cluster}/{name}"),
+            Resource::AccessEntry { cluster, principal } => {
+                write!(f, "access:{cluster}/{principal}")
+            }
         }
     }
 }

@@ -14,13 +14,17 @@
 
 mod actual;
 mod change;
+mod eks_extensions;
 mod eks_settings;
 mod outcome;
 mod planner;
 mod policy;
 mod settings;
 
-pub use actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState, InstanceSettings};
+pub use actual::{
+    ActualAccessEntry, ActualAddon, ActualCluster, ActualInstance, ActualNodegroup, ActualState,
+    InstanceSettings,
+};
 pub use change::{Change, ChangeKind, Finding, Resource, Severity};
 pub use eks_settings::endpoint_text;
 pub use outcome::{Plan, changes_sha256};

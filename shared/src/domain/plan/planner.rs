@@ -4,7 +4,7 @@ use super::actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState}
 use super::change::{Change, ChangeKind, Finding, Resource, Severity};
 use super::outcome::Plan;
 use super::policy::REQUIRED_TAGS;
-use super::{eks_settings, settings};
+use super::{eks_extensions, eks_settings, settings};
 use crate::domain::spec::{EksSpec, EnvironmentSpec, NodegroupSpec, RdsSpec};
 
 /// The storage RDS allocates when the spec does not say (the smallest gp3 volume).
@@ -315,6 +315,13 @@ impl Planner<'_> {
                 self.findings.extend(findings);
             }
         }
+        // A cluster yet to be created has none: each is created once it is ACTIVE.
+        let none = ActualCluster::default();
+        let (changes, findings) = eks_extensions::addons(eks, actual.unwrap_or(&none));
+        self.changes.extend(changes);
+        self.findings.extend(findings);
+        self.changes
+            .extend(eks_extensions::access_entries(eks, actual.unwrap_or(&none)));
         for ng in &eks.nodegroups {
             let existing = actual.and_then(|c| c.nodegroups.iter().find(|n| n.name == ng.name));
             self.nodegroup(eks, ng, existing);

@@ -83,6 +83,67 @@ fn check_cluster(eks: &EksSpec) -> Vec<(String, String)> {
             ));
         }
     }
+    for (name, addon) in &eks.addons {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            out.push((
+                "eks.addons".to_owned(),
+                format!("\"{name}\" is not an add-on name (lowercase letters, digits and '-', e.g. vpc-cni)"),
+            ));
+        }
+        if let Some(v) = &addon.version
+            && !(v.starts_with('v')
+                && v[1..]
+                    .split(['.', '-'])
+                    .next()
+                    .is_some_and(|n| n.parse::<u32>().is_ok()))
+        {
+            out.push((
+                format!("eks.addons.{name}.version"),
+                format!("\"{v}\" is not an add-on version, e.g. \"v1.18.3-eksbuild.1\""),
+            ));
+        }
+        if addon.configuration.as_ref().is_some_and(|c| !c.is_object()) {
+            out.push((
+                format!("eks.addons.{name}.configuration"),
+                "must be a mapping of the add-on's configuration values".to_owned(),
+            ));
+        }
+    }
+    let mut principals = std::collections::BTreeSet::new();
+    for (i, entry) in eks.access_entries.iter().enumerate() {
+        let arn = &entry.principal_arn;
+        if !(arn.starts_with("arn:aws")
+            && arn.contains(":iam::")
+            && (arn.contains(":role/") || arn.contains(":user/")))
+        {
+            out.push((
+                format!("eks.access_entries[{i}].principal_arn"),
+                format!(
+                    "\"{arn}\" is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)"
+                ),
+            ));
+        } else if !principals.insert(arn) {
+            out.push((
+                format!("eks.access_entries[{i}].principal_arn"),
+                format!("\"{arn}\" appears twice"),
+            ));
+        }
+        for policy in &entry.policies {
+            if !policy.policy_arn.contains(":cluster-access-policy/") {
+                out.push((
+                    format!("eks.access_entries[{i}].policies"),
+                    format!(
+                        "\"{}\" is not an EKS access policy (arn:aws:eks::aws:cluster-access-policy/<name>)",
+                        policy.policy_arn
+                    ),
+                ));
+            }
+        }
+    }
     for group in &eks.security_group_ids {
         if !is_security_group_id(group) {
             out.push((

@@ -26,7 +26,10 @@ pub use policy::{
     DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPlacement, DrillPolicy, RollbackPolicy,
 };
 pub use probe::{CredentialRef, ProbeSpec};
-pub use resources::{EksSpec, LaunchTemplateSpec, NodegroupSpec, RdsSpec, TaintSpec};
+pub use resources::{
+    AccessEntrySpec, AccessPolicySpec, AddonSpec, EksSpec, LaunchTemplateSpec, NodegroupSpec,
+    RdsSpec, TaintSpec,
+};
 pub use validate::validate_environment_name;
 
 #[cfg(test)]

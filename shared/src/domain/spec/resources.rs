@@ -124,9 +124,55 @@ pub struct EksSpec {
     /// `controllerManager`, `scheduler`.
     #[serde(default)]
     pub logging: Option<Vec<String>>,
+    /// EKS add-ons by name (`vpc-cni`, `coredns`, `kube-proxy`, `aws-ebs-csi-driver`, ...).
+    #[serde(default)]
+    pub addons: BTreeMap<String, AddonSpec>,
+    /// Who may use the cluster: IAM principals with their Kubernetes groups and access policies.
+    #[serde(default)]
+    pub access_entries: Vec<AccessEntrySpec>,
     /// Managed node groups.
     #[serde(default)]
     pub nodegroups: Vec<NodegroupSpec>,
+}
+
+/// One EKS add-on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonSpec {
+    /// Its version, e.g. `v1.18.3-eksbuild.1`; EKS's default for the cluster's version when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Its configuration values (the add-on's schema), sent to EKS as JSON.
+    #[serde(default)]
+    pub configuration: Option<serde_json::Value>,
+    /// The IAM role of the add-on's service account.
+    #[serde(default)]
+    pub service_account_role_arn: Option<String>,
+}
+
+/// One access entry: an IAM principal admitted to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEntrySpec {
+    /// The IAM role or user (`arn:aws:iam::<account>:role/<name>`).
+    pub principal_arn: String,
+    /// The Kubernetes groups it belongs to.
+    #[serde(default)]
+    pub kubernetes_groups: Vec<String>,
+    /// The EKS access policies associated with it.
+    #[serde(default)]
+    pub policies: Vec<AccessPolicySpec>,
+}
+
+/// An EKS access policy associated with an access entry, over the cluster or some namespaces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessPolicySpec {
+    /// The policy, e.g. `arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy`.
+    pub policy_arn: String,
+    /// The namespaces it applies in; the whole cluster when empty.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
 }
 
 /// A Kubernetes taint on a node group's nodes.
