@@ -11,6 +11,16 @@ use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
 
 const REGION: &str = "us-east-1";
 
+/// The fields of the changes a succeeded provision applied, in its plan's order.
+fn applied_fields(run: &Description) -> Vec<String> {
+    run.output.as_ref().unwrap()["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// `run` failed with `error`, its cause naming `what`.
 fn assert_fails_naming(run: &Description, error: &str, what: &str) {
     assert_eq!(run.status, Status::Failed, "{:?}", run.cause);
@@ -110,12 +120,7 @@ async fn settings_are_created_changed_in_place_and_a_storage_change_waits_for_ap
     stage.upload(&v2).await;
     let run = stage.provision().await;
     assert_succeeded(&run);
-    let fields: Vec<_> = run.output.as_ref().unwrap()["plan"]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["field"].as_str().unwrap().to_owned())
-        .collect();
+    let fields = applied_fields(&run);
     assert_eq!(fields, ["parameter_group", "maintenance_window"]);
     let changed = stage.instance(&db).await.unwrap().settings;
     assert_eq!(
@@ -262,12 +267,7 @@ async fn a_clusters_endpoint_logging_and_a_node_groups_labels_change_in_place_an
     stage.upload(&v2).await;
     let run = stage.provision().await;
     assert_succeeded(&run);
-    let fields: Vec<_> = run.output.as_ref().unwrap()["plan"]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["field"].as_str().unwrap().to_owned())
-        .collect();
+    let fields = applied_fields(&run);
     assert_eq!(fields, ["endpoint", "logging", "labels"]);
     // Each update took the control plane UPDATING, one after the other.
     assert!(

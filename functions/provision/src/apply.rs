@@ -347,7 +347,14 @@ async fn apply_outstanding(
                     }
                     ChangeKind::Upgrade if c.field == "launch_template_version" => {
                         fence().await?;
-                        deps.eks.update_launch_template_version(cluster, ng).await?;
+                        deps.eks
+                            .update_nodegroup_version(
+                                cluster,
+                                name,
+                                None,
+                                ng.launch_template.as_ref(),
+                            )
+                            .await?;
                         updated.insert(&c.resource);
                         issued.push(format!(
                             "UpdateNodegroupVersion {cluster}/{name} launch template {}",
@@ -357,7 +364,7 @@ async fn apply_outstanding(
                     ChangeKind::Upgrade => {
                         fence().await?;
                         deps.eks
-                            .update_nodegroup_version(cluster, name, &c.to)
+                            .update_nodegroup_version(cluster, name, Some(&c.to), None)
                             .await?;
                         updated.insert(&c.resource);
                         issued.push(format!("UpdateNodegroupVersion {cluster}/{name} {}", c.to));

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::domain::plan::{ActualCluster, ActualNodegroup};
-use crate::domain::spec::{EksSpec, NodegroupSpec};
+use crate::domain::spec::{EksSpec, LaunchTemplateSpec, NodegroupSpec};
 use crate::error::{BoxError, OpsError};
 
 /// A cluster's or node group's health issues as `CODE: message` lines (the two kinds of health have issue
@@ -442,18 +442,21 @@ impl Eks {
         Ok(())
     }
 
-    /// Upgrades a node group to `version` (`UpdateNodegroupVersion`, rolling its nodes).
+    /// Rolls a node group's nodes (`UpdateNodegroupVersion`) to a Kubernetes `version`, or to the version of
+    /// its own launch template that `template` names (EKS never changes the template itself).
     pub async fn update_nodegroup_version(
         &self,
         cluster: &str,
         nodegroup: &str,
-        version: &str,
+        version: Option<&str>,
+        template: Option<&LaunchTemplateSpec>,
     ) -> Result<(), EksError> {
         self.client
             .update_nodegroup_version()
             .cluster_name(cluster)
             .nodegroup_name(nodegroup)
-            .version(version)
+            .set_version(version.map(str::to_owned))
+            .set_launch_template(template.map(settings::launch_template))
             .send()
             .await
             .map_err(|e| {

@@ -123,6 +123,15 @@ pub(super) struct NodegroupCreation {
     pub(super) launch_template: Option<LaunchTemplateSpecification>,
 }
 
+/// A launch template by name or id, at a version.
+pub(super) fn launch_template(t: &LaunchTemplateSpec) -> LaunchTemplateSpecification {
+    LaunchTemplateSpecification::builder()
+        .set_name(t.name.clone())
+        .set_id(t.id.clone())
+        .set_version(t.version.clone())
+        .build()
+}
+
 pub(super) fn nodegroup_creation(ng: &NodegroupSpec) -> NodegroupCreation {
     NodegroupCreation {
         ami_type: ng.ami_type.as_deref().map(AmiTypes::from),
@@ -130,13 +139,7 @@ pub(super) fn nodegroup_creation(ng: &NodegroupSpec) -> NodegroupCreation {
         disk_size: ng.disk_size.and_then(|d| i32::try_from(d).ok()),
         labels: (!ng.labels.is_empty()).then(|| ng.labels.clone().into_iter().collect()),
         taints: (!ng.taints.is_empty()).then(|| ng.taints.iter().map(taint).collect()),
-        launch_template: ng.launch_template.as_ref().map(|t| {
-            LaunchTemplateSpecification::builder()
-                .set_name(t.name.clone())
-                .set_id(t.id.clone())
-                .set_version(t.version.clone())
-                .build()
-        }),
+        launch_template: ng.launch_template.as_ref().map(launch_template),
     }
 }
 
@@ -176,31 +179,6 @@ impl Eks {
             .send()
             .await
             .map_err(|e| classify("UpdateClusterConfig", &format!("cluster {cluster}"), e))?;
-        Ok(())
-    }
-
-    /// Rolls a node group's nodes to the launch template version the spec names (`UpdateNodegroupVersion`
-    /// with the group's own template: EKS does not change the template itself).
-    pub async fn update_launch_template_version(
-        &self,
-        cluster: &str,
-        ng: &NodegroupSpec,
-    ) -> Result<(), EksError> {
-        let template = nodegroup_creation(ng).launch_template;
-        self.client
-            .update_nodegroup_version()
-            .cluster_name(cluster)
-            .nodegroup_name(&ng.name)
-            .set_launch_template(template)
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    "UpdateNodegroupVersion",
-                    &format!("node group {cluster}/{}", ng.name),
-                    e,
-                )
-            })?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 
 use super::actual::ActualCluster;
 use super::change::{Change, ChangeKind, Finding, Resource, Severity};
+use super::planner::change;
 use crate::domain::spec::{AccessEntrySpec, EksSpec};
 
 /// `v1.18.3-eksbuild.1` as numbers: `[1, 18, 3, 1]`.
@@ -14,26 +15,6 @@ fn version_numbers(v: &str) -> Vec<u64> {
         .filter(|p| !p.is_empty())
         .filter_map(|p| p.parse().ok())
         .collect()
-}
-
-fn change(
-    r: &Resource,
-    kind: ChangeKind,
-    field: &str,
-    from: Option<String>,
-    to: String,
-    reversible: bool,
-    reason: &str,
-) -> Change {
-    Change {
-        resource: r.clone(),
-        kind,
-        field: field.to_owned(),
-        from,
-        to,
-        reversible,
-        reason: reason.to_owned(),
-    }
 }
 
 /// The add-on changes and findings that bring `a`'s add-ons to the spec's.

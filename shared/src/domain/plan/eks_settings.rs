@@ -6,18 +6,12 @@ use std::collections::BTreeMap;
 
 use super::actual::{ActualCluster, ActualNodegroup};
 use super::change::{Change, ChangeKind, Finding, Resource, Severity};
+use super::planner::change;
 use crate::domain::spec::{EVERYONE, EksSpec, NodegroupSpec, TaintSpec};
 
 fn modify(r: &Resource, field: &str, from: String, to: String, reason: &str) -> Change {
-    Change {
-        resource: r.clone(),
-        kind: ChangeKind::Modify,
-        field: field.to_owned(),
-        from: (!from.is_empty()).then_some(from),
-        to,
-        reversible: true,
-        reason: reason.to_owned(),
-    }
+    let from = (!from.is_empty()).then_some(from);
+    change(r, ChangeKind::Modify, field, from, to, true, reason)
 }
 
 /// `public=<bool> private=<bool> cidrs=<list>`: the endpoint as one value, so that one update sets it.
@@ -199,15 +193,15 @@ pub(super) fn nodegroup(
         a.launch_template.as_ref().and_then(|t| t.version.clone()),
     ) && want != have
     {
-        changes.push(Change {
-            resource: r.clone(),
-            kind: ChangeKind::Upgrade,
-            field: "launch_template_version".to_owned(),
-            from: Some(have),
-            to: want,
-            reversible: true,
-            reason: "the nodes are replaced, rolling, from the template's version; an earlier version can be rolled back to".to_owned(),
-        });
+        changes.push(change(
+            r,
+            ChangeKind::Upgrade,
+            "launch_template_version",
+            Some(have),
+            want,
+            true,
+            "the nodes are replaced, rolling, from the template's version; an earlier version can be rolled back to",
+        ));
     }
     (changes, findings)
 }

@@ -23,7 +23,8 @@ fn shown<T: std::fmt::Display>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
 }
 
-fn change(
+/// One change of `resource`.
+pub(super) fn change(
     resource: &Resource,
     kind: ChangeKind,
     field: &str,

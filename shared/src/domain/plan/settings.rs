@@ -4,6 +4,7 @@
 
 use super::actual::InstanceSettings;
 use super::change::{Change, ChangeKind, Finding, Resource, Severity};
+use super::planner::change;
 use crate::domain::spec::RdsSpec;
 
 /// Why a storage change is not reversible at once: "After you modify the storage, you can't make further
@@ -161,14 +162,17 @@ pub(super) fn plan(
         .into_iter()
         .filter_map(|s| {
             let want = s.want?;
-            (s.have.as_ref() != Some(&want)).then(|| Change {
-                resource: r.clone(),
-                kind: ChangeKind::Modify,
-                field: s.field.to_owned(),
-                from: s.have.filter(|h| !h.is_empty()),
-                to: want,
-                reversible: s.reversible,
-                reason: s.reason.to_owned(),
+            (s.have.as_ref() != Some(&want)).then(|| {
+                let from = s.have.filter(|h| !h.is_empty());
+                change(
+                    r,
+                    ChangeKind::Modify,
+                    s.field,
+                    from,
+                    want,
+                    s.reversible,
+                    s.reason,
+                )
             })
         })
         .collect();
