@@ -221,6 +221,18 @@ pub struct Check {
     pub detail: String,
 }
 
+impl Check {
+    /// One line of the drill's checks: what was checked, whether it passed, and what was seen (the report
+    /// shows each).
+    pub fn new(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            passed,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// The drill report, written as `reports/drills/<env>/<ts>.json` and rendered to HTML.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillReport {

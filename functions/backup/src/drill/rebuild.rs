@@ -10,7 +10,6 @@ use opsplane_shared::domain::drill::Check;
 use opsplane_shared::domain::plan::{ActualCluster, ActualState, plan};
 use opsplane_shared::domain::spec::EnvironmentSpec;
 
-use super::verify::check;
 use crate::Deps;
 
 /// The name of the check in the drill's report.
@@ -31,7 +30,7 @@ pub(super) async fn check_rebuild(
         .iter()
         .find(|o| o.key.ends_with("/eks.json"))
     else {
-        checks.push(check(
+        checks.push(Check::new(
             CHECK,
             false,
             "the backup holds no EKS export to rebuild from",
@@ -46,7 +45,7 @@ pub(super) async fn check_rebuild(
         .ok()
         .and_then(|doc| serde_json::from_value(doc["planned"].clone()).ok());
     let Some(cluster) = exported else {
-        checks.push(check(
+        checks.push(Check::new(
             CHECK,
             false,
             format!("{} holds no cluster to plan a rebuild against", object.key),
@@ -86,6 +85,6 @@ pub(super) async fn check_rebuild(
             lines.join("; ")
         )
     };
-    checks.push(check(CHECK, !p.blocked, detail));
+    checks.push(Check::new(CHECK, !p.blocked, detail));
     Ok(())
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
 use opsplane_shared::domain::backup::key_timestamp;
 use opsplane_shared::domain::drill::{
-    DrillPoint, DrillReport, Measurement, Verdict, render_html, report_keys,
+    Check, DrillPoint, DrillReport, Measurement, Verdict, render_html, report_keys,
 };
 use opsplane_shared::state::{DrillRecord, DrillVerdict};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::pick::Pick;
 use super::teardown::TeardownOutput;
 use super::validate::DrillPlan;
-use super::verify::{Verification, check};
+use super::verify::Verification;
 use crate::Deps;
 
 /// How many past drills the report's chart shows (this one included).
@@ -150,10 +150,10 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
         .unwrap_or_default();
     let error = state.error.as_ref().map(error_text);
     if let Some(e) = &error {
-        checks.push(check("drill", false, e.clone()));
+        checks.push(Check::new("drill", false, e.clone()));
     }
     if let Some(e) = &state.teardown_error {
-        checks.push(check("teardown", false, error_text(e)));
+        checks.push(Check::new("teardown", false, error_text(e)));
     }
     let local = deps.config.endpoint_url.is_some();
     let note = if local {

@@ -33,16 +33,6 @@ pub struct Verification {
     pub canary_newest: Option<DateTime<Utc>>,
 }
 
-/// One line of the drill's checks: what was checked, whether it passed, and what was seen (the report
-/// shows each).
-pub(super) fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        passed,
-        detail: detail.into(),
-    }
-}
-
 /// Checks the manifest and every object it vouches for; the manifest, when it could be read.
 async fn verify_manifest(
     deps: &Deps,
@@ -50,7 +40,7 @@ async fn verify_manifest(
     checks: &mut Vec<Check>,
 ) -> Result<Option<Manifest>, OpsError> {
     let Some(key) = &pick.manifest_key else {
-        checks.push(check(
+        checks.push(Check::new(
             "manifest",
             false,
             "no catalog record names a manifest for what was restored",
@@ -58,14 +48,18 @@ async fn verify_manifest(
         return Ok(None);
     };
     let Some(bytes) = deps.objects.get(key).await? else {
-        checks.push(check("manifest", false, format!("{key} does not exist")));
+        checks.push(Check::new(
+            "manifest",
+            false,
+            format!("{key} does not exist"),
+        ));
         return Ok(None);
     };
     let digest = sha256_hex(&bytes);
     if let Some(expected) = &pick.manifest_sha256
         && expected != &digest
     {
-        checks.push(check(
+        checks.push(Check::new(
             "manifest",
             false,
             format!("{key}: SHA-256 {digest}, the catalog recorded {expected}"),
@@ -75,7 +69,7 @@ async fn verify_manifest(
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => {
-            checks.push(check(
+            checks.push(Check::new(
                 "manifest",
                 false,
                 format!("{key} is not a manifest: {e}"),
@@ -83,13 +77,17 @@ async fn verify_manifest(
             return Ok(None);
         }
     };
-    checks.push(check("manifest", true, format!("{key} sha256 {digest}")));
+    checks.push(Check::new(
+        "manifest",
+        true,
+        format!("{key} sha256 {digest}"),
+    ));
     if let Some(snapshot) = &pick.snapshot_id {
         let listed = manifest
             .snapshots
             .iter()
             .any(|s| &s.snapshot_id == snapshot);
-        checks.push(check(
+        checks.push(Check::new(
             "snapshot-in-manifest",
             listed,
             format!(
@@ -101,11 +99,11 @@ async fn verify_manifest(
     for o in manifest.all_objects() {
         let name = format!("object {}", o.key);
         match deps.objects.get(&o.key).await? {
-            None => checks.push(check(name, false, "missing")),
+            None => checks.push(Check::new(name, false, "missing")),
             Some(b) => {
                 let got = sha256_hex(&b);
                 let ok = got == o.sha256 && b.len() as u64 == o.bytes;
-                checks.push(check(
+                checks.push(Check::new(
                     name,
                     ok,
                     if ok {
@@ -135,7 +133,7 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
     let endpoint = match &instance {
         Some(i) if i.status == "available" && i.endpoint.is_some() => {
             let (h, p) = i.endpoint.clone().unwrap_or_default();
-            checks.push(check(
+            checks.push(Check::new(
                 "instance-available",
                 true,
                 format!("{} at {h}:{p}", i.id),
@@ -143,7 +141,7 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
             Some((h, p))
         }
         Some(i) => {
-            checks.push(check(
+            checks.push(Check::new(
                 "instance-available",
                 false,
                 format!("{} is {} without endpoint", i.id, i.status),
@@ -151,7 +149,7 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
             None
         }
         None => {
-            checks.push(check(
+            checks.push(Check::new(
                 "instance-available",
                 false,
                 format!("{} does not exist", plan.scratch_id),
@@ -162,7 +160,7 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
     if let Some(i) = &instance {
         let private = i.publicly_accessible != Some(true);
         let deletable = i.deletion_protection != Some(true);
-        checks.push(check(
+        checks.push(Check::new(
             "scratch-settings",
             private && deletable && i.class == plan.instance_class,
             format!(
@@ -183,8 +181,8 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
         let reach =
             opsplane_shared::probe::check_reach(&deps.probe_settings, &plan.scratch_id).await;
         match (target, reach) {
-            (None, _) => checks.push(check("sql-probe", false, "no endpoint to connect to")),
-            (Some(_), Err(why)) => checks.push(check("sql-probe", false, why)),
+            (None, _) => checks.push(Check::new("sql-probe", false, "no endpoint to connect to")),
+            (Some(_), Err(why)) => checks.push(Check::new("sql-probe", false, why)),
             (Some(endpoint), Ok(())) => {
                 // Credentials resolved inside, used for one connection, never in an output.
                 match probe_by_reference(
@@ -197,9 +195,9 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
                 .await
                 {
                     Ok((answer, detail)) => {
-                        checks.push(check("sql-probe", true, detail));
+                        checks.push(Check::new("sql-probe", true, detail));
                         if probe.canary_query.is_some() {
-                            checks.push(check(
+                            checks.push(Check::new(
                                 "canary",
                                 answer.canary_newest.is_some(),
                                 match answer.canary_newest {
@@ -212,7 +210,7 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
                     }
                     // The driver's message may quote what the server said; it goes into the report and
                     // the execution's output, so it comes back redacted like a log line.
-                    Err(why) => checks.push(check("sql-probe", false, why)),
+                    Err(why) => checks.push(Check::new("sql-probe", false, why)),
                 }
             }
         }

@@ -103,6 +103,27 @@ pub struct Change {
     pub reason: String,
 }
 
+/// One change of `resource`: the constructor the planner's parts share.
+pub(super) fn change(
+    resource: &Resource,
+    kind: ChangeKind,
+    field: &str,
+    from: Option<String>,
+    to: String,
+    reversible: bool,
+    reason: &str,
+) -> Change {
+    Change {
+        resource: resource.clone(),
+        kind,
+        field: field.to_owned(),
+        from,
+        to,
+        reversible,
+        reason: reason.to_owned(),
+    }
+}
+
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

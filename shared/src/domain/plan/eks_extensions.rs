@@ -5,8 +5,7 @@
 use std::cmp::Ordering;
 
 use super::actual::ActualCluster;
-use super::change::{Change, ChangeKind, Finding, Resource, Severity};
-use super::planner::change;
+use super::change::{Change, ChangeKind, Finding, Resource, Severity, change};
 use crate::domain::spec::{AccessEntrySpec, EksSpec};
 
 /// `v1.18.3-eksbuild.1` as numbers: `[1, 18, 3, 1]`.

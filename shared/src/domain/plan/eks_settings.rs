@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::actual::{ActualCluster, ActualNodegroup};
-use super::change::{Change, ChangeKind, Finding, Resource, Severity};
-use super::planner::change;
+use super::change::{Change, ChangeKind, Finding, Resource, Severity, change};
 use crate::domain::spec::{EVERYONE, EksSpec, NodegroupSpec, TaintSpec};
 
 fn modify(r: &Resource, field: &str, from: String, to: String, reason: &str) -> Change {

@@ -1,7 +1,7 @@
 //! The planner: compares each resource the spec asks for with what exists, and lists the changes and findings.
 
 use super::actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState};
-use super::change::{Change, ChangeKind, Finding, Resource, Severity};
+use super::change::{Change, ChangeKind, Finding, Resource, Severity, change};
 use super::outcome::Plan;
 use super::policy::REQUIRED_TAGS;
 use super::{eks_extensions, eks_settings, settings};
@@ -21,27 +21,6 @@ fn compare_versions(from: &str, to: &str) -> std::cmp::Ordering {
 
 fn shown<T: std::fmt::Display>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
-}
-
-/// One change of `resource`.
-pub(super) fn change(
-    resource: &Resource,
-    kind: ChangeKind,
-    field: &str,
-    from: Option<String>,
-    to: String,
-    reversible: bool,
-    reason: &str,
-) -> Change {
-    Change {
-        resource: resource.clone(),
-        kind,
-        field: field.to_owned(),
-        from,
-        to,
-        reversible,
-        reason: reason.to_owned(),
-    }
 }
 
 struct Planner<'a> {

@@ -3,8 +3,7 @@
 //! Rules from ModifyDBInstance's reference and the RDS User Guide's "Modifying an Amazon RDS DB instance".
 
 use super::actual::InstanceSettings;
-use super::change::{Change, ChangeKind, Finding, Resource, Severity};
-use super::planner::change;
+use super::change::{Change, ChangeKind, Finding, Resource, Severity, change};
 use crate::domain::spec::RdsSpec;
 
 /// Why a storage change is not reversible at once: "After you modify the storage, you can't make further
