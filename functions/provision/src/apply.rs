@@ -170,60 +170,38 @@ fn modification(
     fields: &BTreeSet<&str>,
 ) -> InstanceModification {
     let has = |f: &str| fields.contains(f);
+    // A setting the plan changes, as the spec has it; the planner's field names are the spec's.
+    macro_rules! pick {
+        ($field:ident) => {
+            db.$field.clone().filter(|_| has(stringify!($field)))
+        };
+    }
     InstanceModification {
         instance_class: has("instance_class").then(|| db.instance_class.clone()),
-        multi_az: db.multi_az.filter(|_| has("multi_az")),
-        backup_retention_days: db
-            .backup_retention_days
-            .filter(|_| has("backup_retention_days")),
-        deletion_protection: db
-            .deletion_protection
-            .filter(|_| has("deletion_protection")),
-        publicly_accessible: db
-            .publicly_accessible
-            .filter(|_| has("publicly_accessible")),
-        allocated_storage_gb: db
-            .allocated_storage_gb
-            .filter(|_| has("allocated_storage_gb")),
-        engine_version: db.engine_version.clone().filter(|_| has("engine_version")),
-        db_subnet_group: db
-            .db_subnet_group
-            .clone()
-            .filter(|_| has("db_subnet_group")),
+        multi_az: pick!(multi_az),
+        backup_retention_days: pick!(backup_retention_days),
+        deletion_protection: pick!(deletion_protection),
+        publicly_accessible: pick!(publicly_accessible),
+        allocated_storage_gb: pick!(allocated_storage_gb),
+        engine_version: pick!(engine_version),
+        db_subnet_group: pick!(db_subnet_group),
         vpc_security_group_ids: if has("vpc_security_group_ids") {
             db.vpc_security_group_ids.clone()
         } else {
             Vec::new()
         },
-        parameter_group: db
-            .parameter_group
-            .clone()
-            .filter(|_| has("parameter_group")),
-        option_group: db.option_group.clone().filter(|_| has("option_group")),
-        storage_type: db.storage_type.clone().filter(|_| has("storage_type")),
-        iops: db.iops.filter(|_| has("iops")),
-        storage_throughput: db.storage_throughput.filter(|_| has("storage_throughput")),
-        ca_certificate_identifier: db
-            .ca_certificate_identifier
-            .clone()
-            .filter(|_| has("ca_certificate_identifier")),
-        backup_window: db.backup_window.clone().filter(|_| has("backup_window")),
-        maintenance_window: db
-            .maintenance_window
-            .clone()
-            .filter(|_| has("maintenance_window")),
-        auto_minor_version_upgrade: db
-            .auto_minor_version_upgrade
-            .filter(|_| has("auto_minor_version_upgrade")),
-        iam_database_authentication: db
-            .iam_database_authentication
-            .filter(|_| has("iam_database_authentication")),
-        performance_insights: db
-            .performance_insights
-            .filter(|_| has("performance_insights")),
-        monitoring: db
-            .monitoring_interval
-            .filter(|_| has("monitoring_interval"))
+        parameter_group: pick!(parameter_group),
+        option_group: pick!(option_group),
+        storage_type: pick!(storage_type),
+        iops: pick!(iops),
+        storage_throughput: pick!(storage_throughput),
+        ca_certificate_identifier: pick!(ca_certificate_identifier),
+        backup_window: pick!(backup_window),
+        maintenance_window: pick!(maintenance_window),
+        auto_minor_version_upgrade: pick!(auto_minor_version_upgrade),
+        iam_database_authentication: pick!(iam_database_authentication),
+        performance_insights: pick!(performance_insights),
+        monitoring: pick!(monitoring_interval)
             .map(|interval| (interval, db.monitoring_role_arn.clone())),
     }
 }

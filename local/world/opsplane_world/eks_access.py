@@ -16,15 +16,10 @@ from moto.eks import models
 from moto.eks.exceptions import InvalidParameterException, ResourceInUseException, ResourceNotFoundException
 
 from . import context, world
+from .eks import _error
 from .context import ACCOUNT
 
 _JSON = {"Content-Type": "application/json"}
-
-
-def _error(kind, message, **names):
-    fields = {"clusterName": None, "nodegroupName": None, "fargateProfileName": None, "addonName": None}
-    fields.update(names)
-    return kind(message=message, **fields)
 
 
 def _cluster(backend, name):

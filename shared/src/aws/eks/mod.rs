@@ -183,8 +183,9 @@ impl Eks {
             "resourcesVpcConfig": vpc,
             "tags": c.tags(),
         });
+        let described = self.describe_nodegroups(cluster).await?;
         let mut nodegroups = Vec::new();
-        for n in self.describe_nodegroups(cluster).await? {
+        for n in &described {
             let scaling = n.scaling_config().map(|s| {
                 json!({ "minSize": s.min_size(), "maxSize": s.max_size(), "desiredSize": s.desired_size() })
             });
@@ -216,12 +217,10 @@ impl Eks {
         let access_entries = self.access_entries(cluster).await?;
         let pod_identity = self.pod_identity_associations(cluster).await?;
         // The cluster as the planner sees it, so that a drill can plan the spec against what a rebuild
-        // would start from.
-        let planned = self.actual(cluster).await?.map(|mut a| {
-            a.addons = addons.clone();
-            a.access_entries = access_entries.clone();
-            a
-        });
+        // would start from: read off the descriptions above, not asked for again.
+        let mut planned = planner_view(cluster, c, &described);
+        planned.addons = addons.clone();
+        planned.access_entries = access_entries.clone();
         Ok(json!({
             "cluster": cluster_json,
             "nodegroups": nodegroups,
@@ -231,6 +230,49 @@ impl Eks {
             "planned": planned,
         }))
     }
+}
+
+/// A cluster and its node groups, as described, the way the planner and the health check see them.
+fn planner_view(
+    cluster: &str,
+    c: &aws_sdk_eks::types::Cluster,
+    described: &[aws_sdk_eks::types::Nodegroup],
+) -> ActualCluster {
+    let mut nodegroups = Vec::new();
+    for n in described {
+        let scaling = n.scaling_config();
+        let mut actual = ActualNodegroup {
+            name: n.nodegroup_name().unwrap_or_default().to_owned(),
+            status: n
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            version: n.version().map(str::to_owned),
+            instance_types: n.instance_types().to_vec(),
+            min: size(scaling.and_then(|s| s.min_size())),
+            max: size(scaling.and_then(|s| s.max_size())),
+            desired: size(scaling.and_then(|s| s.desired_size())),
+            health_issues: health_issues!(n.health()),
+            tags: tags_of(n.tags()),
+            ..ActualNodegroup::default()
+        };
+        settings::read_nodegroup(n, &mut actual);
+        nodegroups.push(actual);
+    }
+    let mut actual = ActualCluster {
+        name: cluster.to_owned(),
+        status: c
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        version: c.version().map(str::to_owned),
+        health_issues: health_issues!(c.health()),
+        tags: tags_of(c.tags()),
+        nodegroups,
+        ..ActualCluster::default()
+    };
+    settings::read_cluster(c, &mut actual);
+    actual
 }
 
 fn tags_of(tags: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
@@ -309,41 +351,8 @@ impl Eks {
         let Some(c) = out.cluster() else {
             return Ok(None);
         };
-        let mut nodegroups = Vec::new();
-        for n in self.describe_nodegroups(cluster).await? {
-            let scaling = n.scaling_config();
-            let mut actual = ActualNodegroup {
-                name: n.nodegroup_name().unwrap_or_default().to_owned(),
-                status: n
-                    .status()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-                version: n.version().map(str::to_owned),
-                instance_types: n.instance_types().to_vec(),
-                min: size(scaling.and_then(|s| s.min_size())),
-                max: size(scaling.and_then(|s| s.max_size())),
-                desired: size(scaling.and_then(|s| s.desired_size())),
-                health_issues: health_issues!(n.health()),
-                tags: tags_of(n.tags()),
-                ..ActualNodegroup::default()
-            };
-            settings::read_nodegroup(&n, &mut actual);
-            nodegroups.push(actual);
-        }
-        let mut actual = ActualCluster {
-            name: cluster.to_owned(),
-            status: c
-                .status()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            version: c.version().map(str::to_owned),
-            health_issues: health_issues!(c.health()),
-            tags: tags_of(c.tags()),
-            nodegroups,
-            ..ActualCluster::default()
-        };
-        settings::read_cluster(c, &mut actual);
-        Ok(Some(actual))
+        let nodegroups = self.describe_nodegroups(cluster).await?;
+        Ok(Some(planner_view(cluster, c, &nodegroups)))
     }
 
     /// Creates the cluster the spec describes. Idempotent: a cluster of that name that already exists (a

@@ -14,7 +14,7 @@ fn modify(r: &Resource, field: &str, from: String, to: String, reason: &str) -> 
 }
 
 /// `public=<bool> private=<bool> cidrs=<list>`: the endpoint as one value, so that one update sets it.
-pub fn endpoint_text(public: Option<bool>, private: Option<bool>, cidrs: &[String]) -> String {
+fn endpoint_text(public: Option<bool>, private: Option<bool>, cidrs: &[String]) -> String {
     let b = |v: Option<bool>| v.map_or("-".to_owned(), |v| v.to_string());
     let cidrs = if cidrs.is_empty() {
         "-".to_owned()

@@ -26,7 +26,6 @@ pub use actual::{
     InstanceSettings,
 };
 pub use change::{Change, ChangeKind, Finding, Resource, Severity};
-pub use eks_settings::endpoint_text;
 pub use outcome::{Plan, changes_sha256};
 pub use planner::{DEFAULT_STORAGE_GB, plan, scaling_text};
 pub use policy::{REQUIRED_TAGS, existing_findings};
