@@ -90,14 +90,14 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
     let mut specs = Vec::new();
     for (env, yaml) in EXAMPLES {
         // The examples' subnet group is `acme-<env>-db`: the world's network of `acme-<env>`.
-        let network = plane
-            .world
-            .network(&plane.config.region, &format!("acme-{env}"))
-            .await?;
-        specs.push((
-            env,
-            localise(yaml, env, &app.addr, &network.security_group_ids)?,
-        ));
+        let (region, name) = (&plane.config.region, format!("acme-{env}"));
+        let network = plane.world.network(region, &name).await?;
+        let subnets = plane.world.subnets(region, &name).await?;
+        let placed = Placed {
+            groups: &network.security_group_ids,
+            subnets: &subnets,
+        };
+        specs.push((env, localise(yaml, env, &app.addr, &placed)?));
     }
 
     // 1. Provision every environment from its spec; prod waits for a person's approval.
@@ -483,14 +483,20 @@ fn expect(
     })
 }
 
-/// The examples name their real health endpoints and their account's security groups; the demo points them
-/// at its own endpoint and its world's groups, and leaves the SQL probe out (the demo runs without a
-/// PostgreSQL server).
+/// The world's security groups and subnets an example's stand for.
+struct Placed<'a> {
+    groups: &'a [String],
+    subnets: &'a [String],
+}
+
+/// The examples name their real health endpoints and their account's security groups and subnets; the demo
+/// points them at its own endpoint and its world's network, and leaves the SQL probe out (the demo runs
+/// without a PostgreSQL server).
 fn localise(
     yaml: &str,
     env: &str,
     addr: &std::net::SocketAddr,
-    groups: &[String],
+    placed: &Placed<'_>,
 ) -> Result<String> {
     let mut doc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(yaml).with_context(|| format!("examples/{env}.yaml"))?;
@@ -502,7 +508,7 @@ fn localise(
                    "timeout_ms": 5000, "body_contains": "ok" }]
     }))?;
     map.insert("health".into(), health);
-    let groups = serde_yaml_ng::to_value(groups)?;
+    let groups = serde_yaml_ng::to_value(placed.groups)?;
     for db in map
         .get_mut("rds")
         .and_then(serde_yaml_ng::Value::as_sequence_mut)
@@ -513,6 +519,16 @@ fn localise(
         if db.contains_key("vpc_security_group_ids") {
             db.insert("vpc_security_group_ids".into(), groups.clone());
         }
+    }
+    if let Some(eks) = map
+        .get_mut("eks")
+        .and_then(serde_yaml_ng::Value::as_mapping_mut)
+        .filter(|eks| eks.contains_key("subnet_ids"))
+    {
+        eks.insert(
+            "subnet_ids".into(),
+            serde_yaml_ng::to_value(placed.subnets)?,
+        );
     }
     if let Some(drill) = map
         .get_mut("drill")

@@ -193,14 +193,40 @@ impl World {
             .await?;
         Ok(Network {
             subnet_group: answer["db_subnet_group"].as_str().map(str::to_owned),
-            security_group_ids: answer["security_group_ids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|g| g.as_str().map(str::to_owned))
-                .collect(),
+            security_group_ids: strings(&answer["security_group_ids"]),
             ..Network::default()
         })
+    }
+
+    /// The subnets of `environment`'s network in `region` (the world's operator VPC's): where its EKS cluster
+    /// and node groups go.
+    pub async fn subnets(
+        &self,
+        region: &str,
+        environment: &str,
+    ) -> Result<Vec<String>, WorldError> {
+        let answer = self
+            .request(&format!("network/{region}/{environment}"), Some(&json!({})))
+            .await?;
+        Ok(strings(&answer["subnet_ids"]))
+    }
+
+    /// The account's EC2 launch template `name` in `region` for node groups, made with one version when
+    /// absent; `new_version` adds one. Its id and latest version number.
+    pub async fn launch_template(
+        &self,
+        region: &str,
+        name: &str,
+        new_version: bool,
+    ) -> Result<(String, String), WorldError> {
+        let path = format!("launch-template/{region}/{name}");
+        let answer = if new_version {
+            self.request(&path, Some(&json!({}))).await?
+        } else {
+            self.request(&path, None).await?
+        };
+        let text = |k: &str| answer[k].as_str().unwrap_or_default().to_owned();
+        Ok((text("id"), text("latest_version")))
     }
 
     /// The account's KMS key `alias/<alias>` in `region`, made when the account has none of that alias: a key
@@ -300,4 +326,14 @@ impl Reachability for WorldNetwork {
                 .unwrap_or_else(|e| Err(e.to_string()))
         })
     }
+}
+
+/// The strings of a JSON array (none when it is not one).
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_str().map(str::to_owned))
+        .collect()
 }

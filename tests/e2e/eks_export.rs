@@ -3,8 +3,10 @@
 //! through provision.
 
 use opsplane_fn_backup::probe::ProbeSettings;
-use opsplane_statemachines::Status;
+use opsplane_statemachines::{Description, Status};
 use serde_json::{Value, json};
+
+use crate::harness::World;
 
 use crate::backup::Plane;
 use crate::drill::run_drill;
@@ -12,6 +14,40 @@ use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
 
 const ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admins";
 const ADMIN_POLICY: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+
+/// The cluster as the succeeded `backup` exported it (`eks.json`), found through its manifest.
+pub async fn exported_cluster(world: &World, backup: &Description) -> Value {
+    let object = |key: String| async move {
+        let got = world
+            .clients
+            .s3
+            .get_object()
+            .bucket(&world.config.bucket_name)
+            .key(&key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e}"));
+        got.body
+            .collect()
+            .await
+            .expect("the object's body")
+            .to_vec()
+    };
+    let manifest_key = backup.output.as_ref().unwrap()["manifest"]["manifest_key"]
+        .as_str()
+        .expect("the manifest's key")
+        .to_owned();
+    let manifest: opsplane_shared::domain::backup::Manifest =
+        serde_json::from_slice(&object(manifest_key).await).unwrap();
+    let key = manifest
+        .objects
+        .iter()
+        .find(|o| o.key.ends_with("/eks.json"))
+        .expect("the export, vouched for by the manifest")
+        .key
+        .clone();
+    serde_json::from_slice(&object(key).await).unwrap()
+}
 
 /// What the platform team did by hand on the seeded cluster: two add-ons (vpc-cni one version behind the
 /// spec), an admin access entry and a pod identity association.
@@ -65,19 +101,7 @@ async fn the_export_holds_add_ons_access_and_pod_identity_and_a_drill_plans_the_
 
     let backup = plane.run_backup().await;
     assert_eq!(backup.status, Status::Succeeded, "{:?}", backup.cause);
-    let manifest_key = backup.output.as_ref().unwrap()["manifest"]["manifest_key"]
-        .as_str()
-        .expect("the manifest's key")
-        .to_owned();
-    let manifest: opsplane_shared::domain::backup::Manifest =
-        serde_json::from_slice(&plane.object(&manifest_key).await).unwrap();
-    let key = &manifest
-        .objects
-        .iter()
-        .find(|o| o.key.ends_with("/eks.json"))
-        .expect("the export, vouched for by the manifest")
-        .key;
-    let export: Value = serde_json::from_slice(&plane.object(key).await).unwrap();
+    let export = exported_cluster(&plane.world, &backup).await;
     assert_eq!(export["addons"]["vpc-cni"]["version"], "v1.18.3-eksbuild.1");
     assert_eq!(export["addons"]["coredns"]["status"], "ACTIVE");
     assert_eq!(

@@ -65,17 +65,23 @@ pub struct Stage {
     pub env: String,
     /// The world's security group for the environment's databases, which the examples' stand for.
     pub security_groups: Vec<String>,
+    /// The world's subnets for the environment's cluster, which the examples' stand for.
+    pub subnets: Vec<String>,
 }
 
 /// The environment's network in the world (its DB subnet group `<env>-db`, the name the examples' groups
-/// take once renamed, and a security group admitting the probe): its security groups.
-async fn placed(local: &LocalPlane, env: &str) -> Vec<String> {
-    local
-        .world
-        .network(&local.config.region, env)
-        .await
-        .expect("the environment's network")
-        .security_group_ids
+/// take once renamed, a security group admitting the probe, and the VPC's subnets): its security groups
+/// and subnets.
+async fn placed(local: &LocalPlane, env: &str) -> (Vec<String>, Vec<String>) {
+    let region = &local.config.region;
+    let network = local.world.network(region, env).await;
+    let subnets = local.world.subnets(region, env).await;
+    (
+        network
+            .expect("the environment's network")
+            .security_group_ids,
+        subnets.expect("the environment's subnets"),
+    )
 }
 
 impl Stage {
@@ -86,12 +92,13 @@ impl Stage {
             .await
             .expect("local plane over moto");
         let env = unique("e");
-        let security_groups = placed(&local, &env).await;
+        let (security_groups, subnets) = placed(&local, &env).await;
         Self {
             world,
             local,
             env,
             security_groups,
+            subnets,
         }
     }
 
@@ -101,12 +108,13 @@ impl Stage {
             .await
             .expect("local plane over moto");
         let env = unique("e");
-        let security_groups = placed(&local, &env).await;
+        let (security_groups, subnets) = placed(&local, &env).await;
         Self {
             world: World::from_config(other.world.config.clone()).await,
             local,
             env,
             security_groups,
+            subnets,
         }
     }
 
@@ -133,13 +141,19 @@ impl Stage {
             .and_then(|rest| rest.split('"').next())
             .expect("the example has an HTTP check")
             .to_owned();
-        // The examples' security group ids stand for the environment's group, which the world made.
+        // The examples' security group and subnet ids stand for the environment's, which the world made.
         let groups = self.security_groups.join(", ");
+        let subnets = self.subnets.join(", ");
         let text: String = text
             .lines()
-            .map(|line| match line.split_once("vpc_security_group_ids: [") {
-                Some((head, _)) => format!("{head}vpc_security_group_ids: [{groups}]\n"),
-                None => format!("{line}\n"),
+            .map(|line| {
+                if let Some((head, _)) = line.split_once("vpc_security_group_ids: [") {
+                    format!("{head}vpc_security_group_ids: [{groups}]\n")
+                } else if let Some((head, _)) = line.split_once("subnet_ids: [") {
+                    format!("{head}subnet_ids: [{subnets}]\n")
+                } else {
+                    format!("{line}\n")
+                }
             })
             .collect();
         text.replace(&public_url, health_url)

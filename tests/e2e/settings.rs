@@ -1,6 +1,7 @@
 //! An instance's placement, storage, key and maintenance settings through provision: created as the spec
 //! says, changed in place, a storage change waiting for approval, another key blocked, names that do not
-//! exist refused before anything changes, and a change made behind opsplane's back reported as drift.
+//! exist refused before anything changes, and a change made behind opsplane's back reported as drift; a
+//! cluster's endpoint, logging and node groups (their labels, capacity and launch templates) likewise.
 
 use opsplane_statemachines::Status;
 use serde_json::json;
@@ -182,6 +183,14 @@ async fn groups_and_keys_that_do_not_exist_are_refused_before_anything_changes()
         ),
         (good.replace("-pg16\n", "-pg15\n"), "rds[0].parameter_group"),
         (good.replace("-rds\n", "-gone\n"), "rds[0].kms_key_id"),
+        (
+            good.replace(&stage.security_groups[0], "sg-0ffffffffffffffff"),
+            "rds[0].vpc_security_group_ids[0]",
+        ),
+        (
+            good.replace(&stage.subnets[1], "subnet-0fffffffffffffff0"),
+            "eks.subnet_ids[1]",
+        ),
     ] {
         stage.upload(&wrong).await;
         let run = stage.provision().await;
@@ -190,6 +199,7 @@ async fn groups_and_keys_that_do_not_exist_are_refused_before_anything_changes()
             stage.instance(&db).await.is_none(),
             "{field}: nothing created"
         );
+        assert!(stage.cluster(&stage.env).await.is_none(), "{field}");
         assert!(stage.lock_is_free().await);
     }
 }
@@ -353,4 +363,108 @@ async fn without_a_default_vpc_an_example_provisions_into_its_subnets_and_securi
         .settings;
     assert_eq!(db.db_subnet_group, Some(format!("{}-db", stage.env)));
     assert_eq!(db.vpc_security_group_ids, stage.security_groups);
+}
+
+#[tokio::test]
+async fn in_the_instant_world_a_launch_template_version_rolls_the_nodes_is_exported_and_drift_sees_it()
+ {
+    let stage = Stage::new().await;
+    // Instant: the hand-made update below is done at once, as the drift check wants.
+    stage.local.world.instant().await.expect("instant world");
+    let url = healthy_endpoint().await;
+    let template = format!("{}-nodes", stage.env);
+    let world = &stage.local.world;
+    let (id, first) = world
+        .launch_template(REGION, &template, false)
+        .await
+        .expect("the platform team's template");
+    assert_eq!(first, "1");
+    let spot = "desired: 1, capacity_type: SPOT }";
+    let v1 = stage.example("dev", &url).replace(
+        spot,
+        &format!(
+            "desired: 1, capacity_type: SPOT, launch_template: {{ name: {template}, version: \"1\" }} }}"
+        ),
+    );
+
+    // A template that does not exist: refused naming the field, nothing made.
+    stage
+        .upload(&v1.replace(&format!("name: {template},"), "name: nowhere,"))
+        .await;
+    let run = stage.provision().await;
+    assert_fails_naming(&run, "InvalidInput", "eks.nodegroups[0].launch_template");
+    assert!(stage.cluster(&stage.env).await.is_none());
+
+    stage.upload(&v1).await;
+    assert_succeeded(&stage.provision().await);
+    let made = stage.cluster(&stage.env).await.expect("created");
+    let used = made.nodegroups[0]
+        .launch_template
+        .clone()
+        .expect("a template");
+    assert_eq!(
+        (used.id.as_deref(), used.version.as_deref()),
+        (Some(id.as_str()), Some("1"))
+    );
+
+    // The team publishes version 2 and the spec moves to it: the nodes roll, in place.
+    let (_, second) = world
+        .launch_template(REGION, &template, true)
+        .await
+        .unwrap();
+    assert_eq!(second, "2");
+    let v2 = v1.replace("version: \"1\" }", "version: \"2\" }");
+    stage.upload(&v2).await;
+    let run = stage.provision().await;
+    assert_succeeded(&run);
+    assert_eq!(applied_fields(&run), ["launch_template_version"]);
+    let rolled = stage.cluster(&stage.env).await.unwrap();
+    let version = |c: &opsplane_shared::domain::plan::ActualCluster| {
+        c.nodegroups[0]
+            .launch_template
+            .as_ref()
+            .and_then(|t| t.version.clone())
+    };
+    assert_eq!(version(&rolled).as_deref(), Some("2"));
+
+    // The backup's export holds the template's version.
+    let backup = stage
+        .run("backup", json!({ "environment": stage.env }))
+        .await;
+    assert_eq!(backup.status, Status::Succeeded, "{:?}", backup.cause);
+    let export = crate::eks_export::exported_cluster(&stage.world, &backup).await;
+    assert_eq!(
+        export["nodegroups"][0]["launchTemplate"]["version"], "2",
+        "{export}"
+    );
+    assert_eq!(export["nodegroups"][0]["launchTemplate"]["id"], id.as_str());
+
+    // Someone rolls the nodes back to version 1 by hand: drift names the version and what the spec wants.
+    let by_hand = aws_sdk_eks::types::LaunchTemplateSpecification::builder()
+        .id(&id)
+        .version("1")
+        .build();
+    stage
+        .local
+        .clients
+        .eks
+        .update_nodegroup_version()
+        .cluster_name(&stage.env)
+        .nodegroup_name("general")
+        .launch_template(by_hand)
+        .send()
+        .await
+        .expect("the hand-made roll back");
+    let deps = stage.local.provision_deps(&stage.local.clients);
+    let drift = opsplane_fn_provision::drift::report(&deps, &stage.env)
+        .await
+        .unwrap();
+    assert!(drift.drifted, "{}", drift.render());
+    let change = &drift.plan.changes[0];
+    assert_eq!(
+        (change.field.as_str(), change.to.as_str()),
+        ("launch_template_version", "2")
+    );
+    assert_eq!(change.from.as_deref(), Some("1"));
+    assert!(stage.lock_is_free().await);
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::alarms::Alarms;
+use opsplane_shared::aws::ec2_resources::Ec2Resources;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::keys::Keys;
 use opsplane_shared::aws::objects::ObjectStore;
@@ -69,6 +70,8 @@ pub struct Deps {
     pub alarms: Alarms,
     /// KMS: whether the keys a spec names exist.
     pub keys: Keys,
+    /// Cloud Control: whether the security groups, subnets and launch templates a spec names exist.
+    pub ec2: Ec2Resources,
 }
 
 impl std::fmt::Debug for Deps {
@@ -96,6 +99,7 @@ impl Deps {
             ),
             alarms: Alarms::new(clients.cloudwatch.clone()),
             keys: Keys::new(clients.kms.clone()),
+            ec2: Ec2Resources::new(clients.cloudcontrol.clone()),
             config,
         }
     }

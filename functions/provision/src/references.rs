@@ -1,13 +1,16 @@
 //! What a spec refers to must exist before it is planned: each instance's DB subnet group, parameter group,
-//! option group and storage key. A name that is wrong is `InvalidInput` naming the field, before anything
-//! changes; RDS would refuse it only half-way through an apply.
+//! option group, security groups and storage key, and the EKS cluster's subnets and security groups and its
+//! node groups' launch templates. A name that is wrong is `InvalidInput` naming the field, before anything
+//! changes; RDS and EKS would refuse it only half-way through an apply.
 
 use opsplane_shared::OpsError;
+use opsplane_shared::aws::ec2_resources::Ec2Kind;
 use opsplane_shared::domain::spec::EnvironmentSpec;
 
 use crate::Deps;
 
-/// Refuses `spec` when any group or key it names does not exist, naming the first such field.
+/// Refuses `spec` when any group, subnet, template or key it names does not exist, naming the first such
+/// field.
 pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> {
     for (i, db) in spec.rds.iter().enumerate() {
         if let Some((field, reason)) = deps.rds.missing_groups(db).await?.into_iter().next() {
@@ -16,6 +19,14 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
                 format!("{reason}: create it first, or name one that exists"),
             ));
         }
+        let groups = &db.vpc_security_group_ids;
+        exist(
+            deps,
+            Ec2Kind::SecurityGroup,
+            &format!("rds[{i}].vpc_security_group_ids"),
+            groups,
+        )
+        .await?;
         if let Some(key) = &db.kms_key_id
             && deps.keys.arn(key).await?.is_none()
         {
@@ -27,5 +38,50 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
             ));
         }
     }
+    if let Some(eks) = &spec.eks {
+        exist(deps, Ec2Kind::Subnet, "eks.subnet_ids", &eks.subnet_ids).await?;
+        exist(
+            deps,
+            Ec2Kind::SecurityGroup,
+            "eks.security_group_ids",
+            &eks.security_group_ids,
+        )
+        .await?;
+        for (i, ng) in eks.nodegroups.iter().enumerate() {
+            let Some(template) = &ng.launch_template else {
+                continue;
+            };
+            let field = format!("eks.nodegroups[{i}].launch_template");
+            let (found, named) = match (&template.id, &template.name) {
+                (Some(id), _) => (deps.ec2.exists(Ec2Kind::LaunchTemplate, id).await?, id),
+                (None, Some(name)) => (deps.ec2.launch_template_named(name).await?, name),
+                // The spec's own check requires one of the two.
+                (None, None) => continue,
+            };
+            if !found {
+                return Err(missing(&field, Ec2Kind::LaunchTemplate, named));
+            }
+        }
+    }
     Ok(())
+}
+
+/// Refuses the first of `ids` (the list at `field`) that names no `kind` in this Region.
+async fn exist(deps: &Deps, kind: Ec2Kind, field: &str, ids: &[String]) -> Result<(), OpsError> {
+    for (j, id) in ids.iter().enumerate() {
+        if !deps.ec2.exists(kind, id).await? {
+            return Err(missing(&format!("{field}[{j}]"), kind, id));
+        }
+    }
+    Ok(())
+}
+
+fn missing(field: &str, kind: Ec2Kind, id: &str) -> OpsError {
+    OpsError::invalid(
+        field,
+        format!(
+            "no {} \"{id}\" in this Region: create it first, or name one that exists",
+            kind.noun()
+        ),
+    )
 }

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from moto.rds.models import rds_backends
 
-from . import cbor, context, eks, eks_access, iam, keys, mute, network, rds, world
+from . import cbor, cloudcontrol, context, eks, eks_access, iam, keys, mute, network, rds, world
 from .context import ACCOUNT
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -155,6 +155,8 @@ _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "
 
 def _iam_actions(environ, service, action, body):
     """Every IAM action a request needs (``rds:CreateDBSnapshot``); none that the model cannot name."""
+    if service == "cloudcontrolapi":
+        return cloudcontrol.required_actions(action, body)
     name = _iam_action(environ, service, action)
     if name in ("dynamodb:TransactWriteItems", "dynamodb:TransactGetItems"):
         try:
@@ -233,6 +235,10 @@ def _control(environ, start_response, body):
     # /<world>/kms-key/<region>/<alias>: the account's key alias/<alias> in the region (made when absent).
     if len(parts) == 4 and parts[1] == "kms-key":
         return ok(keys.account_key(parts[2], parts[3]))
+    # /<world>/launch-template/<region>/<name>: the account's launch template <name>, made when absent with
+    # one version; a POST adds a version (its number in the answer).
+    if len(parts) == 4 and parts[1] == "launch-template":
+        return ok(network.launch_template(parts[2], parts[3], environ.get("REQUEST_METHOD") == "POST"))
     # /<world>/reaches/<region>/<instance>: whether the probe's network reaches the instance, and why.
     if len(parts) == 4 and parts[1] == "reaches":
         reachable, why = network.reaches(w, parts[2], parts[3])
@@ -287,6 +293,8 @@ def install(app_class):
                 return _respond(start_response, *_account_attributes(w, region))
             if service == "monitoring" and request.action in mute.OPERATIONS:
                 return _respond(start_response, *mute.serve(w, request.action, body, region, ACCOUNT, t_ms))
+            if service == "cloudcontrolapi" and request.action in cloudcontrol.OPERATIONS:
+                return _respond(start_response, *cloudcontrol.serve(request.action, body, region, ACCOUNT))
             if service == "eks":
                 method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
                 served = eks_access.serve(method, path, body, region, ACCOUNT) or eks.serve(method, path, body, region, ACCOUNT)

@@ -33,7 +33,7 @@ def _operator_network(w, region):
 
 def environment_network(w, region, name):
     """An environment's DB subnet group and security group in the operator VPC, the group admitting the
-    probe on PostgreSQL's port; what its instances are created with."""
+    probe on PostgreSQL's port, and the VPC's subnets; what its instances and its cluster are created with."""
     operator = _operator_network(w, region)
     key = ("environment", region, name)
     if key not in w.networks:
@@ -47,7 +47,7 @@ def environment_network(w, region, name):
         ec2.authorize_security_group_ingress(
             sg.id, "tcp", "5432", "5432", [], source_groups=[{"GroupId": operator["probe_security_group"]}]
         )
-        w.networks[key] = {"db_subnet_group": group_name, "security_group_ids": [sg.id]}
+        w.networks[key] = {"db_subnet_group": group_name, "security_group_ids": [sg.id], "subnet_ids": operator["subnets"]}
     return w.networks[key]
 
 
@@ -117,3 +117,17 @@ def place_restore(rds, database, request):
         vpc = _vpc_of(rds, ec2, database)
         default = ec2.get_default_security_group(vpc) if vpc else None
         database.vpc_security_group_ids = [default.id] if default else []
+
+
+def launch_template(region, name, new_version):
+    """The account's EC2 launch template ``name`` for node groups (made with one version when absent); with
+    ``new_version`` one more version. Its id, name and latest version number."""
+    ec2 = ec2_backends[ACCOUNT][region]
+    template_id = ec2.launch_template_name_to_ids.get(name)
+    if template_id is None:
+        template = ec2.create_launch_template(name, "node groups", {"MetadataOptions": {"HttpTokens": "required"}}, {})
+    else:
+        template = ec2.get_launch_template(template_id)
+        if new_version:
+            template.create_version({"MetadataOptions": {"HttpTokens": "required"}}, "node groups")
+    return {"id": template.id, "name": template.name, "latest_version": str(template.latest_version_number)}

@@ -1,6 +1,7 @@
 //! AWS adapters: the one `SdkConfig` and the clients built from it.
 
 pub mod alarms;
+pub mod ec2_resources;
 pub mod eks;
 pub mod events;
 pub mod keys;
@@ -115,6 +116,8 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// KMS: whether the keys a spec names exist.
     pub kms: aws_sdk_kms::Client,
+    /// Cloud Control: whether the security groups, subnets and launch templates a spec names exist.
+    pub cloudcontrol: aws_sdk_cloudcontrol::Client,
     /// The configuration the clients were built from (credentials and region for RDS IAM auth tokens).
     pub sdk: SdkConfig,
 }
@@ -135,6 +138,7 @@ impl Clients {
             secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
+            cloudcontrol: aws_sdk_cloudcontrol::Client::new(sdk),
             sdk: sdk.clone(),
         }
     }
@@ -167,6 +171,7 @@ impl Clients {
             secrets_manager: with!(self.secrets_manager, aws_sdk_secretsmanager),
             cloudwatch: with!(self.cloudwatch, aws_sdk_cloudwatch),
             kms: with!(self.kms, aws_sdk_kms),
+            cloudcontrol: with!(self.cloudcontrol, aws_sdk_cloudcontrol),
             sdk: self.sdk,
         }
     }
