@@ -27,6 +27,9 @@ mod placement;
 // An instance's placement, storage, key and windows through provision: in place, approval, refusals, drift.
 mod settings;
 
+// Every instance and cluster setting, field by field: in place, waiting for approval, or blocked; drift.
+mod field_plans;
+
 // The cluster a backup exports (add-ons, access entries, pod identity) and the rebuild a drill plans from it.
 mod eks_export;
 

@@ -13,7 +13,7 @@ use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
 const REGION: &str = "us-east-1";
 
 /// The fields of the changes a succeeded provision applied, in its plan's order.
-fn applied_fields(run: &Description) -> Vec<String> {
+pub fn applied_fields(run: &Description) -> Vec<String> {
     run.output.as_ref().unwrap()["plan"]["changes"]
         .as_array()
         .unwrap()
@@ -23,7 +23,7 @@ fn applied_fields(run: &Description) -> Vec<String> {
 }
 
 /// `run` failed with `error`, its cause naming `what`.
-fn assert_fails_naming(run: &Description, error: &str, what: &str) {
+pub fn assert_fails_naming(run: &Description, error: &str, what: &str) {
     assert_eq!(run.status, Status::Failed, "{:?}", run.cause);
     assert_eq!(run.error.as_deref(), Some(error), "{:?}", run.cause);
     let cause = run.cause.as_deref().unwrap_or_default();

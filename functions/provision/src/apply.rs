@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use opsplane_shared::OpsError;
+use opsplane_shared::aws::eks::NetworkPart;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::InstanceModification;
 use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
@@ -278,12 +279,18 @@ async fn apply_outstanding(
                     OpsError::Internal(format!("plan names cluster {name}, which the spec lacks"))
                 })?;
                 fence().await?;
-                if c.field == "logging" {
-                    deps.eks
-                        .update_logging(name, eks.logging.as_deref().unwrap_or_default())
-                        .await?;
-                } else {
-                    deps.eks.update_endpoint(eks).await?;
+                match c.field.as_str() {
+                    "logging" => {
+                        let types = eks.logging.as_deref().unwrap_or_default();
+                        deps.eks.update_logging(name, types).await?;
+                    }
+                    "subnet_ids" => deps.eks.update_network(eks, NetworkPart::Subnets).await?,
+                    "security_group_ids" => {
+                        deps.eks
+                            .update_network(eks, NetworkPart::SecurityGroups)
+                            .await?;
+                    }
+                    _ => deps.eks.update_endpoint(eks).await?,
                 }
                 updated.insert(&c.resource);
                 issued.push(format!("UpdateClusterConfig {name} {}", c.field));

@@ -16,14 +16,14 @@ from .context import ACCOUNT
 
 
 def _operator_network(w, region):
-    """The world's operator VPC in ``region`` with two subnets and the probe's security group (created once)."""
+    """The world's operator VPC in ``region`` with three subnets and the probe's security group (created once)."""
     key = ("operator", region)
     if key in w.networks:
         return w.networks[key]
     ec2 = ec2_backends[ACCOUNT][region]
     index = len(w.networks) % 200 + 10
     vpc = ec2.create_vpc(f"10.{index}.0.0/16", tags=[{"Key": "opsplane:world", "Value": w.id}])
-    zones = [f"{region}a", f"{region}b"]
+    zones = [f"{region}a", f"{region}b", f"{region}c"]
     subnets = [ec2.create_subnet(vpc.id, f"10.{index}.{n}.0/24", availability_zone=zone) for n, zone in enumerate(zones)]
     probe = ec2.create_security_group(f"opsplane-probe-{w.id}"[:255], "the plane's SQL probe", vpc_id=vpc.id)
     network = {"vpc": vpc.id, "subnets": [s.id for s in subnets], "probe_security_group": probe.id}

@@ -73,10 +73,19 @@ def _report_key_arn(backend, database):
         database.kms_key_id = keys.key_arn(backend.region_name, database.kms_key_id)
 
 
+def _monitoring_settings(database, db_kwargs):
+    # moto drops Performance Insights and Enhanced Monitoring at creation; RDS reports both
+    # (PerformanceInsightsEnabled, MonitoringInterval and MonitoringRoleArn of DBInstance).
+    database.enable_performance_insights = bool(db_kwargs.get("enable_performance_insights", False))
+    database.monitoring_interval = int(db_kwargs.get("monitoring_interval") or 0)
+    database.monitoring_role_arn = db_kwargs.get("monitoring_role_arn")
+
+
 def _create(original):
     def create_db_instance(self, db_kwargs):
         _require_network(db_kwargs)
         database = original(self, db_kwargs)
+        _monitoring_settings(database, db_kwargs)
         _report_key_arn(self, database)
         _, w = _request()
         if w is not None:
@@ -290,7 +299,29 @@ def account_quotas(backend, w):
     return [("ManualSnapshots", len(_owned_manual_snapshots(backend, w)), w.quota("manual_snapshots"))]
 
 
+# moto's option groups know PostgreSQL majors up to 13; RDS offers an option group for every major it runs
+# (CreateOptionGroup, MajorEngineVersion; PostgreSQL's have no options to add, but instances name them).
+_POSTGRES_MAJORS = {"14", "15", "16", "17"}
+
+
+def _create_option_group(original):
+    def create_option_group(self, option_group_kwargs):
+        major = option_group_kwargs.get("major_engine_version")
+        if option_group_kwargs.get("engine_name") != "postgres" or major not in _POSTGRES_MAJORS:
+            return original(self, option_group_kwargs)
+        group = original(self, {**option_group_kwargs, "major_engine_version": "13"})
+        group.major_engine_version = major
+        return group
+
+    return create_option_group
+
+
 def install():
+    # What ModifyDBInstance sets (EnablePerformanceInsights) is reported as PerformanceInsightsEnabled.
+    models.DBInstance.performance_insights_enabled = property(
+        lambda self: bool(getattr(self, "enable_performance_insights", False))
+    )
+    _wrap("create_option_group", _create_option_group)
     _wrap("create_db_instance", _create)
     _wrap("restore_db_instance_from_db_snapshot", _restore)
     _wrap("restore_db_instance_to_point_in_time", _restore)

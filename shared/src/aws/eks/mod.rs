@@ -8,6 +8,8 @@
 mod extensions;
 mod settings;
 
+pub use settings::NetworkPart;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};

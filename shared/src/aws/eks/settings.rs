@@ -11,13 +11,23 @@ use super::{Eks, EksError, classify};
 use crate::domain::plan::{ActualCluster, ActualNodegroup};
 use crate::domain::spec::{EksSpec, LOG_TYPES, LaunchTemplateSpec, NodegroupSpec, TaintSpec};
 
-/// The cluster's endpoint, logging and security groups, as the planner compares them.
+/// Which part of a cluster's network an update moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkPart {
+    /// The subnets of the control plane's network interfaces.
+    Subnets,
+    /// The security groups on them.
+    SecurityGroups,
+}
+
+/// The cluster's endpoint, logging, subnets and security groups, as the planner compares them.
 pub(super) fn read_cluster(c: &Cluster, into: &mut ActualCluster) {
     if let Some(vpc) = c.resources_vpc_config() {
         into.endpoint_public_access = Some(vpc.endpoint_public_access());
         into.endpoint_private_access = Some(vpc.endpoint_private_access());
         into.public_access_cidrs = sorted(vpc.public_access_cidrs().to_vec());
         into.security_group_ids = sorted(vpc.security_group_ids().to_vec());
+        into.subnet_ids = sorted(vpc.subnet_ids().to_vec());
     }
     into.logging = sorted(
         c.logging()
@@ -158,6 +168,32 @@ impl Eks {
             .update_cluster_config()
             .name(&eks.cluster)
             .resources_vpc_config(vpc)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "UpdateClusterConfig",
+                    &format!("cluster {}", eks.cluster),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Moves the control plane's network interfaces to the spec's `subnets` or `security groups` (one of the
+    /// two per update; `UpdateClusterConfig`, which keeps them in the cluster's VPC).
+    pub async fn update_network(&self, eks: &EksSpec, part: NetworkPart) -> Result<(), EksError> {
+        let vpc = match part {
+            NetworkPart::Subnets => {
+                VpcConfigRequest::builder().set_subnet_ids(Some(eks.subnet_ids.clone()))
+            }
+            NetworkPart::SecurityGroups => VpcConfigRequest::builder()
+                .set_security_group_ids(Some(eks.security_group_ids.clone())),
+        };
+        self.client
+            .update_cluster_config()
+            .name(&eks.cluster)
+            .resources_vpc_config(vpc.build())
             .send()
             .await
             .map_err(|e| {

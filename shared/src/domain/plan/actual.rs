@@ -153,9 +153,12 @@ pub struct ActualCluster {
     /// The control plane log types enabled, sorted.
     #[serde(default)]
     pub logging: Vec<String>,
-    /// The cluster's additional security groups.
+    /// The cluster's additional security groups, sorted.
     #[serde(default)]
     pub security_group_ids: Vec<String>,
+    /// The subnets of the control plane's network interfaces, sorted.
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
     /// Add-ons by name (read when the spec names any, and by the backup's export).
     #[serde(default)]
     pub addons: BTreeMap<String, ActualAddon>,

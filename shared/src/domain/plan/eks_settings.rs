@@ -30,14 +30,9 @@ fn sorted(v: &[String]) -> Vec<String> {
     v
 }
 
-/// The cluster's endpoint and logging changes, and a finding when its security groups differ.
-pub(super) fn cluster(
-    r: &Resource,
-    eks: &EksSpec,
-    a: &ActualCluster,
-) -> (Vec<Change>, Vec<Finding>) {
+/// The cluster's endpoint, logging, subnet and security group changes, all made in place.
+pub(super) fn cluster(r: &Resource, eks: &EksSpec, a: &ActualCluster) -> Vec<Change> {
     let mut changes = Vec::new();
-    let mut findings = Vec::new();
     let have = (
         a.endpoint_public_access,
         a.endpoint_private_access,
@@ -77,20 +72,32 @@ pub(super) fn cluster(
             ));
         }
     }
-    if !eks.security_group_ids.is_empty() && sorted(&eks.security_group_ids) != a.security_group_ids
-    {
-        findings.push(Finding {
-            severity: Severity::Warn,
-            resource: r.clone(),
-            rule: "cluster-security-groups".to_owned(),
-            message: format!(
-                "the cluster's security groups are {} and the spec asks {}: opsplane sets them only when it creates a cluster; change them with UpdateClusterConfig",
-                a.security_group_ids.join(","),
-                sorted(&eks.security_group_ids).join(",")
-            ),
-        });
+    // Since October 2023 EKS moves a running control plane's network interfaces to other subnets (of the
+    // same VPC) or security groups in place (UpdateClusterConfig, "choose different subnets and security
+    // groups for the cluster").
+    let network = [
+        (
+            "subnet_ids",
+            &eks.subnet_ids,
+            &a.subnet_ids,
+            "EKS moves the control plane's network interfaces to these subnets in place (they must be in the cluster's VPC, two Availability Zones at least) and can move them back",
+        ),
+        (
+            "security_group_ids",
+            &eks.security_group_ids,
+            &a.security_group_ids,
+            "EKS puts these security groups on the control plane's network interfaces in place and can put the old ones back",
+        ),
+    ];
+    for (field, want, have, reason) in network {
+        let want = sorted(want);
+        // A cluster always has subnets: none seen means none read (an export from before they were kept).
+        let unread = field == "subnet_ids" && have.is_empty();
+        if !want.is_empty() && !unread && &want != have {
+            changes.push(modify(r, field, have.join(","), want.join(","), reason));
+        }
     }
-    (changes, findings)
+    changes
 }
 
 fn labels_text(labels: &BTreeMap<String, String>) -> String {

@@ -290,9 +290,7 @@ impl Planner<'_> {
                         "EKS cannot downgrade a cluster's Kubernetes version",
                     );
                 }
-                let (changes, findings) = eks_settings::cluster(&r, eks, a);
-                self.changes.extend(changes);
-                self.findings.extend(findings);
+                self.changes.extend(eks_settings::cluster(&r, eks, a));
             }
         }
         // A cluster yet to be created has none: each is created once it is ACTIVE.

@@ -21,7 +21,7 @@ eks:
   version: "1.30"
   role_arn: arn:aws:iam::1:role/eks
   node_role_arn: arn:aws:iam::1:role/node
-  subnet_ids: [subnet-a]
+  subnet_ids: [subnet-a, subnet-b]
   nodegroups:
     - {{ name: general, instance_types: [t3.medium], min: 2, max: 10, desired: 3 }}
 {extra}"#
@@ -528,7 +528,7 @@ fn a_protected_environment_blocks_an_endpoint_open_to_everyone() {
 }
 
 #[test]
-fn cluster_endpoint_logging_labels_and_taints_change_in_place_and_fixed_settings_block() {
+fn cluster_endpoint_logging_network_labels_and_taints_change_in_place_and_fixed_settings_block() {
     let mut s = spec("");
     let mut a = matching(&s);
     let c = a.cluster.as_mut().unwrap();
@@ -567,6 +567,31 @@ fn cluster_endpoint_logging_labels_and_taints_change_in_place_and_fixed_settings
         "public=true private=true cidrs=203.0.113.0/24"
     );
     assert!(!p.blocked && !p.needs_approval);
+
+    // Other subnets and security groups: in place, since EKS moves the control plane's interfaces. Subnets
+    // not read (an export from before they were kept) are not a change.
+    let mut moved = s.clone();
+    let eks = moved.eks.as_mut().unwrap();
+    eks.subnet_ids = vec!["subnet-b".into(), "subnet-c".into()];
+    eks.security_group_ids = vec!["sg-2".into()];
+    let mut seen = a.clone();
+    seen.cluster.as_mut().unwrap().subnet_ids = vec!["subnet-a".into(), "subnet-b".into()];
+    let p = plan(&moved, &seen);
+    let network: Vec<_> = p
+        .changes
+        .iter()
+        .filter(|c| c.field.ends_with("_ids"))
+        .map(|c| (c.field.as_str(), c.to.as_str(), c.reversible))
+        .collect();
+    assert_eq!(
+        network,
+        [
+            ("subnet_ids", "subnet-b,subnet-c", true),
+            ("security_group_ids", "sg-2", true)
+        ]
+    );
+    let p = plan(&moved, &a);
+    assert!(p.changes.iter().all(|c| c.field != "subnet_ids"));
 
     // Spot instead of on-demand: not something a node group changes.
     s.eks.as_mut().unwrap().nodegroups[0].capacity_type = Some("SPOT".into());

@@ -75,6 +75,15 @@ fn check_cluster(eks: &EksSpec) -> Vec<(String, String)> {
                 .to_owned(),
         ));
     }
+    // "You must specify at least two subnets that are in different Availability Zones" (CreateCluster,
+    // UpdateClusterConfig).
+    if eks.subnet_ids.len() == 1 {
+        out.push((
+            "eks.subnet_ids".to_owned(),
+            "EKS needs at least two subnets, in different Availability Zones: name another"
+                .to_owned(),
+        ));
+    }
     for kind in eks.logging.iter().flatten() {
         if !LOG_TYPES.contains(&kind.as_str()) {
             out.push((
@@ -279,6 +288,7 @@ mod tests {
             ),
             ("logging: [kubelet]\n", "eks.logging"),
             ("security_group_ids: [web]\n", "eks.security_group_ids"),
+            ("subnet_ids: [subnet-0a1]\n", "eks.subnet_ids"),
         ] {
             assert_eq!(fields(yaml), vec![field.to_owned()], "{yaml}");
         }
