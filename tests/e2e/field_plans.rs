@@ -13,6 +13,9 @@ use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
 use crate::settings::{applied_fields, assert_fails_naming};
 
 const REGION: &str = "us-east-1";
+const ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admins";
+const ADMIN_POLICY: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+const VIEW_POLICY: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
 
 /// What provision does with one field's change.
 #[derive(Debug, Clone, Copy)]
@@ -217,6 +220,36 @@ async fn cluster_by_hand(stage: &Stage, field: &str) {
             let update = eks.update_cluster_config().name(cluster);
             update
                 .resources_vpc_config(vpc)
+                .send()
+                .await
+                .map(drop)
+                .map_err(readable)
+        }
+        "kubernetes_groups" => {
+            let update = eks.update_access_entry().cluster_name(cluster);
+            let update = update.principal_arn(ADMIN).kubernetes_groups("platform");
+            update.send().await.map(drop).map_err(readable)
+        }
+        "policies" => {
+            let cluster_wide = aws_sdk_eks::types::AccessScope::builder()
+                .r#type(aws_sdk_eks::types::AccessScopeType::Cluster)
+                .build();
+            let associate = eks.associate_access_policy().cluster_name(cluster);
+            let associate = associate.principal_arn(ADMIN).policy_arn(ADMIN_POLICY);
+            associate
+                .access_scope(cluster_wide)
+                .send()
+                .await
+                .map(drop)
+                .map_err(readable)
+        }
+        "configuration" => {
+            let update = eks
+                .update_addon()
+                .cluster_name(cluster)
+                .addon_name("vpc-cni");
+            update
+                .configuration_values("{}")
                 .send()
                 .await
                 .map(drop)
@@ -444,7 +477,12 @@ async fn each_cluster_setting_is_planned_applied_and_its_drift_seen_in_the_insta
     let url = healthy_endpoint().await;
     let base = stage.example("dev", &url).replace(
         "  nodegroups:\n",
-        "  endpoint_public_access: false\n  endpoint_private_access: true\n  nodegroups:\n",
+        &format!(
+            "  endpoint_public_access: false\n  endpoint_private_access: true\n  \
+             addons:\n    vpc-cni: {{ version: v1.18.3-eksbuild.1 }}\n  \
+             access_entries:\n    - {{ principal_arn: \"{ADMIN}\", kubernetes_groups: [platform], \
+             policies: [ {{ policy_arn: \"{ADMIN_POLICY}\" }} ] }}\n  nodegroups:\n"
+        ),
     );
     let spot = "min: 1, max: 3, desired: 1, capacity_type: SPOT }";
     assert!(base.contains(spot), "the example's node group");
@@ -492,6 +530,31 @@ async fn each_cluster_setting_is_planned_applied_and_its_drift_seen_in_the_insta
             "capacity_type: SPOT,",
             "capacity_type: SPOT, taints: [{ key: dedicated, value: batch, effect: NO_SCHEDULE }],",
             InPlace,
+        ),
+        step(
+            "kubernetes_groups",
+            "kubernetes_groups: [platform]",
+            "kubernetes_groups: [platform, oncall]",
+            InPlace,
+        ),
+        step("policies", ADMIN_POLICY, VIEW_POLICY, InPlace),
+        step(
+            "configuration",
+            "v1.18.3-eksbuild.1 }",
+            "v1.18.3-eksbuild.1, configuration: { env: { WARM_IP_TARGET: \"2\" } } }",
+            InPlace,
+        ),
+        step(
+            "version",
+            "version: v1.18.3-eksbuild.1",
+            "version: v1.19.0-eksbuild.1",
+            Approval,
+        ),
+        step(
+            "version",
+            "version: v1.18.3-eksbuild.1",
+            "version: v1.17.0-eksbuild.1",
+            Blocked("downgrade"),
         ),
         step(
             "version",

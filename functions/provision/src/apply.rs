@@ -395,7 +395,10 @@ async fn apply_outstanding(
                 }
                 updated.insert(&c.resource);
             }
-            (Resource::AccessEntry { cluster, principal }, kind) if !cluster_busy => {
+            // One call brings an entry to the spec whole (its groups and policies): once per round.
+            (Resource::AccessEntry { cluster, principal }, kind)
+                if !cluster_busy && first_update() =>
+            {
                 let entry = spec
                     .eks
                     .iter()
@@ -406,13 +409,19 @@ async fn apply_outstanding(
                             "plan names access entry {principal}, which the spec lacks"
                         ))
                     })?;
+                let have = actual
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.access_entries.get(principal))
+                    .filter(|_| kind != ChangeKind::Create);
                 fence().await?;
-                deps.eks
-                    .admit(cluster, entry, kind != ChangeKind::Create, &tags)
-                    .await?;
-                issued.push(format!(
-                    "CreateAccessEntry/AssociateAccessPolicy {cluster} {principal}"
-                ));
+                deps.eks.admit(cluster, entry, have, &tags).await?;
+                updated.insert(&c.resource);
+                let call = match have {
+                    None => "CreateAccessEntry",
+                    Some(_) => "UpdateAccessEntry",
+                };
+                issued.push(format!("{call} {cluster} {principal}"));
             }
             (
                 Resource::Cluster { .. }

@@ -178,6 +178,25 @@ def associate_access_policy(backend, name, principal, body):
     return {"clusterName": name, "principalArn": principal, "associatedAccessPolicy": policy}
 
 
+def update_access_entry(backend, name, principal, body):
+    """UpdateAccessEntry: the given Kubernetes groups replace the entry's."""
+    _, entry = _entry(backend, name, principal)
+    if "kubernetesGroups" in body:
+        entry["kubernetesGroups"] = body.get("kubernetesGroups") or []
+    if body.get("username"):
+        entry["username"] = body["username"]
+    entry["modifiedAt"] = _now()
+    return {"accessEntry": _public(entry)}
+
+
+def disassociate_access_policy(backend, name, principal, policy_arn):
+    """DisassociateAccessPolicy: the policy no longer applies to the principal."""
+    _, entry = _entry(backend, name, principal)
+    if entry["_policies"].pop(policy_arn, None) is None:
+        raise _error(ResourceNotFoundException, f"The specified policy is not associated: {policy_arn}", clusterName=name)
+    return {}
+
+
 def list_associated_access_policies(backend, name, principal):
     _, entry = _entry(backend, name, principal)
     policies = [entry["_policies"][k] for k in sorted(entry["_policies"])]
@@ -230,7 +249,9 @@ _ROUTES = [
     # A principal ARN holds '/' (role/path/name): the policies' path is matched first.
     ("POST", r"^/clusters/([^/]+)/access-entries/(.+)/access-policies$", lambda b, body, c, p: associate_access_policy(b, c, p, body)),
     ("GET", r"^/clusters/([^/]+)/access-entries/(.+)/access-policies$", lambda b, body, c, p: list_associated_access_policies(b, c, p)),
+    ("DELETE", r"^/clusters/([^/]+)/access-entries/(.+)/access-policies/(.+)$", lambda b, body, c, p, a: disassociate_access_policy(b, c, p, a)),
     ("GET", r"^/clusters/([^/]+)/access-entries/(.+)$", lambda b, body, c, p: describe_access_entry(b, c, p)),
+    ("POST", r"^/clusters/([^/]+)/access-entries/(.+)$", lambda b, body, c, p: update_access_entry(b, c, p, body)),
     ("POST", r"^/clusters/([^/]+)/pod-identity-associations$", lambda b, body, c: create_pod_identity_association(b, c, body)),
     ("GET", r"^/clusters/([^/]+)/pod-identity-associations$", lambda b, body, c: list_pod_identity_associations(b, c)),
     ("GET", r"^/clusters/([^/]+)/pod-identity-associations/([^/]+)$", lambda b, body, c, a: describe_pod_identity_association(b, c, a)),

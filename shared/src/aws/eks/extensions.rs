@@ -229,17 +229,42 @@ impl Eks {
         Ok(())
     }
 
-    /// Admits a principal (`CreateAccessEntry`, when it is not yet admitted) and associates each of its
-    /// policies (`AssociateAccessPolicy`, which replaces an association's scope).
+    /// Admits a principal as `entry` says: `CreateAccessEntry` when it is not yet admitted, else its
+    /// Kubernetes groups replaced (`UpdateAccessEntry`) when they differ; each of its policies associated
+    /// (`AssociateAccessPolicy`, which replaces an association's scope) and every other disassociated.
     pub async fn admit(
         &self,
         cluster: &str,
         entry: &AccessEntrySpec,
-        exists: bool,
+        have: Option<&ActualAccessEntry>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), EksError> {
         let what = format!("access entry {cluster}/{}", entry.principal_arn);
-        if !exists {
+        if let Some(have) = have {
+            let mut groups = entry.kubernetes_groups.clone();
+            groups.sort();
+            if groups != have.kubernetes_groups {
+                self.client
+                    .update_access_entry()
+                    .cluster_name(cluster)
+                    .principal_arn(&entry.principal_arn)
+                    .set_kubernetes_groups(Some(groups))
+                    .send()
+                    .await
+                    .map_err(|e| classify("UpdateAccessEntry", &what, e))?;
+            }
+            let wanted = |arn: &str| entry.policies.iter().any(|p| p.policy_arn == arn);
+            for gone in have.policies.iter().filter(|p| !wanted(&p.policy_arn)) {
+                self.client
+                    .disassociate_access_policy()
+                    .cluster_name(cluster)
+                    .principal_arn(&entry.principal_arn)
+                    .policy_arn(&gone.policy_arn)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DisassociateAccessPolicy", &what, e))?;
+            }
+        } else {
             self.client
                 .create_access_entry()
                 .cluster_name(cluster)

@@ -131,12 +131,25 @@ pub(super) fn access_entries(eks: &EksSpec, a: &ActualCluster) -> Vec<Change> {
             ));
             continue;
         };
+        let mut groups = entry.kubernetes_groups.clone();
+        groups.sort();
+        if groups != have.kubernetes_groups {
+            changes.push(change(
+                &r,
+                ChangeKind::Modify,
+                "kubernetes_groups",
+                Some(have.kubernetes_groups.join(",")),
+                groups.join(","),
+                true,
+                "an access entry's Kubernetes groups are replaced in place (UpdateAccessEntry) and can be set back",
+            ));
+        }
         let mut want = entry.policies.clone();
         for p in &mut want {
             p.namespaces.sort();
         }
         want.sort();
-        if want.iter().any(|p| !have.policies.contains(p)) {
+        if want != have.policies {
             let mut now = entry.clone();
             now.policies = have.policies.clone();
             changes.push(change(
@@ -146,7 +159,7 @@ pub(super) fn access_entries(eks: &EksSpec, a: &ActualCluster) -> Vec<Change> {
                 Some(entry_text(&now)),
                 entry_text(entry),
                 true,
-                "access policies are associated in place and can be disassociated",
+                "access policies are associated and disassociated in place and can be changed back",
             ));
         }
     }
