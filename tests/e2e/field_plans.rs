@@ -82,10 +82,7 @@ async fn walk(stage: &Stage, kind: Kind, base: String, steps: Vec<Step>) {
                 }
                 spec = next;
                 by_hand(stage, kind, field).await;
-                let deps = stage.local.provision_deps(&stage.local.clients);
-                let drift = opsplane_fn_provision::drift::report(&deps, &stage.env)
-                    .await
-                    .unwrap();
+                let drift = stage.drift().await;
                 assert!(drift.drifted, "{field}: {}", drift.render());
                 assert!(
                     drift.plan.changes.iter().any(|c| c.field == field),
@@ -168,6 +165,18 @@ fn readable<E: std::error::Error>(err: E) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
 }
 
+/// One `UpdateClusterConfig` by hand, of the VPC configuration or the logging.
+async fn cluster_config(
+    stage: &Stage,
+    vpc: Option<aws_sdk_eks::types::VpcConfigRequest>,
+    logging: Option<aws_sdk_eks::types::Logging>,
+) -> Result<(), String> {
+    let update = stage.local.clients.eks.update_cluster_config();
+    let update = update.name(&stage.env).set_resources_vpc_config(vpc);
+    let sent = update.set_logging(logging).send().await;
+    sent.map(drop).map_err(readable)
+}
+
 async fn cluster_by_hand(stage: &Stage, field: &str) {
     let eks = &stage.local.clients.eks;
     let cluster = &stage.env;
@@ -175,31 +184,16 @@ async fn cluster_by_hand(stage: &Stage, field: &str) {
         "endpoint" => {
             let vpc = aws_sdk_eks::types::VpcConfigRequest::builder()
                 .endpoint_public_access(false)
-                .endpoint_private_access(true)
-                .build();
-            let update = eks.update_cluster_config().name(cluster);
-            update
-                .resources_vpc_config(vpc)
-                .send()
-                .await
-                .map(drop)
-                .map_err(readable)
+                .endpoint_private_access(true);
+            cluster_config(stage, Some(vpc.build()), None).await
         }
         "logging" => {
             let off = aws_sdk_eks::types::LogSetup::builder()
                 .enabled(false)
                 .set_types(Some(vec![aws_sdk_eks::types::LogType::Api]))
                 .build();
-            let logging = aws_sdk_eks::types::Logging::builder()
-                .cluster_logging(off)
-                .build();
-            let update = eks.update_cluster_config().name(cluster);
-            update
-                .logging(logging)
-                .send()
-                .await
-                .map(drop)
-                .map_err(readable)
+            let logging = aws_sdk_eks::types::Logging::builder().cluster_logging(off);
+            cluster_config(stage, None, Some(logging.build())).await
         }
         "security_group_ids" | "subnet_ids" => {
             let vpc = if field == "subnet_ids" {
@@ -217,13 +211,7 @@ async fn cluster_by_hand(stage: &Stage, field: &str) {
                     .security_group_ids(other)
                     .build()
             };
-            let update = eks.update_cluster_config().name(cluster);
-            update
-                .resources_vpc_config(vpc)
-                .send()
-                .await
-                .map(drop)
-                .map_err(readable)
+            cluster_config(stage, Some(vpc), None).await
         }
         "kubernetes_groups" => {
             let update = eks.update_access_entry().cluster_name(cluster);

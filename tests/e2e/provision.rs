@@ -168,6 +168,14 @@ impl Stage {
             )
     }
 
+    /// The drift report of the environment now: its spec in force against what AWS holds.
+    pub async fn drift(&self) -> opsplane_fn_provision::drift::DriftReport {
+        let deps = self.local.provision_deps(&self.local.clients);
+        opsplane_fn_provision::drift::report(&deps, &self.env)
+            .await
+            .expect("drift report")
+    }
+
     /// A fixture under tests/fixtures/specs with `{env}` replaced.
     pub fn fixture(&self, name: &str) -> String {
         std::fs::read_to_string(root().join("tests/fixtures/specs").join(name))

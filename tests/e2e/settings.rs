@@ -225,10 +225,7 @@ async fn another_key_blocks_and_a_group_changed_behind_our_back_is_drift() {
         .send()
         .await
         .expect("modify by hand");
-    let deps = stage.local.provision_deps(&stage.local.clients);
-    let drift = opsplane_fn_provision::drift::report(&deps, &stage.env)
-        .await
-        .unwrap();
+    let drift = stage.drift().await;
     assert!(drift.drifted, "{}", drift.render());
     let change = &drift.plan.changes[0];
     assert_eq!(change.field, "parameter_group");
@@ -455,10 +452,7 @@ async fn in_the_instant_world_a_launch_template_version_rolls_the_nodes_is_expor
         .send()
         .await
         .expect("the hand-made roll back");
-    let deps = stage.local.provision_deps(&stage.local.clients);
-    let drift = opsplane_fn_provision::drift::report(&deps, &stage.env)
-        .await
-        .unwrap();
+    let drift = stage.drift().await;
     assert!(drift.drifted, "{}", drift.render());
     let change = &drift.plan.changes[0];
     assert_eq!(

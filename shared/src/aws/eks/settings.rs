@@ -164,19 +164,23 @@ impl Eks {
                 (!eks.public_access_cidrs.is_empty()).then(|| eks.public_access_cidrs.clone()),
             )
             .build();
+        self.update_vpc_config(&eks.cluster, vpc).await
+    }
+
+    /// One `UpdateClusterConfig` of the cluster's VPC configuration: what `vpc` names changes, the rest
+    /// stays.
+    async fn update_vpc_config(
+        &self,
+        cluster: &str,
+        vpc: VpcConfigRequest,
+    ) -> Result<(), EksError> {
         self.client
             .update_cluster_config()
-            .name(&eks.cluster)
+            .name(cluster)
             .resources_vpc_config(vpc)
             .send()
             .await
-            .map_err(|e| {
-                classify(
-                    "UpdateClusterConfig",
-                    &format!("cluster {}", eks.cluster),
-                    e,
-                )
-            })?;
+            .map_err(|e| classify("UpdateClusterConfig", &format!("cluster {cluster}"), e))?;
         Ok(())
     }
 
@@ -190,20 +194,7 @@ impl Eks {
             NetworkPart::SecurityGroups => VpcConfigRequest::builder()
                 .set_security_group_ids(Some(eks.security_group_ids.clone())),
         };
-        self.client
-            .update_cluster_config()
-            .name(&eks.cluster)
-            .resources_vpc_config(vpc.build())
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    "UpdateClusterConfig",
-                    &format!("cluster {}", eks.cluster),
-                    e,
-                )
-            })?;
-        Ok(())
+        self.update_vpc_config(&eks.cluster, vpc.build()).await
     }
 
     /// Sets the control plane log types the spec names on and every other off (`UpdateClusterConfig`).
