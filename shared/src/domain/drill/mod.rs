@@ -1,0 +1,381 @@
+//! DR drills: RTO and RPO from events, the verdict against targets, and the report's model; its HTML page
+//! and chart are drawn in `render`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::spec::DrillPolicy;
+
+mod render;
+
+pub use render::{human_duration, render_chart, render_html};
+
+/// The S3 prefix of an environment's drill reports.
+pub fn report_prefix(environment: &str) -> String {
+    format!("reports/drills/{environment}/")
+}
+
+/// The S3 keys (JSON, HTML) of one drill's report.
+pub fn report_keys(environment: &str, ts: &str) -> (String, String) {
+    let prefix = report_prefix(environment);
+    (format!("{prefix}{ts}.json"), format!("{prefix}{ts}.html"))
+}
+
+/// The drill's name for a scratch instance: recognisable, unique per drill, a valid DB identifier.
+pub fn scratch_identifier(instance: &str, drill_id: &str) -> String {
+    let mut id = format!("drill-{drill_id}-{instance}");
+    id.truncate(63);
+    id.trim_end_matches('-').to_owned()
+}
+
+/// How the drill chooses what to restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreMode {
+    /// The newest available snapshot taken by opsplane's backup.
+    #[default]
+    Snapshot,
+    /// The instance's latest restorable time (point-in-time restore).
+    PointInTime,
+}
+
+/// RTO and RPO targets in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targets {
+    /// Recovery time objective.
+    pub rto_seconds: i64,
+    /// Recovery point objective.
+    pub rpo_seconds: i64,
+}
+
+impl From<&DrillPolicy> for Targets {
+    fn from(p: &DrillPolicy) -> Self {
+        Targets {
+            rto_seconds: i64::from(p.rto_target_minutes) * 60,
+            rpo_seconds: i64::from(p.rpo_target_minutes) * 60,
+        }
+    }
+}
+
+/// What the RPO was measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RpoSource {
+    /// The snapshot's creation time.
+    Snapshot,
+    /// The point-in-time restore's recovery point.
+    RestorePoint,
+    /// The newest write found by the canary query in the restored data (the real RPO).
+    Canary,
+}
+
+/// One state entering or leaving, as read from an execution's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateEvent {
+    /// The event's time.
+    pub at: DateTime<Utc>,
+    /// The state's name.
+    pub state: String,
+    /// `true` for `...StateEntered`, `false` for `...StateExited`.
+    pub entered: bool,
+}
+
+/// The measurement could not be made.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MeasureError {
+    /// The history lacks the event that starts or ends the restore window.
+    #[error("the execution history has no {0} event; the restore window cannot be measured")]
+    MissingEvent(String),
+    /// The window ends before it starts.
+    #[error("the restore became available ({available}) before it was requested ({requested})")]
+    Negative {
+        /// Start of the window.
+        requested: DateTime<Utc>,
+        /// End of the window.
+        available: DateTime<Utc>,
+    },
+}
+
+/// The restore window from history: the first entry into `restore_state` to the last exit from
+/// `wait_state` (the poll that saw the instance available).
+pub fn restore_window(
+    events: &[StateEvent],
+    restore_state: &str,
+    wait_state: &str,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), MeasureError> {
+    let requested = events
+        .iter()
+        .filter(|e| e.entered && e.state == restore_state)
+        .map(|e| e.at)
+        .min()
+        .ok_or_else(|| MeasureError::MissingEvent(format!("{restore_state} entered")))?;
+    let available = events
+        .iter()
+        .filter(|e| !e.entered && e.state == wait_state)
+        .map(|e| e.at)
+        .max()
+        .ok_or_else(|| MeasureError::MissingEvent(format!("{wait_state} exited")))?;
+    if available < requested {
+        return Err(MeasureError::Negative {
+            requested,
+            available,
+        });
+    }
+    Ok((requested, available))
+}
+
+/// A drill's figures against its targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Restore requested to restore available, seconds.
+    pub rto_seconds: i64,
+    /// Drill start minus the recovery point, seconds.
+    pub rpo_seconds: i64,
+    /// What the RPO was measured against.
+    pub rpo_source: RpoSource,
+    /// The recovery point used.
+    pub recovery_point: DateTime<Utc>,
+    /// The targets.
+    pub targets: Targets,
+    /// `rto_seconds <= targets.rto_seconds`.
+    pub rto_met: bool,
+    /// `rpo_seconds <= targets.rpo_seconds`.
+    pub rpo_met: bool,
+}
+
+impl Measurement {
+    /// Both targets met.
+    pub fn passed(&self) -> bool {
+        self.rto_met && self.rpo_met
+    }
+}
+
+/// Measures RTO and RPO. The recovery point is the newest of what is known: the canary's newest write
+/// when the probe found one (it is what was really recovered), else the restore point or snapshot time.
+pub fn measure(
+    restore_requested: DateTime<Utc>,
+    restore_available: DateTime<Utc>,
+    drill_started: DateTime<Utc>,
+    base_point: (DateTime<Utc>, RpoSource),
+    canary_newest: Option<DateTime<Utc>>,
+    targets: Targets,
+) -> Measurement {
+    let rto_seconds = (restore_available - restore_requested).num_seconds().max(0);
+    let (recovery_point, rpo_source) = match canary_newest {
+        Some(at) => (at, RpoSource::Canary),
+        None => base_point,
+    };
+    // A recovery point after the drill's start (clock skew between hosts) is no data loss.
+    let rpo_seconds = (drill_started - recovery_point).num_seconds().max(0);
+    Measurement {
+        rto_seconds,
+        rpo_seconds,
+        rpo_source,
+        recovery_point,
+        targets,
+        rto_met: rto_seconds <= targets.rto_seconds,
+        rpo_met: rpo_seconds <= targets.rpo_seconds,
+    }
+}
+
+/// The drill's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Restored, verified, both targets met.
+    Passed,
+    /// Restored and verified, but a target was missed.
+    TargetMissed,
+    /// The restore or its verification failed.
+    RestoreFailed,
+}
+
+impl Verdict {
+    /// The verdict for a measured drill.
+    pub fn of(m: &Measurement) -> Self {
+        if m.passed() {
+            Verdict::Passed
+        } else {
+            Verdict::TargetMissed
+        }
+    }
+
+    /// Human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::TargetMissed => "target missed",
+            Verdict::RestoreFailed => "restore failed",
+        }
+    }
+}
+
+/// One verification check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Details (the endpoint, the object key, the probe's answer, the mismatch).
+    pub detail: String,
+}
+
+impl Check {
+    /// One line of the drill's checks: what was checked, whether it passed, and what was seen (the report
+    /// shows each).
+    pub fn new(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            passed,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The drill report, written as `reports/drills/<env>/<ts>.json` and rendered to HTML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillReport {
+    /// The environment.
+    pub environment: String,
+    /// The drill's id.
+    pub drill_id: String,
+    /// The execution that ran it.
+    pub execution: String,
+    /// When the drill started.
+    pub started_at: DateTime<Utc>,
+    /// The key timestamp of the report.
+    pub ts: String,
+    /// Snapshot or point-in-time.
+    pub mode: RestoreMode,
+    /// The source DB instance.
+    pub instance: String,
+    /// The snapshot restored (snapshot mode).
+    pub snapshot_id: Option<String>,
+    /// The scratch instance.
+    pub scratch_instance: Option<String>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The figures, when the drill got that far.
+    pub measurement: Option<Measurement>,
+    /// Verification checks.
+    pub checks: Vec<Check>,
+    /// The error that ended the drill, if any.
+    pub error: Option<String>,
+    /// Whether the scratch instance was deleted.
+    pub torn_down: bool,
+    /// How to read the figures (e.g. that a local run's come from the model of AWS).
+    pub note: String,
+}
+
+/// A past drill, for the chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillPoint {
+    /// The drill's key timestamp.
+    pub ts: String,
+    /// RTO, seconds.
+    pub rto_seconds: i64,
+    /// RPO, seconds.
+    pub rpo_seconds: i64,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn ev(at: &str, state: &str, entered: bool) -> StateEvent {
+        StateEvent {
+            at: t(at),
+            state: state.into(),
+            entered,
+        }
+    }
+
+    const TARGETS: Targets = Targets {
+        rto_seconds: 1800,
+        rpo_seconds: 300,
+    };
+
+    #[test]
+    fn window_runs_from_restore_entered_to_the_last_wait_exit() {
+        let events = vec![
+            ev("2026-01-01T00:00:00Z", "PickSnapshot", true),
+            ev("2026-01-01T00:00:01Z", "Restore", true),
+            ev("2026-01-01T00:00:02Z", "Restore", false),
+            ev("2026-01-01T00:00:02Z", "WaitRestore", true),
+            ev("2026-01-01T00:26:00Z", "WaitRestore", false),
+        ];
+        let (a, b) = restore_window(&events, "Restore", "WaitRestore").unwrap();
+        assert_eq!((b - a).num_seconds(), 25 * 60 + 59);
+        let err = restore_window(&events[..3], "Restore", "WaitRestore").unwrap_err();
+        assert!(err.to_string().contains("WaitRestore exited"));
+        let backwards = vec![
+            ev("2026-01-01T01:00:00Z", "Restore", true),
+            ev("2026-01-01T00:00:00Z", "WaitRestore", false),
+        ];
+        assert!(matches!(
+            restore_window(&backwards, "Restore", "WaitRestore"),
+            Err(MeasureError::Negative { .. })
+        ));
+    }
+
+    #[test]
+    fn measure_compares_with_targets() {
+        let start = t("2026-01-01T12:00:00Z");
+        let m = measure(
+            start,
+            start + Duration::minutes(25),
+            start,
+            (start - Duration::minutes(4), RpoSource::Snapshot),
+            None,
+            TARGETS,
+        );
+        assert_eq!((m.rto_seconds, m.rpo_seconds), (1500, 240));
+        assert!(m.rto_met && m.rpo_met && m.passed());
+        assert_eq!(Verdict::of(&m), Verdict::Passed);
+        let slow = measure(
+            start,
+            start + Duration::minutes(31),
+            start,
+            (start - Duration::minutes(4), RpoSource::Snapshot),
+            None,
+            TARGETS,
+        );
+        assert!(!slow.rto_met && slow.rpo_met);
+        assert_eq!(Verdict::of(&slow), Verdict::TargetMissed);
+    }
+
+    #[test]
+    fn canary_gives_the_real_rpo() {
+        let start = t("2026-01-01T12:00:00Z");
+        let m = measure(
+            start,
+            start,
+            start,
+            (start - Duration::minutes(1), RpoSource::Snapshot),
+            Some(start - Duration::minutes(10)),
+            TARGETS,
+        );
+        assert_eq!(m.rpo_source, RpoSource::Canary);
+        assert_eq!(m.rpo_seconds, 600);
+        assert!(!m.rpo_met);
+        // A recovery point in the future (clock skew) is no data loss, not a negative RPO.
+        let skew = measure(
+            start,
+            start,
+            start,
+            (start + Duration::seconds(5), RpoSource::RestorePoint),
+            None,
+            TARGETS,
+        );
+        assert_eq!(skew.rpo_seconds, 0);
+    }
+}
