@@ -371,13 +371,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => {
             let cfg = args.target.config()?;
             let clients = Clients::load(&cfg).await;
-            let plan = opsplane_cli::plan::plan_file(
-                &opsplane_shared::aws::rds::Rds::new(clients.rds.clone()),
-                &opsplane_shared::aws::eks::Eks::new(clients.eks.clone()),
-                &args.environment,
-                &args.spec,
-            )
-            .await?;
+            let plan =
+                opsplane_cli::plan::plan_file(&clients, &args.environment, &args.spec).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {

@@ -4,15 +4,17 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::elasticache::Caches;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::domain::plan::{Plan, plan};
 use opsplane_shared::domain::spec::EnvironmentSpec;
 
 /// Reads `spec` (every error names the file and the field), checks it describes `environment`, and plans
-/// it against what RDS and EKS describe. Changes nothing.
-pub async fn plan_file(rds: &Rds, eks: &Eks, environment: &str, spec: &Path) -> Result<Plan> {
+/// it against what RDS, EKS and ElastiCache describe. Changes nothing.
+pub async fn plan_file(clients: &Clients, environment: &str, spec: &Path) -> Result<Plan> {
     let parsed = EnvironmentSpec::parse_file(spec)?;
     if parsed.environment != environment {
         bail!(
@@ -21,9 +23,12 @@ pub async fn plan_file(rds: &Rds, eks: &Eks, environment: &str, spec: &Path) -> 
             parsed.environment
         );
     }
-    let actual = observe(rds, eks, &parsed)
+    let rds = Rds::new(clients.rds.clone());
+    let eks = Eks::new(clients.eks.clone());
+    let caches = Caches::new(clients.elasticache.clone());
+    let actual = observe((&rds, &eks, &caches), &parsed)
         .await
-        .with_context(|| format!("describing {environment}'s RDS instances and EKS cluster"))?;
+        .with_context(|| format!("describing {environment}'s resources"))?;
     Ok(plan(&parsed, &actual))
 }
 

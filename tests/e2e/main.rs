@@ -30,6 +30,9 @@ mod settings;
 // Every instance and cluster setting, field by field: in place, waiting for approval, or blocked; drift.
 mod field_plans;
 
+// Redis replication groups through provision: made, changed in place, upgraded with approval, refused; drift.
+mod redis;
+
 // The cluster a backup exports (add-ons, access entries, pod identity) and the rebuild a drill plans from it.
 mod eks_export;
 

@@ -1,9 +1,7 @@
 //! What an operator reads: every report, table, line and error the CLI's commands produce over one
 //! environment, scanned for Rust `Debug` output, and every `--json` output parsed back.
 
-use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::objects::ObjectStore;
-use opsplane_shared::aws::rds::Rds;
 use serde_json::{Value, json};
 
 use crate::backup::Plane;
@@ -99,14 +97,13 @@ async fn cli_output_reports_and_errors_show_no_debug_output_and_json_outputs_par
             .unwrap()
             .replace("{env}", &plane.env);
     std::fs::write(&spec_file, spec_text).unwrap();
-    let rds = Rds::new(plane.world.clients.rds.clone());
-    let eks = Eks::new(plane.world.clients.eks.clone());
-    let plan = opsplane_cli::plan::plan_file(&rds, &eks, &plane.env, &spec_file)
+    let clients = &plane.world.clients;
+    let plan = opsplane_cli::plan::plan_file(clients, &plane.env, &spec_file)
         .await
         .unwrap();
     read.push(("plan".into(), plan.render_table()));
     assert!(parsed(serde_json::to_string_pretty(&plan)).is_object());
-    let wrong = opsplane_cli::plan::plan_file(&rds, &eks, "elsewhere", &spec_file)
+    let wrong = opsplane_cli::plan::plan_file(clients, "elsewhere", &spec_file)
         .await
         .unwrap_err();
     read.push(("plan, another environment".into(), format!("{wrong:#}")));
@@ -119,7 +116,7 @@ async fn cli_output_reports_and_errors_show_no_debug_output_and_json_outputs_par
             .replace("{env}", &plane.env),
     )
     .unwrap();
-    let bad = opsplane_cli::plan::plan_file(&rds, &eks, &plane.env, &bad_file)
+    let bad = opsplane_cli::plan::plan_file(clients, &plane.env, &bad_file)
         .await
         .unwrap_err();
     let bad = format!("{bad:#}");

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::elasticache::Caches;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError};
@@ -105,6 +106,8 @@ pub struct Deps {
     pub rds: Rds,
     /// EKS.
     pub eks: Eks,
+    /// ElastiCache: the Redis replication groups.
+    pub caches: Caches,
     /// The specs.
     pub specs: SpecStore,
     /// Backup records and health records.
@@ -133,6 +136,7 @@ impl Deps {
         Self {
             rds: Rds::new(clients.rds.clone()),
             eks: Eks::new(clients.eks.clone()),
+            caches: Caches::new(clients.elasticache.clone()),
             specs: SpecStore::new(clients.s3.clone(), config.bucket_name.clone()),
             state: StateStore::from_config(&config, clients),
             clock: Arc::new(SystemClock),
@@ -212,7 +216,7 @@ pub async fn check(deps: &Deps, input: CheckInput) -> Result<HealthReport, OpsEr
         Err(err) => return Err(err.into()),
     };
     let spec = &stored.spec;
-    let actual = observe(&deps.rds, &deps.eks, spec).await?;
+    let actual = observe((&deps.rds, &deps.eks, &deps.caches), spec).await?;
     let mut http = Vec::with_capacity(spec.health.http.len());
     for c in &spec.health.http {
         http.push(deps.http.probe(c).await);

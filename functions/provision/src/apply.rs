@@ -45,7 +45,7 @@ async fn confirm_plan(
     approved: &Plan,
 ) -> Result<(), OpsError> {
     let stored = deps.spec(environment, Some(version)).await?;
-    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let actual = observe((&deps.rds, &deps.eks, &deps.caches), &stored.spec).await?;
     let now = plan(&stored.spec, &actual);
     if now.sha256() == approved.sha256() {
         return Ok(());
@@ -423,8 +423,35 @@ async fn apply_outstanding(
                 };
                 issued.push(format!("{call} {cluster} {principal}"));
             }
+            // ElastiCache takes one change of a group at a time: one per round, the next once it is available.
+            (Resource::ReplicationGroup { id }, kind) if first_update() => {
+                let want = spec
+                    .redis
+                    .iter()
+                    .find(|g| &g.replication_group_id == id)
+                    .ok_or_else(|| {
+                        OpsError::Internal(format!(
+                            "plan names replication group {id}, which the spec lacks"
+                        ))
+                    })?;
+                if kind == ChangeKind::Create {
+                    let token = match &want.auth_token_secret {
+                        Some(arn) => Some(crate::auth_token(deps, arn).await?),
+                        None => None,
+                    };
+                    fence().await?;
+                    deps.caches.create(want, &tags, token).await?;
+                    issued.push(format!("CreateReplicationGroup {id}"));
+                } else {
+                    fence().await?;
+                    deps.caches.modify(want, &c.field).await?;
+                    issued.push(format!("ModifyReplicationGroup {id} {}", c.field));
+                }
+                updated.insert(&c.resource);
+            }
             (
                 Resource::Cluster { .. }
+                | Resource::ReplicationGroup { .. }
                 | Resource::Environment { .. }
                 | Resource::Addon { .. }
                 | Resource::AccessEntry { .. },
@@ -461,7 +488,7 @@ pub async fn apply(deps: &Deps, input: ApplyInput) -> Result<Applied, OpsError> 
     let stored = deps
         .spec(&input.environment, Some(&input.spec_version))
         .await?;
-    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let actual = observe((&deps.rds, &deps.eks, &deps.caches), &stored.spec).await?;
     let issued = apply_outstanding(deps, &stored.spec, &input.plan, &actual, input.token).await?;
     Ok(Applied {
         issued,
@@ -480,6 +507,11 @@ fn unstable(actual: &ActualState) -> Option<String> {
                 i.identifier,
                 i.pending.join(",")
             ));
+        }
+    }
+    for g in &actual.replication_groups {
+        if g.status != "available" {
+            return Some(format!("replication group {} is {}", g.id, g.status));
         }
     }
     if let Some(c) = &actual.cluster {
@@ -508,7 +540,7 @@ pub async fn check_stable(deps: &Deps, input: ApplyInput) -> Result<Applied, Ops
     let stored = deps
         .spec(&input.environment, Some(&input.spec_version))
         .await?;
-    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let actual = observe((&deps.rds, &deps.eks, &deps.caches), &stored.spec).await?;
     if let Some(why) = unstable(&actual) {
         return Err(OpsError::NotReady(why));
     }
@@ -584,7 +616,7 @@ pub async fn revert(deps: &Deps, input: RevertInput) -> Result<Reverted, OpsErro
         });
     };
     let stored = deps.spec(&input.environment, Some(&target)).await?;
-    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let actual = observe((&deps.rds, &deps.eks, &deps.caches), &stored.spec).await?;
     let (p, skipped) = plan(&stored.spec, &actual).revertible();
     let issued = apply_outstanding(deps, &stored.spec, &p, &actual, input.token).await?;
     tracing::info!(

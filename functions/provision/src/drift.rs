@@ -60,7 +60,7 @@ pub async fn report(deps: &Deps, environment: &str) -> Result<DriftReport, OpsEr
         .map(|f| f.spec_version)
         .or(meta.last_known_good.map(|l| l.spec_version));
     let stored = deps.spec(environment, version.as_deref()).await?;
-    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let actual = observe((&deps.rds, &deps.eks, &deps.caches), &stored.spec).await?;
     let p = plan(&stored.spec, &actual);
     let existing = existing_findings(&actual);
     Ok(DriftReport {

@@ -19,6 +19,7 @@ use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::alarms::Alarms;
 use opsplane_shared::aws::ec2_resources::Ec2Resources;
 use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::elasticache::Caches;
 use opsplane_shared::aws::keys::Keys;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::observe::observe;
@@ -32,6 +33,7 @@ pub use opsplane_shared::domain::names::short_id;
 use opsplane_shared::domain::plan::{Plan, changes_sha256, plan};
 use opsplane_shared::domain::spec::validate_environment_name;
 use opsplane_shared::lock::Lock;
+use opsplane_shared::secrets::{SecretSource, SecretsManager, parse_secret};
 use opsplane_shared::state::{
     ApprovalRecord, ApprovalStatus, DeploymentRecord, DeploymentStatus, InForce, LastKnownGood,
     StateStore,
@@ -56,6 +58,10 @@ pub struct Deps {
     pub rds: Rds,
     /// EKS.
     pub eks: Eks,
+    /// ElastiCache: the Redis replication groups.
+    pub caches: Caches,
+    /// Secrets Manager: a new replication group's AUTH token, read by reference when it is made.
+    pub secrets: SecretsManager,
     /// The specs (versioned).
     pub specs: SpecStore,
     /// The state bucket (drift reports).
@@ -88,6 +94,8 @@ impl Deps {
         Self {
             rds: Rds::new(clients.rds.clone()),
             eks: Eks::new(clients.eks.clone()),
+            caches: Caches::new(clients.elasticache.clone()),
+            secrets: SecretsManager::new(clients.secrets_manager.clone()),
             specs: SpecStore::new(clients.s3.clone(), config.bucket_name.clone()),
             objects: ObjectStore::new(clients.s3.clone(), config.bucket_name.clone()),
             state: StateStore::from_config(&config, clients),
@@ -131,6 +139,14 @@ pub fn resource_tags(
         .or_insert_with(|| MANAGED_BY_VALUE.to_owned());
     tags.insert(TAG_ENVIRONMENT.to_owned(), spec.environment.clone());
     tags
+}
+
+/// A replication group's AUTH token from the secret `arn` (a string, or JSON with `password`), read only
+/// when the group is made and sent only to ElastiCache.
+async fn auth_token(deps: &Deps, arn: &str) -> Result<String, OpsError> {
+    let secret = deps.secrets.secret_string(arn).await?;
+    let (_, token) = parse_secret(arn, &secret)?;
+    Ok(token.expose().to_owned())
 }
 
 /// Parses an action's input; a malformed one is `InvalidInput` naming the field serde complains about.
@@ -260,7 +276,7 @@ pub async fn plan_action(deps: &Deps, input: PlanInput) -> Result<Plan, OpsError
         .spec(&input.environment, Some(&input.spec_version))
         .await?;
     references::check(deps, &stored.spec).await?;
-    let actual = observe(&deps.rds, &deps.eks, &stored.spec).await?;
+    let actual = observe((&deps.rds, &deps.eks, &deps.caches), &stored.spec).await?;
     let p = plan(&stored.spec, &actual);
     tracing::info!(
         environment = input.environment,

@@ -1,6 +1,6 @@
 //! What a spec refers to must exist before it is planned: each instance's DB subnet group, parameter group,
-//! option group, security groups and storage key, and the EKS cluster's subnets and security groups and its
-//! node groups' launch templates. A name that is wrong is `InvalidInput` naming the field, before anything
+//! option group, security groups and storage key, each Redis group's cache subnet group, security groups
+//! and key, and the EKS cluster's subnets and security groups and its node groups' launch templates. A name that is wrong is `InvalidInput` naming the field, before anything
 //! changes; RDS and EKS would refuse it only half-way through an apply.
 
 use opsplane_shared::OpsError;
@@ -32,6 +32,36 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
         {
             return Err(OpsError::invalid(
                 format!("rds[{i}].kms_key_id"),
+                format!(
+                    "no KMS key \"{key}\" in this Region: create it first, or name one that exists"
+                ),
+            ));
+        }
+    }
+    for (i, group) in spec.redis.iter().enumerate() {
+        if let Some(name) = &group.cache_subnet_group
+            && !deps.caches.subnet_group_exists(name).await?
+        {
+            return Err(OpsError::invalid(
+                format!("redis[{i}].cache_subnet_group"),
+                format!(
+                    "no cache subnet group \"{name}\" in this Region: create it first, or name one that exists"
+                ),
+            ));
+        }
+        let field = format!("redis[{i}].security_group_ids");
+        exist(
+            deps,
+            Ec2Kind::SecurityGroup,
+            &field,
+            &group.security_group_ids,
+        )
+        .await?;
+        if let Some(key) = &group.kms_key_id
+            && deps.keys.arn(key).await?.is_none()
+        {
+            return Err(OpsError::invalid(
+                format!("redis[{i}].kms_key_id"),
                 format!(
                     "no KMS key \"{key}\" in this Region: create it first, or name one that exists"
                 ),

@@ -11,7 +11,7 @@ A request names its world (one local plane, standing for one AWS account) and it
 headers; see ``context``.
 """
 
-from . import eks, events, middleware, pages, rds
+from . import eks, elasticache, events, middleware, pages, rds
 
 
 def install(app_class):
@@ -20,4 +20,5 @@ def install(app_class):
     pages.install()
     events.install()
     eks.install()
+    elasticache.install()
     middleware.install(app_class)

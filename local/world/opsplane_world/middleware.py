@@ -10,9 +10,10 @@ import re
 import uuid
 from urllib.parse import parse_qs
 
+from moto.elasticache.exceptions import ElastiCacheException
 from moto.rds.models import rds_backends
 
-from . import cbor, cloudcontrol, context, eks, eks_access, iam, keys, mute, network, rds, world
+from . import cbor, cloudcontrol, context, elasticache, eks, eks_access, iam, keys, mute, network, rds, world
 from .context import ACCOUNT
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -69,6 +70,15 @@ def _targets(environ, request):
     if service == "rds":
         names = {v.split(":")[-1].lower() for k, v in request.params.items() if k in _RDS_NAMES and v}
         return names or None
+    if service == "elasticache":
+        # A member cache cluster (<group>-001) moves with its replication group.
+        names = set()
+        for k, v in request.params.items():
+            if k in ("ReplicationGroupId", "SnapshotName", "SourceSnapshotName", "TargetSnapshotName") and v:
+                names.add(v)
+            elif k == "CacheClusterId" and v:
+                names.add(v.rsplit("-", 1)[0])
+        return names or None
     if service == "eks":
         parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
         # /clusters/<name>[/node-groups/<nodegroup>[/...]]
@@ -90,7 +100,7 @@ def _respond(start_response, status, headers, body):
 
 def _error(service, status, code, message):
     """An error as ``service``'s protocol spells it (query XML, REST JSON, JSON 1.0, S3 XML)."""
-    if service in ("rds", "ec2"):
+    if service in ("rds", "ec2", "elasticache"):
         return status, {"Content-Type": "text/xml"}, (
             '<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>'
             + ("Sender" if status < 500 else "Receiver")
@@ -293,6 +303,11 @@ def install(app_class):
                 return _respond(start_response, *_account_attributes(w, region))
             if service == "monitoring" and request.action in mute.OPERATIONS:
                 return _respond(start_response, *mute.serve(w, request.action, body, region, ACCOUNT, t_ms))
+            if service == "elasticache" and request.action in elasticache.OPERATIONS:
+                try:
+                    return _respond(start_response, *elasticache.serve(request.action, params, region, ACCOUNT))
+                except ElastiCacheException as err:
+                    return _respond(start_response, *_error(service, 400, err.code, err.message))
             if service == "cloudcontrolapi" and request.action in cloudcontrol.OPERATIONS:
                 return _respond(start_response, *cloudcontrol.serve(request.action, body, region, ACCOUNT))
             if service == "eks":

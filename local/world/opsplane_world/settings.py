@@ -52,6 +52,12 @@ DEFAULTS = {
         # CreateAddon and UpdateAddon: `CREATING`/`UPDATING` to `ACTIVE` while EKS applies the manifests.
         # https://docs.aws.amazon.com/eks/latest/userguide/creating-an-add-on.html
         "eks_addon": 90,
+        # CreateReplicationGroup: `creating` to `available`, typically 10-20 minutes for a small group;
+        # ModifyReplicationGroup and replica changes: `modifying`; DeleteReplicationGroup: `deleting`.
+        # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.Create.html
+        "elasticache_create": 720,
+        "elasticache_modify": 600,
+        "elasticache_delete": 300,
     },
     "quotas": {
         # "Manual DB instance snapshots: 100" per Region.

@@ -3,6 +3,7 @@
 pub mod alarms;
 pub mod ec2_resources;
 pub mod eks;
+pub mod elasticache;
 pub mod events;
 pub mod keys;
 pub mod objects;
@@ -108,6 +109,8 @@ pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     /// EKS: clusters and node groups.
     pub eks: aws_sdk_eks::Client,
+    /// ElastiCache: Redis replication groups and their snapshots.
+    pub elasticache: aws_sdk_elasticache::Client,
     /// EventBridge: workflow outcome events (the local plane's `events:putEvents`).
     pub events: aws_sdk_eventbridge::Client,
     /// Secrets Manager: probe credentials, read by reference where they are used.
@@ -134,6 +137,7 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(sdk),
             rds: aws_sdk_rds::Client::new(sdk),
             eks: aws_sdk_eks::Client::new(sdk),
+            elasticache: aws_sdk_elasticache::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
             secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
@@ -167,6 +171,7 @@ impl Clients {
             sfn: with!(self.sfn, aws_sdk_sfn),
             rds: with!(self.rds, aws_sdk_rds),
             eks: with!(self.eks, aws_sdk_eks),
+            elasticache: with!(self.elasticache, aws_sdk_elasticache),
             events: with!(self.events, aws_sdk_eventbridge),
             secrets_manager: with!(self.secrets_manager, aws_sdk_secretsmanager),
             cloudwatch: with!(self.cloudwatch, aws_sdk_cloudwatch),

@@ -1,16 +1,17 @@
-//! What exists of an environment: its spec's RDS instances and EKS cluster as the planner and the health
-//! check see them, described in one pass.
+//! What exists of an environment: its spec's RDS instances, EKS cluster and Redis replication groups as the
+//! planner and the health check see them, described in one pass.
 
 use crate::aws::eks::Eks;
+use crate::aws::elasticache::Caches;
 use crate::aws::rds::Rds;
 use crate::domain::plan::ActualState;
 use crate::domain::spec::EnvironmentSpec;
 use crate::error::OpsError;
 
-/// Describes every instance the spec names and its cluster; absent ones are simply not in the result.
+/// Describes every instance, cluster and replication group the spec names; absent ones are simply not in
+/// the result.
 pub async fn observe(
-    rds: &Rds,
-    eks: &Eks,
+    (rds, eks, caches): (&Rds, &Eks, &Caches),
     spec: &EnvironmentSpec,
 ) -> Result<ActualState, OpsError> {
     let mut instances = Vec::with_capacity(spec.rds.len());
@@ -32,5 +33,15 @@ pub async fn observe(
             c.access_entries = eks.access_entries(&e.cluster).await?;
         }
     }
-    Ok(ActualState { instances, cluster })
+    let mut replication_groups = Vec::with_capacity(spec.redis.len());
+    for group in &spec.redis {
+        if let Some(found) = caches.actual(&group.replication_group_id).await? {
+            replication_groups.push(found);
+        }
+    }
+    Ok(ActualState {
+        instances,
+        cluster,
+        replication_groups,
+    })
 }

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::plan::{ActualState, Resource};
 use super::spec::EnvironmentSpec;
 
+/// The replication group statuses in which it does not serve (ElastiCache's "Viewing a cluster's
+/// status": `create-failed`, `incompatible-network`, `restore-failed`).
+pub const FAILED_REDIS_STATUSES: [&str; 3] =
+    ["create-failed", "incompatible-network", "restore-failed"];
+
 /// RDS statuses from which an instance does not recover on its own.
 pub const FAILED_RDS_STATUSES: [&str; 8] = [
     "failed",
@@ -191,6 +196,33 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
                     super::readable::yes_no(Some(want))
                 ),
             );
+        }
+    }
+    for group in &spec.redis {
+        checks += 1;
+        let subject = Resource::ReplicationGroup {
+            id: group.replication_group_id.clone(),
+        };
+        match obs.actual.replication_group(&group.replication_group_id) {
+            None => r.add(
+                Verdict::Unhealthy,
+                "redis",
+                &subject,
+                "the replication group does not exist".into(),
+            ),
+            Some(a) if FAILED_REDIS_STATUSES.contains(&a.status.as_str()) => r.add(
+                Verdict::Unhealthy,
+                "redis",
+                &subject,
+                format!("status is {}", a.status),
+            ),
+            Some(a) if a.status != "available" => r.add(
+                Verdict::Degraded,
+                "redis",
+                &subject,
+                format!("status is {}, not available", a.status),
+            ),
+            Some(_) => {}
         }
     }
     if let (Some(sql), Some(result)) = (&spec.health.sql, &obs.sql) {
@@ -411,6 +443,7 @@ drill: { rto_target_minutes: 30, rpo_target_minutes: 60, instance_class: db.t4g.
                 }],
                 ..Default::default()
             }),
+            replication_groups: Vec::new(),
         }
     }
 
@@ -471,6 +504,41 @@ drill: { rto_target_minutes: 30, rpo_target_minutes: 60, instance_class: db.t4g.
         let r = run(&a, &ok_http(), Some(now()));
         assert_eq!(r.verdict, Verdict::Unhealthy);
         assert_eq!(r.reasons[0].subject, "rds:s-db");
+    }
+
+    #[test]
+    fn a_redis_group_missing_failed_or_busy() {
+        let with_redis = EnvironmentSpec::parse(&format!(
+            "{SPEC}redis: [ {{ replication_group_id: s-cache, node_type: cache.t4g.small }} ]\n"
+        ))
+        .unwrap();
+        let assess_with = |a: &ActualState| {
+            assess(
+                &with_redis,
+                &Observations {
+                    actual: a,
+                    http: &ok_http(),
+                    newest_backup: Some(now()),
+                    sql: None,
+                    now: now(),
+                },
+            )
+        };
+        let mut a = good();
+        let r = assess_with(&a);
+        assert_eq!(r.verdict, Verdict::Unhealthy);
+        assert_eq!(r.reasons[0].subject, "redis:s-cache");
+        a.replication_groups
+            .push(crate::domain::plan::ActualReplicationGroup {
+                id: "s-cache".into(),
+                status: "modifying".into(),
+                ..Default::default()
+            });
+        assert_eq!(assess_with(&a).verdict, Verdict::Degraded);
+        a.replication_groups[0].status = "create-failed".into();
+        assert_eq!(assess_with(&a).verdict, Verdict::Unhealthy);
+        a.replication_groups[0].status = "available".into();
+        assert_eq!(assess_with(&a).verdict, Verdict::Healthy);
     }
 
     #[test]

@@ -54,11 +54,12 @@ pub(super) async fn check_rebuild(
     };
     let mut cluster_only = spec.clone();
     cluster_only.rds.clear();
+    cluster_only.redis.clear();
     let p = plan(
         &cluster_only,
         &ActualState {
-            instances: Vec::new(),
             cluster: Some(cluster),
+            ..ActualState::default()
         },
     );
     let lines: Vec<String> = p

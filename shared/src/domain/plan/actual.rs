@@ -189,7 +189,40 @@ pub struct ActualAccessEntry {
     pub policies: Vec<AccessPolicySpec>,
 }
 
-/// What exists of an environment: the instances and cluster its spec names (absent ones are missing).
+/// An ElastiCache replication group as described (the group and its primary's cache cluster).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActualReplicationGroup {
+    /// Its id.
+    pub id: String,
+    /// `creating`, `available`, `modifying`, `deleting`, `snapshotting`, ...
+    pub status: String,
+    /// Node type.
+    pub node_type: Option<String>,
+    /// Engine version (a member cache cluster's).
+    pub engine_version: Option<String>,
+    /// Shards.
+    pub num_node_groups: u32,
+    /// Replicas in the first shard.
+    pub replicas_per_node_group: u32,
+    /// Cache subnet group.
+    pub cache_subnet_group: Option<String>,
+    /// VPC security groups, sorted.
+    pub security_group_ids: Vec<String>,
+    /// Cache parameter group.
+    pub parameter_group: Option<String>,
+    /// Encryption at rest.
+    pub at_rest_encryption: bool,
+    /// Encryption in transit.
+    pub transit_encryption: bool,
+    /// The KMS key at rest, when a customer key.
+    pub kms_key_id: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What exists of an environment: the instances, cluster and caches its spec names (absent ones are
+/// missing).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ActualState {
     /// The RDS instances that exist.
@@ -198,11 +231,21 @@ pub struct ActualState {
     /// The EKS cluster, when it exists.
     #[serde(default)]
     pub cluster: Option<ActualCluster>,
+    /// The Redis replication groups that exist.
+    #[serde(default)]
+    pub replication_groups: Vec<ActualReplicationGroup>,
 }
 
 impl ActualState {
     /// The instance of that identifier.
     pub fn instance(&self, identifier: &str) -> Option<&ActualInstance> {
         self.instances.iter().find(|i| i.identifier == identifier)
+    }
+
+    /// The replication group of that id.
+    pub fn replication_group(&self, id: &str) -> Option<&ActualReplicationGroup> {
+        self.replication_groups
+            .iter()
+            .find(|g| g.id.eq_ignore_ascii_case(id))
     }
 }

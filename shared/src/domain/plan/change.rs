@@ -42,6 +42,11 @@ pub enum Resource {
         /// The IAM principal it admits.
         principal: String,
     },
+    /// An ElastiCache Redis replication group.
+    ReplicationGroup {
+        /// Its id.
+        id: String,
+    },
 }
 
 impl std::fmt::Display for Resource {
@@ -55,6 +60,7 @@ impl std::fmt::Display for Resource {
             Resource::AccessEntry { cluster, principal } => {
                 write!(f, "access:{cluster}/{principal}")
             }
+            Resource::ReplicationGroup { id } => write!(f, "redis:{id}"),
         }
     }
 }

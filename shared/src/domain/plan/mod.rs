@@ -19,11 +19,12 @@ mod eks_settings;
 mod outcome;
 mod planner;
 mod policy;
+mod redis;
 mod settings;
 
 pub use actual::{
-    ActualAccessEntry, ActualAddon, ActualCluster, ActualInstance, ActualNodegroup, ActualState,
-    InstanceSettings,
+    ActualAccessEntry, ActualAddon, ActualCluster, ActualInstance, ActualNodegroup,
+    ActualReplicationGroup, ActualState, InstanceSettings,
 };
 pub use change::{Change, ChangeKind, Finding, Resource, Severity};
 pub use outcome::{Plan, changes_sha256};

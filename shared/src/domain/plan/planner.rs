@@ -4,7 +4,7 @@ use super::actual::{ActualCluster, ActualInstance, ActualNodegroup, ActualState}
 use super::change::{Change, ChangeKind, Finding, Resource, Severity, change};
 use super::outcome::Plan;
 use super::policy::REQUIRED_TAGS;
-use super::{eks_extensions, eks_settings, settings};
+use super::{eks_extensions, eks_settings, redis, settings};
 use crate::domain::spec::{EksSpec, EnvironmentSpec, NodegroupSpec, RdsSpec};
 
 /// The storage RDS allocates when the spec does not say (the smallest gp3 volume).
@@ -389,6 +389,12 @@ pub fn plan(spec: &EnvironmentSpec, actual: &ActualState) -> Plan {
     if let Some(eks) = &spec.eks {
         let cluster = actual.cluster.as_ref().filter(|c| c.name == eks.cluster);
         p.eks(eks, cluster);
+    }
+    for group in &spec.redis {
+        let have = actual.replication_group(&group.replication_group_id);
+        let (changes, findings) = redis::plan(group, have, spec.protected);
+        p.changes.extend(changes);
+        p.findings.extend(findings);
     }
     Plan::new(
         &spec.environment,

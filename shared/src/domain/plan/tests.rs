@@ -72,6 +72,7 @@ fn matching(spec: &EnvironmentSpec) -> ActualState {
             }],
             ..ActualCluster::default()
         }),
+        replication_groups: Vec::new(),
     }
 }
 

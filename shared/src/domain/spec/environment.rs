@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::checks::HealthSpec;
 use super::error::SpecError;
 use super::policy::{AlarmMapping, ApprovalPolicy, BackupPolicy, DrillPolicy, RollbackPolicy};
+use super::redis::RedisSpec;
 use super::resources::{EksSpec, RdsSpec};
 
 /// The S3 key of an environment's spec in the state bucket.
@@ -29,6 +30,9 @@ pub struct EnvironmentSpec {
     /// The EKS cluster, if any.
     #[serde(default)]
     pub eks: Option<EksSpec>,
+    /// The ElastiCache Redis replication groups.
+    #[serde(default)]
+    pub redis: Vec<RedisSpec>,
     /// Health checks run after every change and by the sweep.
     #[serde(default)]
     pub health: HealthSpec,

@@ -13,6 +13,7 @@ mod error;
 mod policy;
 mod probe;
 mod rds_settings;
+mod redis;
 mod resources;
 mod shape;
 mod validate;
@@ -26,6 +27,7 @@ pub use policy::{
     DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPlacement, DrillPolicy, RollbackPolicy,
 };
 pub use probe::{CredentialRef, ProbeSpec};
+pub use redis::RedisSpec;
 pub use resources::{
     AccessEntrySpec, AccessPolicySpec, AddonSpec, EksSpec, LaunchTemplateSpec, NodegroupSpec,
     RdsSpec, TaintSpec,

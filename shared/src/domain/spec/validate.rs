@@ -206,6 +206,7 @@ impl EnvironmentSpec {
                 ));
             }
         }
+        super::redis::problems(&self.redis, &mut out);
         if self.backup.keep_last == 0 {
             out.push(SpecError::invalid(
                 "backup.keep_last",

@@ -1,0 +1,275 @@
+//! ElastiCache (Redis OSS): the replication groups a spec names, read for planning and made or changed as
+//! the plan says. A group's engine version, parameter group, subnet group and security groups are reported
+//! on its member cache clusters, not on the group (DescribeReplicationGroups), so the primary's is read too.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticache::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_elasticache::types::{ClusterMode, ReplicationGroup, Tag};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use thiserror::Error;
+
+use crate::domain::plan::ActualReplicationGroup;
+use crate::domain::spec::RedisSpec;
+
+/// An ElastiCache call failed.
+#[derive(Debug, Error)]
+pub enum CachesError {
+    /// The group is busy (`InvalidReplicationGroupState`): another change or a snapshot runs; try later.
+    #[error("replication group {group} is busy: {message}")]
+    Busy {
+        /// The group.
+        group: String,
+        /// ElastiCache's message.
+        message: String,
+    },
+    /// Any other failure.
+    #[error("ElastiCache {operation} failed: {}", DisplayErrorContext(.source.as_ref()))]
+    Call {
+        /// The ElastiCache operation.
+        operation: &'static str,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn classify<E, R>(operation: &'static str, group: &str, err: SdkError<E, R>) -> CachesError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if let SdkError::ServiceError(e) = &err
+        && e.err().code() == Some("InvalidReplicationGroupState")
+    {
+        return CachesError::Busy {
+            group: group.to_owned(),
+            message: e.err().message().unwrap_or_default().to_owned(),
+        };
+    }
+    CachesError::Call {
+        operation,
+        source: Box::new(err),
+    }
+}
+
+impl From<CachesError> for crate::OpsError {
+    fn from(err: CachesError) -> Self {
+        match err {
+            CachesError::Busy { .. } => crate::OpsError::NotReady(err.to_string()),
+            CachesError::Call { operation, source } => crate::OpsError::Aws { operation, source },
+        }
+    }
+}
+
+/// The ElastiCache adapter over one regional client.
+#[derive(Debug, Clone)]
+pub struct Caches {
+    client: aws_sdk_elasticache::Client,
+}
+
+fn read_group(g: &ReplicationGroup) -> ActualReplicationGroup {
+    let shards = g.node_groups();
+    let members = shards.first().map_or(0, |ng| ng.node_group_members().len());
+    ActualReplicationGroup {
+        id: g.replication_group_id().unwrap_or_default().to_owned(),
+        status: g.status().unwrap_or_default().to_owned(),
+        node_type: g.cache_node_type().map(str::to_owned),
+        num_node_groups: u32::try_from(shards.len().max(1)).unwrap_or(1),
+        replicas_per_node_group: u32::try_from(members.saturating_sub(1)).unwrap_or(0),
+        at_rest_encryption: g.at_rest_encryption_enabled().unwrap_or(false),
+        transit_encryption: g.transit_encryption_enabled().unwrap_or(false),
+        kms_key_id: g.kms_key_id().map(str::to_owned),
+        ..ActualReplicationGroup::default()
+    }
+}
+
+impl Caches {
+    /// The adapter over `client`.
+    pub fn new(client: aws_sdk_elasticache::Client) -> Self {
+        Self { client }
+    }
+
+    /// The group `id` as the planner sees it, `None` when there is none.
+    pub async fn actual(&self, id: &str) -> Result<Option<ActualReplicationGroup>, CachesError> {
+        let described = self
+            .client
+            .describe_replication_groups()
+            .replication_group_id(id)
+            .send()
+            .await;
+        let out = match described {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("ReplicationGroupNotFoundFault") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(classify("DescribeReplicationGroups", id, e)),
+        };
+        let Some(group) = out.replication_groups().first() else {
+            return Ok(None);
+        };
+        let mut actual = read_group(group);
+        if let Some(member) = group.member_clusters().first() {
+            let clusters = self
+                .client
+                .describe_cache_clusters()
+                .cache_cluster_id(member)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeCacheClusters", id, e))?;
+            if let Some(c) = clusters.cache_clusters().first() {
+                actual.engine_version = c.engine_version().map(str::to_owned);
+                actual.cache_subnet_group = c.cache_subnet_group_name().map(str::to_owned);
+                actual.parameter_group = c
+                    .cache_parameter_group()
+                    .and_then(|p| p.cache_parameter_group_name())
+                    .map(str::to_owned);
+                let mut groups: Vec<String> = c
+                    .security_groups()
+                    .iter()
+                    .filter_map(|g| g.security_group_id().map(str::to_owned))
+                    .collect();
+                groups.sort();
+                actual.security_group_ids = groups;
+            }
+        }
+        if let Some(arn) = group.arn() {
+            let tags = self
+                .client
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+                .await
+                .map_err(|e| classify("ListTagsForResource", id, e))?;
+            actual.tags = tags
+                .tag_list()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect();
+        }
+        Ok(Some(actual))
+    }
+
+    /// Whether the cache subnet group `name` exists in this Region.
+    pub async fn subnet_group_exists(&self, name: &str) -> Result<bool, CachesError> {
+        let asked = self
+            .client
+            .describe_cache_subnet_groups()
+            .cache_subnet_group_name(name)
+            .send()
+            .await;
+        match asked {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("CacheSubnetGroupNotFoundFault") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("DescribeCacheSubnetGroups", name, e)),
+        }
+    }
+
+    /// Makes the group `want` describes, tagged `tags`, with the AUTH token `auth_token` (read from its
+    /// secret by the caller) when it has one.
+    pub async fn create(
+        &self,
+        want: &RedisSpec,
+        tags: &BTreeMap<String, String>,
+        auth_token: Option<String>,
+    ) -> Result<(), CachesError> {
+        let id = &want.replication_group_id;
+        let failover = want.replicas_per_node_group > 0;
+        let request = self
+            .client
+            .create_replication_group()
+            .replication_group_id(id)
+            .replication_group_description(format!("opsplane: {id}"))
+            .engine("redis")
+            .set_engine_version(want.engine_version.clone())
+            .cache_node_type(&want.node_type)
+            .set_cache_subnet_group_name(want.cache_subnet_group.clone())
+            .set_security_group_ids(
+                (!want.security_group_ids.is_empty()).then(|| want.security_group_ids.clone()),
+            )
+            .set_cache_parameter_group_name(want.parameter_group.clone())
+            .set_at_rest_encryption_enabled(want.at_rest_encryption)
+            .set_transit_encryption_enabled(want.transit_encryption)
+            .set_kms_key_id(want.kms_key_id.clone())
+            .set_auth_token(auth_token)
+            .automatic_failover_enabled(failover)
+            .multi_az_enabled(failover)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ));
+        // Cluster mode disabled counts nodes (NumCacheClusters); enabled counts shards and their replicas.
+        let request = if want.cluster_mode() {
+            request
+                .cluster_mode(ClusterMode::Enabled)
+                .num_node_groups(i32::try_from(want.num_node_groups).unwrap_or(1))
+                .replicas_per_node_group(i32::try_from(want.replicas_per_node_group).unwrap_or(0))
+        } else {
+            request.num_cache_clusters(i32::try_from(want.replicas_per_node_group + 1).unwrap_or(1))
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify("CreateReplicationGroup", id, e))?;
+        Ok(())
+    }
+
+    /// Brings one setting of group `want` to the spec: `field` is the plan's (`node_type`,
+    /// `engine_version`, `parameter_group`, `security_group_ids`, `replicas_per_node_group`). ElastiCache
+    /// takes one change of a group at a time.
+    pub async fn modify(&self, want: &RedisSpec, field: &str) -> Result<(), CachesError> {
+        let id = &want.replication_group_id;
+        if field == "replicas_per_node_group" {
+            let have = self
+                .actual(id)
+                .await?
+                .map_or(0, |g| g.replicas_per_node_group);
+            let count = i32::try_from(want.replicas_per_node_group).unwrap_or(0);
+            if want.replicas_per_node_group > have {
+                self.client
+                    .increase_replica_count()
+                    .replication_group_id(id)
+                    .new_replica_count(count)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("IncreaseReplicaCount", id, e))?;
+            } else {
+                self.client
+                    .decrease_replica_count()
+                    .replication_group_id(id)
+                    .new_replica_count(count)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DecreaseReplicaCount", id, e))?;
+            }
+            return Ok(());
+        }
+        let request = self
+            .client
+            .modify_replication_group()
+            .replication_group_id(id)
+            .apply_immediately(true);
+        let request = match field {
+            "node_type" => request.cache_node_type(&want.node_type),
+            "engine_version" => request.set_engine_version(want.engine_version.clone()),
+            "parameter_group" => {
+                request.set_cache_parameter_group_name(want.parameter_group.clone())
+            }
+            _ => request.set_security_group_ids(Some(want.security_group_ids.clone())),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify("ModifyReplicationGroup", id, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! Redis replication groups through provision: made in the environment's cache subnet group behind its
+//! security group with the AUTH token its secret holds, their node type and replicas changed in place, an
+//! engine upgrade waiting for a person, and what ElastiCache refuses (a downgrade, encryption changed after
+//! creation, a subnet group that does not exist, an unencrypted cache in a protected environment) refused
+//! before anything changes; a change made by hand is drift.
+
+use opsplane_shared::aws::elasticache::Caches;
+use opsplane_shared::domain::plan::ActualReplicationGroup;
+use opsplane_statemachines::Status;
+use serde_json::json;
+
+use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
+use crate::settings::{applied_fields, assert_fails_naming};
+
+/// The dev example with one Redis group `<env>-cache` (`extra` added to it), its cache subnet group made
+/// over the world's subnets and its AUTH token kept in Secrets Manager under opsplane/.
+async fn with_redis(stage: &Stage, url: &str, extra: &str) -> String {
+    let env = &stage.env;
+    let clients = &stage.world.clients;
+    let made = clients
+        .elasticache
+        .create_cache_subnet_group()
+        .cache_subnet_group_name(format!("{env}-cache"))
+        .cache_subnet_group_description("opsplane test")
+        .set_subnet_ids(Some(stage.subnets.clone()))
+        .send()
+        .await;
+    if let Err(err) = made {
+        let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+        assert!(text.contains("AlreadyExists"), "{text}");
+    }
+    let secret = clients
+        .secrets_manager
+        .create_secret()
+        .name(format!("opsplane/{env}/redis-auth"))
+        .secret_string("a-token-of-thirty-two-characters")
+        .send()
+        .await;
+    let arn = match secret {
+        Ok(out) => out.arn.expect("the secret's ARN"),
+        Err(_) => clients
+            .secrets_manager
+            .describe_secret()
+            .secret_id(format!("opsplane/{env}/redis-auth"))
+            .send()
+            .await
+            .expect("the secret")
+            .arn
+            .expect("the secret's ARN"),
+    };
+    let group = &stage.security_groups[0];
+    let redis = format!(
+        "redis:\n  - replication_group_id: {env}-cache\n    engine_version: \"7.0\"\n    \
+         node_type: cache.t4g.small\n    replicas_per_node_group: 1\n    cache_subnet_group: {env}-cache\n    \
+         security_group_ids: [{group}]\n    at_rest_encryption: true\n    transit_encryption: true\n    \
+         auth_token_secret: {arn}\n{extra}"
+    );
+    stage
+        .example("dev", url)
+        .replace("health:\n", &format!("{redis}health:\n"))
+}
+
+async fn group(stage: &Stage) -> Option<ActualReplicationGroup> {
+    Caches::new(stage.world.clients.elasticache.clone())
+        .actual(&format!("{}-cache", stage.env))
+        .await
+        .expect("describe the group")
+}
+
+#[tokio::test]
+async fn a_redis_group_is_made_changed_in_place_upgraded_with_approval_and_refused_as_elasticache_refuses()
+ {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let v1 = with_redis(&stage, &url, "").await;
+    let env = stage.env.clone();
+
+    // A cache subnet group that does not exist: refused naming the field, nothing made.
+    stage
+        .upload(&v1.replace(
+            &format!("cache_subnet_group: {env}-cache"),
+            "cache_subnet_group: nowhere",
+        ))
+        .await;
+    let run = stage.provision().await;
+    assert_fails_naming(&run, "InvalidInput", "redis[0].cache_subnet_group");
+    assert!(group(&stage).await.is_none());
+
+    stage.upload(&v1).await;
+    let run = stage.provision().await;
+    assert_succeeded(&run);
+    let made = group(&stage).await.expect("made");
+    assert_eq!(made.status, "available");
+    assert_eq!(made.node_type.as_deref(), Some("cache.t4g.small"));
+    assert_eq!(made.replicas_per_node_group, 1);
+    assert_eq!(made.engine_version.as_deref(), Some("7.0"));
+    assert_eq!(made.security_group_ids, stage.security_groups);
+    assert_eq!(
+        made.cache_subnet_group.as_deref(),
+        Some(format!("{env}-cache").as_str())
+    );
+    assert!(made.at_rest_encryption && made.transit_encryption);
+    assert_eq!(
+        made.tags.get("ManagedBy").map(String::as_str),
+        Some("opsplane")
+    );
+    // Made with the AUTH token its secret holds.
+    let described = stage
+        .world
+        .clients
+        .elasticache
+        .describe_replication_groups()
+        .replication_group_id(format!("{env}-cache"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.replication_groups()[0].auth_token_enabled(),
+        Some(true)
+    );
+    // Creating took ElastiCache's modelled minutes, waited for by the definition.
+    let polls = crate::harness::not_ready_by_state(&stage.local.engine, &run.execution_arn);
+    assert!(polls.contains_key("WaitStable"), "{polls:?}");
+
+    // A larger node type and one more replica: in place, one change of the group at a time.
+    let v2 = v1
+        .replace("node_type: cache.t4g.small", "node_type: cache.t4g.medium")
+        .replace("replicas_per_node_group: 1", "replicas_per_node_group: 2");
+    stage.upload(&v2).await;
+    let run = stage.provision().await;
+    assert_succeeded(&run);
+    assert_eq!(
+        applied_fields(&run),
+        ["node_type", "replicas_per_node_group"]
+    );
+    let changed = group(&stage).await.unwrap();
+    assert_eq!(changed.node_type.as_deref(), Some("cache.t4g.medium"));
+    assert_eq!(changed.replicas_per_node_group, 2);
+    let counters = stage.local.world.counters().await.unwrap();
+    assert!(
+        counters["refused.cache_not_available"]
+            .as_u64()
+            .is_none_or(|n| n == 0),
+        "the second change waited for the first: {counters}"
+    );
+
+    // A newer engine cannot be taken back: even dev waits for a person.
+    let v3 = v2.replace("engine_version: \"7.0\"", "engine_version: \"7.1\"");
+    stage.upload(&v3).await;
+    let upgrade = stage
+        .local
+        .start_workflow("provision", json!({ "environment": env }))
+        .unwrap();
+    let pending = stage.pending_approval(&upgrade).await;
+    assert_eq!(pending.plan["changes"][0]["field"], "engine_version");
+    assert_eq!(pending.plan["changes"][0]["reversible"], false);
+    stage
+        .local
+        .approve(&upgrade, "jane", None)
+        .await
+        .expect("approve");
+    assert_succeeded(&stage.local.engine.wait_for(&upgrade).await.unwrap());
+    assert_eq!(
+        group(&stage).await.unwrap().engine_version.as_deref(),
+        Some("7.1")
+    );
+
+    // What ElastiCache refuses is refused before anything changes.
+    for (spec, rule) in [
+        (
+            v3.replace("engine_version: \"7.1\"", "engine_version: \"6.2\""),
+            "downgrade",
+        ),
+        (
+            v3.replace("transit_encryption: true", "transit_encryption: false")
+                .replace("    auth_token_secret: ", "    # auth_token_secret: "),
+            "redis-replacement",
+        ),
+    ] {
+        stage.upload(&spec).await;
+        let run = stage.provision().await;
+        assert_fails_naming(&run, "PolicyViolation", rule);
+        assert_eq!(
+            group(&stage).await.unwrap().engine_version.as_deref(),
+            Some("7.1")
+        );
+    }
+
+    // Someone scales the nodes back by hand: drift names it.
+    stage.upload(&v3).await;
+    stage
+        .local
+        .world
+        .configure(&json!({ "durations": { "elasticache_modify": 0 } }))
+        .await
+        .unwrap();
+    stage
+        .local
+        .clients
+        .elasticache
+        .modify_replication_group()
+        .replication_group_id(format!("{env}-cache"))
+        .cache_node_type("cache.t4g.small")
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("the hand-made change");
+    let drift = stage.drift().await;
+    assert!(drift.drifted, "{}", drift.render());
+    let change = &drift.plan.changes[0];
+    assert_eq!(
+        (change.field.as_str(), change.to.as_str()),
+        ("node_type", "cache.t4g.medium")
+    );
+    assert!(stage.lock_is_free().await);
+}
+
+#[tokio::test]
+async fn a_protected_environments_cache_not_encrypted_in_transit_is_refused_before_it_is_made() {
+    let stage = Stage::new().await;
+    let url = healthy_endpoint().await;
+    let spec = with_redis(&stage, &url, "")
+        .await
+        .replace("transit_encryption: true", "transit_encryption: false")
+        .replace("    auth_token_secret: ", "    # auth_token_secret: ");
+    stage.upload(&format!("protected: true\n{spec}")).await;
+    let run = stage.provision().await;
+    assert_eq!(run.status, Status::Failed);
+    assert_fails_naming(&run, "PolicyViolation", "redis-encryption");
+    assert!(group(&stage).await.is_none());
+    assert!(stage.instance(&format!("{}-db", stage.env)).await.is_none());
+}
