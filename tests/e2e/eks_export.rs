@@ -169,19 +169,9 @@ async fn add_ons_and_access_entries_are_provisioned_upgraded_with_approval_and_n
 
     // A newer add-on cannot be taken back: even dev waits for a person.
     stage.upload(&with("v1.19.0-eksbuild.1")).await;
-    let upgrade = stage
-        .local
-        .start_workflow("provision", json!({ "environment": stage.env }))
-        .unwrap();
-    let pending = stage.pending_approval(&upgrade).await;
-    assert_eq!(pending.plan["changes"][0]["field"], "version");
-    assert_eq!(pending.plan["changes"][0]["reversible"], false);
-    stage
-        .local
-        .approve(&upgrade, "jane", None)
-        .await
-        .expect("approve");
-    assert_succeeded(&stage.local.engine.wait_for(&upgrade).await.unwrap());
+    let approved = stage.provision_approved().await;
+    assert_eq!(approved["changes"][0]["field"], "version");
+    assert_eq!(approved["changes"][0]["reversible"], false);
     let addons = eks.addons(&stage.env).await.unwrap();
     assert_eq!(
         addons["vpc-cni"].version.as_deref(),

@@ -168,6 +168,21 @@ impl Stage {
             )
     }
 
+    /// A provision whose plan waits for a person: approved by jane, run to success. The plan approved.
+    pub async fn provision_approved(&self) -> Value {
+        let run = self
+            .local
+            .start_workflow("provision", json!({ "environment": self.env }))
+            .unwrap();
+        let pending = self.pending_approval(&run).await;
+        self.local
+            .approve(&run, "jane", None)
+            .await
+            .expect("approve");
+        assert_succeeded(&self.local.engine.wait_for(&run).await.unwrap());
+        pending.plan
+    }
+
     /// The drift report of the environment now: its spec in force against what AWS holds.
     pub async fn drift(&self) -> opsplane_fn_provision::drift::DriftReport {
         let deps = self.local.provision_deps(&self.local.clients);

@@ -147,19 +147,9 @@ async fn a_redis_group_is_made_changed_in_place_upgraded_with_approval_and_refus
     // A newer engine cannot be taken back: even dev waits for a person.
     let v3 = v2.replace("engine_version: \"7.0\"", "engine_version: \"7.1\"");
     stage.upload(&v3).await;
-    let upgrade = stage
-        .local
-        .start_workflow("provision", json!({ "environment": env }))
-        .unwrap();
-    let pending = stage.pending_approval(&upgrade).await;
-    assert_eq!(pending.plan["changes"][0]["field"], "engine_version");
-    assert_eq!(pending.plan["changes"][0]["reversible"], false);
-    stage
-        .local
-        .approve(&upgrade, "jane", None)
-        .await
-        .expect("approve");
-    assert_succeeded(&stage.local.engine.wait_for(&upgrade).await.unwrap());
+    let approved = stage.provision_approved().await;
+    assert_eq!(approved["changes"][0]["field"], "engine_version");
+    assert_eq!(approved["changes"][0]["reversible"], false);
     assert_eq!(
         group(&stage).await.unwrap().engine_version.as_deref(),
         Some("7.1")

@@ -27,16 +27,12 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
             groups,
         )
         .await?;
-        if let Some(key) = &db.kms_key_id
-            && deps.keys.arn(key).await?.is_none()
-        {
-            return Err(OpsError::invalid(
-                format!("rds[{i}].kms_key_id"),
-                format!(
-                    "no KMS key \"{key}\" in this Region: create it first, or name one that exists"
-                ),
-            ));
-        }
+        key_exists(
+            deps,
+            &format!("rds[{i}].kms_key_id"),
+            db.kms_key_id.as_deref(),
+        )
+        .await?;
     }
     for (i, group) in spec.redis.iter().enumerate() {
         if let Some(name) = &group.cache_subnet_group
@@ -57,16 +53,8 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
             &group.security_group_ids,
         )
         .await?;
-        if let Some(key) = &group.kms_key_id
-            && deps.keys.arn(key).await?.is_none()
-        {
-            return Err(OpsError::invalid(
-                format!("redis[{i}].kms_key_id"),
-                format!(
-                    "no KMS key \"{key}\" in this Region: create it first, or name one that exists"
-                ),
-            ));
-        }
+        let key = group.kms_key_id.as_deref();
+        key_exists(deps, &format!("redis[{i}].kms_key_id"), key).await?;
     }
     if let Some(eks) = &spec.eks {
         exist(deps, Ec2Kind::Subnet, "eks.subnet_ids", &eks.subnet_ids).await?;
@@ -94,6 +82,19 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
         }
     }
     Ok(())
+}
+
+/// Refuses the KMS key `key` (the one at `field`) when this Region has none of that reference.
+async fn key_exists(deps: &Deps, field: &str, key: Option<&str>) -> Result<(), OpsError> {
+    match key {
+        Some(key) if deps.keys.arn(key).await?.is_none() => Err(OpsError::invalid(
+            field,
+            format!(
+                "no KMS key \"{key}\" in this Region: create it first, or name one that exists"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses the first of `ids` (the list at `field`) that names no `kind` in this Region.
