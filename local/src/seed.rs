@@ -3,6 +3,7 @@
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use opsplane_shared::domain::backup::{MANAGED_BY_VALUE, TAG_ENVIRONMENT, TAG_MANAGED_BY};
 use opsplane_shared::domain::spec::EnvironmentSpec;
 use thiserror::Error;
 
@@ -54,7 +55,8 @@ where
 
 impl LocalPlane {
     /// Makes an environment exist in the local world as a platform team runs it: its spec stored at
-    /// `specs/<env>/spec.yaml`, its RDS instances and EKS cluster and node groups created in moto.
+    /// `specs/<env>/spec.yaml`, its RDS instances, EKS cluster and node groups and Redis replication groups
+    /// created in moto.
     ///
     /// The environment stands for one created before: in the world's model its instances and cluster were
     /// asked for two days ago and its node groups (which need an ACTIVE cluster) one day ago, so each has gone
@@ -159,6 +161,22 @@ impl LocalPlane {
                 .send()
                 .await;
             created("CreateCluster", create)?;
+        }
+        // Redis groups as provision makes them (no AUTH token: a seeded group's clients are not ours).
+        let caches =
+            opsplane_shared::aws::elasticache::Caches::new(self.clients.elasticache.clone());
+        let tags = std::collections::BTreeMap::from([
+            (TAG_MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
+            (TAG_ENVIRONMENT.to_owned(), spec.environment.clone()),
+        ]);
+        for group in &spec.redis {
+            caches
+                .create(group, &tags, None)
+                .await
+                .map_err(|e| SeedError::Aws {
+                    operation: "CreateReplicationGroup",
+                    source: Box::new(e),
+                })?;
         }
         Ok(())
     }

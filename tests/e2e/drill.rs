@@ -547,8 +547,9 @@ async fn state_transitions_of_a_backup_and_a_25_minute_drill() {
         transitions(&plane, &backup.execution_arn),
         transitions(&plane, &drill.execution_arn),
     );
-    // Backup: 10 top-level states; per instance 6 states + 6 snapshot polls retried + 5 copy polls retried.
-    assert_eq!(b, 10 + 3 * (6 + 6 + 5));
+    // Backup: 11 top-level states (the Redis Map's own, with no group here); per instance 6 states + 6
+    // snapshot polls retried + 5 copy polls retried.
+    assert_eq!(b, 11 + 3 * (6 + 6 + 5));
     // Drill: 17 states; 7 restore polls retried; 6 teardown polls retried (30, 75, 142.5, 243.75, 395.6 and
     // 623.4 s after the deletion request).
     assert_eq!(d, 17 + 7 + 6);

@@ -8,6 +8,7 @@ use opsplane_shared::aws::elasticache::Caches;
 use opsplane_shared::domain::plan::ActualReplicationGroup;
 use opsplane_statemachines::Status;
 use serde_json::json;
+use std::sync::Arc;
 
 use crate::provision::{Stage, assert_succeeded, healthy_endpoint};
 use crate::settings::{applied_fields, assert_fails_naming};
@@ -219,4 +220,96 @@ async fn a_protected_environments_cache_not_encrypted_in_transit_is_refused_befo
     assert_fails_naming(&run, "PolicyViolation", "redis-encryption");
     assert!(group(&stage).await.is_none());
     assert!(stage.instance(&format!("{}-db", stage.env)).await.is_none());
+}
+
+#[tokio::test]
+async fn a_backup_snapshots_the_instance_and_the_redis_group_exports_it_and_prunes_only_our_expired_ones()
+ {
+    use crate::backup::{Plane, deps};
+    use opsplane_fn_backup::probe::ProbeSettings;
+    use opsplane_shared::clock::{Clock, ManualClock};
+    use opsplane_shared::domain::backup::Manifest;
+
+    let plane = Plane::new("redis-backup.yaml", ProbeSettings::default()).await;
+    let group = format!("{}-cache", plane.env);
+    let bucket = format!("{}-redis-exports", plane.env);
+    let clients = &plane.world.clients;
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("the export bucket");
+
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let run = plane.run_backup().await;
+        assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+        let key = run.output.as_ref().unwrap()["manifest"]["manifest_key"]
+            .as_str()
+            .expect("the manifest's key")
+            .to_owned();
+        let manifest: Manifest = serde_json::from_slice(&plane.object(&key).await).unwrap();
+        // Both engines in one manifest, each with its description's digest.
+        assert_eq!(manifest.snapshots.len(), 1);
+        assert_eq!(manifest.caches.len(), 1);
+        let cache = &manifest.caches[0];
+        assert_eq!(cache.instance, group);
+        let description = plane.object(&cache.description.key).await;
+        assert_eq!(
+            opsplane_shared::aws::objects::sha256_hex(&description),
+            cache.description.sha256
+        );
+        // Exported to the bucket as ElastiCache writes it: <name>-0001.rdb.
+        assert_eq!(
+            cache.copy.as_deref(),
+            Some(format!("s3://{bucket}/{}", cache.snapshot_id).as_str())
+        );
+        clients
+            .s3
+            .head_object()
+            .bucket(&bucket)
+            .key(format!("{}-0001.rdb", cache.snapshot_id))
+            .send()
+            .await
+            .expect("the exported .rdb");
+        names.push(cache.snapshot_id.clone());
+        // Distinct creation times, so "newest" is well defined.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A snapshot someone made by hand, without our tags.
+    let foreign = crate::harness::unique("by-hand");
+    clients
+        .elasticache
+        .create_snapshot()
+        .replication_group_id(&group)
+        .snapshot_name(&foreign)
+        .send()
+        .await
+        .expect("the hand-made snapshot");
+
+    // A year later everything is expired: the third backup keeps its own (keep_last 1) and the foreign one.
+    let later: Arc<dyn Clock> = Arc::new(ManualClock::at(
+        chrono::Utc::now() + chrono::Duration::days(365),
+    ));
+    plane.reregister(deps(&plane.local, ProbeSettings::default()).with_clock(later));
+    let run = plane.run_backup().await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+    let pruned = &run.output.as_ref().unwrap()["retention"]["caches"];
+    let mut deleted: Vec<String> = serde_json::from_value(pruned["deleted"].clone()).unwrap();
+    deleted.sort();
+    names.sort();
+    assert_eq!(deleted, names, "{pruned}");
+    let left: Vec<String> = Caches::new(clients.elasticache.clone())
+        .manual_snapshots()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.group == group)
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&foreign), "{left:?}");
+    assert!(plane.lock_is_free().await);
 }

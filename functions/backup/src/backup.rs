@@ -45,6 +45,12 @@ pub struct BackupPlan {
     pub copy_kms_key_id: Option<String>,
     /// The EKS cluster to export, if any.
     pub cluster: Option<String>,
+    /// The Redis replication groups to snapshot.
+    #[serde(default)]
+    pub caches: Vec<String>,
+    /// The bucket Redis snapshots are exported to, if any.
+    #[serde(default)]
+    pub redis_export_bucket: Option<String>,
 }
 
 /// Checks the input and the environment's spec; touches nothing.
@@ -55,11 +61,11 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, O
         "the backup workflow takes only `environment` (and the object `github`)",
     )?;
     let spec = deps.spec(environment).await?;
-    if spec.rds.is_empty() && spec.eks.is_none() {
+    if spec.rds.is_empty() && spec.eks.is_none() && spec.redis.is_empty() {
         return Err(OpsError::invalid(
             "environment",
             format!(
-                "the spec of `{environment}` has neither rds instances nor an eks cluster: nothing to back up"
+                "the spec of `{environment}` has no rds instances, eks cluster or redis groups: nothing to back up"
             ),
         ));
     }
@@ -83,6 +89,12 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<BackupPlan, O
         copy_to_region: spec.backup.copy_to_region.clone(),
         copy_kms_key_id: spec.backup.copy_kms_key_id.clone(),
         cluster: spec.eks.as_ref().map(|e| e.cluster.clone()),
+        caches: spec
+            .redis
+            .iter()
+            .map(|g| g.replication_group_id.clone())
+            .collect(),
+        redis_export_bucket: spec.backup.redis_export_bucket.clone(),
     })
 }
 
@@ -352,6 +364,9 @@ pub struct ManifestInput {
     /// The EKS export.
     #[serde(default)]
     pub export: Option<ExportOutput>,
+    /// The Redis Map's results, one per replication group.
+    #[serde(default)]
+    pub caches: Vec<crate::caches::CacheIteration>,
 }
 
 /// Where the manifest is.
@@ -397,12 +412,37 @@ pub async fn write_manifest(deps: &Deps, input: ManifestInput) -> Result<Manifes
             description,
         });
     }
+    let mut caches = Vec::with_capacity(input.caches.len());
+    for it in &input.caches {
+        let name = &it.snapshot.snapshot_name;
+        let s = deps.caches.snapshot(name).await?.ok_or_else(|| {
+            OpsError::ResourceNotFound(format!(
+                "cache snapshot {name} vanished before the manifest was written"
+            ))
+        })?;
+        let bytes = serde_json::to_vec_pretty(&s)
+            .map_err(|e| OpsError::Internal(format!("serialising cache snapshot {name}: {e}")))?;
+        let key = format!("{prefix}/redis/{}.json", s.group);
+        let description = deps.objects.put(&key, bytes, "application/json").await?;
+        caches.push(ManifestSnapshot {
+            instance: s.group.clone(),
+            snapshot_id: s.name.clone(),
+            arn: s.arn.clone(),
+            created_at: s.created_at,
+            copy: it
+                .export
+                .as_ref()
+                .map(|x| format!("s3://{}/{}", x.bucket, x.key)),
+            description,
+        });
+    }
     let manifest = Manifest {
         environment: plan.environment.clone(),
         backup_id: plan.backup_id.clone(),
         ts: plan.ts.clone(),
         created_at: deps.now(),
         snapshots,
+        caches,
         objects: input.export.and_then(|e| e.object).into_iter().collect(),
     };
     let bytes = serde_json::to_vec_pretty(&manifest)
@@ -415,6 +455,7 @@ pub async fn write_manifest(deps: &Deps, input: ManifestInput) -> Result<Manifes
         snapshot_ids: manifest
             .snapshots
             .iter()
+            .chain(manifest.caches.iter())
             .map(|s| s.snapshot_id.clone())
             .collect(),
     })
@@ -455,14 +496,26 @@ pub async fn record(deps: &Deps, input: RecordInput) -> Result<RecordOutput, Ops
     let snapshot_ids = match &input.manifest {
         Some(m) => m.snapshot_ids.clone(),
         // A failed run may have made some snapshots: list them so a person can find them.
-        None => deps
-            .rds
-            .manual_snapshots(None)
-            .await?
-            .into_iter()
-            .filter(|s| s.tags.get(TAG_BACKUP_ID) == Some(&input.plan.backup_id))
-            .map(|s| s.id)
-            .collect(),
+        None => {
+            let run = Some(&input.plan.backup_id);
+            let mut made: Vec<String> = deps
+                .rds
+                .manual_snapshots(None)
+                .await?
+                .into_iter()
+                .filter(|s| s.tags.get(TAG_BACKUP_ID) == run)
+                .map(|s| s.id)
+                .collect();
+            if !input.plan.caches.is_empty() {
+                let caches = deps.caches.manual_snapshots().await?.into_iter();
+                made.extend(
+                    caches
+                        .filter(|s| s.tags.get(TAG_BACKUP_ID) == run)
+                        .map(|s| s.name),
+                );
+            }
+            made
+        }
     };
     if let Some(err) = &input.error {
         tracing::warn!(environment = %input.plan.environment, error = %err, "backup failed");
@@ -510,6 +563,9 @@ pub struct RetentionOutcome {
 pub struct RetentionOutput {
     /// One outcome per region (home, then the copy region).
     pub regions: Vec<RetentionOutcome>,
+    /// The Redis snapshots' outcome, for an environment with replication groups (null otherwise).
+    #[serde(default)]
+    pub caches: Option<RetentionOutcome>,
 }
 
 /// Snapshots in use: the source of every live drill scratch instance (a running drill, or one that died and
@@ -583,7 +639,15 @@ pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOu
             kept,
         });
     }
-    Ok(RetentionOutput { regions: out })
+    let caches = if spec.redis.is_empty() {
+        None
+    } else {
+        Some(crate::caches::retention(deps, &input.environment, now).await?)
+    };
+    Ok(RetentionOutput {
+        regions: out,
+        caches,
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! would be readable by anyone allowed `GetFunctionConfiguration`.
 
 pub mod backup;
+pub mod caches;
 pub mod drill;
 pub mod history;
 
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::eks::Eks;
+use opsplane_shared::aws::elasticache::Caches;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::sfn::SfnExecutions;
@@ -54,6 +56,8 @@ pub struct Deps {
     pub rds: Rds,
     /// EKS.
     pub eks: Eks,
+    /// ElastiCache: the Redis replication groups and their snapshots.
+    pub caches: Caches,
     /// The state bucket.
     pub objects: ObjectStore,
     /// The catalog (backup and drill records).
@@ -88,6 +92,7 @@ impl Deps {
         Self {
             rds: Rds::new(clients.rds.clone()),
             eks: Eks::new(clients.eks.clone()),
+            caches: Caches::new(clients.elasticache.clone()),
             objects: ObjectStore::new(clients.s3.clone(), config.bucket_name.clone()),
             state: StateStore::from_config(&config, clients),
             clock: Arc::new(SystemClock),
@@ -189,6 +194,12 @@ opsplane_shared::actions! {
         "record-backup" => RecordBackup(backup::RecordInput),
         /// Prunes snapshots under the retention rules.
         "retention" => Retention(backup::RetentionInput),
+        /// A tagged manual snapshot of one Redis replication group.
+        "snapshot-cache" => SnapshotCache(caches::CacheSnapshotInput),
+        /// `NotReady` until a Redis snapshot is available.
+        "check-cache-snapshot" => CheckCacheSnapshot(caches::CheckCacheSnapshotInput),
+        /// A Redis snapshot exported to S3.
+        "export-cache-snapshot" => ExportCacheSnapshot(caches::ExportCacheInput),
         /// Checks a drill's input and loads the spec.
         "validate-drill" => ValidateDrill(drill::ValidateInput),
         /// Deletes drill instances an earlier run left.
@@ -227,6 +238,9 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
         Action::WriteManifest(i) => to_value(backup::write_manifest(deps, i).await?),
         Action::RecordBackup(i) => to_value(backup::record(deps, i).await?),
         Action::Retention(i) => to_value(backup::retention(deps, i).await?),
+        Action::SnapshotCache(i) => to_value(caches::snapshot_cache(deps, i).await?),
+        Action::CheckCacheSnapshot(i) => to_value(caches::check_cache_snapshot(deps, i).await?),
+        Action::ExportCacheSnapshot(i) => to_value(caches::export_cache_snapshot(deps, i).await?),
         Action::ValidateDrill(i) => to_value(drill::validate(deps, i).await?),
         Action::SweepOrphans(i) => to_value(drill::sweep_orphans(deps, i).await?),
         Action::PickSnapshot(i) => to_value(drill::pick_snapshot(deps, i).await?),

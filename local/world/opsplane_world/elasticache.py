@@ -13,14 +13,16 @@ https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_IncreaseRe
 https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_DecreaseReplicaCount.html
 """
 
+import datetime
 import uuid
 
 from moto.elasticache import models
-from moto.elasticache.exceptions import ElastiCacheException, ReplicationGroupNotFound
+from moto.s3.models import s3_backends
+from moto.elasticache.exceptions import ElastiCacheException, ReplicationGroupNotFound, SnapshotNotFound
 
-from . import world
+from . import context, world
 
-OPERATIONS = {"ModifyReplicationGroup", "IncreaseReplicaCount", "DecreaseReplicaCount"}
+OPERATIONS = {"ModifyReplicationGroup", "IncreaseReplicaCount", "DecreaseReplicaCount", "CopySnapshot"}
 
 
 def _request():
@@ -197,6 +199,15 @@ def _set_replicas(group, replicas):
 def serve(action, params, region, account):
     """(status, headers, body) for the ElastiCache calls moto lacks; raises moto's ElastiCache errors."""
     backend = models.elasticache_backends[account][region]
+    if action == "CopySnapshot":
+        snapshot = _export(backend, params, account)
+        body = (
+            '<CopySnapshotResponse xmlns="http://elasticache.amazonaws.com/doc/2015-02-02/"><CopySnapshotResult>'
+            f"<Snapshot><SnapshotName>{snapshot.snapshot_name}</SnapshotName>"
+            f"<SnapshotStatus>{snapshot.snapshot_status}</SnapshotStatus></Snapshot></CopySnapshotResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></CopySnapshotResponse>"
+        )
+        return 200, {"Content-Type": "text/xml"}, body
     group = _group(backend, params.get("ReplicationGroupId", ""))
     if action == "ModifyReplicationGroup":
         groups = [v for k, v in sorted(params.items()) if k.startswith("SecurityGroupIds.")]
@@ -225,7 +236,83 @@ def serve(action, params, region, account):
     return 200, {"Content-Type": "text/xml"}, body
 
 
+class InvalidSnapshotState(ElastiCacheException):
+    """ElastiCache refuses to export or delete a snapshot that is busy."""
+
+    code = "InvalidSnapshotState"
+
+
+def _snapshot_walk(w, request, backend, snapshot, status, seconds, on_finish=None):
+    """``snapshot`` shows ``status`` for ``seconds`` of the request's virtual time, then ``available``."""
+
+    def show(s, _fraction):
+        snapshot.snapshot_status = s
+
+    def finish():
+        snapshot.snapshot_status = "available"
+        if on_finish:
+            on_finish()
+
+    snapshot.snapshot_status = status
+    key = ("cache-snapshot", backend.region_name, snapshot.snapshot_name)
+    w.start(key, world.Operation(key[0], request.t_ms, [(status, seconds)], show, finish))
+
+
+def _create_snapshot(original):
+    # CreateSnapshot: `creating` until `available`; refused unless the group is available (AWS:
+    # InvalidReplicationGroupState). The snapshot's time is its node snapshots' SnapshotCreateTime.
+    # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/backups-manual.html
+    def create_snapshot(self, *args, **kwargs):
+        request, w = _request()
+        group = self.replication_groups.get(kwargs.get("replication_group_id") or "")
+        if w is not None and group is not None and group.status != "available":
+            raise _not_available(w, group)
+        snapshot = original(self, *args, **kwargs)
+        t_ms = request.t_ms if request is not None else context.real_ms()
+        taken = datetime.datetime.fromtimestamp(t_ms / 1000.0, tz=datetime.timezone.utc)
+        members = group.member_clusters[:1] if group is not None else []
+        snapshot.node_snapshots = [
+            {"cache_cluster_id": m, "node_group_id": "0001", "cache_node_id": "0001", "snapshot_create_time": taken}
+            for m in members
+        ]
+        if w is not None:
+            _snapshot_walk(w, request, self, snapshot, "creating", w.duration("elasticache_snapshot"))
+        return snapshot
+
+    return create_snapshot
+
+
+def _export(backend, params, account):
+    """CopySnapshot with TargetBucket: the snapshot `exporting`, then one `.rdb` object per shard in the
+    bucket (which must exist in the account). https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/backups-exporting.html"""
+    request, w = _request()
+    source = backend.snapshots.get(params.get("SourceSnapshotName", ""))
+    if source is None:
+        raise SnapshotNotFound(params.get("SourceSnapshotName", ""))
+    if source.snapshot_status != "available":
+        raise InvalidSnapshotState(f"Snapshot {source.snapshot_name} is {source.snapshot_status}.")
+    bucket_name = params.get("TargetBucket")
+    if not bucket_name:
+        raise ElastiCacheException("InvalidParameterValue", "The model serves CopySnapshot to S3 only: give TargetBucket.")
+    s3 = s3_backends[account]["global"]
+    if bucket_name not in s3.buckets:
+        raise ElastiCacheException("InvalidParameterValue", f"No bucket named {bucket_name} in this account.")
+    target = params.get("TargetSnapshotName", source.snapshot_name)
+
+    def write():
+        shards = max(1, int(getattr(source, "num_node_groups", None) or 1))
+        for n in range(1, shards + 1):
+            s3.put_object(bucket_name, f"{target}-{n:04d}.rdb", b"REDIS0011 opsplane local world snapshot")
+
+    if w is None:
+        write()
+    else:
+        _snapshot_walk(w, request, backend, source, "exporting", w.duration("elasticache_export"), write)
+    return source
+
+
 def install():
     _wrap("create_replication_group", _create)
     _wrap("delete_replication_group", _delete)
+    _wrap("create_snapshot", _create_snapshot)
 

@@ -58,6 +58,10 @@ DEFAULTS = {
         "elasticache_create": 720,
         "elasticache_modify": 600,
         "elasticache_delete": 300,
+        # CreateSnapshot: `creating` for minutes (grows with the data); CopySnapshot to S3: `exporting`.
+        # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/backups-manual.html
+        "elasticache_snapshot": 300,
+        "elasticache_export": 300,
     },
     "quotas": {
         # "Manual DB instance snapshots: 100" per Region.

@@ -5,17 +5,21 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_elasticache::types::{ClusterMode, ReplicationGroup, Tag};
+use aws_sdk_elasticache::types::{ClusterMode, ReplicationGroup, Snapshot, Tag};
 use aws_smithy_types::error::display::DisplayErrorContext;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::domain::backup::SnapshotInfo;
 use crate::domain::plan::ActualReplicationGroup;
 use crate::domain::spec::RedisSpec;
 
 /// An ElastiCache call failed.
 #[derive(Debug, Error)]
 pub enum CachesError {
-    /// The group is busy (`InvalidReplicationGroupState`): another change or a snapshot runs; try later.
+    /// The group or snapshot is busy (`InvalidReplicationGroupState`, `InvalidSnapshotState`): another
+    /// change, snapshot or export runs; try later.
     #[error("replication group {group} is busy: {message}")]
     Busy {
         /// The group.
@@ -40,7 +44,10 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     if let SdkError::ServiceError(e) = &err
-        && e.err().code() == Some("InvalidReplicationGroupState")
+        && matches!(
+            e.err().code(),
+            Some("InvalidReplicationGroupState" | "InvalidSnapshotState")
+        )
     {
         return CachesError::Busy {
             group: group.to_owned(),
@@ -59,6 +66,54 @@ impl From<CachesError> for crate::OpsError {
             CachesError::Busy { .. } => crate::OpsError::NotReady(err.to_string()),
             CachesError::Call { operation, source } => crate::OpsError::Aws { operation, source },
         }
+    }
+}
+
+/// A manual snapshot of a replication group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSnapshot {
+    /// Its name.
+    pub name: String,
+    /// The replication group it was taken of.
+    pub group: String,
+    /// Its ARN.
+    pub arn: String,
+    /// `creating`, `available`, `exporting`, `deleting`, ...
+    pub status: String,
+    /// When it was taken: its first node snapshot's `SnapshotCreateTime` (the snapshot itself has none).
+    pub created_at: Option<DateTime<Utc>>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl CacheSnapshot {
+    /// The snapshot as retention sees it, the group standing for the instance.
+    pub fn info(&self) -> SnapshotInfo {
+        SnapshotInfo {
+            id: self.name.clone(),
+            instance: self.group.clone(),
+            created_at: self.created_at,
+            original_created_at: None,
+            status: self.status.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+fn read_snapshot(s: &Snapshot) -> CacheSnapshot {
+    CacheSnapshot {
+        name: s.snapshot_name().unwrap_or_default().to_owned(),
+        group: s.replication_group_id().unwrap_or_default().to_owned(),
+        arn: s.arn().unwrap_or_default().to_owned(),
+        status: s.snapshot_status().unwrap_or_default().to_owned(),
+        created_at: s
+            .node_snapshots()
+            .iter()
+            .filter_map(|n| n.snapshot_create_time())
+            .filter_map(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+            .min(),
+        tags: BTreeMap::new(),
     }
 }
 
@@ -136,18 +191,7 @@ impl Caches {
             }
         }
         if let Some(arn) = group.arn() {
-            let tags = self
-                .client
-                .list_tags_for_resource()
-                .resource_name(arn)
-                .send()
-                .await
-                .map_err(|e| classify("ListTagsForResource", id, e))?;
-            actual.tags = tags
-                .tag_list()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                .collect();
+            actual.tags = self.tags(arn, id).await?;
         }
         Ok(Some(actual))
     }
@@ -271,5 +315,142 @@ impl Caches {
             .await
             .map_err(|e| classify("ModifyReplicationGroup", id, e))?;
         Ok(())
+    }
+
+    async fn tags(&self, arn: &str, what: &str) -> Result<BTreeMap<String, String>, CachesError> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .map_err(|e| classify("ListTagsForResource", what, e))?;
+        Ok(out
+            .tag_list()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect())
+    }
+
+    /// The snapshot `name`, with its tags; `None` when there is none.
+    pub async fn snapshot(&self, name: &str) -> Result<Option<CacheSnapshot>, CachesError> {
+        let described = self
+            .client
+            .describe_snapshots()
+            .snapshot_name(name)
+            .send()
+            .await;
+        let out = match described {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(e)) if e.err().code() == Some("SnapshotNotFoundFault") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(classify("DescribeSnapshots", name, e)),
+        };
+        let Some(found) = out.snapshots().first() else {
+            return Ok(None);
+        };
+        let mut snapshot = read_snapshot(found);
+        snapshot.tags = self.tags(&snapshot.arn, name).await?;
+        Ok(Some(snapshot))
+    }
+
+    /// Takes a manual snapshot `name` of `group`, tagged `tags`; a retry finds the one it already took.
+    pub async fn create_snapshot(
+        &self,
+        group: &str,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<CacheSnapshot, CachesError> {
+        let made = self
+            .client
+            .create_snapshot()
+            .replication_group_id(group)
+            .snapshot_name(name)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await;
+        match made {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("SnapshotAlreadyExistsFault") => {}
+            Err(e) => return Err(classify("CreateSnapshot", group, e)),
+        }
+        self.snapshot(name).await?.ok_or_else(|| CachesError::Call {
+            operation: "DescribeSnapshots",
+            source: format!("snapshot {name} was made but cannot be found").into(),
+        })
+    }
+
+    /// Every manual snapshot of the Region with its tags (automatic ones are ElastiCache's to keep).
+    pub async fn manual_snapshots(&self) -> Result<Vec<CacheSnapshot>, CachesError> {
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .snapshot_source("user")
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DescribeSnapshots", "the Region", e))?;
+            for s in page.snapshots() {
+                if s.snapshot_source() == Some("automated") {
+                    continue;
+                }
+                let mut snapshot = read_snapshot(s);
+                snapshot.tags = self.tags(&snapshot.arn, &snapshot.name).await?;
+                out.push(snapshot);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the snapshot `name`; `false` when it was already gone.
+    pub async fn delete_snapshot(&self, name: &str) -> Result<bool, CachesError> {
+        match self
+            .client
+            .delete_snapshot()
+            .snapshot_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().code() == Some("SnapshotNotFoundFault") => {
+                Ok(false)
+            }
+            Err(e) => Err(classify("DeleteSnapshot", name, e)),
+        }
+    }
+
+    /// Exports the snapshot `name` to the S3 bucket `bucket` as `<target>-<n>.rdb` files (`CopySnapshot`
+    /// with `TargetBucket`; the bucket must grant ElastiCache access, "Exporting a backup").
+    pub async fn export_snapshot(
+        &self,
+        name: &str,
+        target: &str,
+        bucket: &str,
+    ) -> Result<(), CachesError> {
+        let copied = self
+            .client
+            .copy_snapshot()
+            .source_snapshot_name(name)
+            .target_snapshot_name(target)
+            .target_bucket(bucket)
+            .send()
+            .await;
+        match copied {
+            Ok(_) => Ok(()),
+            // A retry of an export already made.
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("SnapshotAlreadyExistsFault") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("CopySnapshot", name, e)),
+        }
     }
 }

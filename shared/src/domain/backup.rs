@@ -296,6 +296,9 @@ pub struct Manifest {
     pub created_at: DateTime<Utc>,
     /// Every snapshot.
     pub snapshots: Vec<ManifestSnapshot>,
+    /// Every Redis snapshot (`instance` names the replication group; `copy` the S3 export, `s3://...`).
+    #[serde(default)]
+    pub caches: Vec<ManifestSnapshot>,
     /// Every other object (the EKS export).
     pub objects: Vec<ManifestObject>,
 }
@@ -305,6 +308,7 @@ impl Manifest {
     pub fn all_objects(&self) -> impl Iterator<Item = &ManifestObject> {
         self.snapshots
             .iter()
+            .chain(self.caches.iter())
             .map(|s| &s.description)
             .chain(self.objects.iter())
     }

@@ -108,6 +108,10 @@ pub struct BackupPolicy {
     /// region (CopyDBSnapshot API reference, KmsKeyId). Required when an instance is encrypted.
     #[serde(default)]
     pub copy_kms_key_id: Option<String>,
+    /// An S3 bucket (of this Region, granting ElastiCache access) each Redis snapshot is exported to as
+    /// `.rdb` files.
+    #[serde(default)]
+    pub redis_export_bucket: Option<String>,
 }
 
 impl Default for BackupPolicy {
@@ -117,6 +121,7 @@ impl Default for BackupPolicy {
             keep_last: 3,
             copy_to_region: None,
             copy_kms_key_id: None,
+            redis_export_bucket: None,
         }
     }
 }

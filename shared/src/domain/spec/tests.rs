@@ -76,6 +76,13 @@ fn each_rule_names_its_field() {
         "backup.copy_to_region"
     );
     assert_eq!(
+        field_of(&DESIGN_EXAMPLE.replace(
+            "copy_to_region: us-west-2",
+            "copy_to_region: us-west-2, redis_export_bucket: Redis_Exports"
+        )),
+        "backup.redis_export_bucket"
+    );
+    assert_eq!(
         field_of(&DESIGN_EXAMPLE.replace("identifier: acme-staging-db", "identifier: 9db")),
         "rds[0].identifier"
     );

@@ -224,6 +224,11 @@ impl EnvironmentSpec {
         {
             out.push(SpecError::invalid("backup.copy_to_region", r));
         }
+        if let Some(bucket) = &self.backup.redis_export_bucket
+            && let Err(r) = crate::config::validate_bucket_name(bucket)
+        {
+            out.push(SpecError::invalid("backup.redis_export_bucket", r));
+        }
         if let Some(key) = &self.backup.copy_kms_key_id
             && let Err(r) = check_copy_key(key, self.backup.copy_to_region.as_deref())
         {
