@@ -313,3 +313,53 @@ async fn a_backup_snapshots_the_instance_and_the_redis_group_exports_it_and_prun
     assert!(left.contains(&foreign), "{left:?}");
     assert!(plane.lock_is_free().await);
 }
+
+/// A client of `$sdk` whose every call gets `answer` once, with the SDK's own retries off: moto never
+/// throttles, so the fault is injected on this client only.
+macro_rules! throttled_client {
+    ($sdk:ident, $rule:expr) => {{
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client};
+        let conf = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new("us-east-1"))
+            .credentials_provider($sdk::config::Credentials::new(
+                "testing", "testing", None, None, "mock",
+            ))
+            .http_client(create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&$rule),
+            )
+            .retry_config($sdk::config::retry::RetryConfig::disabled())
+            .build();
+        $sdk::Client::from_conf(conf)
+    }};
+}
+
+#[tokio::test]
+async fn elasticache_and_cloud_control_throttling_surface_as_throttled_for_the_definitions_to_retry()
+ {
+    use aws_smithy_mocks::mock;
+    const QUERY: &str = r#"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"#;
+    let rule = mock!(aws_sdk_elasticache::Client::describe_snapshots)
+        .sequence()
+        .http_status(400, Some(QUERY.to_owned()))
+        .build();
+    let caches = Caches::new(throttled_client!(aws_sdk_elasticache, rule));
+    let err = opsplane_shared::OpsError::from(caches.snapshot("s").await.unwrap_err());
+    assert_eq!(err.name().as_str(), "Throttled", "{}", err.full_message());
+
+    const JSON: &str = r#"{"__type":"ThrottlingException","Message":"Rate exceeded"}"#;
+    let rule = mock!(aws_sdk_cloudcontrol::Client::get_resource)
+        .sequence()
+        .http_status(400, Some(JSON.to_owned()))
+        .build();
+    let ec2 = opsplane_shared::aws::ec2_resources::Ec2Resources::new(throttled_client!(
+        aws_sdk_cloudcontrol,
+        rule
+    ));
+    let kind = opsplane_shared::aws::ec2_resources::Ec2Kind::SecurityGroup;
+    let err = opsplane_shared::OpsError::from(ec2.exists(kind, "sg-1").await.unwrap_err());
+    assert_eq!(err.name().as_str(), "Throttled", "{}", err.full_message());
+}

@@ -443,8 +443,13 @@ async fn apply_outstanding(
                     deps.caches.create(want, &tags, token).await?;
                     issued.push(format!("CreateReplicationGroup {id}"));
                 } else {
+                    let have = actual.replication_group(id).ok_or_else(|| {
+                        OpsError::Internal(format!(
+                            "plan changes replication group {id}, which is gone"
+                        ))
+                    })?;
                     fence().await?;
-                    deps.caches.modify(want, &c.field).await?;
+                    deps.caches.modify(want, have, &c.field).await?;
                     issued.push(format!("ModifyReplicationGroup {id} {}", c.field));
                 }
                 updated.insert(&c.resource);

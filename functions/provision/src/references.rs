@@ -1,7 +1,8 @@
 //! What a spec refers to must exist before it is planned: each instance's DB subnet group, parameter group,
 //! option group, security groups and storage key, each Redis group's cache subnet group, security groups
-//! and key, and the EKS cluster's subnets and security groups and its node groups' launch templates. A name that is wrong is `InvalidInput` naming the field, before anything
-//! changes; RDS and EKS would refuse it only half-way through an apply.
+//! and key, and the EKS cluster's subnets and security groups and its node groups' launch templates. A
+//! name that is wrong is `InvalidInput` naming the field, before anything changes; RDS, EKS and ElastiCache
+//! would refuse it only half-way through an apply.
 
 use opsplane_shared::OpsError;
 use opsplane_shared::aws::ec2_resources::Ec2Kind;
@@ -38,11 +39,10 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
         if let Some(name) = &group.cache_subnet_group
             && !deps.caches.subnet_group_exists(name).await?
         {
-            return Err(OpsError::invalid(
-                format!("redis[{i}].cache_subnet_group"),
-                format!(
-                    "no cache subnet group \"{name}\" in this Region: create it first, or name one that exists"
-                ),
+            return Err(absent(
+                &format!("redis[{i}].cache_subnet_group"),
+                "cache subnet group",
+                name,
             ));
         }
         let field = format!("redis[{i}].security_group_ids");
@@ -77,7 +77,7 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
                 (None, None) => continue,
             };
             if !found {
-                return Err(missing(&field, Ec2Kind::LaunchTemplate, named));
+                return Err(absent(&field, Ec2Kind::LaunchTemplate.noun(), named));
             }
         }
     }
@@ -87,12 +87,7 @@ pub async fn check(deps: &Deps, spec: &EnvironmentSpec) -> Result<(), OpsError> 
 /// Refuses the KMS key `key` (the one at `field`) when this Region has none of that reference.
 async fn key_exists(deps: &Deps, field: &str, key: Option<&str>) -> Result<(), OpsError> {
     match key {
-        Some(key) if deps.keys.arn(key).await?.is_none() => Err(OpsError::invalid(
-            field,
-            format!(
-                "no KMS key \"{key}\" in this Region: create it first, or name one that exists"
-            ),
-        )),
+        Some(key) if deps.keys.arn(key).await?.is_none() => Err(absent(field, "KMS key", key)),
         _ => Ok(()),
     }
 }
@@ -101,18 +96,16 @@ async fn key_exists(deps: &Deps, field: &str, key: Option<&str>) -> Result<(), O
 async fn exist(deps: &Deps, kind: Ec2Kind, field: &str, ids: &[String]) -> Result<(), OpsError> {
     for (j, id) in ids.iter().enumerate() {
         if !deps.ec2.exists(kind, id).await? {
-            return Err(missing(&format!("{field}[{j}]"), kind, id));
+            return Err(absent(&format!("{field}[{j}]"), kind.noun(), id));
         }
     }
     Ok(())
 }
 
-fn missing(field: &str, kind: Ec2Kind, id: &str) -> OpsError {
+/// The refusal of the `noun` named `name` at `field`, which this Region does not have.
+fn absent(field: &str, noun: &str, name: &str) -> OpsError {
     OpsError::invalid(
         field,
-        format!(
-            "no {} \"{id}\" in this Region: create it first, or name one that exists",
-            kind.noun()
-        ),
+        format!("no {noun} \"{name}\" in this Region: create it first, or name one that exists"),
     )
 }

@@ -201,13 +201,11 @@ def serve(action, params, region, account):
     backend = models.elasticache_backends[account][region]
     if action == "CopySnapshot":
         snapshot = _export(backend, params, account)
-        body = (
-            '<CopySnapshotResponse xmlns="http://elasticache.amazonaws.com/doc/2015-02-02/"><CopySnapshotResult>'
+        return _answer(
+            action,
             f"<Snapshot><SnapshotName>{snapshot.snapshot_name}</SnapshotName>"
-            f"<SnapshotStatus>{snapshot.snapshot_status}</SnapshotStatus></Snapshot></CopySnapshotResult>"
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></CopySnapshotResponse>"
+            f"<SnapshotStatus>{snapshot.snapshot_status}</SnapshotStatus></Snapshot>",
         )
-        return 200, {"Content-Type": "text/xml"}, body
     group = _group(backend, params.get("ReplicationGroupId", ""))
     if action == "ModifyReplicationGroup":
         groups = [v for k, v in sorted(params.items()) if k.startswith("SecurityGroupIds.")]
@@ -227,11 +225,19 @@ def serve(action, params, region, account):
     else:
         replicas = int(params.get("NewReplicaCount", "0"))
         _change(backend, group, lambda: _set_replicas(group, replicas))
-    body = (
-        f'<{action}Response xmlns="http://elasticache.amazonaws.com/doc/2015-02-02/"><{action}Result>'
+    return _answer(
+        action,
         f"<ReplicationGroup><ReplicationGroupId>{group.replication_group_id}</ReplicationGroupId>"
-        f"<Status>{group.status}</Status></ReplicationGroup></{action}Result>"
-        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{action}Response>"
+        f"<Status>{group.status}</Status></ReplicationGroup>",
+    )
+
+
+def _answer(action, result):
+    """The query protocol's answer to ``action``, its result holding ``result``."""
+    body = (
+        f'<{action}Response xmlns="http://elasticache.amazonaws.com/doc/2015-02-02/"><{action}Result>{result}'
+        f"</{action}Result><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{action}Response>"
     )
     return 200, {"Content-Type": "text/xml"}, body
 
@@ -243,19 +249,11 @@ class InvalidSnapshotState(ElastiCacheException):
 
 
 def _snapshot_walk(w, request, backend, snapshot, status, seconds, on_finish=None):
-    """``snapshot`` shows ``status`` for ``seconds`` of the request's virtual time, then ``available``."""
-
-    def show(s, _fraction):
-        snapshot.snapshot_status = s
-
-    def finish():
-        snapshot.snapshot_status = "available"
-        if on_finish:
-            on_finish()
-
+    """``snapshot`` shows ``status`` at once (moto made it ``available``) and for ``seconds`` of the
+    request's virtual time, then ``available``."""
     snapshot.snapshot_status = status
     key = ("cache-snapshot", backend.region_name, snapshot.snapshot_name)
-    w.start(key, world.Operation(key[0], request.t_ms, [(status, seconds)], show, finish))
+    world.walk(w, request, key, snapshot, [(status, seconds)], "available", on_finish, attr="snapshot_status")
 
 
 def _create_snapshot(original):

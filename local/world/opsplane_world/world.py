@@ -43,17 +43,18 @@ class Operation:
         return True
 
 
-def walk(w, request, key, resource, phases, done, on_finish=None, progress=False):
+def walk(w, request, key, resource, phases, done, on_finish=None, progress=False, attr="status"):
     """Walks ``resource`` through ``phases`` from the request's time, then leaves it ``done`` and calls
-    ``on_finish``; with ``progress`` it shows ``PercentProgress`` along the way (snapshots and copies)."""
+    ``on_finish``; with ``progress`` it shows ``PercentProgress`` along the way (snapshots and copies).
+    ``attr`` is where moto keeps the resource's status (``snapshot_status`` for ElastiCache's snapshots)."""
 
     def show(status, fraction):
-        resource.status = status
+        setattr(resource, attr, status)
         if progress:
             resource.percent_progress = int(fraction * 100)
 
     def finish():
-        resource.status = done
+        setattr(resource, attr, done)
         if progress:
             resource.percent_progress = 100
         if on_finish:

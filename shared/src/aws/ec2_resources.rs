@@ -8,8 +8,11 @@
 //! https://docs.aws.amazon.com/cloudcontrolapi/latest/APIReference/API_GetResource.html
 
 use aws_sdk_cloudcontrol::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use thiserror::Error;
+
+use crate::aws::{is_transient, or_missing};
 
 /// A Cloud Control call failed for a reason other than the resource's absence.
 #[derive(Debug, Error)]
@@ -17,9 +20,24 @@ use thiserror::Error;
 pub struct Ec2ResourcesError {
     /// The Cloud Control operation.
     pub operation: &'static str,
+    /// Whether AWS throttled it or failed on its side (worth asking again later).
+    pub throttled: bool,
     /// The SDK error.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Ec2ResourcesError {
+    fn new<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        Self {
+            operation,
+            throttled: is_transient(&err),
+            source: Box::new(err),
+        }
+    }
 }
 
 /// An EC2 resource a spec may name, as Cloud Control types it.
@@ -74,19 +92,11 @@ impl Ec2Resources {
             .identifier(id)
             .send()
             .await;
-        match asked {
-            Ok(_) => Ok(true),
-            // GetResource answers ResourceNotFoundException for an identifier with no resource.
-            Err(SdkError::ServiceError(e))
-                if e.err().code() == Some("ResourceNotFoundException") =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Ec2ResourcesError {
-                operation: "GetResource",
-                source: Box::new(e),
-            }),
-        }
+        // GetResource answers ResourceNotFoundException for an identifier with no resource.
+        let found = or_missing(asked, &["ResourceNotFoundException"], |e| {
+            Ec2ResourcesError::new("GetResource", e)
+        })?;
+        Ok(found.is_some())
     }
 
     /// Whether a launch template named `name` exists in this Region: a template's identifier is its id, so
@@ -99,10 +109,7 @@ impl Ec2Resources {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Ec2ResourcesError {
-                operation: "ListResources",
-                source: Box::new(e),
-            })?;
+            let page = page.map_err(|e| Ec2ResourcesError::new("ListResources", e))?;
             let named = page.resource_descriptions().iter().any(|d| {
                 d.properties()
                     .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
@@ -118,9 +125,11 @@ impl Ec2Resources {
 
 impl From<Ec2ResourcesError> for crate::OpsError {
     fn from(err: Ec2ResourcesError) -> Self {
-        crate::OpsError::Aws {
-            operation: err.operation,
-            source: err.source,
+        let (operation, source) = (err.operation, err.source);
+        if err.throttled {
+            crate::OpsError::Throttled { operation, source }
+        } else {
+            crate::OpsError::Aws { operation, source }
         }
     }
 }

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_elasticache::types::{ClusterMode, ReplicationGroup, Snapshot, Tag};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::aws::{has_code, is_transient, or_missing, service_message};
 use crate::domain::backup::SnapshotInfo;
 use crate::domain::plan::ActualReplicationGroup;
 use crate::domain::spec::RedisSpec;
@@ -20,12 +22,21 @@ use crate::domain::spec::RedisSpec;
 pub enum CachesError {
     /// The group or snapshot is busy (`InvalidReplicationGroupState`, `InvalidSnapshotState`): another
     /// change, snapshot or export runs; try later.
-    #[error("replication group {group} is busy: {message}")]
+    #[error("{what} is busy: {message}")]
     Busy {
-        /// The group.
-        group: String,
+        /// The group or snapshot.
+        what: String,
         /// ElastiCache's message.
         message: String,
+    },
+    /// ElastiCache throttled the call or failed on its side after the SDK's retries.
+    #[error("ElastiCache {operation} was throttled: {}", DisplayErrorContext(.source.as_ref()))]
+    Throttled {
+        /// The ElastiCache operation.
+        operation: &'static str,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Any other failure.
     #[error("ElastiCache {operation} failed: {}", DisplayErrorContext(.source.as_ref()))]
@@ -38,20 +49,23 @@ pub enum CachesError {
     },
 }
 
-fn classify<E, R>(operation: &'static str, group: &str, err: SdkError<E, R>) -> CachesError
+fn classify<E>(operation: &'static str, what: &str, err: SdkError<E, HttpResponse>) -> CachesError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    if let SdkError::ServiceError(e) = &err
-        && matches!(
-            e.err().code(),
-            Some("InvalidReplicationGroupState" | "InvalidSnapshotState")
-        )
-    {
+    if has_code(
+        &err,
+        &["InvalidReplicationGroupState", "InvalidSnapshotState"],
+    ) {
         return CachesError::Busy {
-            group: group.to_owned(),
-            message: e.err().message().unwrap_or_default().to_owned(),
+            what: what.to_owned(),
+            message: service_message(&err),
+        };
+    }
+    if is_transient(&err) {
+        return CachesError::Throttled {
+            operation,
+            source: Box::new(err),
         };
     }
     CachesError::Call {
@@ -60,10 +74,20 @@ where
     }
 }
 
+/// Tags as ElastiCache takes them.
+fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
 impl From<CachesError> for crate::OpsError {
     fn from(err: CachesError) -> Self {
         match err {
             CachesError::Busy { .. } => crate::OpsError::NotReady(err.to_string()),
+            CachesError::Throttled { operation, source } => {
+                crate::OpsError::Throttled { operation, source }
+            }
             CachesError::Call { operation, source } => crate::OpsError::Aws { operation, source },
         }
     }
@@ -153,14 +177,11 @@ impl Caches {
             .replication_group_id(id)
             .send()
             .await;
-        let out = match described {
-            Ok(out) => out,
-            Err(SdkError::ServiceError(e))
-                if e.err().code() == Some("ReplicationGroupNotFoundFault") =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(classify("DescribeReplicationGroups", id, e)),
+        let Some(out) = or_missing(described, &["ReplicationGroupNotFoundFault"], |e| {
+            classify("DescribeReplicationGroups", id, e)
+        })?
+        else {
+            return Ok(None);
         };
         let Some(group) = out.replication_groups().first() else {
             return Ok(None);
@@ -204,15 +225,10 @@ impl Caches {
             .cache_subnet_group_name(name)
             .send()
             .await;
-        match asked {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if e.err().code() == Some("CacheSubnetGroupNotFoundFault") =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify("DescribeCacheSubnetGroups", name, e)),
-        }
+        let found = or_missing(asked, &["CacheSubnetGroupNotFoundFault"], |e| {
+            classify("DescribeCacheSubnetGroups", name, e)
+        })?;
+        Ok(found.is_some())
     }
 
     /// Makes the group `want` describes, tagged `tags`, with the AUTH token `auth_token` (read from its
@@ -244,11 +260,7 @@ impl Caches {
             .set_auth_token(auth_token)
             .automatic_failover_enabled(failover)
             .multi_az_enabled(failover)
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ));
+            .set_tags(Some(tag_list(tags)));
         // Cluster mode disabled counts nodes (NumCacheClusters); enabled counts shards and their replicas.
         let request = if want.cluster_mode() {
             request
@@ -266,17 +278,19 @@ impl Caches {
     }
 
     /// Brings one setting of group `want` to the spec: `field` is the plan's (`node_type`,
-    /// `engine_version`, `parameter_group`, `security_group_ids`, `replicas_per_node_group`). ElastiCache
-    /// takes one change of a group at a time.
-    pub async fn modify(&self, want: &RedisSpec, field: &str) -> Result<(), CachesError> {
+    /// `engine_version`, `parameter_group`, `security_group_ids`, `replicas_per_node_group`); `have` is the
+    /// group as last described (replicas are added or removed from its count). ElastiCache takes one change
+    /// of a group at a time.
+    pub async fn modify(
+        &self,
+        want: &RedisSpec,
+        have: &ActualReplicationGroup,
+        field: &str,
+    ) -> Result<(), CachesError> {
         let id = &want.replication_group_id;
         if field == "replicas_per_node_group" {
-            let have = self
-                .actual(id)
-                .await?
-                .map_or(0, |g| g.replicas_per_node_group);
             let count = i32::try_from(want.replicas_per_node_group).unwrap_or(0);
-            if want.replicas_per_node_group > have {
+            if want.replicas_per_node_group > have.replicas_per_node_group {
                 self.client
                     .increase_replica_count()
                     .replication_group_id(id)
@@ -340,12 +354,11 @@ impl Caches {
             .snapshot_name(name)
             .send()
             .await;
-        let out = match described {
-            Ok(out) => out,
-            Err(SdkError::ServiceError(e)) if e.err().code() == Some("SnapshotNotFoundFault") => {
-                return Ok(None);
-            }
-            Err(e) => return Err(classify("DescribeSnapshots", name, e)),
+        let Some(out) = or_missing(described, &["SnapshotNotFoundFault"], |e| {
+            classify("DescribeSnapshots", name, e)
+        })?
+        else {
+            return Ok(None);
         };
         let Some(found) = out.snapshots().first() else {
             return Ok(None);
@@ -367,18 +380,15 @@ impl Caches {
             .create_snapshot()
             .replication_group_id(group)
             .snapshot_name(name)
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
+            .set_tags(Some(tag_list(tags)))
             .send()
             .await;
         match made {
-            Ok(_) => {}
-            Err(SdkError::ServiceError(e))
-                if e.err().code() == Some("SnapshotAlreadyExistsFault") => {}
-            Err(e) => return Err(classify("CreateSnapshot", group, e)),
+            // A retry finds the snapshot the first call made.
+            Err(e) if !has_code(&e, &["SnapshotAlreadyExistsFault"]) => {
+                return Err(classify("CreateSnapshot", group, e));
+            }
+            _ => {}
         }
         self.snapshot(name).await?.ok_or_else(|| CachesError::Call {
             operation: "DescribeSnapshots",
@@ -411,19 +421,16 @@ impl Caches {
 
     /// Deletes the snapshot `name`; `false` when it was already gone.
     pub async fn delete_snapshot(&self, name: &str) -> Result<bool, CachesError> {
-        match self
+        let deleted = self
             .client
             .delete_snapshot()
             .snapshot_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().code() == Some("SnapshotNotFoundFault") => {
-                Ok(false)
-            }
-            Err(e) => Err(classify("DeleteSnapshot", name, e)),
-        }
+            .await;
+        let gone = or_missing(deleted, &["SnapshotNotFoundFault"], |e| {
+            classify("DeleteSnapshot", name, e)
+        })?;
+        Ok(gone.is_some())
     }
 
     /// Exports the snapshot `name` to the S3 bucket `bucket` as `<target>-<n>.rdb` files (`CopySnapshot`
@@ -443,14 +450,11 @@ impl Caches {
             .send()
             .await;
         match copied {
-            Ok(_) => Ok(()),
             // A retry of an export already made.
-            Err(SdkError::ServiceError(e))
-                if e.err().code() == Some("SnapshotAlreadyExistsFault") =>
-            {
-                Ok(())
+            Err(e) if !has_code(&e, &["SnapshotAlreadyExistsFault"]) => {
+                Err(classify("CopySnapshot", name, e))
             }
-            Err(e) => Err(classify("CopySnapshot", name, e)),
+            _ => Ok(()),
         }
     }
 }

@@ -1,14 +1,21 @@
 //! KMS: whether a key a spec names exists, asked before a plan so that a wrong key is refused naming its
 //! field before anything changes (RDS would refuse it only at CreateDBInstance, `KMSKeyNotAccessibleFault`).
 
-use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use thiserror::Error;
 
+use crate::aws::{is_transient, or_missing};
+
 /// A KMS call failed for a reason other than the key's absence.
 #[derive(Debug, Error)]
-#[error("KMS DescribeKey failed: {}", DisplayErrorContext(.0.as_ref()))]
-pub struct KeysError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+#[error("KMS DescribeKey failed: {}", DisplayErrorContext(.source.as_ref()))]
+pub struct KeysError {
+    /// Whether KMS throttled it or failed on its side (worth asking again later).
+    pub throttled: bool,
+    /// The SDK error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
 
 /// The KMS adapter over one regional client.
 #[derive(Debug, Clone)]
@@ -25,22 +32,23 @@ impl Keys {
     /// The ARN of the key `reference` names (an ARN, a key id or `alias/<name>`), `None` when there is no
     /// such key in this Region.
     pub async fn arn(&self, reference: &str) -> Result<Option<String>, KeysError> {
-        match self.client.describe_key().key_id(reference).send().await {
-            Ok(out) => Ok(out.key_metadata().and_then(|k| k.arn()).map(str::to_owned)),
-            // DescribeKey answers NotFoundException for a key or alias that does not exist.
-            Err(SdkError::ServiceError(e)) if e.err().code() == Some("NotFoundException") => {
-                Ok(None)
-            }
-            Err(e) => Err(KeysError(Box::new(e))),
-        }
+        let described = self.client.describe_key().key_id(reference).send().await;
+        // DescribeKey answers NotFoundException for a key or alias that does not exist.
+        let found = or_missing(described, &["NotFoundException"], |e| KeysError {
+            throttled: is_transient(&e),
+            source: Box::new(e),
+        })?;
+        Ok(found.and_then(|out| out.key_metadata().and_then(|k| k.arn()).map(str::to_owned)))
     }
 }
 
 impl From<KeysError> for crate::OpsError {
     fn from(err: KeysError) -> Self {
-        crate::OpsError::Aws {
-            operation: "DescribeKey",
-            source: err.0,
+        let (operation, source) = ("DescribeKey", err.source);
+        if err.throttled {
+            crate::OpsError::Throttled { operation, source }
+        } else {
+            crate::OpsError::Aws { operation, source }
         }
     }
 }

@@ -76,6 +76,30 @@ pub fn is_throttling_code(code: Option<&str>) -> bool {
     })
 }
 
+/// Whether the service answered one of `codes`.
+pub fn has_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, codes: &[&str]) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| codes.contains(&c))
+}
+
+/// A call's answer: `None` when the service said the thing asked about is absent (one of `missing`), the
+/// error as `classify` makes it otherwise.
+pub fn or_missing<T, E, R, X>(
+    answer: Result<T, SdkError<E, R>>,
+    missing: &[&str],
+    classify: impl FnOnce(SdkError<E, R>) -> X,
+) -> Result<Option<T>, X>
+where
+    E: ProvideErrorMetadata,
+{
+    match answer {
+        Ok(out) => Ok(Some(out)),
+        Err(err) if has_code(&err, missing) => Ok(None),
+        Err(err) => Err(classify(err)),
+    }
+}
+
 /// The message the service sent with its error, or empty: what a refusal says (the resource, its status).
 pub fn service_message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
     err.as_service_error()

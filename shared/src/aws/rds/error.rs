@@ -84,10 +84,7 @@ pub(super) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<S
         .map(str::to_owned)
 }
 
-/// Whether RDS answered one of `codes`.
-pub(super) fn has_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, codes: &[&str]) -> bool {
-    code(err).is_some_and(|c| codes.contains(&c.as_str()))
-}
+pub(super) use crate::aws::has_code;
 
 impl RdsError {
     /// The `kind` (`"instance"`, `"snapshot"`) named `id` does not exist.
@@ -124,11 +121,7 @@ pub(super) fn or_missing<T, E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match answer {
-        Ok(out) => Ok(Some(out)),
-        Err(err) if has_code(&err, missing) => Ok(None),
-        Err(err) => Err(classify(operation, err)),
-    }
+    crate::aws::or_missing(answer, missing, |err| classify(operation, err))
 }
 
 /// The codes RDS answers for an instance that does not exist.
