@@ -93,9 +93,11 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
         let (region, name) = (&plane.config.region, format!("acme-{env}"));
         let network = plane.world.network(region, &name).await?;
         let subnets = plane.world.subnets(region, &name).await?;
+        let redis_secret = redis_auth_secret(&plane, &name).await?;
         let placed = Placed {
             groups: &network.security_group_ids,
             subnets: &subnets,
+            redis_secret: &redis_secret,
         };
         specs.push((env, localise(yaml, env, &app.addr, &placed)?));
     }
@@ -155,7 +157,8 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
 
     // 4. A DR drill of prod: a real restore, measured, torn down.
     step(
-        "dr-drill prod: restore the newest backup to a scratch instance, verify, measure, tear down",
+        "dr-drill prod: restore the newest backup to a scratch instance and its Redis group beside it, verify, \
+         measure, tear down",
     );
     let t = Instant::now();
     let run = followed(&plane, "dr-drill", json!({ "environment": "prod" })).await?;
@@ -186,6 +189,10 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
         ("RPO seconds", "/measurement/rpo_seconds"),
         ("verdict", "/report/verdict"),
         ("torn down", "/teardown/deleted"),
+        ("Redis snapshot", "/cache/pick/snapshot_id"),
+        ("Redis RTO (s)", "/cache/measurement/rto_seconds"),
+        ("Redis RPO (s)", "/cache/measurement/rpo_seconds"),
+        ("Redis torn down", "/cache/teardown/deleted"),
     ] {
         detail(label, output.pointer(pointer));
     }
@@ -375,8 +382,11 @@ pub async fn run(root: &Path) -> Result<DrillFigures> {
 fn poll_interval_cap(workflow: &str, state: &str) -> Result<i64> {
     let workflow: opsplane_statemachines::Workflow = workflow.parse()?;
     let definition: Value = serde_json::from_str(workflow.definition())?;
-    definition["States"][state]["Retry"]
-        .as_array()
+    let at = opsplane_statemachines::validate::state_pointer(&definition, state)
+        .with_context(|| format!("{workflow} has no state {state}"))?;
+    definition
+        .pointer(&format!("{at}/Retry"))
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .find(|r| r["ErrorEquals"] == json!(["NotReady"]))
@@ -483,15 +493,37 @@ fn expect(
     })
 }
 
-/// The world's security groups and subnets an example's stand for.
+/// The world's security groups and subnets an example's stand for, and the secret its Redis AUTH token is in.
 struct Placed<'a> {
     groups: &'a [String],
     subnets: &'a [String],
+    redis_secret: &'a str,
+}
+
+/// The AUTH token of `environment`'s Redis groups: a random one in a secret under `opsplane/`, as the
+/// operator keeps it. Its ARN (Secrets Manager adds a random suffix to the name).
+async fn redis_auth_secret(plane: &LocalPlane, environment: &str) -> Result<String> {
+    let made = plane
+        .clients
+        .secrets_manager
+        .create_secret()
+        .name(format!("opsplane/{environment}/redis-auth"))
+        .secret_string(format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ))
+        .send()
+        .await
+        .with_context(|| format!("the Redis AUTH token of {environment}"))?;
+    made.arn
+        .with_context(|| format!("CreateSecret for {environment} returned no ARN"))
 }
 
 /// The examples name their real health endpoints and their account's security groups and subnets; the demo
-/// points them at its own endpoint and its world's network, and leaves the SQL probe out (the demo runs
-/// without a PostgreSQL server).
+/// points them at its own endpoint and its world's network (their Redis groups' AUTH token in the world's
+/// Secrets Manager), and leaves the SQL and Redis probes out (the demo runs without a PostgreSQL or Redis
+/// server).
 fn localise(
     yaml: &str,
     env: &str,
@@ -530,11 +562,24 @@ fn localise(
             serde_yaml_ng::to_value(placed.subnets)?,
         );
     }
+    for group in map
+        .get_mut("redis")
+        .and_then(serde_yaml_ng::Value::as_sequence_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(serde_yaml_ng::Value::as_mapping_mut)
+    {
+        group.insert("security_group_ids".into(), groups.clone());
+        if group.contains_key("auth_token_secret") {
+            group.insert("auth_token_secret".into(), placed.redis_secret.into());
+        }
+    }
     if let Some(drill) = map
         .get_mut("drill")
         .and_then(serde_yaml_ng::Value::as_mapping_mut)
     {
         drill.remove("probe");
+        drill.remove("redis_probe");
     }
     Ok(serde_yaml_ng::to_string(&doc)?)
 }

@@ -162,16 +162,35 @@ impl LocalPlane {
                 .await;
             created("CreateCluster", create)?;
         }
-        // Redis groups as provision makes them (no AUTH token: a seeded group's clients are not ours).
+        // Redis groups as provision makes them (no AUTH token: a seeded group's clients are not ours), in the
+        // environment's cache network where the spec leaves the network out.
         let caches =
             opsplane_shared::aws::elasticache::Caches::new(self.clients.elasticache.clone());
         let tags = std::collections::BTreeMap::from([
             (TAG_MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
             (TAG_ENVIRONMENT.to_owned(), spec.environment.clone()),
         ]);
+        let (cache_subnet_group, cache_groups) = if spec.redis.is_empty() {
+            (None, Vec::new())
+        } else {
+            self.world
+                .cache_network(&self.config.region, &spec.environment)
+                .await
+                .map_err(|e| SeedError::Aws {
+                    operation: "the world's cache network",
+                    source: Box::new(e),
+                })?
+        };
         for group in &spec.redis {
+            let mut group = group.clone();
+            if group.cache_subnet_group.is_none() {
+                group.cache_subnet_group = cache_subnet_group.clone();
+            }
+            if group.security_group_ids.is_empty() {
+                group.security_group_ids = cache_groups.clone();
+            }
             caches
-                .create(group, &tags, None)
+                .create(&group, &tags, None)
                 .await
                 .map_err(|e| SeedError::Aws {
                     operation: "CreateReplicationGroup",

@@ -198,6 +198,22 @@ impl World {
         })
     }
 
+    /// The cache subnet group and security groups of `environment`'s network in `region`: where its Redis
+    /// replication groups go, admitting the plane's probe on Redis's port.
+    pub async fn cache_network(
+        &self,
+        region: &str,
+        environment: &str,
+    ) -> Result<(Option<String>, Vec<String>), WorldError> {
+        let answer = self
+            .request(&format!("network/{region}/{environment}"), Some(&json!({})))
+            .await?;
+        Ok((
+            answer["cache_subnet_group"].as_str().map(str::to_owned),
+            strings(&answer["security_group_ids"]),
+        ))
+    }
+
     /// The subnets of `environment`'s network in `region` (the world's operator VPC's): where its EKS cluster
     /// and node groups go.
     pub async fn subnets(
@@ -260,9 +276,20 @@ impl World {
         region: &str,
         instance: &str,
     ) -> Result<Result<(), String>, WorldError> {
-        let answer = self
-            .request(&format!("reaches/{region}/{instance}"), None)
-            .await?;
+        self.reach(&format!("reaches/{region}/{instance}")).await
+    }
+
+    /// Whether the probe's network reaches the replication group `group` in `region`; `Err` says why not.
+    pub async fn reaches_cache(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Result<(), String>, WorldError> {
+        self.reach(&format!("reaches-cache/{region}/{group}")).await
+    }
+
+    async fn reach(&self, path: &str) -> Result<Result<(), String>, WorldError> {
+        let answer = self.request(path, None).await?;
         let why = answer["why"].as_str().unwrap_or_default().to_owned();
         Ok(if answer["reachable"] == true {
             Ok(())
@@ -322,6 +349,15 @@ impl Reachability for WorldNetwork {
         Box::pin(async move {
             self.world
                 .reaches(&self.region, instance)
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+        })
+    }
+
+    fn reaches_cache<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.world
+                .reaches_cache(&self.region, group)
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))
         })

@@ -187,6 +187,12 @@ fn pointer(definition: &Value, state: Option<&str>, field: Option<&str>) -> Stri
     }
 }
 
+/// The JSON pointer of the state `name` in `definition`, wherever it is nested (Parallel branches, Map
+/// processors): `/States/Recover/Branches/0/States/Restore`.
+pub fn state_pointer(definition: &Value, name: &str) -> Option<String> {
+    find_state(definition, name, "")
+}
+
 fn find_state(scope: &Value, name: &str, at: &str) -> Option<String> {
     let states = scope.get("States")?.as_object()?;
     if states.contains_key(name) {

@@ -70,6 +70,10 @@ impl Plane {
             let arn = crate::postgres::probe_secret(&world).await;
             text = text.replace("{probe_secret}", &arn);
         }
+        if text.contains("{redis_secret}") {
+            let arn = crate::redis_server::auth_secret(&world, &env).await;
+            text = text.replace("{redis_secret}", &arn);
+        }
         let spec = local
             .seed_environment(&text)
             .await
@@ -109,6 +113,28 @@ impl Plane {
             .unwrap();
         assert_eq!(drill.error.as_deref(), Some("TargetMissed"));
         plane
+    }
+
+    /// Runs the health sweep over the environment; the reasons its recorded verdict gives for `check`
+    /// (`sql`, `redis-ping`, ...).
+    pub async fn health_reasons(&self, check: &str) -> Vec<Value> {
+        let run = self
+            .local
+            .run("health-sweep", json!({ "environments": [self.env] }))
+            .await
+            .unwrap();
+        assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
+        let records: Vec<opsplane_shared::state::HealthRecord> =
+            self.store().latest(&self.env, 1).await.unwrap();
+        let record = records.first().expect("the sweep recorded a verdict");
+        record
+            .reasons
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["check"] == check)
+            .cloned()
+            .collect()
     }
 
     /// Runs the backup workflow for the environment.
@@ -359,7 +385,7 @@ async fn backup_of_three_instances_snapshots_manifests_records_and_unlocks() {
     assert_eq!(retries, not_ready, "every retry was a not-ready answer");
     assert_eq!(
         crate::drill::transitions(&plane, &run.execution_arn),
-        11 + 3 * 6 + retries
+        12 + 3 * 6 + retries
     );
 }
 
@@ -614,8 +640,8 @@ async fn rds_throttling_surfaces_as_throttled_for_the_definitions_to_retry() {
         err.full_message()
     );
     let retried: Value = serde_json::from_str(workflow("backup")).unwrap();
-    let snapshot_retry =
-        &retried["States"]["SnapshotInstances"]["ItemProcessor"]["States"]["Snapshot"]["Retry"];
+    let at = opsplane_statemachines::validate::state_pointer(&retried, "Snapshot").unwrap();
+    let snapshot_retry = &retried.pointer(&at).unwrap()["Retry"];
     assert!(
         snapshot_retry
             .as_array()

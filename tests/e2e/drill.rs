@@ -47,6 +47,32 @@ pub async fn drill_instances(plane: &Plane) -> Vec<String> {
         .collect()
 }
 
+/// When the first event of `state` whose type ends with `suffix` (`StateEntered`, `StateExited`) happened.
+pub fn event_time(
+    history: &[opsplane_statemachines::history::HistoryEvent],
+    state: &str,
+    suffix: &str,
+) -> DateTime<Utc> {
+    history
+        .iter()
+        .find(|e| e.event_type.ends_with(suffix) && e.details["name"] == state)
+        .unwrap_or_else(|| panic!("{state} {suffix}"))
+        .timestamp
+}
+
+/// Runs a drill that must succeed (or the test fails with its error and cause).
+pub async fn run_drill_ok(plane: &Plane, input: Value) -> Description {
+    let run = run_drill(plane, input).await;
+    assert_eq!(
+        run.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        run.error,
+        run.cause
+    );
+    run
+}
+
 pub async fn run_drill(plane: &Plane, input: Value) -> Description {
     plane
         .engine
@@ -56,7 +82,7 @@ pub async fn run_drill(plane: &Plane, input: Value) -> Description {
 }
 
 /// The text of the element with `id` in the report's HTML.
-fn by_id(doc: &roxmltree::Document, id: &str) -> String {
+pub fn by_id(doc: &roxmltree::Document, id: &str) -> String {
     doc.descendants()
         .find(|n| n.attribute("id") == Some(id))
         .unwrap_or_else(|| panic!("no element #{id} in the report"))
@@ -109,27 +135,14 @@ async fn drill_restores_verifies_measures_tears_down_and_reports() {
     let backup = plane.run_backup().await;
     assert_eq!(backup.status, Status::Succeeded, "{:?}", backup.cause);
 
-    let run = run_drill(&plane, json!({ "environment": plane.env })).await;
-    assert_eq!(
-        run.status,
-        Status::Succeeded,
-        "{:?} {:?}",
-        run.error,
-        run.cause
-    );
+    let run = run_drill_ok(&plane, json!({ "environment": plane.env })).await;
     let out = run.output.as_ref().unwrap();
 
     // RTO comes from the events: restore requested (Restore entered) to available (WaitRestore exited). The
     // world's model takes its restore time (on the engine's virtual clock); the drill sees it at the first
     // poll after that, so the RTO is at least the modelled time and at most one polling interval more.
     let history = plane.engine.history(&run.execution_arn).unwrap();
-    let at = |state: &str, suffix: &str| -> DateTime<Utc> {
-        history
-            .iter()
-            .find(|e| e.event_type.ends_with(suffix) && e.details["name"] == state)
-            .unwrap_or_else(|| panic!("{state} {suffix}"))
-            .timestamp
-    };
+    let at = |state: &str, suffix: &str| event_time(&history, state, suffix);
     let from_events =
         (at("WaitRestore", "StateExited") - at("Restore", "StateEntered")).num_seconds();
     let m = &out["measurement"];
@@ -547,12 +560,13 @@ async fn state_transitions_of_a_backup_and_a_25_minute_drill() {
         transitions(&plane, &backup.execution_arn),
         transitions(&plane, &drill.execution_arn),
     );
-    // Backup: 11 top-level states (the Redis Map's own, with no group here); per instance 6 states + 6
-    // snapshot polls retried + 5 copy polls retried.
-    assert_eq!(b, 11 + 3 * (6 + 6 + 5));
-    // Drill: 17 states; 7 restore polls retried; 6 teardown polls retried (30, 75, 142.5, 243.75, 395.6 and
-    // 623.4 s after the deletion request).
-    assert_eq!(d, 17 + 7 + 6);
+    // Backup: 12 states (the Parallel that snapshots both engines side by side, and the Redis Map's own,
+    // with no group here); per instance 6 states + 6 snapshot polls retried + 5 copy polls retried.
+    assert_eq!(b, 12 + 3 * (6 + 6 + 5));
+    // Drill: 22 states (17 of the instance's, and the Parallel, its join, the instance branch's end and the
+    // Redis branch's choice and end, with no group here); 7 restore polls retried; 6 teardown polls retried
+    // (30, 75, 142.5, 243.75, 395.6 and 623.4 s after the deletion request).
+    assert_eq!(d, 22 + 7 + 6);
     let (bi, di) = (
         lambda_invocations(&plane, &backup.execution_arn),
         lambda_invocations(&plane, &drill.execution_arn),
@@ -621,10 +635,20 @@ fn both_definitions_are_lint_clean_and_teardown_guards_every_path() {
         crate::harness::root().join("statemachines/definitions/dr-drill.asl.json"),
     )
     .unwrap();
-    for state in ["Restore", "WaitRestore", "Verify", "Measure"] {
+    for state in [
+        "Restore",
+        "WaitRestore",
+        "Verify",
+        "Measure",
+        "RestoreCache",
+        "WaitCacheRestore",
+        "VerifyCache",
+        "MeasureCache",
+    ] {
         let mut def: Value = serde_json::from_str(&text).unwrap();
-        def["States"][state]
-            .as_object_mut()
+        let at = opsplane_statemachines::validate::state_pointer(&def, state).expect(state);
+        def.pointer_mut(&at)
+            .and_then(Value::as_object_mut)
             .unwrap()
             .remove("Catch");
         let findings = opsplane_statemachines::lint::lint(&def.to_string());
@@ -632,14 +656,19 @@ fn both_definitions_are_lint_clean_and_teardown_guards_every_path() {
             .iter()
             .filter(|f| f.rule == "resource-release")
             .collect();
-        // Restore's own failure takes nothing; every later state leaks the scratch instance.
-        if state == "Restore" {
+        // A restore's own failure takes nothing; every later state leaks the scratch resource.
+        let resource = if state.contains("Cache") {
+            "scratch-cache"
+        } else {
+            "scratch-instance"
+        };
+        if state.starts_with("Restore") {
             assert!(leaks.is_empty(), "{findings:?}");
         } else {
             assert!(
                 leaks
                     .iter()
-                    .any(|f| f.state == state && f.message.contains("scratch-instance")),
+                    .any(|f| f.state == state && f.message.contains(resource)),
                 "{state}: {findings:?}"
             );
         }

@@ -81,7 +81,7 @@ async fn copies_are_encrypted_with_the_copy_regions_key_and_pruned_there() {
     for _ in 0..2 {
         let run = plane.run_backup().await;
         assert_eq!(run.status, Status::Succeeded, "{:?}", run.cause);
-        let copy = run.output.as_ref().unwrap()["snapshots"][0]["copy"]["snapshot_id"]
+        let copy = run.output.as_ref().unwrap()["taken"]["snapshots"][0]["copy"]["snapshot_id"]
             .as_str()
             .unwrap()
             .to_owned();

@@ -31,7 +31,7 @@ use crate::harness::{root, unique};
 
 /// How the wrapped function misbehaves on one action.
 #[derive(Debug, Clone, Copy)]
-enum Fault {
+pub enum Fault {
     /// The handler panics (a crashed function).
     Panic,
     /// The handler declares this much virtual time, then does its work: past the task's `TimeoutSeconds`,
@@ -42,11 +42,19 @@ enum Fault {
 /// Registers the backup function so that `action` misbehaves as `fault` and every other action is the real
 /// function against moto.
 fn backup_with_fault(plane: &Plane, action: &'static str, fault: Fault) {
-    let deps = Arc::new(
-        deps(&plane.local, ProbeSettings::default()).with_history(Arc::new(
-            opsplane_local::EngineExecutions(plane.engine.clone()),
-        )),
-    );
+    backup_probing_with_fault(plane, action, fault, ProbeSettings::default());
+}
+
+/// [`backup_with_fault`] with the probes set as `probe` says.
+pub fn backup_probing_with_fault(
+    plane: &Plane,
+    action: &'static str,
+    fault: Fault,
+    probe: ProbeSettings,
+) {
+    let deps = Arc::new(deps(&plane.local, probe).with_history(Arc::new(
+        opsplane_local::EngineExecutions(plane.engine.clone()),
+    )));
     plane.engine.register_handler(
         opsplane_fn_backup::FUNCTION_NAME,
         move |input: Value, ctx: TaskContext| {
@@ -94,9 +102,9 @@ fn with_task_timeout(engine: &Engine, workflow: &str, state: &str, seconds: u64)
         .expect("a known workflow")
         .definition();
     let mut def: Value = serde_json::from_str(text).unwrap();
-    let task = def["States"]
-        .get_mut(state)
-        .unwrap_or_else(|| panic!("{workflow} has no top-level state {state}"));
+    let at = opsplane_statemachines::validate::state_pointer(&def, state)
+        .unwrap_or_else(|| panic!("{workflow} has no state {state}"));
+    let task = def.pointer_mut(&at).expect("the state's pointer");
     assert_eq!(task["Type"], "Task", "{state}");
     task["TimeoutSeconds"] = json!(seconds);
     let substitutions = opsplane_local::plane::substitutions();

@@ -30,6 +30,12 @@ mod settings;
 // Every instance and cluster setting, field by field: in place, waiting for approval, or blocked; drift.
 mod field_plans;
 
+// A real Redis server (from the machine's packages, with TLS and an AUTH token) for the Redis probe.
+mod redis_server;
+
+// The drill of an instance and a Redis group side by side: TLS probe, canary RPO, teardown on every path.
+mod redis_drill;
+
 // Redis replication groups through provision: made, changed in place, upgraded with approval, refused; drift.
 mod redis;
 

@@ -67,6 +67,9 @@ pub struct Stage {
     pub security_groups: Vec<String>,
     /// The world's subnets for the environment's cluster, which the examples' stand for.
     pub subnets: Vec<String>,
+    /// The secret holding the environment's Redis AUTH token (`opsplane/<env>/redis-auth`), which the
+    /// examples' stands for.
+    pub redis_secret: String,
 }
 
 /// The environment's network in the world (its DB subnet group `<env>-db`, the name the examples' groups
@@ -84,6 +87,21 @@ async fn placed(local: &LocalPlane, env: &str) -> (Vec<String>, Vec<String>) {
     )
 }
 
+/// The environment's Redis AUTH token in a secret under `opsplane/`, as the operator keeps it: its ARN.
+async fn redis_secret(world: &World, env: &str) -> String {
+    world
+        .clients
+        .secrets_manager
+        .create_secret()
+        .name(format!("opsplane/{env}/redis-auth"))
+        .secret_string("a-token-of-thirty-two-characters")
+        .send()
+        .await
+        .expect("the Redis AUTH token's secret")
+        .arn
+        .expect("the secret's ARN")
+}
+
 impl Stage {
     /// A fresh plane and a unique environment name.
     pub async fn new() -> Self {
@@ -93,12 +111,14 @@ impl Stage {
             .expect("local plane over moto");
         let env = unique("e");
         let (security_groups, subnets) = placed(&local, &env).await;
+        let redis_secret = redis_secret(&world, &env).await;
         Self {
             world,
             local,
             env,
             security_groups,
             subnets,
+            redis_secret,
         }
     }
 
@@ -109,12 +129,15 @@ impl Stage {
             .expect("local plane over moto");
         let env = unique("e");
         let (security_groups, subnets) = placed(&local, &env).await;
+        let world = World::from_config(other.world.config.clone()).await;
+        let redis_secret = redis_secret(&world, &env).await;
         Self {
-            world: World::from_config(other.world.config.clone()).await,
+            world,
             local,
             env,
             security_groups,
             subnets,
+            redis_secret,
         }
     }
 
@@ -141,7 +164,8 @@ impl Stage {
             .and_then(|rest| rest.split('"').next())
             .expect("the example has an HTTP check")
             .to_owned();
-        // The examples' security group and subnet ids stand for the environment's, which the world made.
+        // The examples' security group and subnet ids and their Redis AUTH token's secret stand for the
+        // environment's, which the world made.
         let groups = self.security_groups.join(", ");
         let subnets = self.subnets.join(", ");
         let text: String = text
@@ -149,6 +173,13 @@ impl Stage {
             .map(|line| {
                 if let Some((head, _)) = line.split_once("vpc_security_group_ids: [") {
                     format!("{head}vpc_security_group_ids: [{groups}]\n")
+                } else if let Some((head, _)) = line.split_once("security_group_ids: [") {
+                    format!("{head}security_group_ids: [{groups}]\n")
+                } else if let Some((head, _)) = line.split_once("auth_token_secret: ") {
+                    format!("{head}auth_token_secret: {}\n", self.redis_secret)
+                } else if line.trim_start().starts_with("redis_ping:") {
+                    // These planes' health checks have no Redis server to PING (redis_drill has one).
+                    String::new()
                 } else if let Some((head, _)) = line.split_once("subnet_ids: [") {
                     format!("{head}subnet_ids: [{subnets}]\n")
                 } else {

@@ -7,7 +7,6 @@ use opsplane_fn_backup::probe::ProbeSettings;
 use opsplane_shared::domain::drill::DrillReport;
 use opsplane_shared::future::BoxFuture;
 use opsplane_shared::secrets::{AuthTokenSource, Credentials, RdsAuthTokens, Secret, SecretError};
-use opsplane_shared::state::HealthRecord;
 use opsplane_shared::telemetry::{LogFormat, capture};
 use opsplane_statemachines::Status;
 use serde_json::json;
@@ -70,7 +69,7 @@ async fn a_drill_whose_probe_uses_a_secret_leaves_the_value_nowhere() {
     // The health check's SQL probe logs in with the same secret, recording its verdict; with the secret's
     // password changed behind it, the same check fails on the SQL probe: it really ran.
     assert!(
-        sql_reasons(&plane, "healthy secret").await.is_empty(),
+        plane.health_reasons("sql").await.is_empty(),
         "the SQL probe passed with the secret's password"
     );
     let arn = plane
@@ -92,7 +91,7 @@ async fn a_drill_whose_probe_uses_a_secret_leaves_the_value_nowhere() {
         .send()
         .await
         .unwrap();
-    let failed = sql_reasons(&plane, "wrong password").await;
+    let failed = plane.health_reasons("sql").await;
     assert_eq!(failed.len(), 1, "{failed:?}");
     drop(guard);
     let logs = logs.text();
@@ -102,26 +101,6 @@ async fn a_drill_whose_probe_uses_a_secret_leaves_the_value_nowhere() {
     );
     assert_secret_absent(&plane.world, &plane.engine, postgres().password(), &logs).await;
     assert_secret_absent(&plane.world, &plane.engine, "not-the-password", &logs).await;
-}
-
-/// Runs the health sweep over the plane's environment; the reasons its recorded verdict gives for `sql`.
-async fn sql_reasons(plane: &Plane, label: &str) -> Vec<serde_json::Value> {
-    let run = plane
-        .local
-        .run("health-sweep", json!({ "environments": [plane.env] }))
-        .await
-        .unwrap();
-    assert_eq!(run.status, Status::Succeeded, "{label}: {:?}", run.cause);
-    let records: Vec<HealthRecord> = plane.store().latest(&plane.env, 1).await.unwrap();
-    let record = records.first().expect("the sweep recorded a verdict");
-    record
-        .reasons
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["check"] == "sql")
-        .cloned()
-        .collect()
 }
 
 /// The real token signer, remembering what it issued so the test can look for it afterwards.

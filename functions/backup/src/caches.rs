@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
 use opsplane_shared::aws::elasticache::CacheSnapshot;
-use opsplane_shared::domain::backup::{select_for_deletion, snapshot_identifier};
+use opsplane_shared::domain::backup::{
+    TAG_DRILL, TAG_DRILL_SNAPSHOT, select_for_deletion, snapshot_identifier,
+};
 use opsplane_shared::lock::{HeldLock, renew_held};
 use serde::{Deserialize, Serialize};
 
@@ -185,7 +187,17 @@ pub async fn retention(
         .iter()
         .map(CacheSnapshot::info)
         .collect();
-    let decision = select_for_deletion(environment, &infos, &spec.backup, &BTreeSet::new(), now);
+    // A snapshot a drill's scratch group was restored from (a running drill, or one that died and awaits
+    // the orphan sweep) is held, as an RDS snapshot is by its scratch instance.
+    let held: BTreeSet<String> = deps
+        .caches
+        .groups_named("drill-")
+        .await?
+        .into_iter()
+        .filter(|g| g.tags.contains_key(TAG_DRILL))
+        .filter_map(|g| g.tags.get(TAG_DRILL_SNAPSHOT).cloned())
+        .collect();
+    let decision = select_for_deletion(environment, &infos, &spec.backup, &held, now);
     let mut deleted = Vec::new();
     for name in &decision.delete {
         if deps.caches.delete_snapshot(name).await? {

@@ -9,6 +9,8 @@
 //! - `OPSPLANE_PROBE_CA_BUNDLE`: PEM file of the CAs the SQL probe verifies servers with (the RDS bundle).
 //! - `OPSPLANE_PROBE_ENDPOINT_OVERRIDE=host:port`: local runs only; maps every restored instance's endpoint
 //!   (which moto invents) to a real PostgreSQL. Production never sets it.
+//! - `OPSPLANE_PROBE_REDIS_ENDPOINT_OVERRIDE=host:port`: the same for restored replication groups and a
+//!   real Redis server.
 //!
 //! No credential is configured here: the probe's password or IAM token is resolved from the spec's
 //! reference inside `verify` (see [`opsplane_shared::secrets`]); a password in a Lambda environment variable
@@ -42,6 +44,7 @@ use opsplane_shared::state::StateStore;
 use opsplane_shared::{Config, OpsError};
 use serde_json::Value;
 
+use crate::probe::redis::{CacheProbe, RespProbe};
 use crate::probe::{PostgresProbe, ProbeSettings, SqlProbe};
 
 /// The function's name, as registered on the local engine and deployed.
@@ -68,6 +71,8 @@ pub struct Deps {
     pub history: Arc<dyn Executions>,
     /// The drill's SQL probe.
     pub probe: Arc<dyn SqlProbe>,
+    /// The drill's Redis probe.
+    pub cache_probe: Arc<dyn CacheProbe>,
     /// The probe's endpoint override and CA bundle.
     pub probe_settings: ProbeSettings,
     /// Resolves the probe's credential reference (Secrets Manager, RDS IAM auth) when it connects.
@@ -98,6 +103,7 @@ impl Deps {
             clock: Arc::new(SystemClock),
             history: Arc::new(SfnExecutions::new(clients.sfn.clone())),
             probe: Arc::new(PostgresProbe::default()),
+            cache_probe: Arc::new(RespProbe::default()),
             probe_settings: ProbeSettings::default(),
             credentials: Credentials::from_clients(clients),
             lock: opsplane_shared::lock::from_config(
@@ -127,9 +133,11 @@ impl Deps {
         self
     }
 
-    /// The same deps with these probe settings, the PostgreSQL probe verifying servers with their CAs.
+    /// The same deps with these probe settings, the PostgreSQL and Redis probes verifying servers with
+    /// their CAs.
     pub fn with_probe_settings(mut self, settings: ProbeSettings) -> Self {
         self.probe = Arc::new(PostgresProbe::with_settings(&settings));
+        self.cache_probe = Arc::new(RespProbe::with_settings(&settings));
         self.probe_settings = settings;
         self
     }
@@ -222,6 +230,20 @@ opsplane_shared::actions! {
         "report" => Report(drill::ReportInput),
         /// Records the drill in the catalog.
         "record-drill" => RecordDrill(drill::RecordInput),
+        /// Picks the Redis snapshot a drill restores.
+        "pick-cache-snapshot" => PickCacheSnapshot(drill::CacheInput),
+        /// Restores it to a scratch replication group.
+        "restore-cache" => RestoreCache(drill::RestoreCacheInput),
+        /// Polls the Redis restore.
+        "check-cache-restore" => CheckCacheRestore(drill::CacheInput),
+        /// Verifies the scratch replication group.
+        "verify-cache" => VerifyCache(drill::VerifyCacheInput),
+        /// Measures the Redis restore's RTO and RPO.
+        "measure-cache" => MeasureCache(drill::MeasureCacheInput),
+        /// Deletes the scratch replication group.
+        "teardown-cache" => TeardownCache(drill::CacheInput),
+        /// Polls its deletion.
+        "check-cache-teardown" => CheckCacheTeardown(drill::CacheInput),
     }
 }
 
@@ -252,6 +274,13 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
         Action::CheckTeardown(i) => to_value(drill::check_teardown(deps, i).await?),
         Action::Report(i) => to_value(drill::report(deps, i).await?),
         Action::RecordDrill(i) => to_value(drill::record(deps, i).await?),
+        Action::PickCacheSnapshot(i) => to_value(drill::pick_cache_snapshot(deps, i).await?),
+        Action::RestoreCache(i) => to_value(drill::restore_cache(deps, i).await?),
+        Action::CheckCacheRestore(i) => to_value(drill::check_cache_restore(deps, i).await?),
+        Action::VerifyCache(i) => to_value(drill::verify_cache(deps, i).await?),
+        Action::MeasureCache(i) => to_value(drill::measure_cache(deps, i).await?),
+        Action::TeardownCache(i) => to_value(drill::teardown_cache(deps, i).await?),
+        Action::CheckCacheTeardown(i) => to_value(drill::check_cache_teardown(deps, i).await?),
     }
 }
 

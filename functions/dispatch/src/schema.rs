@@ -159,6 +159,16 @@ pub const SCHEMAS: [WorkflowSchema; 6] = [
                 },
                 required: false,
             },
+            // An ElastiCache replication group id: at most 40 letters, digits and hyphens. The drill checks
+            // it is one of the environment's own groups.
+            FieldSpec {
+                name: "replication_group",
+                kind: FieldKind::Text {
+                    max: 40,
+                    charset: Charset::Identifier,
+                },
+                required: false,
+            },
         ],
         environment: EnvironmentField::One,
         actor: false,
@@ -468,6 +478,7 @@ mod tests {
             ("rollback", "reason", json!("a\nb")),
             ("dr-drill", "mode", json!("restore-everything")),
             ("dr-drill", "instance", json!("db;drop")),
+            ("dr-drill", "replication_group", json!("cache;flushall")),
         ] {
             let mut input = Map::from_iter([(field.to_owned(), value.clone())]);
             if workflow == "rollback" && field != "reason" {

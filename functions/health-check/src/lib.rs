@@ -1,7 +1,8 @@
 //! The health-check Lambda: is an environment healthy, as its spec defines it?
 //!
-//! `check` gathers what RDS and EKS describe, what each HTTP check answers (status, latency against its
-//! budget, an optional body match) and when the newest completed backup was taken, and judges them with
+//! `check` gathers what RDS, EKS and ElastiCache describe, what each HTTP check answers (status, latency
+//! against its budget, an optional body match), the SQL probe and each Redis group's `PING` when the spec
+//! asks for them, and when the newest completed backup was taken, and judges them with
 //! `domain::health::assess`: `healthy`, `degraded` or `unhealthy`, with every reason. A deployment's check
 //! (`fail_on_unhealthy`) fails with `HealthCheckFailed` on `unhealthy`, which sends the deployment into its
 //! revert; the sweep's check records the verdict (`HEALTH#<ts>#<id>`) and never fails because an
@@ -21,9 +22,12 @@ use opsplane_shared::clock::{Clock, SystemClock};
 use opsplane_shared::domain::health::{
     HealthReport, HttpObservation, Observations, Verdict, assess,
 };
-use opsplane_shared::domain::spec::{HttpCheck, SqlHealthCheck, validate_environment_name};
+use opsplane_shared::domain::spec::{
+    HttpCheck, RedisSpec, SqlHealthCheck, validate_environment_name,
+};
 use opsplane_shared::error::redacted_chain;
 use opsplane_shared::ports::{BoxFuture, HttpProber};
+use opsplane_shared::probe::redis::{CacheProbe, RespProbe};
 use opsplane_shared::probe::{PostgresProbe, ProbeSettings, SqlProbe, probe_by_reference};
 use opsplane_shared::secrets::Credentials;
 use opsplane_shared::state::{BackupRecord, BackupStatus, HealthRecord, StateStore};
@@ -120,6 +124,8 @@ pub struct Deps {
     pub credentials: Credentials,
     /// The SQL probe.
     pub probe: Arc<dyn SqlProbe>,
+    /// The Redis probe (`health.redis_ping`).
+    pub cache_probe: Arc<dyn CacheProbe>,
     /// The SQL probe's endpoint override (local runs) and CA bundle.
     pub probe_settings: ProbeSettings,
 }
@@ -143,13 +149,15 @@ impl Deps {
             http: Arc::new(ReqwestProber::default()),
             credentials: Credentials::from_clients(clients),
             probe: Arc::new(PostgresProbe::with_settings(&ProbeSettings::default())),
+            cache_probe: Arc::new(RespProbe::default()),
             probe_settings: ProbeSettings::default(),
         }
     }
 
-    /// The same deps with these SQL probe settings (endpoint override, CA bundle).
+    /// The same deps with these probe settings (endpoint overrides, CA bundle).
     pub fn with_probe_settings(mut self, settings: ProbeSettings) -> Self {
         self.probe = Arc::new(PostgresProbe::with_settings(&settings));
+        self.cache_probe = Arc::new(RespProbe::with_settings(&settings));
         self.probe_settings = settings;
         self
     }
@@ -174,6 +182,33 @@ async fn sql_probe(deps: &Deps, sql: &SqlHealthCheck) -> Result<String, String> 
         deps.probe.as_ref(),
         &sql.probe,
         endpoint,
+        None,
+    )
+    .await
+    .map(|(_, detail)| detail)
+}
+
+/// `PING`s one replication group at `endpoint` (or the override of local runs) with its AUTH token, over
+/// TLS when it has in-transit encryption: `Ok` with what answered, `Err` with why not (redacted).
+async fn ping(
+    deps: &Deps,
+    group: &RedisSpec,
+    endpoint: Option<(String, u16)>,
+) -> Result<String, String> {
+    let id = &group.replication_group_id;
+    opsplane_shared::probe::check_cache_reach(&deps.probe_settings, id).await?;
+    let endpoint = deps
+        .probe_settings
+        .redis_endpoint_override
+        .clone()
+        .or(endpoint)
+        .ok_or_else(|| format!("{id} has no endpoint"))?;
+    opsplane_shared::probe::redis::probe_by_reference(
+        deps.credentials.secrets.as_ref(),
+        deps.cache_probe.as_ref(),
+        group.auth_token_secret.as_deref(),
+        endpoint,
+        group.transit_encryption == Some(true),
         None,
     )
     .await
@@ -234,6 +269,14 @@ pub async fn check(deps: &Deps, input: CheckInput) -> Result<HealthReport, OpsEr
         Some(sql) => Some(sql_probe(deps, sql).await),
         None => None,
     };
+    let mut redis_ping = Vec::new();
+    if spec.health.redis_ping {
+        for group in &spec.redis {
+            let found = actual.replication_group(&group.replication_group_id);
+            let answer = ping(deps, group, found.and_then(|g| g.endpoint.clone())).await;
+            redis_ping.push((group.replication_group_id.clone(), answer));
+        }
+    }
     let report = assess(
         spec,
         &Observations {
@@ -241,6 +284,7 @@ pub async fn check(deps: &Deps, input: CheckInput) -> Result<HealthReport, OpsEr
             http: &http,
             newest_backup,
             sql,
+            redis_ping: &redis_ping,
             now: deps.clock.now(),
         },
     );

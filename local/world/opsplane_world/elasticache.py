@@ -114,6 +114,14 @@ def _create(original):
         # only ReplicasPerNodeGroup there.
         if kwargs.get("cluster_mode") != "enabled" and kwargs.get("num_cache_clusters") and not kwargs.get("replicas_per_node_group"):
             kwargs["replicas_per_node_group"] = int(kwargs["num_cache_clusters"]) - 1
+        # A restore reads an available snapshot (moto takes any name); it takes the data load's time more.
+        source = kwargs.get("snapshot_name")
+        if source:
+            snapshot = self.snapshots.get(source)
+            if snapshot is None:
+                raise SnapshotNotFound(source)
+            if snapshot.snapshot_status != "available":
+                raise InvalidSnapshotState(f"Snapshot {source} is {snapshot.snapshot_status}.")
         group = original(self, *args, **kwargs)
         group.opsplane_settings = {
             "engine_version": kwargs.get("engine_version") or "7.1",
@@ -123,9 +131,13 @@ def _create(original):
         }
         _sync_members(self, group)
         request, w = _request()
+        # Stamped as moto stamps an RDS instance or snapshot (the real time of the request), the clock the
+        # functions compare with: the orphan sweep ages the group by it.
+        group.replication_group_create_time = datetime.datetime.fromtimestamp(context.real_ms() / 1000.0, tz=datetime.timezone.utc)
         if w is not None:
             key = ("cache", self.region_name, group.replication_group_id)
-            world.walk(w, request, key, group, [("creating", w.duration("elasticache_create"))], "available")
+            took = w.duration("elasticache_restore" if source else "elasticache_create")
+            world.walk(w, request, key, group, [("creating", took)], "available")
         return group
 
     return create_replication_group
@@ -266,8 +278,10 @@ def _create_snapshot(original):
         if w is not None and group is not None and group.status != "available":
             raise _not_available(w, group)
         snapshot = original(self, *args, **kwargs)
-        t_ms = request.t_ms if request is not None else context.real_ms()
-        taken = datetime.datetime.fromtimestamp(t_ms / 1000.0, tz=datetime.timezone.utc)
+        # Stamped as moto stamps an RDS snapshot (the real time of the request), so that both engines'
+        # snapshots of one backup, and the drill's RPO from them, read one clock; an engine's virtual clock
+        # runs ahead of it by the virtual time earlier executions took.
+        taken = datetime.datetime.fromtimestamp(context.real_ms() / 1000.0, tz=datetime.timezone.utc)
         members = group.member_clusters[:1] if group is not None else []
         snapshot.node_snapshots = [
             {"cache_cluster_id": m, "node_group_id": "0001", "cache_node_id": "0001", "snapshot_create_time": taken}

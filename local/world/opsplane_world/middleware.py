@@ -253,6 +253,10 @@ def _control(environ, start_response, body):
     if len(parts) == 4 and parts[1] == "reaches":
         reachable, why = network.reaches(w, parts[2], parts[3])
         return ok({"reachable": reachable, "why": why})
+    # /<world>/reaches-cache/<region>/<group>: the same for a Redis replication group.
+    if len(parts) == 4 and parts[1] == "reaches-cache":
+        reachable, why = network.reaches_cache(w, parts[2], parts[3])
+        return ok({"reachable": reachable, "why": why})
     if environ.get("REQUEST_METHOD") == "POST":
         try:
             w.configure(json.loads(body or b"{}"))
@@ -298,7 +302,7 @@ def install(app_class):
             return _respond(start_response, *refused)
         context.set_current(request)
         try:
-            world.settle(w, t_ms, _targets(environ, request))
+            world.settle(w, t_ms, _targets(environ, request), service)
             if service == "rds" and request.action == "DescribeAccountAttributes":
                 return _respond(start_response, *_account_attributes(w, region))
             if service == "monitoring" and request.action in mute.OPERATIONS:

@@ -1,15 +1,19 @@
-"""Networks as AWS has them, on moto's EC2 and RDS state: which VPC a DB instance sits in, and whether the
-plane's SQL probe, which runs in the operator's VPC with its own security group (the template's
-ProbeSubnetIds and ProbeSecurityGroupIds), can open a connection to it.
+"""Networks as AWS has them, on moto's EC2, RDS and ElastiCache state: which VPC a DB instance or a Redis
+replication group sits in, and whether the plane's probes, which run in the operator's VPC with their own
+security group (the template's ProbeSubnetIds and ProbeSecurityGroupIds), can open a connection to it.
 
 An instance is reachable when its DB subnet group is in the probe's VPC and one of its VPC security groups
 admits the probe's security group on the instance's port: a restore that names no DB subnet group lands in
 the default VPC's default subnet group, and one that names no security groups gets the VPC's default group.
 https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.Scenarios.html
 https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.WorkingWithRDSInstanceinaVPC.html
+A replication group likewise: its cache subnet group's VPC and its security groups on its port (6379); a
+group made without a cache subnet group lands in the default VPC.
+https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/VPCs.html
 """
 
 from moto.ec2.models import ec2_backends
+from moto.elasticache.models import elasticache_backends
 from moto.rds.models import rds_backends
 
 from .context import ACCOUNT
@@ -32,8 +36,9 @@ def _operator_network(w, region):
 
 
 def environment_network(w, region, name):
-    """An environment's DB subnet group and security group in the operator VPC, the group admitting the
-    probe on PostgreSQL's port, and the VPC's subnets; what its instances and its cluster are created with."""
+    """An environment's DB subnet group, cache subnet group and security group in the operator VPC, the
+    group admitting the probe on PostgreSQL's and Redis's ports, and the VPC's subnets; what its instances,
+    its replication groups and its cluster are created with."""
     operator = _operator_network(w, region)
     key = ("environment", region, name)
     if key not in w.networks:
@@ -44,10 +49,20 @@ def environment_network(w, region, name):
         if group_name not in rds.subnet_groups:
             rds.create_subnet_group(group_name, f"{name}'s databases", subnets, [])
         sg = ec2.create_security_group(f"{name}-db-{w.id}"[:255], f"{name}'s databases", vpc_id=operator["vpc"])
-        ec2.authorize_security_group_ingress(
-            sg.id, "tcp", "5432", "5432", [], source_groups=[{"GroupId": operator["probe_security_group"]}]
-        )
-        w.networks[key] = {"db_subnet_group": group_name, "security_group_ids": [sg.id], "subnet_ids": operator["subnets"]}
+        for port in ("5432", "6379"):
+            ec2.authorize_security_group_ingress(
+                sg.id, "tcp", port, port, [], source_groups=[{"GroupId": operator["probe_security_group"]}]
+            )
+        caches = elasticache_backends[ACCOUNT][region]
+        cache_group = f"{name}-cache"
+        if cache_group not in caches.cache_subnet_groups:
+            caches.create_cache_subnet_group(cache_group, f"{name}'s caches", operator["subnets"], [])
+        w.networks[key] = {
+            "db_subnet_group": group_name,
+            "cache_subnet_group": cache_group,
+            "security_group_ids": [sg.id],
+            "subnet_ids": operator["subnets"],
+        }
     return w.networks[key]
 
 
@@ -92,18 +107,48 @@ def reaches(w, region, instance_id):
             f"the probe in {operator['vpc']}"
         )
     port = int(getattr(database, "port", 5432) or 5432)
-    for sg_id in database.vpc_security_group_ids:
+    return _admits(ec2, operator, instance_id, database.vpc_security_group_ids, port)
+
+
+def _admits(ec2, operator, name, group_ids, port):
+    """(reachable, why): whether one of ``group_ids`` admits the probe's security group on ``port``."""
+    for sg_id in group_ids:
         group = ec2.get_security_group_from_id(sg_id)
         for rule in getattr(group, "ingress_rules", []) if group else []:
             pairs = list(getattr(rule, "source_groups", None) or []) + [getattr(rule, "source_group", None) or {}]
             sources = {pair.get("GroupId") for pair in pairs}
             low, high = int(rule.from_port or 0), int(rule.to_port or 65535)
             if operator["probe_security_group"] in sources and low <= port <= high:
-                return True, f"{instance_id} admits the probe through {sg_id}"
+                return True, f"{name} admits the probe through {sg_id}"
     return False, (
-        f"no security group of {instance_id} ({', '.join(database.vpc_security_group_ids) or 'none'}) admits "
+        f"no security group of {name} ({', '.join(group_ids) or 'none'}) admits "
         f"the probe's {operator['probe_security_group']} on port {port}"
     )
+
+
+def reaches_cache(w, region, group_id):
+    """(reachable, why) for the probe of world ``w`` and the replication group ``group_id``."""
+    operator = w.networks.get(("operator", region))
+    if operator is None:
+        return True, "the world models no network"
+    caches = elasticache_backends[ACCOUNT][region]
+    ec2 = ec2_backends[ACCOUNT][region]
+    group = caches.replication_groups.get(group_id)
+    if group is None:
+        return False, f"no replication group {group_id}"
+    settings = getattr(group, "opsplane_settings", {})
+    subnet_group = caches.cache_subnet_groups.get(settings.get("subnet_group") or "default")
+    vpc = subnet_group.vpc_id if subnet_group is not None else (ec2.default_vpc.id if ec2.default_vpc else None)
+    if vpc != operator["vpc"]:
+        return False, (
+            f"{group_id} sits in {vpc} (cache subnet group {settings.get('subnet_group') or 'default'}), "
+            f"the probe in {operator['vpc']}"
+        )
+    group_ids = list(settings.get("security_group_ids") or [])
+    if not group_ids:
+        default = ec2.get_default_security_group(vpc)
+        group_ids = [default.id] if default else []
+    return _admits(ec2, operator, group_id, group_ids, int(getattr(group, "port", 6379) or 6379))
 
 
 def place_restore(rds, database, request):

@@ -56,6 +56,9 @@ DEFAULTS = {
         # ModifyReplicationGroup and replica changes: `modifying`; DeleteReplicationGroup: `deleting`.
         # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.Create.html
         "elasticache_create": 720,
+        # CreateReplicationGroup with SnapshotName: made as any group, then the RDB file loaded into it.
+        # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/backups-restoring.html
+        "elasticache_restore": 900,
         "elasticache_modify": 600,
         "elasticache_delete": 300,
         # CreateSnapshot: `creating` for minutes (grows with the data); CopySnapshot to S3: `exporting`.

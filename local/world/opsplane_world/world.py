@@ -14,8 +14,9 @@ class Operation:
     seen at the latest virtual time anyone asked about it (``high_water``).
     """
 
-    def __init__(self, kind, start_ms, phases, show, finish):
+    def __init__(self, kind, start_ms, phases, show, finish, service=None):
         self.kind = kind
+        self.service = service
         self.start_ms = start_ms
         self.phases = [(status, max(0.0, float(seconds))) for status, seconds in phases]
         self.show = show
@@ -62,7 +63,7 @@ def walk(w, request, key, resource, phases, done, on_finish=None, progress=False
 
     if progress:
         resource.percent_progress = 0
-    w.start(key, Operation(key[0], request.t_ms, phases, show, finish))
+    w.start(key, Operation(key[0], request.t_ms, phases, show, finish, request.service))
 
 
 def linger(w, request, key, collection, name, resource, status, seconds):
@@ -77,7 +78,7 @@ def linger(w, request, key, collection, name, resource, status, seconds):
         if collection.get(name) is resource:
             del collection[name]
 
-    w.start(key, Operation(key[0], request.t_ms, [(status, seconds)], show, finish))
+    w.start(key, Operation(key[0], request.t_ms, [(status, seconds)], show, finish, request.service))
 
 
 class TokenBucket:
@@ -161,12 +162,15 @@ class World:
     def in_flight(self, kind, region):
         return [k for k, op in self.operations.items() if op.kind == kind and k[1] == region]
 
-    def settle(self, t_ms, targets=None):
-        """Moves this world's operations on ``targets`` (resource names; None: every resource) to ``t_ms``."""
+    def settle(self, t_ms, targets=None, service=None):
+        """Moves this world's operations on ``targets`` (resource names; None: every resource of ``service``,
+        or every resource at all without one) to ``t_ms``."""
         for key in list(self.operations):
             if targets is not None and not any(part in targets for part in key[2:]):
                 continue
             operation = self.operations.get(key)
+            if targets is None and service is not None and operation is not None and operation.service not in (None, service):
+                continue
             if operation is not None and operation.advance(t_ms):
                 self.operations.pop(key, None)
 
@@ -200,14 +204,15 @@ def get(world_id):
     return _worlds[world_id]
 
 
-def settle(w, t_ms, targets):
+def settle(w, t_ms, targets, service=None):
     """Moves the operations the request may see to its time. Only the resources it names move (a list call
-    names none and moves them all): parallel branches of one execution each run their own virtual clock, and
-    one branch's poll must not age another branch's snapshot. A request of the default world (real time)
-    moves every world's, which only ever moves a plane's resources by the real time that passed."""
+    names none and moves them all of its own service): parallel branches of one execution each run their own
+    virtual clock, and one branch's poll must not age another branch's snapshot, nor an RDS list call a Redis
+    restore running beside it. A request of the default world (real time) moves every world's, which only
+    ever moves a plane's resources by the real time that passed."""
     worlds = list(_worlds.values()) if w.id == DEFAULT else [w]
     for each in worlds:
-        each.settle(t_ms, targets)
+        each.settle(t_ms, targets, service if w.id != DEFAULT else None)
 
 
 def current():

@@ -29,6 +29,14 @@ pub enum CachesError {
         /// ElastiCache's message.
         message: String,
     },
+    /// What the call names does not exist (a restore's snapshot).
+    #[error("{what} does not exist: {message}")]
+    Missing {
+        /// The snapshot.
+        what: String,
+        /// ElastiCache's message.
+        message: String,
+    },
     /// ElastiCache throttled the call or failed on its side after the SDK's retries.
     #[error("ElastiCache {operation} was throttled: {}", DisplayErrorContext(.source.as_ref()))]
     Throttled {
@@ -85,6 +93,7 @@ impl From<CachesError> for crate::OpsError {
     fn from(err: CachesError) -> Self {
         match err {
             CachesError::Busy { .. } => crate::OpsError::NotReady(err.to_string()),
+            CachesError::Missing { .. } => crate::OpsError::ResourceNotFound(err.to_string()),
             CachesError::Throttled { operation, source } => {
                 crate::OpsError::Throttled { operation, source }
             }
@@ -159,8 +168,23 @@ fn read_group(g: &ReplicationGroup) -> ActualReplicationGroup {
         at_rest_encryption: g.at_rest_encryption_enabled().unwrap_or(false),
         transit_encryption: g.transit_encryption_enabled().unwrap_or(false),
         kms_key_id: g.kms_key_id().map(str::to_owned),
+        endpoint: endpoint_of(g),
+        created_at: g
+            .replication_group_create_time()
+            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         ..ActualReplicationGroup::default()
     }
+}
+
+/// Where clients connect: the configuration endpoint in cluster mode, the primary endpoint otherwise.
+fn endpoint_of(g: &ReplicationGroup) -> Option<(String, u16)> {
+    let e = g
+        .configuration_endpoint()
+        .or_else(|| g.node_groups().first().and_then(|ng| ng.primary_endpoint()))?;
+    Some((
+        e.address()?.to_owned(),
+        u16::try_from(e.port().unwrap_or(6379)).unwrap_or(6379),
+    ))
 }
 
 impl Caches {
@@ -239,6 +263,29 @@ impl Caches {
         tags: &BTreeMap<String, String>,
         auth_token: Option<String>,
     ) -> Result<(), CachesError> {
+        self.make(want, None, tags, auth_token).await
+    }
+
+    /// Makes the group `want` describes from the snapshot `snapshot` (its data loaded into the new group),
+    /// tagged `tags`. A snapshot that does not exist is [`CachesError::Call`] naming
+    /// `SnapshotNotFoundFault`.
+    pub async fn restore(
+        &self,
+        want: &RedisSpec,
+        snapshot: &str,
+        tags: &BTreeMap<String, String>,
+        auth_token: Option<String>,
+    ) -> Result<(), CachesError> {
+        self.make(want, Some(snapshot), tags, auth_token).await
+    }
+
+    async fn make(
+        &self,
+        want: &RedisSpec,
+        snapshot: Option<&str>,
+        tags: &BTreeMap<String, String>,
+        auth_token: Option<String>,
+    ) -> Result<(), CachesError> {
         let id = &want.replication_group_id;
         let failover = want.replicas_per_node_group > 0;
         let request = self
@@ -260,6 +307,7 @@ impl Caches {
             .set_auth_token(auth_token)
             .automatic_failover_enabled(failover)
             .multi_az_enabled(failover)
+            .set_snapshot_name(snapshot.map(str::to_owned))
             .set_tags(Some(tag_list(tags)));
         // Cluster mode disabled counts nodes (NumCacheClusters); enabled counts shards and their replicas.
         let request = if want.cluster_mode() {
@@ -270,11 +318,27 @@ impl Caches {
         } else {
             request.num_cache_clusters(i32::try_from(want.replicas_per_node_group + 1).unwrap_or(1))
         };
-        request
-            .send()
-            .await
-            .map_err(|e| classify("CreateReplicationGroup", id, e))?;
-        Ok(())
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // A retried restore finds the group its first call made.
+            Err(e)
+                if snapshot.is_some()
+                    && has_code(
+                        &e,
+                        &[
+                            "ReplicationGroupAlreadyExistsFault",
+                            "ReplicationGroupAlreadyExists",
+                        ],
+                    ) =>
+            {
+                Ok(())
+            }
+            Err(e) if has_code(&e, &["SnapshotNotFoundFault"]) => Err(CachesError::Missing {
+                what: format!("snapshot {}", snapshot.unwrap_or_default()),
+                message: service_message(&e),
+            }),
+            Err(e) => Err(classify("CreateReplicationGroup", id, e)),
+        }
     }
 
     /// Brings one setting of group `want` to the spec: `field` is the plan's (`node_type`,
@@ -329,6 +393,56 @@ impl Caches {
             .await
             .map_err(|e| classify("ModifyReplicationGroup", id, e))?;
         Ok(())
+    }
+
+    /// Deletes the group `id` without a final snapshot: `Ok(true)` when its deletion was requested or it
+    /// is already being deleted, `Ok(false)` when there is none. ElastiCache refuses while the group is
+    /// creating or modifying ([`CachesError::Busy`]).
+    pub async fn delete(&self, id: &str) -> Result<bool, CachesError> {
+        match self.actual(id).await? {
+            None => return Ok(false),
+            Some(g) if g.status == "deleting" => return Ok(true),
+            Some(_) => {}
+        }
+        let deleted = self
+            .client
+            .delete_replication_group()
+            .replication_group_id(id)
+            .retain_primary_cluster(false)
+            .send()
+            .await;
+        let gone = or_missing(deleted, &["ReplicationGroupNotFoundFault"], |e| {
+            classify("DeleteReplicationGroup", id, e)
+        })?;
+        Ok(gone.is_some())
+    }
+
+    /// Every replication group of the Region whose id starts with `prefix`, with its tags (one
+    /// `ListTagsForResource` each: DescribeReplicationGroups reports none).
+    pub async fn groups_named(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<ActualReplicationGroup>, CachesError> {
+        let mut pages = self
+            .client
+            .describe_replication_groups()
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DescribeReplicationGroups", "the Region", e))?;
+            for g in page.replication_groups() {
+                let mut group = read_group(g);
+                if !group.id.starts_with(prefix) {
+                    continue;
+                }
+                if let Some(arn) = g.arn() {
+                    group.tags = self.tags(arn, &group.id).await?;
+                }
+                out.push(group);
+            }
+        }
+        Ok(out)
     }
 
     async fn tags(&self, arn: &str, what: &str) -> Result<BTreeMap<String, String>, CachesError> {

@@ -133,6 +133,9 @@ pub struct Observations<'a> {
     pub newest_backup: Option<DateTime<Utc>>,
     /// The SQL probe's result when the spec asks for one: `Err` says why it failed (already redacted).
     pub sql: Option<Result<String, String>>,
+    /// Each replication group's `PING` when the spec asks for them (`health.redis_ping`), by group id:
+    /// `Err` says why it failed (already redacted).
+    pub redis_ping: &'a [(String, Result<String, String>)],
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -223,6 +226,18 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
                 format!("status is {}, not available", a.status),
             ),
             Some(_) => {}
+        }
+        let ping = obs
+            .redis_ping
+            .iter()
+            .find(|(id, _)| id == &group.replication_group_id);
+        if let Some((_, Err(why))) = ping {
+            r.add(
+                Verdict::Unhealthy,
+                "redis-ping",
+                &subject,
+                format!("PING failed: {why}"),
+            );
         }
     }
     if let (Some(sql), Some(result)) = (&spec.health.sql, &obs.sql) {
@@ -475,6 +490,7 @@ drill: { rto_target_minutes: 30, rpo_target_minutes: 60, instance_class: db.t4g.
                 http,
                 newest_backup: backup,
                 sql: None,
+                redis_ping: &[],
                 now: now(),
             },
         )
@@ -520,6 +536,7 @@ drill: { rto_target_minutes: 30, rpo_target_minutes: 60, instance_class: db.t4g.
                     http: &ok_http(),
                     newest_backup: Some(now()),
                     sql: None,
+                    redis_ping: &[],
                     now: now(),
                 },
             )
@@ -539,6 +556,29 @@ drill: { rto_target_minutes: 30, rpo_target_minutes: 60, instance_class: db.t4g.
         assert_eq!(assess_with(&a).verdict, Verdict::Unhealthy);
         a.replication_groups[0].status = "available".into();
         assert_eq!(assess_with(&a).verdict, Verdict::Healthy);
+        // An available group that does not answer PING is unhealthy, naming why.
+        let failed = [(
+            "s-cache".to_owned(),
+            Err("could not connect to s-cache: timed out".to_owned()),
+        )];
+        let r = assess(
+            &with_redis,
+            &Observations {
+                actual: &a,
+                http: &ok_http(),
+                newest_backup: Some(now()),
+                sql: None,
+                redis_ping: &failed,
+                now: now(),
+            },
+        );
+        assert_eq!(r.verdict, Verdict::Unhealthy);
+        assert_eq!(r.reasons[0].check, "redis-ping");
+        assert!(
+            r.reasons[0].message.contains("timed out"),
+            "{}",
+            r.summary()
+        );
     }
 
     #[test]

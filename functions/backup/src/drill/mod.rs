@@ -1,9 +1,11 @@
 //! The DR drill's actions: validate, sweep orphans, pick, restore, check, verify (with the EKS rebuild
-//! plan), measure, teardown, report, record.
+//! plan), measure, teardown, report, record; and the same steps for the environment's Redis replication
+//! group (`cache`), which the workflow runs beside the RDS ones.
 //!
 //! One file per step; every step's input, output and action is re-exported here, as the handler's
 //! dispatch and the workflow name them.
 
+mod cache;
 mod measure;
 mod pick;
 mod rebuild;
@@ -15,6 +17,12 @@ mod teardown;
 mod validate;
 mod verify;
 
+pub use cache::{
+    CacheDrill, CacheInput, CachePick, CacheRestored, CacheScratch, MeasureCacheInput,
+    RESTORE_CACHE_STATE, RestoreCacheInput, VerifyCacheInput, WAIT_CACHE_RESTORE_STATE,
+    check_cache_restore, check_cache_teardown, measure_cache, pick_cache_snapshot, restore_cache,
+    teardown_cache, verify_cache,
+};
 pub use measure::{MeasureInput, RESTORE_STATE, WAIT_RESTORE_STATE, measure};
 pub use pick::{Pick, PickInput, pick_snapshot};
 pub use rebuild::CHECK as REBUILD_CHECK;

@@ -36,12 +36,18 @@ pub async fn record(deps: &Deps, input: RecordInput) -> Result<RecordOutput, Ops
         id: plan.drill_id.clone(),
         started_at: plan.started_at,
         finished_at: Some(deps.now()),
-        snapshot_id: state.pick.as_ref().and_then(|p| p.snapshot_id.clone()),
+        snapshot_id: state
+            .steps
+            .pick
+            .as_ref()
+            .and_then(|p| p.snapshot_id.clone()),
         rto_seconds: state
+            .steps
             .measurement
             .as_ref()
             .map(|m| m.rto_seconds.max(0) as u64),
         rpo_seconds: state
+            .steps
             .measurement
             .as_ref()
             .map(|m| m.rpo_seconds.max(0) as u64),

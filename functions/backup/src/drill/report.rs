@@ -4,12 +4,13 @@ use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
 use opsplane_shared::domain::backup::key_timestamp;
 use opsplane_shared::domain::drill::{
-    Check, DrillPoint, DrillReport, Measurement, Verdict, render_html, report_keys,
+    CacheReport, Check, DrillPoint, DrillReport, Measurement, Verdict, render_html, report_keys,
 };
 use opsplane_shared::state::{DrillRecord, DrillVerdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::cache::CachePick;
 use super::pick::Pick;
 use super::teardown::TeardownOutput;
 use super::validate::DrillPlan;
@@ -19,14 +20,14 @@ use crate::Deps;
 /// How many past drills the report's chart shows (this one included).
 pub const CHART_DRILLS: u32 = 30;
 
-/// The drill workflow's state as it reaches the report: what each step left, absent when it did not run.
+/// What one engine's steps of the drill left (the instance's, or the Redis group's), each absent when it
+/// did not run.
 #[derive(Debug, Clone, Deserialize)]
-pub struct DrillState {
-    /// The plan.
-    pub plan: DrillPlan,
+#[serde(bound(deserialize = "P: Deserialize<'de>"))]
+pub struct Steps<P> {
     /// What was restored.
     #[serde(default)]
-    pub pick: Option<Pick>,
+    pub pick: Option<P>,
     /// Verification.
     #[serde(default)]
     pub verify: Option<Verification>,
@@ -39,12 +40,99 @@ pub struct DrillState {
     /// Teardown.
     #[serde(default)]
     pub teardown: Option<TeardownOutput>,
-    /// The error of a teardown that did not finish (the orphan sweep will catch the instance).
+    /// The error of a teardown that did not finish (the orphan sweep will catch the scratch resource).
     #[serde(default)]
     pub teardown_error: Option<Value>,
+}
+
+impl<P> Default for Steps<P> {
+    fn default() -> Self {
+        Self {
+            pick: None,
+            verify: None,
+            measurement: None,
+            error: None,
+            teardown: None,
+            teardown_error: None,
+        }
+    }
+}
+
+/// What one engine's part of the drill amounts to.
+struct Outcome {
+    verdict: Verdict,
+    checks: Vec<Check>,
+    error: Option<String>,
+    torn_down: bool,
+}
+
+impl<P> Steps<P> {
+    /// The verdict, the checks with the errors as failed checks (`<prefix>drill`, `<prefix>teardown`),
+    /// the error for people, and whether no scratch resource is left.
+    fn outcome(&self, prefix: &str) -> Outcome {
+        let mut checks = self
+            .verify
+            .as_ref()
+            .map(|v| v.checks.clone())
+            .unwrap_or_default();
+        let error = self.error.as_ref().map(error_text);
+        if let Some(e) = &error {
+            checks.push(Check::new(format!("{prefix}drill"), false, e.clone()));
+        }
+        if let Some(e) = &self.teardown_error {
+            checks.push(Check::new(
+                format!("{prefix}teardown"),
+                false,
+                error_text(e),
+            ));
+        }
+        let verdict = match (&self.error, &self.teardown_error, &self.measurement) {
+            (None, None, Some(m)) => Verdict::of(m),
+            _ => Verdict::RestoreFailed,
+        };
+        Outcome {
+            verdict,
+            checks,
+            error,
+            // Nothing to tear down when nothing was picked (nothing was restored).
+            torn_down: (self.teardown.is_some() || self.pick.is_none())
+                && self.teardown_error.is_none(),
+        }
+    }
+}
+
+/// The drill workflow's state as it reaches the report: the plan, what each step left, and the report.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DrillState {
+    /// The plan.
+    pub plan: DrillPlan,
+    /// What the instance's steps left.
+    #[serde(flatten)]
+    pub steps: Steps<Pick>,
     /// The report, once written.
     #[serde(default)]
     pub report: Option<ReportOutput>,
+    /// What the Redis steps left, when the drill has a replication group.
+    #[serde(default)]
+    pub cache: Option<Steps<CachePick>>,
+}
+
+/// The Redis part of the report, from its steps' outputs.
+fn cache_report(plan: &DrillPlan, steps: Option<&Steps<CachePick>>) -> Option<CacheReport> {
+    let cache = plan.cache.as_ref()?;
+    let none = Steps::default();
+    let steps = steps.unwrap_or(&none);
+    let o = steps.outcome("cache-");
+    Some(CacheReport {
+        replication_group: cache.source.clone(),
+        snapshot_id: steps.pick.as_ref().map(|p| p.snapshot_id.clone()),
+        scratch_group: cache.scratch.replication_group_id.clone(),
+        verdict: o.verdict,
+        measurement: steps.measurement.clone(),
+        checks: o.checks,
+        error: o.error,
+        torn_down: o.torn_down,
+    })
 }
 
 /// `report`.
@@ -118,13 +206,6 @@ pub fn emf_line(
     line
 }
 
-fn verdict_of(state: &DrillState) -> Verdict {
-    match (&state.error, &state.teardown_error, &state.measurement) {
-        (None, None, Some(m)) => Verdict::of(m),
-        _ => Verdict::RestoreFailed,
-    }
-}
-
 fn point_of(r: &DrillRecord) -> Option<DrillPoint> {
     Some(DrillPoint {
         ts: key_timestamp(r.started_at),
@@ -142,19 +223,12 @@ fn point_of(r: &DrillRecord) -> Option<DrillPoint> {
 pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, OpsError> {
     let state = &input.state;
     let plan = &state.plan;
-    let verdict = verdict_of(state);
-    let mut checks = state
-        .verify
+    let own = state.steps.outcome("");
+    let cache = cache_report(plan, state.cache.as_ref());
+    // The drill passes only when every engine's part does.
+    let verdict = cache
         .as_ref()
-        .map(|v| v.checks.clone())
-        .unwrap_or_default();
-    let error = state.error.as_ref().map(error_text);
-    if let Some(e) = &error {
-        checks.push(Check::new("drill", false, e.clone()));
-    }
-    if let Some(e) = &state.teardown_error {
-        checks.push(Check::new("teardown", false, error_text(e)));
-    }
+        .map_or(own.verdict, |c| own.verdict.worst(c.verdict));
     let local = deps.config.endpoint_url.is_some();
     let note = if local {
         "Local run: the workflow ran on the local engine's virtual clock against opsplane's model of AWS \
@@ -173,14 +247,19 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
         ts: plan.ts.clone(),
         mode: plan.mode,
         instance: plan.instance.clone(),
-        snapshot_id: state.pick.as_ref().and_then(|p| p.snapshot_id.clone()),
+        snapshot_id: state
+            .steps
+            .pick
+            .as_ref()
+            .and_then(|p| p.snapshot_id.clone()),
         scratch_instance: Some(plan.scratch_id.clone()),
         verdict,
-        measurement: state.measurement.clone(),
-        checks,
-        error,
-        torn_down: state.teardown.is_some() && state.teardown_error.is_none(),
+        measurement: state.steps.measurement.clone(),
+        checks: own.checks,
+        error: own.error,
+        torn_down: own.torn_down,
         note: note.to_owned(),
+        cache,
     };
     // The chart: previous drills from the catalog (oldest first), then this one.
     let previous: Vec<DrillRecord> = deps
@@ -194,7 +273,7 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
         .filter(|r| r.id != plan.drill_id)
         .filter_map(point_of)
         .collect();
-    if let Some(m) = &state.measurement {
+    if let Some(m) = &state.steps.measurement {
         points.push(DrillPoint {
             ts: plan.ts.clone(),
             rto_seconds: m.rto_seconds,
@@ -216,7 +295,7 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
     // metrics; stdout belongs to whatever runs the handler in-process (the CLI).
     opsplane_shared::telemetry::emit_metrics(&emf_line(
         &plan.environment,
-        state.measurement.as_ref(),
+        state.steps.measurement.as_ref(),
         verdict == Verdict::Passed,
         deps.now(),
     ));
@@ -263,10 +342,10 @@ pub async fn read_report(
         .map_err(|e| OpsError::Internal(format!("{json_key} is not a drill report: {e}")))
 }
 
-/// One line per drill: when, verdict, RTO and RPO against their targets.
-pub fn summary_line(r: &DrillReport) -> String {
+/// RTO and RPO against their targets, or why they were not measured.
+fn figures(m: Option<&Measurement>, error: Option<&str>) -> String {
     use opsplane_shared::domain::drill::human_duration;
-    let figures = match &r.measurement {
+    match m {
         Some(m) => format!(
             "RTO {} (target {}, {}), RPO {} (target {}, {})",
             human_duration(m.rto_seconds),
@@ -278,17 +357,36 @@ pub fn summary_line(r: &DrillReport) -> String {
         ),
         None => format!(
             "not measured: {}",
-            r.error
-                .as_deref()
-                .unwrap_or("the drill ended before measuring")
+            error.unwrap_or("the drill ended before measuring")
         ),
-    };
+    }
+}
+
+/// One line per drill: when, verdict, RTO and RPO against their targets, for the instance and the Redis
+/// replication group.
+pub fn summary_line(r: &DrillReport) -> String {
+    let cache = r
+        .cache
+        .as_ref()
+        .map(|c| {
+            format!(
+                "; Redis {} {}{}",
+                c.replication_group,
+                figures(c.measurement.as_ref(), c.error.as_deref()),
+                if c.torn_down {
+                    ""
+                } else {
+                    "  [scratch replication group NOT torn down]"
+                }
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{}  {:<14}  {}  {}{}",
+        "{}  {:<14}  {}  {}{}{cache}",
         opsplane_shared::domain::readable::timestamp(r.started_at),
         r.verdict.label(),
         r.instance,
-        figures,
+        figures(r.measurement.as_ref(), r.error.as_deref()),
         if r.torn_down {
             ""
         } else {

@@ -1,4 +1,5 @@
-//! Sweeping orphans: drill instances an earlier drill left behind, deleted once older than the threshold.
+//! Sweeping orphans: drill instances and replication groups an earlier drill left behind, deleted once
+//! older than the threshold.
 
 use chrono::Duration;
 use opsplane_shared::OpsError;
@@ -26,7 +27,7 @@ pub struct SweepInput {
 /// What the sweep deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepOutput {
-    /// Instances deleted.
+    /// Instances and replication groups deleted.
     pub deleted: Vec<String>,
 }
 
@@ -53,6 +54,21 @@ pub async fn sweep_orphans(deps: &Deps, input: SweepInput) -> Result<SweepOutput
         if ours && old && i.status != "deleting" && deps.rds.delete_instance(&i.id).await? {
             tracing::warn!(instance = %i.id, drill = ?i.tags.get(TAG_DRILL), "orphaned drill instance deleted");
             deleted.push(i.id);
+        }
+    }
+    // Scratch replication groups likewise (every drill's id starts `drill-`; the tags decide).
+    for g in deps.caches.groups_named("drill-").await? {
+        let ours = g.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+            && g.tags.contains_key(TAG_DRILL);
+        let old = g.created_at.is_some_and(|at| at < cutoff);
+        if let Some(env) = &input.environment
+            && g.tags.get(TAG_ENVIRONMENT) != Some(env)
+        {
+            continue;
+        }
+        if ours && old && g.status == "available" && deps.caches.delete(&g.id).await? {
+            tracing::warn!(group = %g.id, drill = ?g.tags.get(TAG_DRILL), "orphaned drill replication group deleted");
+            deleted.push(g.id);
         }
     }
     Ok(SweepOutput { deleted })

@@ -10,6 +10,7 @@ use opsplane_shared::domain::spec::DrillPlacement;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::cache::{CacheDrill, plan_cache};
 use crate::{Deps, short_id};
 
 /// `validate-drill`: the workflow's input and the execution.
@@ -45,14 +46,18 @@ pub struct DrillPlan {
     /// Where the scratch instance is restored ([`placement`]).
     #[serde(default)]
     pub network: Network,
+    /// The Redis replication group drilled beside the instance, when the environment has one.
+    #[serde(default)]
+    pub cache: Option<CacheDrill>,
 }
 
 /// Checks the input against the spec; touches nothing.
 pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, OpsError> {
     let (obj, environment) = opsplane_shared::boundary::workflow_input(
         &input.input,
-        &["mode", "instance"],
-        "the drill takes `environment`, and optionally `mode`, `instance` and the object `github`",
+        &["mode", "instance", "replication_group"],
+        "the drill takes `environment`, and optionally `mode`, `instance`, `replication_group` and the \
+         object `github`",
     )?;
     let mode = match obj.get("mode") {
         None | Some(Value::Null) => RestoreMode::Snapshot,
@@ -100,6 +105,7 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, Op
     let network = placement(&instance, environment, policy.placement.as_ref(), deps).await?;
     let started_at = deps.now();
     let drill_id = short_id(&input.execution);
+    let cache = plan_cache(deps, &spec, obj.get("replication_group"), &drill_id).await?;
     Ok(DrillPlan {
         environment: environment.to_owned(),
         scratch_id: scratch_identifier(&instance, &drill_id),
@@ -112,6 +118,7 @@ pub async fn validate(deps: &Deps, input: ValidateInput) -> Result<DrillPlan, Op
         instance_class: policy.instance_class.clone(),
         targets: Targets::from(policy),
         network,
+        cache,
     })
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
 use opsplane_shared::aws::objects::sha256_hex;
-use opsplane_shared::domain::backup::Manifest;
+use opsplane_shared::domain::backup::{Manifest, ManifestObject};
 use opsplane_shared::domain::drill::Check;
 use opsplane_shared::domain::readable::yes_no;
 use serde::{Deserialize, Serialize};
@@ -33,13 +33,15 @@ pub struct Verification {
     pub canary_newest: Option<DateTime<Utc>>,
 }
 
-/// Checks the manifest and every object it vouches for; the manifest, when it could be read.
-async fn verify_manifest(
+/// Reads the manifest `key` and checks it against the catalog's SHA-256 (`manifest` check); the manifest
+/// when it could be read and matched.
+pub(super) async fn read_manifest(
     deps: &Deps,
-    pick: &Pick,
+    key: Option<&str>,
+    expected: Option<&str>,
     checks: &mut Vec<Check>,
 ) -> Result<Option<Manifest>, OpsError> {
-    let Some(key) = &pick.manifest_key else {
+    let Some(key) = key else {
         checks.push(Check::new(
             "manifest",
             false,
@@ -56,8 +58,8 @@ async fn verify_manifest(
         return Ok(None);
     };
     let digest = sha256_hex(&bytes);
-    if let Some(expected) = &pick.manifest_sha256
-        && expected != &digest
+    if let Some(expected) = expected
+        && expected != digest
     {
         checks.push(Check::new(
             "manifest",
@@ -66,61 +68,113 @@ async fn verify_manifest(
         ));
         return Ok(None);
     }
-    let manifest: Manifest = match serde_json::from_slice(&bytes) {
-        Ok(m) => m,
+    match serde_json::from_slice(&bytes) {
+        Ok(m) => {
+            checks.push(Check::new(
+                "manifest",
+                true,
+                format!("{key} sha256 {digest}"),
+            ));
+            Ok(Some(m))
+        }
         Err(e) => {
             checks.push(Check::new(
                 "manifest",
                 false,
                 format!("{key} is not a manifest: {e}"),
             ));
-            return Ok(None);
+            Ok(None)
         }
-    };
+    }
+}
+
+/// Checks that the snapshot is listed in the manifest (`name`: which check).
+pub(super) fn check_listed(name: &str, snapshot: &str, listed: bool, checks: &mut Vec<Check>) {
     checks.push(Check::new(
-        "manifest",
-        true,
-        format!("{key} sha256 {digest}"),
+        name,
+        listed,
+        format!(
+            "{snapshot} {} in the manifest",
+            if listed { "is listed" } else { "is not listed" }
+        ),
     ));
+}
+
+/// Checks one object the manifest vouches for: present, with its SHA-256 and size.
+pub(super) async fn check_object(
+    deps: &Deps,
+    o: &ManifestObject,
+    checks: &mut Vec<Check>,
+) -> Result<(), OpsError> {
+    let name = format!("object {}", o.key);
+    match deps.objects.get(&o.key).await? {
+        None => checks.push(Check::new(name, false, "missing")),
+        Some(b) => {
+            let got = sha256_hex(&b);
+            let ok = got == o.sha256 && b.len() as u64 == o.bytes;
+            checks.push(Check::new(
+                name,
+                ok,
+                if ok {
+                    format!("sha256 {got}")
+                } else {
+                    format!(
+                        "sha256 {got} ({} bytes), manifest says {} ({} bytes)",
+                        b.len(),
+                        o.sha256,
+                        o.bytes
+                    )
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the manifest and every object it vouches for; the manifest, when it could be read.
+async fn verify_manifest(
+    deps: &Deps,
+    pick: &Pick,
+    checks: &mut Vec<Check>,
+) -> Result<Option<Manifest>, OpsError> {
+    let Some(manifest) = read_manifest(
+        deps,
+        pick.manifest_key.as_deref(),
+        pick.manifest_sha256.as_deref(),
+        checks,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
     if let Some(snapshot) = &pick.snapshot_id {
         let listed = manifest
             .snapshots
             .iter()
             .any(|s| &s.snapshot_id == snapshot);
-        checks.push(Check::new(
-            "snapshot-in-manifest",
-            listed,
-            format!(
-                "{snapshot} {} in {key}",
-                if listed { "is listed" } else { "is not listed" }
-            ),
-        ));
+        check_listed("snapshot-in-manifest", snapshot, listed, checks);
     }
     for o in manifest.all_objects() {
-        let name = format!("object {}", o.key);
-        match deps.objects.get(&o.key).await? {
-            None => checks.push(Check::new(name, false, "missing")),
-            Some(b) => {
-                let got = sha256_hex(&b);
-                let ok = got == o.sha256 && b.len() as u64 == o.bytes;
-                checks.push(Check::new(
-                    name,
-                    ok,
-                    if ok {
-                        format!("sha256 {got}")
-                    } else {
-                        format!(
-                            "sha256 {got} ({} bytes), manifest says {} ({} bytes)",
-                            b.len(),
-                            o.sha256,
-                            o.bytes
-                        )
-                    },
-                ));
-            }
-        }
+        check_object(deps, o, checks).await?;
     }
     Ok(Some(manifest))
+}
+
+/// Every failed check as `RestoreFailed`, naming each.
+pub(super) fn failed(checks: &[Check]) -> Result<(), OpsError> {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(OpsError::RestoreFailed(format!(
+            "verification failed: {}",
+            failed.join("; ")
+        )))
+    }
 }
 
 /// Verifies the restore: the instance is available with an endpoint and private, the manifest's objects
@@ -215,17 +269,7 @@ pub async fn verify(deps: &Deps, input: VerifyInput) -> Result<Verification, Ops
             }
         }
     }
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| format!("{}: {}", c.name, c.detail))
-        .collect();
-    if !failed.is_empty() {
-        return Err(OpsError::RestoreFailed(format!(
-            "verification failed: {}",
-            failed.join("; ")
-        )));
-    }
+    failed(&checks)?;
     Ok(Verification {
         checks,
         canary_newest,

@@ -29,6 +29,14 @@ pub fn scratch_identifier(instance: &str, drill_id: &str) -> String {
     id.trim_end_matches('-').to_owned()
 }
 
+/// The drill's name for a scratch replication group: as [`scratch_identifier`], within ElastiCache's 40
+/// characters (ReplicationGroupId: no trailing or doubled hyphen).
+pub fn scratch_cache_identifier(group: &str, drill_id: &str) -> String {
+    let mut id = format!("drill-{drill_id}-{group}");
+    id.truncate(40);
+    id.trim_end_matches('-').to_owned()
+}
+
 /// How the drill chooses what to restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -267,6 +275,46 @@ pub struct DrillReport {
     pub torn_down: bool,
     /// How to read the figures (e.g. that a local run's come from the model of AWS).
     pub note: String,
+    /// The Redis replication group's drill, when the environment has one.
+    #[serde(default)]
+    pub cache: Option<CacheReport>,
+}
+
+/// The Redis part of a drill: its own restore, checks and figures beside the RDS ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheReport {
+    /// The source replication group.
+    pub replication_group: String,
+    /// The snapshot restored.
+    pub snapshot_id: Option<String>,
+    /// The scratch replication group.
+    pub scratch_group: String,
+    /// Its verdict alone.
+    pub verdict: Verdict,
+    /// The figures, when the drill got that far.
+    pub measurement: Option<Measurement>,
+    /// Verification checks.
+    pub checks: Vec<Check>,
+    /// The error that ended it, if any.
+    pub error: Option<String>,
+    /// Whether the scratch group was deleted.
+    pub torn_down: bool,
+}
+
+impl Verdict {
+    /// The verdict of a drill of several parts: the worst of them.
+    pub fn worst(self, other: Verdict) -> Verdict {
+        let rank = |v: Verdict| match v {
+            Verdict::Passed => 0,
+            Verdict::TargetMissed => 1,
+            Verdict::RestoreFailed => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// A past drill, for the chart.
@@ -325,6 +373,34 @@ mod tests {
             restore_window(&backwards, "Restore", "WaitRestore"),
             Err(MeasureError::Negative { .. })
         ));
+    }
+
+    #[test]
+    fn scratch_groups_fit_elasticache_ids() {
+        let id = scratch_cache_identifier("acme-prod-cache-with-a-long-name", "0123456789");
+        assert!(
+            id.len() <= 40 && id.starts_with("drill-0123456789-acme"),
+            "{id}"
+        );
+        assert!(!id.ends_with('-') && !id.contains("--"), "{id}");
+        assert_eq!(
+            scratch_cache_identifier("a-b-c-d-e-f-g-h-i-j-k-l", "0123456789"),
+            "drill-0123456789-a-b-c-d-e-f-g-h-i-j-k-l"
+        );
+        assert!(!scratch_cache_identifier("abcdefghijklmnopqrstuv-x", "0123456789").ends_with('-'));
+    }
+
+    #[test]
+    fn the_worst_part_decides_the_verdict() {
+        assert_eq!(Verdict::Passed.worst(Verdict::Passed), Verdict::Passed);
+        assert_eq!(
+            Verdict::Passed.worst(Verdict::TargetMissed),
+            Verdict::TargetMissed
+        );
+        assert_eq!(
+            Verdict::RestoreFailed.worst(Verdict::TargetMissed),
+            Verdict::RestoreFailed
+        );
     }
 
     #[test]

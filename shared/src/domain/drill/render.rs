@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::{DrillPoint, DrillReport, RestoreMode, RpoSource, Targets, Verdict};
+use super::{
+    CacheReport, Check, DrillPoint, DrillReport, Measurement, RestoreMode, RpoSource, Targets,
+    Verdict,
+};
 use crate::domain::readable;
 
 fn escape(s: &str) -> String {
@@ -255,58 +258,15 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
     );
     h.push_str("</tbody></table>");
     if let Some(m) = &report.measurement {
-        h.push_str("<h2>Timings against targets</h2><table id=\"timings\"><thead><tr><th>Figure</th><th>Measured (s)</th><th>Target (s)</th><th>Measured</th><th>Met</th></tr></thead><tbody>");
-        for (id, label, v, t, met) in [
-            (
-                "rto",
-                "RTO",
-                m.rto_seconds,
-                m.targets.rto_seconds,
-                m.rto_met,
-            ),
-            (
-                "rpo",
-                "RPO",
-                m.rpo_seconds,
-                m.targets.rpo_seconds,
-                m.rpo_met,
-            ),
-        ] {
-            let _ = write!(
-                h,
-                "<tr><th>{label}</th><td id=\"{id}-seconds\">{v}</td><td id=\"{id}-target-seconds\">{t}</td><td>{}</td><td id=\"{id}-met\" class=\"{}\">{}</td></tr>",
-                human_duration(v),
-                if met { "passed" } else { "failed" },
-                if met { "yes" } else { "no" }
-            );
-        }
-        let _ = write!(
-            h,
-            "</tbody></table><p>Recovery point: <span id=\"recovery-point\">{}</span> (from the {}).</p>",
-            readable::timestamp(m.recovery_point),
-            match m.rpo_source {
-                RpoSource::Snapshot => "snapshot's creation time",
-                RpoSource::RestorePoint => "point-in-time restore's recovery point",
-                RpoSource::Canary => "newest write found by the canary query",
-            }
-        );
+        h.push_str("<h2>Timings against targets</h2>");
+        timings(&mut h, m, "");
     }
-    if !report.checks.is_empty() {
-        h.push_str("<h2>Verification</h2><table id=\"checks\"><thead><tr><th>Check</th><th>Result</th><th>Detail</th></tr></thead><tbody>");
-        for c in &report.checks {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                escape(&c.name),
-                if c.passed { "passed" } else { "failed" },
-                if c.passed { "passed" } else { "failed" },
-                escape(&c.detail)
-            );
-        }
-        h.push_str("</tbody></table>");
-    }
+    checks_table(&mut h, &report.checks, "checks");
     if let Some(e) = &report.error {
         let _ = write!(h, "<h2>Error</h2><pre id=\"error\">{}</pre>", escape(e));
+    }
+    if let Some(c) = &report.cache {
+        cache_section(&mut h, c);
     }
     h.push_str("<h2>Last drills</h2>");
     h.push_str(&render_chart(
@@ -330,6 +290,100 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
     let _ = write!(h, "<p id=\"note\">{}</p>", escape(&report.note));
     h.push_str("</body></html>\n");
     h
+}
+
+/// The RTO and RPO table and the recovery point; element ids start with `prefix`.
+fn timings(h: &mut String, m: &Measurement, prefix: &str) {
+    let _ = write!(
+        h,
+        "<table id=\"{prefix}timings\"><thead><tr><th>Figure</th><th>Measured (s)</th><th>Target (s)</th><th>Measured</th><th>Met</th></tr></thead><tbody>"
+    );
+    for (id, label, v, t, met) in [
+        (
+            "rto",
+            "RTO",
+            m.rto_seconds,
+            m.targets.rto_seconds,
+            m.rto_met,
+        ),
+        (
+            "rpo",
+            "RPO",
+            m.rpo_seconds,
+            m.targets.rpo_seconds,
+            m.rpo_met,
+        ),
+    ] {
+        let _ = write!(
+            h,
+            "<tr><th>{label}</th><td id=\"{prefix}{id}-seconds\">{v}</td><td id=\"{prefix}{id}-target-seconds\">{t}</td><td>{}</td><td id=\"{prefix}{id}-met\" class=\"{}\">{}</td></tr>",
+            human_duration(v),
+            if met { "passed" } else { "failed" },
+            if met { "yes" } else { "no" }
+        );
+    }
+    let _ = write!(
+        h,
+        "</tbody></table><p>Recovery point: <span id=\"{prefix}recovery-point\">{}</span> (from the {}).</p>",
+        readable::timestamp(m.recovery_point),
+        match m.rpo_source {
+            RpoSource::Snapshot => "snapshot's creation time",
+            RpoSource::RestorePoint => "point-in-time restore's recovery point",
+            RpoSource::Canary => "newest write found by the canary",
+        }
+    );
+}
+
+/// The verification table `id`, when there are checks.
+fn checks_table(h: &mut String, checks: &[Check], id: &str) {
+    if checks.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<h2>Verification</h2><table id=\"{id}\"><thead><tr><th>Check</th><th>Result</th><th>Detail</th></tr></thead><tbody>"
+    );
+    for c in checks {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+            escape(&c.name),
+            if c.passed { "passed" } else { "failed" },
+            if c.passed { "passed" } else { "failed" },
+            escape(&c.detail)
+        );
+    }
+    h.push_str("</tbody></table>");
+}
+
+/// The Redis replication group's part: what was restored, its figures, checks and error.
+fn cache_section(h: &mut String, c: &CacheReport) {
+    let _ = write!(
+        h,
+        "<h2>Redis replication group</h2><table id=\"redis\"><tbody>\
+         <tr><th>Source group</th><td id=\"redis-group\">{}</td></tr>\
+         <tr><th>Snapshot</th><td id=\"redis-snapshot\">{}</td></tr>\
+         <tr><th>Scratch group</th><td id=\"redis-scratch\">{}</td></tr>\
+         <tr><th>Verdict</th><td id=\"redis-verdict\" class=\"{}\">{}</td></tr>\
+         <tr><th>Torn down</th><td id=\"redis-torn-down\">{}</td></tr></tbody></table>",
+        escape(&c.replication_group),
+        escape(c.snapshot_id.as_deref().unwrap_or("-")),
+        escape(&c.scratch_group),
+        if c.verdict == Verdict::Passed {
+            "passed"
+        } else {
+            "failed"
+        },
+        c.verdict.label(),
+        if c.torn_down { "yes" } else { "no" },
+    );
+    if let Some(m) = &c.measurement {
+        timings(h, m, "redis-");
+    }
+    checks_table(h, &c.checks, "redis-checks");
+    if let Some(e) = &c.error {
+        let _ = write!(h, "<pre id=\"redis-error\">{}</pre>", escape(e));
+    }
 }
 
 #[cfg(test)]
@@ -376,6 +430,7 @@ mod tests {
             error: None,
             torn_down: true,
             note: "local".into(),
+            cache: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::spec::{AccessPolicySpec, LaunchTemplateSpec, TaintSpec};
@@ -219,6 +220,13 @@ pub struct ActualReplicationGroup {
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Where clients connect (`host`, `port`): the primary endpoint, or the configuration endpoint in
+    /// cluster mode; `None` until the group is available.
+    #[serde(default)]
+    pub endpoint: Option<(String, u16)>,
+    /// When it was made.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// What exists of an environment: the instances, cluster and caches its spec names (absent ones are

@@ -17,6 +17,10 @@ pub struct HealthSpec {
     /// A SQL probe of one of the environment's live instances (credentials by reference only).
     #[serde(default)]
     pub sql: Option<SqlHealthCheck>,
+    /// `PING` each Redis replication group (with its AUTH token, over TLS when it has in-transit
+    /// encryption): on when the health check runs where the groups' security groups admit it.
+    #[serde(default)]
+    pub redis_ping: bool,
 }
 
 /// The health check's SQL probe: `SELECT 1` on one of the environment's RDS instances.

@@ -24,7 +24,7 @@ pub use environment::{EnvironmentSpec, spec_key};
 pub use error::{Problem, SpecError};
 pub use policy::{
     AlarmMapping, ApprovalPolicy, BackupPolicy, DEFAULT_APPROVAL_TIMEOUT_MINUTES,
-    DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPlacement, DrillPolicy, RollbackPolicy,
+    DEFAULT_ROLLBACK_WINDOW_MINUTES, DrillPlacement, DrillPolicy, RedisProbeSpec, RollbackPolicy,
 };
 pub use probe::{CredentialRef, ProbeSpec};
 pub use redis::RedisSpec;

@@ -143,6 +143,21 @@ pub struct DrillPolicy {
     /// source instance; all of it is needed when the source cannot be read (a deleted instance).
     #[serde(default)]
     pub placement: Option<DrillPlacement>,
+    /// The Redis probe run against the restored replication group (`PING`, and the canary key when
+    /// given). Its AUTH token is the source group's (`redis[].auth_token_secret`), its TLS the source's
+    /// in-transit encryption.
+    #[serde(default)]
+    pub redis_probe: Option<RedisProbeSpec>,
+}
+
+/// The drill's Redis probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisProbeSpec {
+    /// A key the application writes with the time of its newest write (RFC 3339, or seconds or
+    /// milliseconds since the epoch): read from the restored group, it gives the real RPO.
+    #[serde(default)]
+    pub canary_key: Option<String>,
 }
 
 /// Where a drill restores its scratch instance. The drill reads the source instance's DB subnet group,

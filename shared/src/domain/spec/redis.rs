@@ -8,7 +8,7 @@ use super::error::SpecError;
 use super::rds_settings::{is_key_reference, is_security_group_id};
 
 /// One Redis replication group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSpec {
     /// The replication group's id.

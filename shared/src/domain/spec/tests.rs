@@ -187,6 +187,40 @@ drill:
 }
 
 #[test]
+fn the_redis_probe_needs_a_group_and_a_sane_canary_key() {
+    let doc = |redis: &str, probe: &str| {
+        format!(
+            "environment: prod\nrds: [ {{ identifier: a-db, engine: postgres, instance_class: db.t4g.small }} ]\n{redis}\
+             drill: {{ rto_target_minutes: 30, rpo_target_minutes: 5, instance_class: db.t4g.small, redis_probe: {probe} }}\n\
+             health: {{ redis_ping: true }}\n"
+        )
+    };
+    let group = "redis: [ { replication_group_id: a-cache, node_type: cache.t4g.small } ]\n";
+    let spec = EnvironmentSpec::parse(&doc(group, "{ canary_key: \"opsplane:canary\" }")).unwrap();
+    assert_eq!(
+        spec.drill
+            .unwrap()
+            .redis_probe
+            .unwrap()
+            .canary_key
+            .as_deref(),
+        Some("opsplane:canary")
+    );
+    assert!(spec.health.redis_ping);
+    // PING only.
+    assert!(EnvironmentSpec::parse(&doc(group, "{}")).is_ok());
+    assert_eq!(
+        field_of(&doc(group, "{ canary_key: \"\" }")),
+        "drill.redis_probe.canary_key"
+    );
+    assert_eq!(field_of(&doc("", "{}")), "drill.redis_probe");
+    assert_eq!(
+        field_of(&doc(group, "{ canary: x }")),
+        "drill.redis_probe.canary"
+    );
+}
+
+#[test]
 fn probe_credentials_are_references_exactly_one() {
     let doc = |probe: &str| {
         format!(

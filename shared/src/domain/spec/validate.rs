@@ -261,6 +261,23 @@ impl EnvironmentSpec {
             {
                 out.push(e);
             }
+            if let Some(key) = drill
+                .redis_probe
+                .as_ref()
+                .and_then(|p| p.canary_key.as_deref())
+                && (key.is_empty() || key.len() > 512)
+            {
+                out.push(SpecError::invalid(
+                    "drill.redis_probe.canary_key",
+                    "must be a key name of 1 to 512 bytes; leave it out to PING only",
+                ));
+            }
+            if drill.redis_probe.is_some() && self.redis.is_empty() {
+                out.push(SpecError::invalid(
+                    "drill.redis_probe",
+                    "the environment has no `redis` replication group to probe: add one or remove the probe",
+                ));
+            }
             let groups = drill
                 .placement
                 .iter()

@@ -26,6 +26,8 @@ use tracing::Instrument as _;
 use crate::future::BoxFuture;
 use crate::secrets::{DbLogin, TlsMode};
 
+pub mod redis;
+
 /// Environment variable that maps every probed endpoint to `host:port` (local runs, where moto's endpoints
 /// do not exist). Production never sets it.
 pub const ENV_ENDPOINT_OVERRIDE: &str = "OPSPLANE_PROBE_ENDPOINT_OVERRIDE";
@@ -37,6 +39,8 @@ pub const ENV_CA_BUNDLE: &str = "OPSPLANE_PROBE_CA_BUNDLE";
 pub struct ProbeSettings {
     /// `host:port` to connect to instead of the probed instance's endpoint.
     pub endpoint_override: Option<(String, u16)>,
+    /// `host:port` to connect to instead of a probed replication group's endpoint.
+    pub redis_endpoint_override: Option<(String, u16)>,
     /// CA certificates (PEM) to verify the server's certificate with; `None`: the platform's roots.
     pub ca_bundle: Option<PathBuf>,
     /// The probe's network where a world models one (the local world); `None` on AWS, where the VPC itself
@@ -49,6 +53,9 @@ pub struct ProbeSettings {
 pub trait Reachability: Send + Sync + std::fmt::Debug {
     /// `Ok` when a connection from the probe to `instance` would get through; `Err` says why not.
     fn reaches<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<(), String>>;
+
+    /// The same for the replication group `group`: its cache subnet group's VPC and its security groups.
+    fn reaches_cache<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// `Err` (the probe's failure, worded as the connection that times out on AWS) when `settings` model a
@@ -63,6 +70,17 @@ pub async fn check_reach(settings: &ProbeSettings, instance: &str) -> Result<(),
     }
 }
 
+/// [`check_reach`] for the replication group `group`.
+pub async fn check_cache_reach(settings: &ProbeSettings, group: &str) -> Result<(), String> {
+    match &settings.network {
+        Some(network) => network
+            .reaches_cache(group)
+            .await
+            .map_err(|why| format!("could not connect to {group}: timed out ({why})")),
+        None => Ok(()),
+    }
+}
+
 impl ProbeSettings {
     /// The settings from the process environment (an empty variable counts as unset): what a function's
     /// `main` reads.
@@ -72,14 +90,15 @@ impl ProbeSettings {
 
     /// Reads the settings through `lookup` (the process environment in `main`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let endpoint_override = match lookup(ENV_ENDPOINT_OVERRIDE) {
-            None => None,
-            Some(v) => Some(parse_host_port(&v).ok_or_else(|| {
-                format!("{ENV_ENDPOINT_OVERRIDE}=\"{v}\" is not host:port (e.g. 127.0.0.1:5432)")
-            })?),
+        let endpoint = |name: &str, example: &str| match lookup(name) {
+            None => Ok(None),
+            Some(v) => parse_host_port(&v).map(Some).ok_or_else(|| {
+                format!("{name}=\"{v}\" is not host:port (e.g. 127.0.0.1:{example})")
+            }),
         };
         Ok(Self {
-            endpoint_override,
+            endpoint_override: endpoint(ENV_ENDPOINT_OVERRIDE, "5432")?,
+            redis_endpoint_override: endpoint(redis::ENV_REDIS_ENDPOINT_OVERRIDE, "6379")?,
             ca_bundle: lookup(ENV_CA_BUNDLE).map(PathBuf::from),
             network: None,
         })
@@ -378,6 +397,11 @@ impl RustlsConnector {
             config: Arc::new(config),
         })
     }
+
+    /// The rustls configuration, for a connection that is not PostgreSQL's (the Redis probe's).
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
 }
 
 impl<S> MakeTlsConnect<S> for RustlsConnector
@@ -477,11 +501,13 @@ mod tests {
     fn settings_parse_the_override_and_the_bundle() {
         let s = ProbeSettings::from_lookup(|k| match k {
             ENV_ENDPOINT_OVERRIDE => Some("127.0.0.1:5433".into()),
+            redis::ENV_REDIS_ENDPOINT_OVERRIDE => Some("127.0.0.1:6380".into()),
             ENV_CA_BUNDLE => Some("/opt/rds/global-bundle.pem".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(s.endpoint_override, Some(("127.0.0.1".into(), 5433)));
+        assert_eq!(s.redis_endpoint_override, Some(("127.0.0.1".into(), 6380)));
         assert_eq!(
             s.ca_bundle.as_deref(),
             Some(std::path::Path::new("/opt/rds/global-bundle.pem"))
@@ -492,6 +518,7 @@ mod tests {
         assert!(err.contains(ENV_ENDPOINT_OVERRIDE));
         let unset = ProbeSettings::from_lookup(|_| None).unwrap();
         assert_eq!(unset.endpoint_override, None);
+        assert_eq!(unset.redis_endpoint_override, None);
         assert_eq!(unset.ca_bundle, None);
         assert!(unset.network.is_none(), "production never models a network");
     }
