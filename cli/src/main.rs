@@ -131,6 +131,15 @@ enum ReportCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// The fleet's heat map: every environment's newest backup, last drill's RTO and RPO against their
+    /// targets, and health; stored under reports/fleet/ and its HTML page written to the current directory.
+    Fleet {
+        /// Print the report as JSON instead of one line per environment.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// `opsplane bootstrap`.
@@ -364,6 +373,29 @@ async fn run(cli: Cli) -> Result<()> {
                 if let Some(file) = out.html_file {
                     eprintln!("HTML report written to {}", file.display());
                 }
+            } else {
+                print!("{}", out.text);
+            }
+        }
+        Command::Report(ReportCommand::Fleet { json, target }) => {
+            let cfg = target.config()?;
+            let clients = Clients::load(&cfg).await;
+            let objects = opsplane_shared::aws::objects::ObjectStore::new(
+                clients.s3.clone(),
+                cfg.bucket_name.clone(),
+            );
+            let specs = opsplane_shared::aws::specs::SpecStore::new(
+                clients.s3.clone(),
+                cfg.bucket_name.clone(),
+            );
+            let state = opsplane_shared::state::StateStore::from_config(&cfg, &clients);
+            let cwd = std::env::current_dir().context("reading the current directory")?;
+            let out =
+                opsplane_cli::report::fleet(&specs, &state, &objects, &cwd, chrono::Utc::now())
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out.report)?);
+                eprintln!("HTML report written to {}", out.html_file.display());
             } else {
                 print!("{}", out.text);
             }
@@ -737,6 +769,7 @@ mod tests {
             &["drift"],
             &["audit"],
             &["report", "drill"],
+            &["report", "fleet"],
         ] {
             let mut cmd = &mut cli;
             for name in path {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod first_use;
+pub mod fleet;
 pub mod future;
 pub mod idempotency;
 pub mod lock;

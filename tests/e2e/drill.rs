@@ -82,6 +82,18 @@ pub async fn run_drill(plane: &Plane, input: Value) -> Description {
 }
 
 /// The text of the element with `id` in the report's HTML.
+/// A report's HTML page as a document (its `<!DOCTYPE html>` allowed).
+pub fn parse_html(html: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse_with_options(
+        html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("the report's HTML is well formed")
+}
+
 pub fn by_id(doc: &roxmltree::Document, id: &str) -> String {
     doc.descendants()
         .find(|n| n.attribute("id") == Some(id))
@@ -197,14 +209,7 @@ async fn drill_restores_verifies_measures_tears_down_and_reports() {
     let rm = report.measurement.as_ref().unwrap();
     assert_eq!(rm.rto_seconds, from_events);
     assert_eq!(rm.rpo_source, RpoSource::Canary);
-    let doc = roxmltree::Document::parse_with_options(
-        &html,
-        roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..Default::default()
-        },
-    )
-    .expect("the report is well-formed");
+    let doc = parse_html(&html);
     assert_eq!(by_id(&doc, "verdict"), "passed");
     assert_eq!(by_id(&doc, "rto-seconds"), from_events.to_string());
     assert_eq!(by_id(&doc, "rpo-seconds"), rpo.to_string());

@@ -36,6 +36,9 @@ mod redis_server;
 // The drill of an instance and a Redis group side by side: TLS probe, canary RPO, teardown on every path.
 mod redis_drill;
 
+// The fleet report: every environment's backup, drill and health in one heat map.
+mod fleet;
+
 // Redis replication groups through provision: made, changed in place, upgraded with approval, refused; drift.
 mod redis;
 

@@ -11,7 +11,9 @@ use opsplane_statemachines::Status;
 use serde_json::json;
 
 use crate::backup::{Plane, deps};
-use crate::drill::{by_id, drill_instances, event_time, report_of, run_drill, run_drill_ok};
+use crate::drill::{
+    by_id, drill_instances, event_time, parse_html, report_of, run_drill, run_drill_ok,
+};
 use crate::faults::{Fault, backup_probing_with_fault};
 use crate::redis_server::{command, to_redis};
 
@@ -111,14 +113,7 @@ async fn a_drill_restores_the_redis_snapshot_beside_the_instance_probes_it_and_r
         !probe.contains(crate::redis_server::redis().token()),
         "{probe}"
     );
-    let doc = roxmltree::Document::parse_with_options(
-        &html,
-        roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let doc = parse_html(&html);
     let text = |id: &str| by_id(&doc, id);
     assert_eq!(text("redis-rto-seconds"), m.rto_seconds.to_string());
     assert_eq!(text("redis-rpo-seconds"), m.rpo_seconds.to_string());

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use opsplane_shared::aws::Clients;
 use opsplane_shared::aws::eks::Eks;
 use opsplane_shared::aws::elasticache::Caches;
+use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::observe::observe;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::specs::{SpecStore, SpecStoreError};
@@ -114,6 +115,8 @@ pub struct Deps {
     pub caches: Caches,
     /// The specs.
     pub specs: SpecStore,
+    /// The state bucket, where the fleet report goes.
+    pub objects: ObjectStore,
     /// Backup records and health records.
     pub state: StateStore,
     /// Time.
@@ -144,6 +147,7 @@ impl Deps {
             eks: Eks::new(clients.eks.clone()),
             caches: Caches::new(clients.elasticache.clone()),
             specs: SpecStore::new(clients.s3.clone(), config.bucket_name.clone()),
+            objects: ObjectStore::new(clients.s3.clone(), config.bucket_name.clone()),
             state: StateStore::from_config(&config, clients),
             clock: Arc::new(SystemClock),
             http: Arc::new(ReqwestProber::default()),
@@ -323,7 +327,33 @@ opsplane_shared::actions! {
         "check" => Check(CheckInput),
         /// The environments a sweep covers.
         "list-environments" => ListEnvironments(SweepInput),
+        /// The fleet report, after a sweep.
+        "fleet-report" => FleetReport(FleetReportInput),
     }
+}
+
+/// `fleet-report`: takes nothing; the report covers every environment with a spec.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetReportInput {}
+
+/// Writes the fleet report (every environment's backup freshness, last drill against its targets, and
+/// health, as the catalog has them now): its keys and how many environments are at each level.
+pub async fn fleet_report(deps: &Deps) -> Result<Value, OpsError> {
+    let report = opsplane_shared::fleet::gather(&deps.specs, &deps.state, deps.clock.now()).await?;
+    let (json_key, html_key) = opsplane_shared::fleet::store(&deps.objects, &report).await?;
+    let counts: serde_json::Map<String, Value> = report
+        .counts()
+        .iter()
+        .map(|(level, n)| (level.label().to_owned(), json!(n)))
+        .collect();
+    tracing::info!(environments = report.rows.len(), %html_key, "fleet report written");
+    Ok(json!({
+        "json_key": json_key,
+        "html_key": html_key,
+        "environments": report.rows.len(),
+        "counts": counts,
+    }))
 }
 
 /// The JSON boundary: parses the action and returns its output as JSON.
@@ -336,6 +366,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
             let environments = sweep_environments(&deps.specs, &i.input).await?;
             Ok(json!({ "environments": environments }))
         }
+        Action::FleetReport(FleetReportInput {}) => fleet_report(deps).await,
     }
 }
 

@@ -370,10 +370,7 @@ pub fn assess(spec: &EnvironmentSpec, obs: &Observations<'_>) -> HealthReport {
             r.add(Verdict::Unhealthy, "http", &check.url, message);
         }
     }
-    let max_age = spec
-        .health
-        .backup_max_age_minutes
-        .or(spec.drill.as_ref().map(|d| d.rpo_target_minutes));
+    let max_age = spec.backup_max_age_minutes();
     if let Some(max_age) = max_age
         && !spec.rds.is_empty()
     {

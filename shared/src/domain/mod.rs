@@ -5,6 +5,7 @@
 pub mod arn;
 pub mod backup;
 pub mod drill;
+pub mod fleet;
 pub mod health;
 pub mod names;
 pub mod plan;

@@ -11,6 +11,22 @@ pub fn yes_no(value: Option<bool>) -> &'static str {
     }
 }
 
+/// `s` as HTML text: `&`, `<`, `>` and both quotes escaped, safe in an element and in an attribute.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// A time to the second with its zone: `2026-11-30 15:02:07 UTC`.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()

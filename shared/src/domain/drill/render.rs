@@ -7,22 +7,7 @@ use super::{
     CacheReport, Check, DrillPoint, DrillReport, Measurement, RestoreMode, RpoSource, Targets,
     Verdict,
 };
-use crate::domain::readable;
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use crate::domain::readable::{self, html_escape as escape};
 
 /// Seconds as `1h 02m 03s` / `4m 05s` / `6s`.
 pub fn human_duration(seconds: i64) -> String {

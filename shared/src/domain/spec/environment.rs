@@ -85,4 +85,12 @@ impl EnvironmentSpec {
     pub fn instance(&self, identifier: &str) -> Option<&RdsSpec> {
         self.rds.iter().find(|d| d.identifier == identifier)
     }
+
+    /// How old the newest completed backup may be, in minutes: `health.backup_max_age_minutes`, else the
+    /// drill's RPO target; `None` when neither is set.
+    pub fn backup_max_age_minutes(&self) -> Option<u32> {
+        self.health
+            .backup_max_age_minutes
+            .or(self.drill.as_ref().map(|d| d.rpo_target_minutes))
+    }
 }
