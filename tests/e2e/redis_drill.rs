@@ -118,6 +118,20 @@ async fn a_drill_restores_the_redis_snapshot_beside_the_instance_probes_it_and_r
     assert_eq!(text("redis-rto-seconds"), m.rto_seconds.to_string());
     assert_eq!(text("redis-rpo-seconds"), m.rpo_seconds.to_string());
     assert_eq!(text("redis-verdict"), "passed");
+    // Both engines' recovery by phase, the restore phase being the RTO.
+    for (phases, rto) in [
+        (
+            &report.phases,
+            report.measurement.as_ref().unwrap().rto_seconds,
+        ),
+        (&c.phases, m.rto_seconds),
+    ] {
+        let named: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(named, ["restore", "verify", "measure", "teardown"]);
+        assert_eq!(phases[0].seconds, rto);
+    }
+    assert!(!text("redis-phase-teardown").is_empty());
+    assert!(!text("phase-restore").is_empty());
     assert!(text("rto-seconds").parse::<i64>().is_ok());
 
     assert!(drill_groups(&plane).await.is_empty(), "torn down");

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use opsplane_shared::OpsError;
 use opsplane_shared::domain::backup::key_timestamp;
 use opsplane_shared::domain::drill::{
-    CacheReport, Check, DrillPoint, DrillReport, Measurement, Verdict, render_html, report_keys,
+    CACHE_PHASES, CacheReport, Check, DATABASE_PHASES, DrillPoint, DrillReport, Measurement,
+    StateEvent, Verdict, phases, render_html, report_keys,
 };
 use opsplane_shared::state::{DrillRecord, DrillVerdict};
 use serde::{Deserialize, Serialize};
@@ -118,7 +119,11 @@ pub struct DrillState {
 }
 
 /// The Redis part of the report, from its steps' outputs.
-fn cache_report(plan: &DrillPlan, steps: Option<&Steps<CachePick>>) -> Option<CacheReport> {
+fn cache_report(
+    plan: &DrillPlan,
+    steps: Option<&Steps<CachePick>>,
+    events: &[StateEvent],
+) -> Option<CacheReport> {
     let cache = plan.cache.as_ref()?;
     let none = Steps::default();
     let steps = steps.unwrap_or(&none);
@@ -132,6 +137,7 @@ fn cache_report(plan: &DrillPlan, steps: Option<&Steps<CachePick>>) -> Option<Ca
         checks: o.checks,
         error: o.error,
         torn_down: o.torn_down,
+        phases: phases(events, &CACHE_PHASES),
     })
 }
 
@@ -224,7 +230,16 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
     let state = &input.state;
     let plan = &state.plan;
     let own = state.steps.outcome("");
-    let cache = cache_report(plan, state.cache.as_ref());
+    // The phases come from the execution's events; a history that cannot be read costs the timeline, not
+    // the report.
+    let events = match crate::history::state_events(deps.history.as_ref(), &input.execution).await {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(error = %e, "the drill's history could not be read: no timeline");
+            Vec::new()
+        }
+    };
+    let cache = cache_report(plan, state.cache.as_ref(), &events);
     // The drill passes only when every engine's part does.
     let verdict = cache
         .as_ref()
@@ -260,6 +275,7 @@ pub async fn report(deps: &Deps, input: ReportInput) -> Result<ReportOutput, Ops
         torn_down: own.torn_down,
         note: note.to_owned(),
         cache,
+        phases: phases(&events, &DATABASE_PHASES),
     };
     // The chart: previous drills from the catalog (oldest first), then this one.
     let previous: Vec<DrillRecord> = deps

@@ -133,6 +133,49 @@ pub fn restore_window(
     Ok((requested, available))
 }
 
+/// One phase of a drill's recovery, as the timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    /// `restore`, `verify`, `measure`, `teardown`.
+    pub name: String,
+    /// When it began: its first state's first entry.
+    pub started_at: DateTime<Utc>,
+    /// How long it took: to its last state's last exit.
+    pub seconds: i64,
+}
+
+/// The phases of the instance's part of a drill: each named by its first and last state.
+pub const DATABASE_PHASES: [(&str, &str, &str); 4] = [
+    ("restore", "Restore", "WaitRestore"),
+    ("verify", "Verify", "Verify"),
+    ("measure", "Measure", "Measure"),
+    ("teardown", "Teardown", "WaitTeardown"),
+];
+
+/// The same for the Redis replication group's part.
+pub const CACHE_PHASES: [(&str, &str, &str); 4] = [
+    ("restore", "RestoreCache", "WaitCacheRestore"),
+    ("verify", "VerifyCache", "VerifyCache"),
+    ("measure", "MeasureCache", "MeasureCache"),
+    ("teardown", "TeardownCache", "WaitCacheTeardown"),
+];
+
+/// The phases `events` show, in order: each from its first state's first entry to its last state's last
+/// exit; a phase that did not both start and end (the drill stopped before it) is left out.
+pub fn phases(events: &[StateEvent], named: &[(&str, &str, &str)]) -> Vec<Phase> {
+    named
+        .iter()
+        .filter_map(|(name, first, last)| {
+            let (start, end) = restore_window(events, first, last).ok()?;
+            Some(Phase {
+                name: (*name).to_owned(),
+                started_at: start,
+                seconds: (end - start).num_seconds(),
+            })
+        })
+        .collect()
+}
+
 /// A drill's figures against its targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Measurement {
@@ -278,6 +321,9 @@ pub struct DrillReport {
     /// The Redis replication group's drill, when the environment has one.
     #[serde(default)]
     pub cache: Option<CacheReport>,
+    /// The instance's recovery by phase (restore, verify, measure, teardown), from the execution's events.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
 }
 
 /// The Redis part of a drill: its own restore, checks and figures beside the RDS ones.
@@ -299,6 +345,9 @@ pub struct CacheReport {
     pub error: Option<String>,
     /// Whether the scratch group was deleted.
     pub torn_down: bool,
+    /// Its recovery by phase, from the execution's events.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
 }
 
 impl Verdict {
@@ -401,6 +450,24 @@ mod tests {
             Verdict::RestoreFailed.worst(Verdict::TargetMissed),
             Verdict::RestoreFailed
         );
+    }
+
+    #[test]
+    fn phases_run_from_their_first_state_in_to_their_last_state_out() {
+        let events = vec![
+            ev("2026-01-01T00:00:00Z", "Restore", true),
+            ev("2026-01-01T00:00:01Z", "Restore", false),
+            ev("2026-01-01T00:00:01Z", "WaitRestore", true),
+            ev("2026-01-01T00:18:07Z", "WaitRestore", false),
+            ev("2026-01-01T00:18:07Z", "Verify", true),
+            ev("2026-01-01T00:18:09Z", "Verify", false),
+            ev("2026-01-01T00:18:09Z", "Teardown", true),
+        ];
+        let got = phases(&events, &DATABASE_PHASES);
+        let named: Vec<(&str, i64)> = got.iter().map(|p| (p.name.as_str(), p.seconds)).collect();
+        // Measure never ran and teardown never ended: both left out.
+        assert_eq!(named, [("restore", 1087), ("verify", 2)]);
+        assert_eq!(got[1].started_at, t("2026-01-01T00:18:07Z"));
     }
 
     #[test]

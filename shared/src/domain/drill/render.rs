@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    CacheReport, Check, DrillPoint, DrillReport, Measurement, RestoreMode, RpoSource, Targets,
-    Verdict,
+    CacheReport, Check, DrillPoint, DrillReport, Measurement, Phase, RestoreMode, RpoSource,
+    Targets, Verdict,
 };
 use crate::domain::readable::{self, html_escape as escape};
 
@@ -182,7 +182,7 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
     h.push_str(
         "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}\
          td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.passed{color:#2a7d2a}\
-         .failed{color:#b00020}</style></head><body>",
+         .failed{color:#b00020}.axis{width:30em}.bar{background:#4a7ebb;height:0.9em}</style></head><body>",
     );
     let _ = write!(h, "<h1>{}</h1>", escape(&title));
     let verdict_class = if report.verdict == Verdict::Passed {
@@ -246,6 +246,7 @@ pub fn render_html(report: &DrillReport, history: &[DrillPoint]) -> String {
         h.push_str("<h2>Timings against targets</h2>");
         timings(&mut h, m, "");
     }
+    timeline(&mut h, &report.phases, "");
     checks_table(&mut h, &report.checks, "checks");
     if let Some(e) = &report.error {
         let _ = write!(h, "<h2>Error</h2><pre id=\"error\">{}</pre>", escape(e));
@@ -319,6 +320,38 @@ fn timings(h: &mut String, m: &Measurement, prefix: &str) {
     );
 }
 
+/// The recovery by phase: one bar per phase on one time axis (from the first phase's start to the last's
+/// end), with its duration; nothing when no phase was seen.
+fn timeline(h: &mut String, phases: &[Phase], prefix: &str) {
+    let (Some(start), Some(end)) = (
+        phases.iter().map(|p| p.started_at).min(),
+        phases
+            .iter()
+            .map(|p| p.started_at + chrono::Duration::seconds(p.seconds))
+            .max(),
+    ) else {
+        return;
+    };
+    let span = (end - start).num_seconds().max(1) as f64;
+    let _ = write!(
+        h,
+        "<h3>Recovery by phase</h3><table id=\"{prefix}timeline\" class=\"timeline\"><tbody>"
+    );
+    for p in phases {
+        let offset = (p.started_at - start).num_seconds() as f64 / span * 100.0;
+        let width = (p.seconds as f64 / span * 100.0).max(0.5);
+        let _ = write!(
+            h,
+            "<tr><th>{}</th><td id=\"{prefix}phase-{}\">{}</td><td class=\"axis\"><div class=\"bar\" \
+             style=\"margin-left:{offset:.1}%;width:{width:.1}%\"></div></td></tr>",
+            escape(&p.name),
+            escape(&p.name),
+            human_duration(p.seconds)
+        );
+    }
+    h.push_str("</tbody></table>");
+}
+
 /// The verification table `id`, when there are checks.
 fn checks_table(h: &mut String, checks: &[Check], id: &str) {
     if checks.is_empty() {
@@ -365,6 +398,7 @@ fn cache_section(h: &mut String, c: &CacheReport) {
     if let Some(m) = &c.measurement {
         timings(h, m, "redis-");
     }
+    timeline(h, &c.phases, "redis-");
     checks_table(h, &c.checks, "redis-checks");
     if let Some(e) = &c.error {
         let _ = write!(h, "<pre id=\"redis-error\">{}</pre>", escape(e));
@@ -416,7 +450,31 @@ mod tests {
             torn_down: true,
             note: "local".into(),
             cache: None,
+            phases: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_timeline_draws_each_phase_on_one_axis() {
+        let mut r = report();
+        assert!(!render_html(&r, &[]).contains("id=\"timeline\""));
+        let start = r.started_at;
+        r.phases = vec![
+            Phase {
+                name: "restore".into(),
+                started_at: start,
+                seconds: 900,
+            },
+            Phase {
+                name: "teardown".into(),
+                started_at: start + Duration::seconds(900),
+                seconds: 100,
+            },
+        ];
+        let html = render_html(&r, &[]);
+        assert!(html.contains("id=\"timeline\""));
+        assert!(html.contains("id=\"phase-restore\">15m 00s<"), "{html}");
+        assert!(html.contains("margin-left:90.0%;width:10.0%"), "{html}");
     }
 
     #[test]
