@@ -64,11 +64,7 @@ pub async fn snapshot_cache(
 ) -> Result<CacheSnapshotRef, OpsError> {
     renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
     let spec = deps.spec(&input.environment).await?;
-    if !spec
-        .redis
-        .iter()
-        .any(|g| g.replication_group_id == input.group)
-    {
+    if spec.cache(&input.group).is_none() {
         return Err(OpsError::invalid(
             "group",
             format!(

@@ -199,14 +199,12 @@ async fn ping(
     group: &RedisSpec,
     endpoint: Option<(String, u16)>,
 ) -> Result<String, String> {
-    let id = &group.replication_group_id;
-    opsplane_shared::probe::check_cache_reach(&deps.probe_settings, id).await?;
-    let endpoint = deps
-        .probe_settings
-        .redis_endpoint_override
-        .clone()
-        .or(endpoint)
-        .ok_or_else(|| format!("{id} has no endpoint"))?;
+    let endpoint = opsplane_shared::probe::cache_target(
+        &deps.probe_settings,
+        &group.replication_group_id,
+        endpoint,
+    )
+    .await?;
     opsplane_shared::probe::redis::probe_by_reference(
         deps.credentials.secrets.as_ref(),
         deps.cache_probe.as_ref(),

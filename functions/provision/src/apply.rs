@@ -425,15 +425,11 @@ async fn apply_outstanding(
             }
             // ElastiCache takes one change of a group at a time: one per round, the next once it is available.
             (Resource::ReplicationGroup { id }, kind) if first_update() => {
-                let want = spec
-                    .redis
-                    .iter()
-                    .find(|g| &g.replication_group_id == id)
-                    .ok_or_else(|| {
-                        OpsError::Internal(format!(
-                            "plan names replication group {id}, which the spec lacks"
-                        ))
-                    })?;
+                let want = spec.cache(id).ok_or_else(|| {
+                    OpsError::Internal(format!(
+                        "plan names replication group {id}, which the spec lacks"
+                    ))
+                })?;
                 if kind == ChangeKind::Create {
                     let token = match &want.auth_token_secret {
                         Some(arn) => Some(crate::auth_token(deps, arn).await?),

@@ -195,21 +195,10 @@ impl Caches {
 
     /// The group `id` as the planner sees it, `None` when there is none.
     pub async fn actual(&self, id: &str) -> Result<Option<ActualReplicationGroup>, CachesError> {
-        let described = self
-            .client
-            .describe_replication_groups()
-            .replication_group_id(id)
-            .send()
-            .await;
-        let Some(out) = or_missing(described, &["ReplicationGroupNotFoundFault"], |e| {
-            classify("DescribeReplicationGroups", id, e)
-        })?
-        else {
+        let Some(group) = self.describe(id).await? else {
             return Ok(None);
         };
-        let Some(group) = out.replication_groups().first() else {
-            return Ok(None);
-        };
+        let group = &group;
         let mut actual = read_group(group);
         if let Some(member) = group.member_clusters().first() {
             let clusters = self
@@ -239,6 +228,20 @@ impl Caches {
             actual.tags = self.tags(arn, id).await?;
         }
         Ok(Some(actual))
+    }
+
+    /// The group `id` as `DescribeReplicationGroups` answers, `None` when there is none.
+    async fn describe(&self, id: &str) -> Result<Option<ReplicationGroup>, CachesError> {
+        let described = self
+            .client
+            .describe_replication_groups()
+            .replication_group_id(id)
+            .send()
+            .await;
+        let out = or_missing(described, &["ReplicationGroupNotFoundFault"], |e| {
+            classify("DescribeReplicationGroups", id, e)
+        })?;
+        Ok(out.and_then(|o| o.replication_groups().first().cloned()))
     }
 
     /// Whether the cache subnet group `name` exists in this Region.
@@ -399,9 +402,10 @@ impl Caches {
     /// is already being deleted, `Ok(false)` when there is none. ElastiCache refuses while the group is
     /// creating or modifying ([`CachesError::Busy`]).
     pub async fn delete(&self, id: &str) -> Result<bool, CachesError> {
-        match self.actual(id).await? {
+        // Only the status matters here: the group's members and tags are not read.
+        match self.describe(id).await? {
             None => return Ok(false),
-            Some(g) if g.status == "deleting" => return Ok(true),
+            Some(g) if g.status() == Some("deleting") => return Ok(true),
             Some(_) => {}
         }
         let deleted = self

@@ -70,15 +70,25 @@ pub async fn check_reach(settings: &ProbeSettings, instance: &str) -> Result<(),
     }
 }
 
-/// [`check_reach`] for the replication group `group`.
-pub async fn check_cache_reach(settings: &ProbeSettings, group: &str) -> Result<(), String> {
-    match &settings.network {
-        Some(network) => network
+/// Where the Redis probe connects for the replication group `group` whose endpoint is `endpoint`: the
+/// override of local runs when set, else the endpoint; `Err` (why not) when the modelled network does not
+/// reach the group or it has no endpoint. The drill's probe and the health check's PING both ask here.
+pub async fn cache_target(
+    settings: &ProbeSettings,
+    group: &str,
+    endpoint: Option<(String, u16)>,
+) -> Result<(String, u16), String> {
+    if let Some(network) = &settings.network {
+        network
             .reaches_cache(group)
             .await
-            .map_err(|why| format!("could not connect to {group}: timed out ({why})")),
-        None => Ok(()),
+            .map_err(|why| format!("could not connect to {group}: timed out ({why})"))?;
     }
+    settings
+        .redis_endpoint_override
+        .clone()
+        .or(endpoint)
+        .ok_or_else(|| format!("{group} has no endpoint to connect to"))
 }
 
 impl ProbeSettings {

@@ -86,6 +86,13 @@ impl EnvironmentSpec {
         self.rds.iter().find(|d| d.identifier == identifier)
     }
 
+    /// The spec of one Redis replication group.
+    pub fn cache(&self, replication_group_id: &str) -> Option<&RedisSpec> {
+        self.redis
+            .iter()
+            .find(|r| r.replication_group_id == replication_group_id)
+    }
+
     /// How old the newest completed backup may be, in minutes: `health.backup_max_age_minutes`, else the
     /// drill's RPO target; `None` when neither is set.
     pub fn backup_max_age_minutes(&self) -> Option<u32> {

@@ -62,20 +62,16 @@ pub async fn plan_cache(
             Some(r) => r,
             None => return Ok(None),
         },
-        Some(Value::String(id)) => spec
-            .redis
-            .iter()
-            .find(|r| &r.replication_group_id == id)
-            .ok_or_else(|| {
-                OpsError::invalid(
-                    "replication_group",
-                    format!(
-                        "\"{id}\" is not a replication group of `{}`; one of: {}",
-                        spec.environment,
-                        known()
-                    ),
-                )
-            })?,
+        Some(Value::String(id)) => spec.cache(id).ok_or_else(|| {
+            OpsError::invalid(
+                "replication_group",
+                format!(
+                    "\"{id}\" is not a replication group of `{}`; one of: {}",
+                    spec.environment,
+                    known()
+                ),
+            )
+        })?,
         Some(v) => {
             return Err(OpsError::invalid(
                 "replication_group",

@@ -102,20 +102,10 @@ pub async fn verify_cache(deps: &Deps, input: VerifyCacheInput) -> Result<Verifi
     let spec = deps.spec(&plan.environment).await?;
     let mut canary_newest = None;
     if let Some(probe) = spec.drill.as_ref().and_then(|d| d.redis_probe.as_ref()) {
-        let target = deps
-            .probe_settings
-            .redis_endpoint_override
-            .clone()
-            .or(endpoint);
-        let reach = opsplane_shared::probe::check_cache_reach(&deps.probe_settings, id).await;
-        match (target, reach) {
-            (None, _) => checks.push(Check::new(
-                "redis-probe",
-                false,
-                "no endpoint to connect to",
-            )),
-            (Some(_), Err(why)) => checks.push(Check::new("redis-probe", false, why)),
-            (Some(endpoint), Ok(())) => match probe_by_reference(
+        let target = opsplane_shared::probe::cache_target(&deps.probe_settings, id, endpoint).await;
+        match target {
+            Err(why) => checks.push(Check::new("redis-probe", false, why)),
+            Ok(endpoint) => match probe_by_reference(
                 deps.credentials.secrets.as_ref(),
                 deps.cache_probe.as_ref(),
                 scratch.auth_token_secret.as_deref(),
