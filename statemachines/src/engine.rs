@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::error::{EngineError, Failure, MAX_HISTORY_EVENTS, ValidationError};
 pub use crate::execution::{Description, Status};
-use crate::execution::{ExecState, Execution, Inner, Machine, TokenReply};
+use crate::execution::{ExecState, Execution, Inner, Machine, Started, TokenReply};
 pub use crate::handler::{FunctionError, Handler, HandlerFuture, TaskContext, function_name};
 pub use crate::history::{EventType, HistoryEvent};
 use crate::item_reader::ItemReader;
@@ -219,14 +219,37 @@ impl Engine {
         input: Value,
         probe: Option<Arc<Probe>>,
     ) -> Result<String, EngineError> {
-        let machine = self
-            .inner
+        let machine = self.machine(state_machine_arn)?;
+        // One clock for every execution of the engine: an execution started from outside starts no
+        // earlier than the latest virtual time any task has run at, so what it sees happened before it.
+        match self.start_at(machine, name, input, self.now(), probe)? {
+            Started::New(exec) | Started::Existing(exec) => Ok(exec.arn.clone()),
+        }
+    }
+
+    /// A registered state machine.
+    pub(crate) fn machine(&self, state_machine_arn: &str) -> Result<Arc<Machine>, EngineError> {
+        self.inner
             .machines
             .read()
             .expect("machines lock")
             .get(state_machine_arn)
             .cloned()
-            .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine_arn.to_string()))?;
+            .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine_arn.to_string()))
+    }
+
+    /// Starts an execution of `machine` whose virtual clock starts at `start`: an execution started by
+    /// another one (a `states:startExecution` task, a DISTRIBUTED Map's child) starts at its parent's
+    /// virtual time, not at the engine's latest. A name already used with the same input answers the
+    /// existing execution, which the caller judges (the API's idempotency depends on its status).
+    pub(crate) fn start_at(
+        &self,
+        machine: Arc<Machine>,
+        name: Option<String>,
+        input: Value,
+        start: DateTime<Utc>,
+        probe: Option<Arc<Probe>>,
+    ) -> Result<Started, EngineError> {
         let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let arn = format!(
             "arn:aws:states:{}:{}:execution:{}:{}",
@@ -236,7 +259,7 @@ impl Engine {
             let mut execs = self.inner.executions.write().expect("executions lock");
             if let Some(existing) = execs.get(&arn) {
                 if existing.input == input {
-                    return Ok(arn);
+                    return Ok(Started::Existing(existing.clone()));
                 }
                 return Err(EngineError::ExecutionAlreadyExists(arn));
             }
@@ -247,9 +270,7 @@ impl Engine {
                 name,
                 machine,
                 input,
-                // One clock for every execution of the engine: an execution starts no earlier than the
-                // latest virtual time any task has run at, so what it sees happened before it started.
-                start: self.now(),
+                start,
                 state: Mutex::new(ExecState {
                     status: Status::Running,
                     output: None,
@@ -263,22 +284,24 @@ impl Engine {
                 history_full: AtomicBool::new(false),
                 probe,
             });
-            execs.insert(arn.clone(), exec.clone());
+            execs.insert(arn, exec.clone());
             exec
         };
         let inner = self.inner.clone();
+        let running = exec.clone();
         tokio::spawn(async move {
             // An engine bug must not leave the execution RUNNING forever: record it as a failure.
             let run =
-                std::panic::AssertUnwindSafe(crate::runtime::run_execution(inner, exec.clone()));
+                std::panic::AssertUnwindSafe(crate::runtime::run_execution(inner, running.clone()));
             if futures::FutureExt::catch_unwind(run).await.is_err() {
-                crate::runtime::record_crash(&exec);
+                crate::runtime::record_crash(&running);
             }
         });
-        Ok(arn)
+        Ok(Started::New(exec))
     }
 
-    fn execution(&self, arn: &str) -> Result<Arc<Execution>, EngineError> {
+    /// The execution with this ARN.
+    pub(crate) fn execution(&self, arn: &str) -> Result<Arc<Execution>, EngineError> {
         self.inner
             .executions
             .read()
@@ -290,13 +313,7 @@ impl Engine {
 
     /// Waits until the execution is no longer RUNNING and describes it.
     pub async fn wait_for(&self, execution_arn: &str) -> Result<Description, EngineError> {
-        let exec = self.execution(execution_arn)?;
-        let mut rx = exec.done.subscribe();
-        while !*rx.borrow_and_update() {
-            if rx.changed().await.is_err() {
-                break;
-            }
-        }
+        self.execution(execution_arn)?.ended().await;
         self.describe_execution(execution_arn)
     }
 
@@ -312,20 +329,7 @@ impl Engine {
 
     /// `DescribeExecution`.
     pub fn describe_execution(&self, execution_arn: &str) -> Result<Description, EngineError> {
-        let exec = self.execution(execution_arn)?;
-        let st = exec.state.lock().expect("state lock");
-        Ok(Description {
-            execution_arn: exec.arn.clone(),
-            state_machine_arn: exec.machine.arn.clone(),
-            name: exec.name.clone(),
-            status: st.status,
-            input: exec.input.clone(),
-            output: st.output.clone(),
-            error: st.error.clone(),
-            cause: st.cause.clone(),
-            start_date: exec.start,
-            stop_date: st.stop_date,
-        })
+        Ok(self.execution(execution_arn)?.describe())
     }
 
     /// `ListExecutions` over every state machine: the ARN of every execution started, sorted.
@@ -366,11 +370,8 @@ impl Engine {
         error: Option<String>,
         cause: Option<String>,
     ) -> Result<(), EngineError> {
-        let exec = self.execution(execution_arn)?;
-        exec.abort.send_replace(Some(Failure::new(
-            error.unwrap_or_default(),
-            cause.unwrap_or_default(),
-        )));
+        self.execution(execution_arn)?
+            .stop(error.unwrap_or_default(), cause.unwrap_or_default());
         Ok(())
     }
 

@@ -29,8 +29,22 @@ pub mod names {
     pub const EXCEED_TOLERATED_FAILURE_THRESHOLD: &str = "States.ExceedToleratedFailureThreshold";
     /// A distributed Map's `ItemReader` failed.
     pub const ITEM_READER_FAILED: &str = "States.ItemReaderFailed";
+    /// A DISTRIBUTED Map's `ResultWriter` could not write the Map Run's results to S3 ("ResultWriter
+    /// (Map)", https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
+    pub const RESULT_WRITER_FAILED: &str = "States.ResultWriterFailed";
     /// The task's resource could not be invoked.
     pub const PERMISSIONS: &str = "States.Permissions";
+    /// `states:startExecution` named an execution that exists with another input, or that has ended
+    /// (`StartExecution`, https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+    /// An optimised integration reports a service error as `<Service>.<Code>Exception`.
+    pub const SFN_EXECUTION_ALREADY_EXISTS: &str = "StepFunctions.ExecutionAlreadyExistsException";
+    /// `states:startExecution` named a state machine that does not exist.
+    pub const SFN_STATE_MACHINE_DOES_NOT_EXIST: &str =
+        "StepFunctions.StateMachineDoesNotExistException";
+    /// `states:startExecution` was given an `Input` string that is not JSON.
+    pub const SFN_INVALID_EXECUTION_INPUT: &str = "StepFunctions.InvalidExecutionInputException";
+    /// `states:startExecution` was given a `Name` Step Functions does not accept.
+    pub const SFN_INVALID_NAME: &str = "StepFunctions.InvalidNameException";
     /// A state's `ResultPath` cannot be applied to its input (e.g. a field set inside a string). AWS
     /// names it in "Error handling in Step Functions"
     /// (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html); unlike

@@ -123,6 +123,48 @@ pub(crate) struct Execution {
     pub(crate) probe: Option<Arc<Probe>>,
 }
 
+impl Execution {
+    /// `DescribeExecution`.
+    pub(crate) fn describe(&self) -> Description {
+        let st = self.state.lock().expect("state lock");
+        Description {
+            execution_arn: self.arn.clone(),
+            state_machine_arn: self.machine.arn.clone(),
+            name: self.name.clone(),
+            status: st.status,
+            input: self.input.clone(),
+            output: st.output.clone(),
+            error: st.error.clone(),
+            cause: st.cause.clone(),
+            start_date: self.start,
+            stop_date: st.stop_date,
+        }
+    }
+
+    /// Resolves once the execution is no longer RUNNING.
+    pub(crate) async fn ended(&self) {
+        let mut rx = self.done.subscribe();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// `StopExecution`: the execution ends ABORTED with this error and cause (empty: none).
+    pub(crate) fn stop(&self, error: impl Into<String>, cause: impl Into<String>) {
+        self.abort.send_replace(Some(Failure::new(error, cause)));
+    }
+}
+
+/// What starting an execution under a name did.
+pub(crate) enum Started {
+    /// A new execution runs.
+    New(Arc<Execution>),
+    /// An execution of that name and input existed already (running or not).
+    Existing(Arc<Execution>),
+}
+
 pub(crate) enum TokenReply {
     /// The task succeeded with this output, answered at this virtual time (if the caller has one).
     Success(Value, Option<DateTime<Utc>>),

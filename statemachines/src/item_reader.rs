@@ -1,6 +1,7 @@
-//! The port a DISTRIBUTED Map's `ItemReader` reads through, and the decoding of what it reads.
+//! The port a DISTRIBUTED Map's `ItemReader` reads through (and its `ResultWriter` writes through), and
+//! the decoding of what it reads.
 //!
-//! The engine core knows S3 only by these two operations; the `s3` feature provides the adapter over
+//! The engine core knows S3 only by these three operations; the `s3` feature provides the adapter over
 //! `aws-sdk-s3`, tests can use [`MemoryItemReader`].
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ pub struct ObjectSummary {
     pub storage_class: String,
 }
 
-/// What an `ItemReader` needs from S3.
+/// What a DISTRIBUTED Map needs from S3: its `ItemReader` reads, its `ResultWriter` writes.
 pub trait ItemReader: Send + Sync {
     /// `GetObject`: the object's bytes.
     fn get_object<'a>(
@@ -38,6 +39,13 @@ pub trait ItemReader: Send + Sync {
         bucket: &'a str,
         prefix: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ObjectSummary>, String>>;
+    /// `PutObject`: stores `body` under `key`, replacing what was there.
+    fn put_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// An in-memory bucket store, for tests and local runs without S3.
@@ -58,6 +66,15 @@ impl MemoryItemReader {
             .lock()
             .expect("lock")
             .insert((bucket.to_string(), key.to_string()), body.into());
+    }
+
+    /// An object's bytes, if it is stored.
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.objects
+            .lock()
+            .expect("lock")
+            .get(&(bucket.to_string(), key.to_string()))
+            .cloned()
     }
 }
 
@@ -101,6 +118,16 @@ impl ItemReader for MemoryItemReader {
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Box::pin(async move { Ok(out) })
+    }
+
+    fn put_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        self.put(bucket, key, body);
+        Box::pin(async { Ok(()) })
     }
 }
 

@@ -1,10 +1,11 @@
-//! The S3 adapter of the [`ItemReader`] port, over `aws-sdk-s3` (feature `s3`).
+//! The S3 adapter of the [`ItemReader`] port, over `aws-sdk-s3` (feature `s3`): what a DISTRIBUTED Map
+//! reads its items from and writes its `ResultWriter` results to.
 
 use futures::future::BoxFuture;
 
 use crate::item_reader::{ItemReader, ObjectSummary};
 
-/// Reads DISTRIBUTED Map items from S3 through the SDK.
+/// Reads DISTRIBUTED Map items from S3, and writes Map Run results there, through the SDK.
 #[derive(Debug, Clone)]
 pub struct S3ItemReader {
     client: aws_sdk_s3::Client,
@@ -86,6 +87,31 @@ impl ItemReader for S3ItemReader {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn put_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(aws_sdk_s3::primitives::ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "S3 PutObject s3://{bucket}/{key}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            Ok(())
         })
     }
 }

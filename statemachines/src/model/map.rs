@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::MachineType;
 use super::ctx::Ctx;
 use super::template::{dynamic, template};
 use super::types::*;
@@ -42,6 +43,7 @@ impl Ctx {
             return None;
         };
         let mut distributed = false;
+        let mut execution_type = MachineType::Standard;
         if let Some(cfg) = po.get("ProcessorConfig") {
             match cfg.get("Mode").and_then(Value::as_str) {
                 None | Some("INLINE") => {}
@@ -52,14 +54,15 @@ impl Ctx {
                     format!("\"{other}\" is not INLINE or DISTRIBUTED"),
                 )),
             }
-            if let Some(et) = cfg.get("ExecutionType").and_then(Value::as_str)
-                && !["STANDARD", "EXPRESS"].contains(&et)
-            {
-                ctx.push(ValidationError::field(
-                    name,
-                    "ItemProcessor.ProcessorConfig.ExecutionType",
-                    format!("\"{et}\" is not STANDARD or EXPRESS"),
-                ));
+            if let Some(et) = cfg.get("ExecutionType").and_then(Value::as_str) {
+                match et.parse() {
+                    Ok(t) => execution_type = t,
+                    Err(_) => ctx.push(ValidationError::field(
+                        name,
+                        "ItemProcessor.ProcessorConfig.ExecutionType",
+                        format!("\"{et}\" is not STANDARD or EXPRESS"),
+                    )),
+                }
             }
         }
         if let Some(label) = b.get("Label") {
@@ -206,6 +209,10 @@ impl Ctx {
                 "must be between 0 and 100",
             ));
         }
+        let result_writer = match b.get("ResultWriter") {
+            Some(rw) if distributed => ctx.result_writer(name, rw, qlang),
+            _ => None,
+        };
         Some(Kind::Map(Box::new(MapSpec {
             processor: Arc::new(processor),
             distributed,
@@ -217,6 +224,9 @@ impl Ctx {
             max_concurrency,
             tolerated_failure_count,
             tolerated_failure_percentage,
+            label: b.get("Label").and_then(Value::as_str).map(str::to_string),
+            execution_type,
+            result_writer,
         })))
     }
 }

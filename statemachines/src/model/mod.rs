@@ -9,6 +9,7 @@ mod kinds;
 mod machine;
 mod map;
 mod resource;
+mod result_writer;
 mod retry;
 mod state;
 mod targets;

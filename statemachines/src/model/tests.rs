@@ -130,6 +130,51 @@ fn map_and_parallel_rules() {
 }
 
 #[test]
+fn distributed_map_result_writer_label_and_execution_type() {
+    let map = |extra: Value| {
+        let mut m = json!({"Type": "Map", "End": true, "Label": "Run",
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        json!({"StartAt": "M", "States": {"M": m}})
+    };
+    let spec = |sm: &StateMachine| match &sm.states[0].kind {
+        Kind::Map(spec) => (**spec).clone(),
+        _ => panic!("not a Map"),
+    };
+    let s3 = json!({"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "b", "Prefix": "p"}}});
+    let m = spec(&ok(map(s3)));
+    let rw = m.result_writer.unwrap();
+    assert_eq!(
+        rw.resource.as_deref(),
+        Some("arn:aws:states:::s3:putObject")
+    );
+    // Exported without a WriterConfig, results keep their metadata.
+    assert_eq!(rw.transformation, Transformation::None);
+    assert_eq!(m.label.as_deref(), Some("Run"));
+    assert_eq!(m.execution_type, MachineType::Express);
+    let preview = spec(&ok(map(
+        json!({"ResultWriter": {"WriterConfig": {"Transformation": "FLATTEN", "OutputType": "JSONL"}}}),
+    )));
+    let rw = preview.result_writer.unwrap();
+    assert!(rw.resource.is_none() && rw.json_lines);
+    assert_eq!(rw.transformation, Transformation::Flatten);
+    let e = err(map(json!({"ResultWriter": {}})));
+    assert!(e.contains("ResultWriter"), "{e}");
+    let e = err(map(
+        json!({"ResultWriter": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b"}}}),
+    ));
+    assert!(e.contains("ResultWriter.Resource"), "{e}");
+    let e = err(map(
+        json!({"ResultWriter": {"WriterConfig": {"Transformation": "SQUASH"}}}),
+    ));
+    assert!(e.contains("Transformation"), "{e}");
+}
+
+#[test]
 fn query_languages_per_state() {
     let sm = ok(json!({"StartAt": "A", "States": {
         "A": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% $states.input %}", "Next": "B"},

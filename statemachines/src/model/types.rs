@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::intrinsic::Call;
+use crate::model::MachineType;
 use crate::path::Path;
 
 /// The expression language of a state.
@@ -147,6 +148,38 @@ pub struct MapSpec {
     pub tolerated_failure_count: Option<Dynamic>,
     /// `ToleratedFailurePercentage` / `...Path`.
     pub tolerated_failure_percentage: Option<Dynamic>,
+    /// `Label`: names a DISTRIBUTED Map's Map Run and child executions (the state's name without it).
+    pub label: Option<String>,
+    /// `ProcessorConfig.ExecutionType` of a DISTRIBUTED Map's child executions (STANDARD by default).
+    pub execution_type: MachineType,
+    /// `ResultWriter`, for a DISTRIBUTED Map.
+    pub result_writer: Option<ResultWriterSpec>,
+}
+
+/// A DISTRIBUTED Map's `ResultWriter`
+/// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultWriterSpec {
+    /// `arn:aws:states:::s3:putObject`; `None` when only `WriterConfig` is given (the results stay in
+    /// the state's output, formatted).
+    pub resource: Option<String>,
+    /// `Parameters` / `Arguments` (`Bucket`, `Prefix`).
+    pub parameters: Option<Template>,
+    /// `WriterConfig.Transformation`.
+    pub transformation: Transformation,
+    /// `WriterConfig.OutputType` is `JSONL` rather than `JSON`.
+    pub json_lines: bool,
+}
+
+/// How a DISTRIBUTED Map shapes its child executions' results (`WriterConfig.Transformation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transformation {
+    /// Each child execution as `DescribeExecution` tells it: the default when the results go to S3.
+    None,
+    /// Each child execution's output: the default without `ResultWriter`.
+    Compact,
+    /// The outputs, arrays among them flattened into one.
+    Flatten,
 }
 
 /// A distributed Map's `ItemReader`.

@@ -5,6 +5,7 @@
 //! the latest of their times. Branches run as futures on the execution's own task (no spawn per state
 //! or per iteration), so a state transition costs a function call, not a scheduler round trip.
 
+mod described;
 mod env;
 mod history;
 pub(crate) mod invocation;

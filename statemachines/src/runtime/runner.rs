@@ -19,7 +19,7 @@ pub(crate) struct Branch {
     pub(super) now: DateTime<Utc>,
     pub(super) scope: Arc<Scope>,
     pub(super) prev_event: u64,
-    /// False inside a DISTRIBUTED Map: its iterations are child executions with their own histories.
+    /// False in an EXPRESS execution, whose history AWS does not keep.
     pub(super) record: bool,
 }
 

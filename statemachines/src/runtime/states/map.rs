@@ -1,4 +1,5 @@
-//! The Map state, inline and DISTRIBUTED: items, selectors, batching, concurrency and tolerated failures.
+//! The Map state: items (or an `ItemReader`), selectors, batching and concurrency; an inline Map's
+//! iterations run here, a DISTRIBUTED Map's as the child executions of a Map Run (`map_run`).
 
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -11,6 +12,8 @@ use crate::runtime::env::Env;
 use crate::runtime::io::{as_number, display_plain, dyn_path, json_type};
 use crate::runtime::runner::{Branch, Runner};
 use crate::runtime::scope::Scope;
+
+use super::map_run::{Limits, Plan};
 
 impl Runner {
     pub(in crate::runtime) async fn map(
@@ -197,15 +200,23 @@ impl Runner {
         let n = items.len();
         if self.recording(br) && env.retry_count == 0 {
             self.event(br, EventType::MapStateStarted, json!({"length": n}));
-            if spec.distributed {
-                self.event(br, EventType::MapRunStarted, Value::Null);
-            }
+        }
+        if spec.distributed {
+            let plan = Plan {
+                items,
+                limits: Limits {
+                    max_concurrency: max_conc,
+                    tolerated_count,
+                    tolerated_pct,
+                },
+            };
+            return self.map_run(env, st, spec, input, plan, br).await;
         }
         let start = br.now;
         let processor = spec.processor.clone();
         let parent_scope = br.scope.clone();
         let limit = if max_conc == 0 { n.max(1) } else { max_conc };
-        let (prev, record) = (br.prev_event, self.recording(br) && !spec.distributed);
+        let (prev, record) = (br.prev_event, self.recording(br));
         let iterations = futures::stream::iter(items.into_iter().enumerate())
             .map(|(i, item)| {
                 let processor = processor.clone();
@@ -254,53 +265,23 @@ impl Runner {
             .buffered(limit);
         futures::pin_mut!(iterations);
         let mut out = Vec::with_capacity(n);
-        let mut failures = 0usize;
-        let mut first_failure: Option<Failure> = None;
         while let Some(r) = iterations.next().await {
             let (r, t) = r?;
             br.now = br.now.max(t);
             match r {
                 Ok(v) => out.push(v),
+                // An inline Map fails with its first failed iteration.
                 Err(f) => {
-                    if !spec.distributed {
-                        self.event(
-                            br,
-                            EventType::MapStateFailed,
-                            json!({"error": f.error, "cause": f.cause}),
-                        );
-                        return Err(f);
-                    }
-                    failures += 1;
-                    out.push(Value::Null);
-                    first_failure.get_or_insert(f);
+                    self.event(
+                        br,
+                        EventType::MapStateFailed,
+                        json!({"error": f.error, "cause": f.cause}),
+                    );
+                    return Err(f);
                 }
             }
         }
-        if failures > 0 {
-            let by_count = tolerated_count.is_some_and(|c| failures <= c);
-            let by_pct = tolerated_pct.is_some_and(|p| (failures as f64) * 100.0 / (n as f64) <= p);
-            if !(by_count || by_pct) {
-                let f = Failure::new(
-                    names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
-                    "The specified tolerated failure threshold was exceeded",
-                );
-                self.event(
-                    br,
-                    EventType::MapRunFailed,
-                    json!({"error": f.error, "cause": f.cause}),
-                );
-                self.event(
-                    br,
-                    EventType::MapStateFailed,
-                    json!({"error": f.error, "cause": f.cause}),
-                );
-                return Err(f);
-            }
-        }
         if self.recording(br) {
-            if spec.distributed {
-                self.event(br, EventType::MapRunSucceeded, Value::Null);
-            }
             self.event(br, EventType::MapStateSucceeded, Value::Null);
         }
         Ok(Value::Array(out))

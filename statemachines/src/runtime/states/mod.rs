@@ -16,6 +16,9 @@ use crate::runtime::runner::{Branch, Entered, Runner, StepResult};
 use crate::runtime::scope::Scope;
 
 mod map;
+mod map_run;
+mod result_writer;
+mod start_execution;
 mod task;
 
 impl Runner {

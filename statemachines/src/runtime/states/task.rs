@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Failure, MAX_PAYLOAD_BYTES, names};
 use crate::execution::{TokenReply, TokenSlot};
-use crate::handler::{FunctionError, TaskContext, function_name};
+use crate::handler::{FunctionError, Handler, TaskContext, function_name};
 use crate::history::EventType;
 use crate::model::{Dynamic, QueryLanguage, State};
 use crate::probe::Mock;
@@ -17,6 +18,16 @@ use crate::runtime::env::Env;
 use crate::runtime::io::{exceeds, handler_failure, wrap_invoke_result};
 use crate::runtime::runner::TokenGuard;
 use crate::runtime::runner::{Branch, Runner};
+
+use super::start_execution;
+
+/// What a Task calls.
+enum Callee {
+    /// A registered handler.
+    Handler(Handler),
+    /// The built-in `states:startExecution` integration.
+    StartExecution(start_execution::Pattern),
+}
 
 impl Runner {
     pub(in crate::runtime) async fn task(
@@ -125,23 +136,29 @@ impl Runner {
             .expect("handlers lock")
             .get(&handler_key)
             .cloned();
-        let Some(handler) = handler else {
-            let f = if lambda_invoke || plain_lambda {
-                Failure::new(
-                    "Lambda.ResourceNotFoundException",
-                    format!(
-                        "Function not found: arn:aws:lambda:{}:{}:function:{handler_key} (no handler registered)",
-                        self.inner.region, self.inner.account
-                    ),
-                )
-            } else {
-                Failure::new(
-                    names::RUNTIME,
-                    format!("No handler is registered for the resource {resource}"),
-                )
-            };
-            self.event(br, failed, json!({"error": f.error, "cause": f.cause}));
-            return Err(f);
+        // Step Functions' own integration runs inside the engine; a handler registered for its resource
+        // still takes its place (a test standing in for it).
+        let callee = match (handler, start_execution::pattern(base)) {
+            (Some(h), _) => Callee::Handler(h),
+            (None, Some(p)) => Callee::StartExecution(p),
+            (None, None) => {
+                let f = if lambda_invoke || plain_lambda {
+                    Failure::new(
+                        "Lambda.ResourceNotFoundException",
+                        format!(
+                            "Function not found: arn:aws:lambda:{}:{}:function:{handler_key} (no handler registered)",
+                            self.inner.region, self.inner.account
+                        ),
+                    )
+                } else {
+                    Failure::new(
+                        names::RUNTIME,
+                        format!("No handler is registered for the resource {resource}"),
+                    )
+                };
+                self.event(br, failed, json!({"error": f.error, "cause": f.cause}));
+                return Err(f);
+            }
         };
         self.inner
             .latest_ms
@@ -157,19 +174,49 @@ impl Runner {
         self.inner
             .invocations
             .end_overdue(br.now.timestamp_millis());
-        // A handler that panics is a crashed function: AWS reports it as Lambda.Unknown.
-        let call = std::panic::AssertUnwindSafe(handler(payload, ctx.clone())).catch_unwind().map(|r| {
-            r.unwrap_or_else(|_| {
-                Err(FunctionError::new(
-                    "Lambda.Unknown",
-                    "The cause could not be determined because Lambda did not return an error type.",
-                ))
-            })
-        });
-        let call = self.detached(
-            call,
-            timeout.map(|t| br.now + chrono::Duration::seconds(t as i64)),
-        );
+        let call: BoxFuture<'static, Result<Value, FunctionError>> = match callee {
+            Callee::Handler(handler) => {
+                // A handler that panics is a crashed function: AWS reports it as Lambda.Unknown.
+                let call = std::panic::AssertUnwindSafe(handler(payload, ctx.clone())).catch_unwind().map(|r| {
+                    r.unwrap_or_else(|_| {
+                        Err(FunctionError::new(
+                            "Lambda.Unknown",
+                            "The cause could not be determined because Lambda did not return an error type.",
+                        ))
+                    })
+                });
+                self.detached(
+                    call,
+                    timeout.map(|t| br.now + chrono::Duration::seconds(t as i64)),
+                )
+                .boxed()
+            }
+            Callee::StartExecution(pattern) => {
+                match self.start_execution(pattern, &st.name, &args, &ctx) {
+                    Ok((call, submitted)) => {
+                        // A `.sync` task has made its call and now waits for the job to end.
+                        if let Some(out) = submitted
+                            && self.recording(br)
+                        {
+                            self.event(
+                                br,
+                                EventType::TaskSubmitted,
+                                json!({"resource": resource, "output": out}),
+                            );
+                        }
+                        call
+                    }
+                    Err(f) => {
+                        self.event(
+                            br,
+                            failed,
+                            json!({"resource": resource, "error": f.error, "cause": f.cause}),
+                        );
+                        return Err(f);
+                    }
+                }
+            }
+        };
         // When a `.waitForTaskToken` task was answered, in the answerer's virtual time.
         let mut answered_at = None;
         let outcome: Result<Value, Failure> = if let Some(tok) = &token {
