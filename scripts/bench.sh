@@ -23,6 +23,9 @@ cargo bench -p opsplane-e2e --bench locks
 echo "== Workflows: state transitions, Lambda invocations and cost per run"
 cargo test -p opsplane-e2e --test e2e -- drill::state_transitions --nocapture 2>&1 | grep BENCHMARK
 
+echo "== Fleet runs: 1,000 instances backed up within the RDS request budget; a drill rotation night"
+cargo test -p opsplane-e2e --test e2e -- fleet_runs:: --nocapture 2>&1 | grep BENCHMARK
+
 echo "== The demo in the modelled world: wall time after the build"
 cargo build --quiet -p opsplane-cli
 /usr/bin/time -f "demo: %e s wall" cargo run --quiet -p opsplane-cli -- demo >/dev/null

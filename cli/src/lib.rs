@@ -2,6 +2,7 @@
 //! share (the local plane they run on is the `opsplane-local` crate).
 
 pub mod audit;
+pub mod capacity;
 pub mod demo;
 pub mod history;
 pub mod plan;

@@ -57,6 +57,9 @@ enum Command {
     Plan(PlanArgs),
     /// Show what differs from the environment's spec in force, and the policy findings of what exists.
     Drift(DriftArgs),
+    /// The fleet's steady-state need against AWS's quotas: manual snapshots per Region, cross-Region copies
+    /// a night, RDS requests of one fleet backup within the request budget, drills a night.
+    PlanCapacity(PlanCapacityArgs),
     /// Roll an environment back to a known-good deployment through the deployed rollback workflow (audited,
     /// under the environment's lock): the one before the deployment in force, or a version `history` lists.
     Rollback(RollbackArgs),
@@ -76,6 +79,19 @@ struct PlanArgs {
     #[arg(long)]
     spec: PathBuf,
     /// Print the plan as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `opsplane plan-capacity`.
+#[derive(Debug, Args)]
+struct PlanCapacityArgs {
+    /// RDS requests per second fleet runs may spend (default: $OPSPLANE_RDS_REQUEST_BUDGET, else 4).
+    #[arg(long)]
+    budget: Option<f64>,
+    /// Print the plan as JSON instead of lines.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -398,6 +414,27 @@ async fn run(cli: Cli) -> Result<()> {
                 eprintln!("HTML report written to {}", out.html_file.display());
             } else {
                 print!("{}", out.text);
+            }
+        }
+        Command::PlanCapacity(args) => {
+            let cfg = args.target.config()?;
+            let budget = args.budget.unwrap_or(cfg.fleet.rds_request_budget);
+            if !(budget > 0.0 && budget <= 12.0) {
+                anyhow::bail!(
+                    "--budget must be more than 0 and at most RDS's 12 requests a second, not {budget}"
+                );
+            }
+            let clients = Clients::load(&cfg).await;
+            let specs = opsplane_shared::aws::specs::SpecStore::new(
+                clients.s3.clone(),
+                cfg.bucket_name.clone(),
+            );
+            let rds = opsplane_shared::aws::rds::Rds::new(clients.rds.clone());
+            let plan = opsplane_cli::capacity::plan(&specs, &rds, &cfg.region, budget).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", opsplane_cli::capacity::render(&plan));
             }
         }
         Command::Plan(args) => {
@@ -770,6 +807,7 @@ mod tests {
             &["audit"],
             &["report", "drill"],
             &["report", "fleet"],
+            &["plan-capacity"],
         ] {
             let mut cmd = &mut cli;
             for name in path {

@@ -14,6 +14,7 @@ use opsplane_shared::bootstrap::{
 use opsplane_shared::config::Config;
 use opsplane_shared::ports::Executions;
 use opsplane_shared::state::{ApprovalRecord, StateStore};
+use opsplane_statemachines::s3::S3ItemReader;
 use opsplane_statemachines::{
     Description, Engine, EngineError, FunctionError, UnknownWorkflow, Workflow,
 };
@@ -28,6 +29,8 @@ use crate::world::{VirtualClock, World, WorldClock, WorldNetwork};
 /// The region and account the local engine writes into ARNs.
 pub(crate) const REGION: &str = "us-east-1";
 pub(crate) const ACCOUNT: &str = "123456789012";
+/// Handler calls the local plane runs at once ([`Engine::set_invocation_limit`]).
+pub const INVOCATIONS_AT_ONCE: usize = 16;
 /// The event bus the local plane's definitions publish their outcome events to (`${EventBusName}`).
 pub const EVENT_BUS: &str = "default";
 /// Step Functions' optimized EventBridge integration, served on the local plane by EventBridge on moto.
@@ -59,6 +62,19 @@ pub fn substitutions() -> HashMap<String, String> {
         })
         .collect();
     substitutions.insert("EventBusName".to_owned(), EVENT_BUS.to_owned());
+    // The fleet run starts the backup and the drill as child executions of the plane's own machines.
+    for (placeholder, workflow) in [
+        ("BackupStateMachineArn", Workflow::Backup),
+        ("DrDrillStateMachineArn", Workflow::DrDrill),
+    ] {
+        substitutions.insert(
+            placeholder.to_owned(),
+            format!(
+                "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
+                workflow.name()
+            ),
+        );
+    }
     substitutions
 }
 
@@ -125,6 +141,13 @@ impl LocalPlane {
             BootstrapOptions::local_world(),
         )
         .await?;
+        // The world is one endpoint serving one request at a time (AWS's conditional writes are atomic),
+        // while a fleet run's child executions, their Waits passing in virtual time at once, would call it
+        // all together and queue past the SDK's 10-second attempt timeout: handlers take turns, which
+        // costs real time only (a call's AWS requests are timed at its task's virtual time whenever it runs).
+        engine.set_invocation_limit(Some(INVOCATIONS_AT_ONCE));
+        // A Distributed Map reads its items and writes its results in the state bucket.
+        engine.set_item_reader(Arc::new(S3ItemReader::new(clients.s3.clone())));
         let mut plane = Self {
             config,
             clients,
@@ -306,6 +329,11 @@ impl LocalPlane {
             self.machines.insert(workflow, arn);
         }
         Ok(())
+    }
+
+    /// Registers (or replaces) a function on the plane's engine.
+    pub fn register<F: opsplane_shared::boundary::Function>(&self, function: F) {
+        register(&self.engine, function);
     }
 
     /// The state machine ARN of a workflow.

@@ -62,6 +62,27 @@ impl LocalPlane {
     /// asked for two days ago and its node groups (which need an ACTIVE cluster) one day ago, so each has gone
     /// through its statuses and is available now.
     pub async fn seed_environment(&self, spec_yaml: &str) -> Result<EnvironmentSpec, SeedError> {
+        let spec = self.seed_unsettled(spec_yaml).await?;
+        self.settle_seeded().await?;
+        Ok(spec)
+    }
+
+    /// Seeds many environments, then looks at them once: a fleet's hundreds of environments are made
+    /// without a list call of the Region's instances after each.
+    pub async fn seed_environments(
+        &self,
+        specs_yaml: &[String],
+    ) -> Result<Vec<EnvironmentSpec>, SeedError> {
+        let mut out = Vec::with_capacity(specs_yaml.len());
+        for yaml in specs_yaml {
+            out.push(self.seed_unsettled(yaml).await?);
+        }
+        self.settle_seeded().await?;
+        Ok(out)
+    }
+
+    /// An environment's resources made as of two days ago, not yet looked at.
+    async fn seed_unsettled(&self, spec_yaml: &str) -> Result<EnvironmentSpec, SeedError> {
         let spec = EnvironmentSpec::parse(spec_yaml).map_err(|e| SeedError::Spec(e.to_string()))?;
         self.provide_account_keys(&spec).await?;
         let now = self.engine.now();
@@ -73,11 +94,15 @@ impl LocalPlane {
         if let Some(eks) = &spec.eks {
             crate::world::at(now - chrono::Duration::days(1), self.seed_nodegroups(eks)).await?;
         }
-        // A look at the environment now moves every resource to its status of today (a list call moves them
-        // all), so any plane of the world finds them available, not only this one.
+        Ok(spec)
+    }
+
+    /// A look at the seeded environments now moves every resource to its status of today (a list call
+    /// moves them all), so any plane of the world finds them available, not only this one.
+    async fn settle_seeded(&self) -> Result<(), SeedError> {
         let look = self.clients.rds.describe_db_instances().send().await;
         created("DescribeDBInstances", look)?;
-        Ok(spec)
+        Ok(())
     }
 
     /// The KMS keys `spec` names by alias that the account keeps outside opsplane (the copy region's key

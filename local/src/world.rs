@@ -15,7 +15,7 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use chrono::{DateTime, Utc};
 use opsplane_shared::aws::rds::Network;
 use opsplane_shared::future::BoxFuture;
@@ -79,6 +79,14 @@ impl WorldClock {
     }
 }
 
+/// Which attempt of an operation is being sent (0: the first).
+#[derive(Debug, Clone, Copy)]
+struct Attempt(u32);
+
+impl Storable for Attempt {
+    type Storer = StoreReplace<Self>;
+}
+
 impl Intercept for WorldClock {
     fn name(&self) -> &'static str {
         "OpsplaneWorldClock"
@@ -90,9 +98,15 @@ impl Intercept for WorldClock {
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let now = virtual_now(&self.engine);
+        // A retried attempt (the SDK backs off after a throttle or a 5xx) is timed one virtual second
+        // after the attempt before it, the order of the SDK's standard back-off (up to 1 s, then 2 s): a
+        // call cannot pass a throttle at the very instant it was refused, in the world as on AWS. Counted
+        // in the operation's config bag, so the world's timing stays deterministic.
+        let attempt = cfg.load::<Attempt>().map_or(0, |a| a.0 + 1);
+        cfg.interceptor_state().store_put(Attempt(attempt));
+        let now = virtual_now(&self.engine) + chrono::Duration::seconds(i64::from(attempt));
         let role = CALLER.try_with(|c| c.role.clone()).ok().flatten();
         let headers = context.request_mut().headers_mut();
         headers.insert(WORLD_HEADER, self.world.to_string());
@@ -178,6 +192,19 @@ impl World {
     /// (`refused.snapshot_quota`, `throttled.rds`, `injected.5xx.dynamodb`, ...).
     pub async fn counters(&self) -> Result<Value, WorldError> {
         Ok(self.request("", None).await?["counters"].take())
+    }
+
+    /// Per service, the requests this world served since its meters were last reset, on the virtual
+    /// clock: `{"rds": {"requests", "peak_second", "peak_minute_rate", "first_second", "last_second"}}`.
+    pub async fn rates(&self) -> Result<Value, WorldError> {
+        Ok(self.request("", None).await?["rates"].take())
+    }
+
+    /// Starts the request meters afresh (after seeding, before the run being measured).
+    pub async fn reset_rates(&self) -> Result<(), WorldError> {
+        self.configure(&serde_json::json!({"reset_meters": true}))
+            .await
+            .map(|_| ())
     }
 
     /// The world's settings in force.

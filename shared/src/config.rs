@@ -80,6 +80,32 @@ impl Default for AuditSettings {
     }
 }
 
+/// The RDS request budget of fleet runs, in requests per second ([`FleetSettings::rds_request_budget`]).
+pub const ENV_RDS_REQUEST_BUDGET: &str = "OPSPLANE_RDS_REQUEST_BUDGET";
+/// The most drills a night's drill rotation starts ([`FleetSettings::drills_per_night`]).
+pub const ENV_DRILLS_PER_NIGHT: &str = "OPSPLANE_DRILLS_PER_NIGHT";
+
+/// How fleet runs (every environment at once) share AWS's limits with everything else in the account.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FleetSettings {
+    /// RDS API requests per second a fleet run may spend. RDS allows a burst of 300 and a sustained 12 per
+    /// second per account and Region, shared with the console, Terraform and every other tool
+    /// (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-api-throttling.html): a third by
+    /// default, so the others keep theirs.
+    pub rds_request_budget: f64,
+    /// The most drills one night of the rotation starts: a bound on scratch instances and their cost.
+    pub drills_per_night: u32,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        Self {
+            rds_request_budget: 4.0,
+            drills_per_night: 50,
+        }
+    }
+}
+
 /// Where environment locks live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LockBackend {
@@ -102,7 +128,7 @@ impl LockBackend {
 }
 
 /// Where the control plane keeps its state and how it reaches AWS.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// DynamoDB table holding locks, state, idempotency records and audit events.
     pub table_name: String,
@@ -123,6 +149,8 @@ pub struct Config {
     pub kms_key_id: Option<String>,
     /// How audit copies are locked in S3 ([`ENV_AUDIT_LOCK_MODE`], [`ENV_AUDIT_RETENTION_DAYS`]).
     pub audit: AuditSettings,
+    /// How fleet runs pace themselves ([`ENV_RDS_REQUEST_BUDGET`], [`ENV_DRILLS_PER_NIGHT`]).
+    pub fleet: FleetSettings,
 }
 
 /// How every SDK call is retried and bounded in time. Throttling and 5xx answers are retried by the SDK with
@@ -261,7 +289,39 @@ impl Config {
                 }
             },
         };
+        let defaults = FleetSettings::default();
+        let rds_request_budget = match lookup(ENV_RDS_REQUEST_BUDGET) {
+            None => defaults.rds_request_budget,
+            Some(value) => match value.parse::<f64>() {
+                // More than AWS's 12 a second could only be spent by throttling everyone else.
+                Ok(rate) if rate > 0.0 && rate <= 12.0 => rate,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: ENV_RDS_REQUEST_BUDGET,
+                        value,
+                        reason: "requests per second, more than 0 and at most RDS's 12".to_owned(),
+                    });
+                }
+            },
+        };
+        let drills_per_night = match lookup(ENV_DRILLS_PER_NIGHT) {
+            None => defaults.drills_per_night,
+            Some(value) => match value.parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: ENV_DRILLS_PER_NIGHT,
+                        value,
+                        reason: "a whole number of drills from 1 to 1000".to_owned(),
+                    });
+                }
+            },
+        };
         Ok(Self {
+            fleet: FleetSettings {
+                rds_request_budget,
+                drills_per_night,
+            },
             table_name,
             bucket_name,
             region,
@@ -293,6 +353,7 @@ impl Config {
             sdk: SdkSettings::default(),
             kms_key_id: None,
             audit: AuditSettings::default(),
+            fleet: FleetSettings::default(),
         }
     }
 

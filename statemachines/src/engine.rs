@@ -103,6 +103,7 @@ impl Engine {
                 history_quota: AtomicUsize::new(MAX_HISTORY_EVENTS),
                 latest_ms: AtomicI64::new(0),
                 invocations: Default::default(),
+                invocation_slots: RwLock::default(),
             }),
         }
     }
@@ -115,6 +116,14 @@ impl Engine {
             .store(events.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
+    /// Bounds how many handler calls run at once, in real time (`None`: unbounded). A call waits for a slot
+    /// before it starts, and its Task's timeout counts from then: the bound only orders work in real time
+    /// (a local world that serves one request at a time), never a task's virtual time.
+    pub fn set_invocation_limit(&self, calls: Option<usize>) {
+        *self.inner.invocation_slots.write().expect("slots lock") =
+            calls.map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+    }
+
     /// The engine's "now" outside any execution: the latest virtual time a task of any execution was called
     /// at, or the real time when that is later. Executions each run on their own virtual clock from their
     /// start; what happens between them (a test's own reads, the CLI) is timed by this one.
@@ -124,6 +133,14 @@ impl Engine {
         DateTime::from_timestamp_millis(latest)
             .filter(|t| *t > real)
             .unwrap_or(real)
+    }
+
+    /// Moves the engine's "now" forward to `t` (never back): days passing between executions, as a
+    /// simulated month of nightly runs needs. Executions started afterwards start at `t` or later.
+    pub fn advance_to(&self, t: DateTime<Utc>) {
+        self.inner
+            .latest_ms
+            .fetch_max(t.timestamp_millis(), Ordering::Relaxed);
     }
 
     /// Registers (or replaces) the handler of a function. `name` is the function name; definitions may

@@ -192,4 +192,6 @@ pub(crate) struct Inner {
     pub(crate) latest_ms: AtomicI64,
     /// Handler calls that have not returned, which a stopped execution leaves running.
     pub(crate) invocations: crate::runtime::invocation::Invocations,
+    /// How many handler calls run at once, when bounded ([`crate::Engine::set_invocation_limit`]).
+    pub(crate) invocation_slots: RwLock<Option<Arc<tokio::sync::Semaphore>>>,
 }

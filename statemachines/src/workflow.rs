@@ -1,4 +1,4 @@
-//! opsplane's six workflows: their names, their definitions under `statemachines/definitions/`, and the
+//! opsplane's seven workflows: their names, their definitions under `statemachines/definitions/`, and the
 //! `DefinitionSubstitutions` keys each definition needs (`${LockFunctionArn}`, ...), as the deployed
 //! stack (`bootstrap/template.yaml`) fills them in.
 
@@ -20,12 +20,15 @@ pub enum Workflow {
     HealthSweep,
     /// Compares deployed resources with their specification.
     Drift,
+    /// Runs every environment's backup, or a night of the drill rotation, as child executions within the
+    /// RDS request budget.
+    Fleet,
 }
 
 /// A name that is not one of the workflows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown workflow \"{given}\": one of backup, dr-drill, provision, rollback, health-sweep, drift"
+    "unknown workflow \"{given}\": one of backup, dr-drill, provision, rollback, health-sweep, drift, fleet"
 )]
 pub struct UnknownWorkflow {
     /// The name given.
@@ -34,7 +37,7 @@ pub struct UnknownWorkflow {
 
 impl Workflow {
     /// Every workflow, in the order the stack declares them.
-    pub fn all() -> [Workflow; 6] {
+    pub fn all() -> [Workflow; 7] {
         [
             Workflow::Backup,
             Workflow::DrDrill,
@@ -42,6 +45,7 @@ impl Workflow {
             Workflow::Rollback,
             Workflow::HealthSweep,
             Workflow::Drift,
+            Workflow::Fleet,
         ]
     }
 
@@ -54,6 +58,7 @@ impl Workflow {
             Workflow::Rollback => "rollback",
             Workflow::HealthSweep => "health-sweep",
             Workflow::Drift => "drift",
+            Workflow::Fleet => "fleet",
         }
     }
 
@@ -66,6 +71,7 @@ impl Workflow {
             Workflow::Rollback => "definitions/rollback.asl.json",
             Workflow::HealthSweep => "definitions/health-sweep.asl.json",
             Workflow::Drift => "definitions/drift.asl.json",
+            Workflow::Fleet => "definitions/fleet.asl.json",
         }
     }
 
@@ -78,6 +84,7 @@ impl Workflow {
             Workflow::Rollback => include_str!("../definitions/rollback.asl.json"),
             Workflow::HealthSweep => include_str!("../definitions/health-sweep.asl.json"),
             Workflow::Drift => include_str!("../definitions/drift.asl.json"),
+            Workflow::Fleet => include_str!("../definitions/fleet.asl.json"),
         }
     }
 
@@ -102,6 +109,12 @@ impl Workflow {
             ],
             Workflow::HealthSweep => &["EventBusName", "HealthCheckFunctionArn"],
             Workflow::Drift => &["EventBusName", "ProvisionFunctionArn"],
+            Workflow::Fleet => &[
+                "BackupFunctionArn",
+                "BackupStateMachineArn",
+                "DrDrillStateMachineArn",
+                "EventBusName",
+            ],
         }
     }
 }
@@ -156,7 +169,7 @@ mod tests {
         let err = "backups".parse::<Workflow>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown workflow \"backups\": one of backup, dr-drill, provision, rollback, health-sweep, drift"
+            "unknown workflow \"backups\": one of backup, dr-drill, provision, rollback, health-sweep, drift, fleet"
         );
     }
 

@@ -84,7 +84,7 @@ async fn an_alarm_ten_minutes_into_the_bake_rolls_back_to_the_previous_last_know
         when: Arc::default(),
     };
     let clients = stage.local.clients.clone().with_interceptor(fires.clone());
-    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
+    stage.local.register(stage.local.provision_deps(&clients));
     let run = stage.provision().await;
 
     assert!(fires.when.reached().is_some(), "the alarm never fired");

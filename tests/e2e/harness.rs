@@ -65,6 +65,24 @@ impl World {
         }
     }
 
+    /// An object of the state bucket, which the test expects to exist.
+    pub async fn object(&self, key: &str) -> Vec<u8> {
+        self.clients
+            .s3
+            .get_object()
+            .bucket(&self.config.bucket_name)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e}"))
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec()
+    }
+
     /// A name unique to this test, from `what`.
     pub fn name(&self, what: &str) -> String {
         format!("{}-{what}", self.prefix)
@@ -454,4 +472,33 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for SetsAlarmAfter 
         });
         Ok(())
     }
+}
+
+/// An execution's state transitions and Lambda invocations, counted from its history as Step Functions
+/// and Lambda bill them: every state entered plus every retried attempt of a task (each attempt is an
+/// invocation, a `TaskScheduled` event).
+pub fn billed(engine: &opsplane_statemachines::Engine, execution: &str) -> (usize, usize) {
+    let h = engine.history(execution).unwrap();
+    let entered = h
+        .iter()
+        .filter(|e| e.event_type.ends_with("StateEntered"))
+        .count();
+    let scheduled = h.iter().filter(|e| e.event_type == "TaskScheduled").count();
+    let task_entries = h
+        .iter()
+        .filter(|e| e.event_type == "TaskStateEntered")
+        .count();
+    (entered + scheduled - task_entries, scheduled)
+}
+
+/// The cost of `transitions` and `invocations` per one of `units` (`what`), at the list prices for
+/// us-east-1: Step Functions Standard $0.025 per 1,000 transitions; Lambda arm64 $0.20 per 1M requests and
+/// $0.0000133334 per GB-s, here 128 MB billed 100 ms per invocation.
+pub fn cost_per(transitions: usize, invocations: usize, units: usize, what: &str) -> String {
+    let sfn = transitions as f64 * 0.000_025;
+    let lambda = invocations as f64 * (0.20 / 1e6 + 0.125 * 0.1 * 0.000_013_333_4);
+    format!(
+        "${:.6} per {what} (${sfn:.4} transitions + ${lambda:.4} Lambda in all)",
+        (sfn + lambda) / units as f64
+    )
 }

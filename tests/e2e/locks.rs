@@ -854,7 +854,7 @@ async fn a_deployment_that_waits_and_polls_past_its_lease_keeps_its_lock_from_a_
         outcome: Arc::default(),
     };
     let clients = stage.local.clients.clone().with_interceptor(taker.clone());
-    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
+    stage.local.register(stage.local.provision_deps(&clients));
     let run = stage
         .local
         .start_workflow("provision", json!({ "environment": stage.env }))

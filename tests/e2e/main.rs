@@ -39,6 +39,9 @@ mod redis_drill;
 // The fleet report: every environment's backup, drill and health in one heat map.
 mod fleet;
 
+// Fleet runs: 1,000 instances backed up within the RDS budget and quota; a month of the drill rotation.
+mod fleet_runs;
+
 // Redis replication groups through provision: made, changed in place, upgraded with approval, refused; drift.
 mod redis;
 

@@ -772,7 +772,7 @@ async fn a_deployment_that_loses_its_lock_between_two_calls_makes_no_further_cal
         .clients
         .clone()
         .with_interceptor(takeover.clone());
-    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
+    stage.local.register(stage.local.provision_deps(&clients));
     let run = stage.provision().await;
     assert!(takeover.done.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(run.status, Status::Failed, "{:?}", run.cause);

@@ -234,7 +234,7 @@ async fn deployment_mid_apply() -> (Stage, String, String, Arc<Gate>) {
     let mut clients = stage.local.clients.clone();
     clients.rds =
         aws_sdk_rds::Client::from_conf(rds.config().to_builder().http_client(held).build());
-    opsplane_local::register(&stage.local.engine, stage.local.provision_deps(&clients));
+    stage.local.register(stage.local.provision_deps(&clients));
     let deployment = stage
         .local
         .start_workflow("provision", json!({ "environment": stage.env }))
@@ -764,7 +764,7 @@ async fn a_muted_alarm_that_recovers_before_its_mute_window_ends_rolls_nothing_b
         .clients
         .clone()
         .with_interceptor(recovers.clone());
-    opsplane_local::register(&stage.local.engine, stage.local.rollback_deps(&clients));
+    stage.local.register(stage.local.rollback_deps(&clients));
 
     let done = deliver(
         &stage,

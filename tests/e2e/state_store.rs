@@ -98,6 +98,7 @@ async fn records_come_back_typed_newest_first_paged_and_by_time_range() {
         id: "d1".into(),
         started_at: Utc.with_ymd_and_hms(2026, 5, 2, 0, 0, 0).unwrap(),
         finished_at: Some(Utc.with_ymd_and_hms(2026, 5, 2, 0, 20, 0).unwrap()),
+        instance: Some("prod-db".into()),
         snapshot_id: Some("prod-b2-rds".into()),
         rto_seconds: Some(1200),
         rpo_seconds: Some(240),

@@ -26,13 +26,14 @@ const NOT_IN_MOTO: [&str; 7] = [
 ];
 
 /// Workflow name → the state machine's logical ID in the template.
-const WORKFLOWS: [(&str, &str); 6] = [
+const WORKFLOWS: [(&str, &str); 7] = [
     ("backup", "BackupStateMachine"),
     ("dr-drill", "DrDrillStateMachine"),
     ("provision", "ProvisionStateMachine"),
     ("rollback", "RollbackStateMachine"),
     ("health-sweep", "HealthSweepStateMachine"),
     ("drift", "DriftStateMachine"),
+    ("fleet", "FleetStateMachine"),
 ];
 
 /// Function name (crate dir and binary) → logical ID.
@@ -121,7 +122,15 @@ fn env_read_by(function: &str) -> BTreeSet<&'static str> {
         opsplane_shared::config::ENV_AUDIT_RETENTION_DAYS,
     ]);
     match function {
-        "backup" | "health-check" => {
+        "backup" => {
+            names.extend([
+                opsplane_shared::probe::ENV_CA_BUNDLE,
+                // Fleet runs: their pace and the rotation's nightly bound (Config::fleet).
+                opsplane_shared::config::ENV_RDS_REQUEST_BUDGET,
+                opsplane_shared::config::ENV_DRILLS_PER_NIGHT,
+            ]);
+        }
+        "health-check" => {
             names.insert(opsplane_shared::probe::ENV_CA_BUNDLE);
         }
         "dispatch" => {
@@ -661,6 +670,29 @@ async fn stack_creates_in_moto() {
         "opsplane-health-sweep".to_owned(),
         ("HealthSweepStateMachine", "HealthSweepSchedule", json!({})),
     );
+    expected.insert(
+        "opsplane-drill-rotation".to_owned(),
+        (
+            "FleetStateMachine",
+            "DrillRotationSchedule",
+            json!({"operation": "drill-rotation"}),
+        ),
+    );
+    // The fleet backup replaces the per-environment ones once a fleet outgrows them: no schedule unless
+    // its parameter names one (empty by default).
+    let fleet_backup = schedules
+        .get("opsplane-fleet-backup")
+        .expect("the fleet backup's schedule");
+    assert_eq!(fleet_backup["Condition"], "HasFleetBackupSchedule");
+    assert_eq!(default_of(&template, "FleetBackupSchedule"), "");
+    assert_eq!(
+        fleet_backup["Properties"]["Target"]["Input"],
+        r#"{"operation": "backup"}"#
+    );
+    let schedules: BTreeMap<String, &Value> = schedules
+        .into_iter()
+        .filter(|(name, _)| name != "opsplane-fleet-backup")
+        .collect();
     assert_eq!(
         schedules.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>()

@@ -108,17 +108,18 @@ async fn a_snapshot_of_an_instance_being_modified_waits_until_it_is_available() 
 }
 
 #[tokio::test]
-async fn rds_and_eks_throttling_is_absorbed_by_the_sdk_and_the_definitions() {
+async fn rds_and_eks_throttling_is_absorbed_by_the_definitions_retries() {
     let plane = Plane::new("three-instances.yaml", ProbeSettings::default()).await;
-    // Buckets of 2 RDS and 1 EKS request per Region, refilled at two a second of real time: the validation's
-    // quota check takes one, so of the three snapshots the Map starts at once (milliseconds apart, where a
-    // token takes 500 ms) some meet ThrottlingException, and so does the export's second EKS call right
-    // after its first. The SDK's back-off and the definitions' Throttled retrier outlast them.
+    // Buckets admitting 2 RDS and 2 EKS requests per virtual second (burst 1, one a second): the three
+    // snapshots the Map starts at one virtual instant need three, so one meets ThrottlingException, and so
+    // does the export's third EKS call at the instant of its first two. The SDK's back-off (its retried
+    // attempt a virtual second later) and the definitions' Throttled retrier (which waits in virtual time)
+    // get them through.
     configure(
         &plane,
         json!({ "throttle": {
-            "rds": { "burst": 2, "rate": 12.0, "real_rate": 2.0 },
-            "eks": { "burst": 1, "rate": 10.0, "real_rate": 2.0 },
+            "rds": { "burst": 1, "rate": 1.0 },
+            "eks": { "burst": 1, "rate": 1.0 },
         } }),
     )
     .await;

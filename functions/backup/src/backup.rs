@@ -227,50 +227,91 @@ pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<SnapshotRef, 
     })
 }
 
-/// `check-snapshot`: poll one snapshot, here or in another region.
-#[derive(Debug, Deserialize)]
-pub struct CheckSnapshotInput {
-    /// The snapshot's identifier.
-    pub snapshot_id: String,
-    /// The region it lives in (the control plane's when absent).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// The backup's lock (absent for a drill's poll), renewed at the start of every call ([`HeldLock`]).
-    #[serde(default)]
-    pub lock: Option<HeldLock>,
-}
-
-fn rds_in(deps: &Deps, region: Option<&str>) -> Rds {
+pub(crate) fn rds_in(deps: &Deps, region: Option<&str>) -> Rds {
     match region {
         Some(r) if r != deps.config.region => deps.rds.in_region(r),
         _ => deps.rds.clone(),
     }
 }
 
-/// `NotReady` until the snapshot is `available`; a failed snapshot is an error.
-pub async fn check_snapshot(
+/// `check-snapshots`: every snapshot of the backup (or every copy, with `region`) in one poll.
+#[derive(Debug, Deserialize)]
+pub struct CheckSnapshotsInput {
+    /// The instances' snapshots, and their copies once made.
+    pub taken: Vec<IterationResult>,
+    /// The copy region: its copies are checked there. Absent: the snapshots, in the home region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The backup's lock, renewed at the start of every call ([`HeldLock`]).
+    #[serde(default)]
+    pub lock: Option<HeldLock>,
+}
+
+/// `NotReady` until every snapshot (or copy) is `available`, asking RDS once per
+/// [`opsplane_shared::domain::backup::SNAPSHOTS_PER_CALL`] snapshots however many instances the environment has:
+/// a fleet's request rate then grows with the environments being backed up, not with their instances
+/// (AWS throttles the RDS API per account and Region). A failed or vanished one is an error. Returns the
+/// snapshots with their status and creation time.
+pub async fn check_snapshots(
     deps: &Deps,
-    input: CheckSnapshotInput,
-) -> Result<SnapshotRef, OpsError> {
+    input: CheckSnapshotsInput,
+) -> Result<Vec<IterationResult>, OpsError> {
     renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
-    let rds = rds_in(deps, input.region.as_deref());
-    let s = rds.snapshot(&input.snapshot_id).await?.ok_or_else(|| {
-        OpsError::ResourceNotFound(format!("snapshot {} does not exist", input.snapshot_id))
-    })?;
-    match s.status.as_str() {
-        "available" => Ok(SnapshotRef {
-            instance: s.instance,
-            snapshot_id: s.id,
-            arn: s.arn,
-            status: s.status,
-            created_at: s.created_at,
-        }),
-        "failed" | "deleted" | "deleting" => Err(OpsError::Internal(format!(
-            "snapshot {} is {}",
-            s.id, s.status
-        ))),
-        other => Err(OpsError::NotReady(format!("snapshot {} is {other}", s.id))),
+    let copies = input.region.is_some();
+    let id_of = |t: &IterationResult| -> Result<String, OpsError> {
+        if !copies {
+            return Ok(t.snapshot.snapshot_id.clone());
+        }
+        t.copy
+            .as_ref()
+            .map(|c| c.snapshot_id.clone())
+            .ok_or_else(|| {
+                OpsError::invalid(
+                    "taken",
+                    format!("{} has no copy to check", t.snapshot.snapshot_id),
+                )
+            })
+    };
+    let ids = input
+        .taken
+        .iter()
+        .map(id_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let found: BTreeMap<String, opsplane_shared::aws::rds::Snapshot> =
+        rds_in(deps, input.region.as_deref())
+            .snapshots(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+    let mut waiting = Vec::new();
+    let mut out = Vec::with_capacity(input.taken.len());
+    for (mut t, id) in input.taken.into_iter().zip(ids) {
+        let s = found
+            .get(&id)
+            .ok_or_else(|| OpsError::ResourceNotFound(format!("snapshot {id} does not exist")))?;
+        match s.status.as_str() {
+            "available" => {}
+            "failed" | "deleted" | "deleting" => {
+                return Err(OpsError::Internal(format!("snapshot {id} is {}", s.status)));
+            }
+            other => waiting.push(format!("{id} is {other}")),
+        }
+        if !copies {
+            t.snapshot.status = s.status.clone();
+            t.snapshot.created_at = s.created_at;
+        }
+        out.push(t);
     }
+    if !waiting.is_empty() {
+        return Err(OpsError::NotReady(format!(
+            "{} of {} snapshots not available yet: {}",
+            waiting.len(),
+            out.len(),
+            waiting.join(", ")
+        )));
+    }
+    Ok(out)
 }
 
 /// `copy-snapshot`: copy one available snapshot to another region.
@@ -344,8 +385,8 @@ pub async fn export_eks(deps: &Deps, input: ExportInput) -> Result<ExportOutput,
     })
 }
 
-/// One Map iteration's result.
-#[derive(Debug, Clone, Deserialize)]
+/// One instance's snapshot and its copy, as the instance branch of the backup carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IterationResult {
     /// The snapshot.
     pub snapshot: SnapshotRef,
@@ -385,17 +426,26 @@ pub async fn write_manifest(deps: &Deps, input: ManifestInput) -> Result<Manifes
     let plan = &input.plan;
     let prefix = backup_prefix(&plan.environment, &plan.ts);
     let mut snapshots = Vec::with_capacity(input.snapshots.len());
+    // One batched describe for every instance's snapshot, as the polls are.
+    let ids: Vec<String> = input
+        .snapshots
+        .iter()
+        .map(|it| it.snapshot.snapshot_id.clone())
+        .collect();
+    let mut described: BTreeMap<String, opsplane_shared::aws::rds::Snapshot> = deps
+        .rds
+        .snapshots(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
     for it in &input.snapshots {
-        let s = deps
-            .rds
-            .snapshot(&it.snapshot.snapshot_id)
-            .await?
-            .ok_or_else(|| {
-                OpsError::ResourceNotFound(format!(
-                    "snapshot {} vanished before the manifest was written",
-                    it.snapshot.snapshot_id
-                ))
-            })?;
+        let s = described.remove(&it.snapshot.snapshot_id).ok_or_else(|| {
+            OpsError::ResourceNotFound(format!(
+                "snapshot {} vanished before the manifest was written",
+                it.snapshot.snapshot_id
+            ))
+        })?;
         let bytes = serde_json::to_vec_pretty(&s)
             .map_err(|e| OpsError::Internal(format!("serialising snapshot {}: {e}", s.id)))?;
         let key = format!("{prefix}/rds/{}.json", s.instance);
@@ -500,7 +550,7 @@ pub async fn record(deps: &Deps, input: RecordInput) -> Result<RecordOutput, Ops
             let run = Some(&input.plan.backup_id);
             let mut made: Vec<String> = deps
                 .rds
-                .manual_snapshots(None)
+                .manual_snapshots_of(&input.plan.instances)
                 .await?
                 .into_iter()
                 .filter(|s| s.tags.get(TAG_BACKUP_ID) == run)
@@ -579,11 +629,42 @@ pub async fn referenced_snapshots(rds: &Rds) -> Result<BTreeSet<String>, OpsErro
         .collect())
 }
 
+/// Completed backups whose manifests name the instances retention visits beside the spec's.
+const RECENT_BACKUPS: u32 = 3;
+
+/// The instances whose snapshots retention reads: the spec's, and those its recent backups took (an
+/// instance just removed from the spec still has its expired snapshots pruned; its newest `keep_last`
+/// stay, as the rules keep them anyway). Reading these, not every snapshot of the Region, keeps an
+/// environment's retention to a request or two however many snapshots the account holds.
+async fn retained_instances(
+    deps: &Deps,
+    spec: &opsplane_shared::domain::spec::EnvironmentSpec,
+) -> Result<Vec<String>, OpsError> {
+    let mut instances: BTreeSet<String> = spec.rds.iter().map(|d| d.identifier.clone()).collect();
+    let records: Vec<BackupRecord> = deps
+        .state
+        .latest(&spec.environment, RECENT_BACKUPS)
+        .await
+        .map_err(OpsError::from)?;
+    for key in records
+        .iter()
+        .filter(|r| r.status == BackupStatus::Completed)
+        .filter_map(|r| r.manifest_key.as_deref())
+    {
+        let Some(bytes) = deps.objects.get(key).await? else {
+            continue;
+        };
+        if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
+            instances.extend(manifest.snapshots.into_iter().map(|s| s.instance));
+        }
+    }
+    Ok(instances.into_iter().collect())
+}
+
 /// Deletes what the pure selection allows, in the home region and every region backups were copied to.
 pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOutput, OpsError> {
     let spec = deps.spec(&input.environment).await?;
     let now = deps.now();
-    let referenced = referenced_snapshots(&deps.rds).await?;
     let mut regions = vec![(deps.config.region.clone(), deps.rds.clone())];
     // Every region backups were ever copied to, not only today's `copy_to_region`: copies in a former copy
     // region would otherwise never be visited again, and never age out. The current one is recorded first.
@@ -612,16 +693,32 @@ pub async fn retention(deps: &Deps, input: RetentionInput) -> Result<RetentionOu
         let rds = deps.rds.in_region(&r);
         regions.push((r, rds));
     }
+    let instances = retained_instances(deps, &spec).await?;
+    let mut referenced: Option<BTreeSet<String>> = None;
     let mut out = Vec::new();
     for (region, rds) in regions {
         let infos: Vec<_> = rds
-            .manual_snapshots(None)
+            .manual_snapshots_of(&instances)
             .await?
             .iter()
             .map(|s| s.info())
             .collect();
-        let decision =
-            select_for_deletion(&input.environment, &infos, &spec.backup, &referenced, now);
+        let mut decision = select_for_deletion(
+            &input.environment,
+            &infos,
+            &spec.backup,
+            &BTreeSet::new(),
+            now,
+        );
+        // Which snapshots live drills were restored from matters only for those the rules would delete;
+        // finding out reads every instance of the Region, so only then.
+        if !decision.delete.is_empty() {
+            if referenced.is_none() {
+                referenced = Some(referenced_snapshots(&deps.rds).await?);
+            }
+            let held = referenced.as_ref().expect("read above");
+            decision = select_for_deletion(&input.environment, &infos, &spec.backup, held, now);
+        }
         let mut deleted = Vec::new();
         for id in &decision.delete {
             if rds.delete_snapshot(id).await? {

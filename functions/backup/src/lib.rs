@@ -1,5 +1,5 @@
-//! The backup Lambda: manual RDS snapshots under the environment's lock, manifests, safe retention, and every
-//! step of the DR drill (restore, verify, measure, teardown, report).
+//! The backup Lambda: manual RDS snapshots under the environment's lock, manifests, safe retention, every
+//! step of the DR drill (restore, verify, measure, teardown, report), and the plan and summary of fleet runs.
 //!
 //! One function serves both workflows (`backup.asl.json`, `dr-drill.asl.json`): the input's `action` field
 //! names the step. Every action is a plain async function over a typed input; [`handle`] is the JSON
@@ -19,6 +19,7 @@
 pub mod backup;
 pub mod caches;
 pub mod drill;
+pub mod fleet;
 pub mod history;
 
 /// The SQL probe lives in `opsplane_shared` (health checks use it too); re-exported under its old path.
@@ -33,6 +34,7 @@ use opsplane_shared::aws::elasticache::Caches;
 use opsplane_shared::aws::objects::ObjectStore;
 use opsplane_shared::aws::rds::Rds;
 use opsplane_shared::aws::sfn::SfnExecutions;
+use opsplane_shared::aws::specs::SpecStore;
 use opsplane_shared::boundary::{parse_action, to_value};
 use opsplane_shared::clock::{Clock, SystemClock};
 pub use opsplane_shared::domain::names::short_id;
@@ -63,6 +65,8 @@ pub struct Deps {
     pub caches: Caches,
     /// The state bucket.
     pub objects: ObjectStore,
+    /// The environments' specs (a fleet run lists them).
+    pub specs: SpecStore,
     /// The catalog (backup and drill records).
     pub state: StateStore,
     /// Time. Tests move it forward to age snapshots without sleeping.
@@ -99,6 +103,7 @@ impl Deps {
             eks: Eks::new(clients.eks.clone()),
             caches: Caches::new(clients.elasticache.clone()),
             objects: ObjectStore::new(clients.s3.clone(), config.bucket_name.clone()),
+            specs: SpecStore::new(clients.s3.clone(), config.bucket_name.clone()),
             state: StateStore::from_config(&config, clients),
             clock: Arc::new(SystemClock),
             history: Arc::new(SfnExecutions::new(clients.sfn.clone())),
@@ -190,8 +195,8 @@ opsplane_shared::actions! {
         "validate-backup" => ValidateBackup(backup::ValidateInput),
         /// Starts one instance's snapshot.
         "snapshot" => Snapshot(backup::SnapshotInput),
-        /// Polls a snapshot.
-        "check-snapshot" => CheckSnapshot(backup::CheckSnapshotInput),
+        /// Polls every snapshot (or copy) of a backup in one batched describe.
+        "check-snapshots" => CheckSnapshots(backup::CheckSnapshotsInput),
         /// Copies a snapshot to another region.
         "copy-snapshot" => CopySnapshot(backup::CopyInput),
         /// Exports the EKS cluster and node groups to S3.
@@ -238,6 +243,11 @@ opsplane_shared::actions! {
         "check-cache-restore" => CheckCacheRestore(drill::CacheInput),
         /// Verifies the scratch replication group.
         "verify-cache" => VerifyCache(drill::VerifyCacheInput),
+        /// Plans a fleet run: its environments (or tonight's drills), their pace within the RDS request
+        /// budget, and the snapshot quota checked (pruning first when that makes room).
+        "plan-fleet" => PlanFleet(fleet::PlanInput),
+        /// Summarises a fleet run from its Map Run's results, and records the drill compliance.
+        "record-fleet-run" => RecordFleetRun(fleet::RecordInput),
         /// Measures the Redis restore's RTO and RPO.
         "measure-cache" => MeasureCache(drill::MeasureCacheInput),
         /// Deletes the scratch replication group.
@@ -254,7 +264,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
     match action {
         Action::ValidateBackup(i) => to_value(backup::validate(deps, i).await?),
         Action::Snapshot(i) => to_value(backup::snapshot(deps, i).await?),
-        Action::CheckSnapshot(i) => to_value(backup::check_snapshot(deps, i).await?),
+        Action::CheckSnapshots(i) => to_value(backup::check_snapshots(deps, i).await?),
         Action::CopySnapshot(i) => to_value(backup::copy_snapshot(deps, i).await?),
         Action::ExportEks(i) => to_value(backup::export_eks(deps, i).await?),
         Action::WriteManifest(i) => to_value(backup::write_manifest(deps, i).await?),
@@ -278,6 +288,8 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<Value, OpsError> {
         Action::RestoreCache(i) => to_value(drill::restore_cache(deps, i).await?),
         Action::CheckCacheRestore(i) => to_value(drill::check_cache_restore(deps, i).await?),
         Action::VerifyCache(i) => to_value(drill::verify_cache(deps, i).await?),
+        Action::PlanFleet(i) => to_value(fleet::plan(deps, i).await?),
+        Action::RecordFleetRun(i) => to_value(fleet::record(deps, i).await?),
         Action::MeasureCache(i) => to_value(drill::measure_cache(deps, i).await?),
         Action::TeardownCache(i) => to_value(drill::teardown_cache(deps, i).await?),
         Action::CheckCacheTeardown(i) => to_value(drill::check_cache_teardown(deps, i).await?),

@@ -15,7 +15,7 @@ use thiserror::Error;
 pub enum EnvironmentField {
     /// `{"environment": "<env>"}` (provision, rollback, backup, dr-drill).
     One,
-    /// `{"environments": ["<env>"]}` (the sweeps: drift, health-sweep), so a dispatched sweep covers the
+    /// `{"environments": ["<env>"]}` (the sweeps: drift, health-sweep, and fleet runs), so a dispatched sweep covers the
     /// one environment the policy allowed, not every environment.
     List,
 }
@@ -113,7 +113,7 @@ pub const RESERVED: [(&str, &str); 6] = [
 ];
 
 /// Every workflow dispatch can start, with its input.
-pub const SCHEMAS: [WorkflowSchema; 6] = [
+pub const SCHEMAS: [WorkflowSchema; 7] = [
     WorkflowSchema {
         workflow: "provision",
         // The spec applied is the environment's latest: a caller pinning `spec_version` could apply any
@@ -182,6 +182,17 @@ pub const SCHEMAS: [WorkflowSchema; 6] = [
     WorkflowSchema {
         workflow: "health-sweep",
         fields: &[],
+        environment: EnvironmentField::List,
+        actor: false,
+    },
+    // A fleet run dispatched by a caller covers the one environment the policy allowed, like the sweeps.
+    WorkflowSchema {
+        workflow: "fleet",
+        fields: &[FieldSpec {
+            name: "operation",
+            kind: FieldKind::OneOf(&["backup", "drill-rotation"]),
+            required: true,
+        }],
         environment: EnvironmentField::List,
         actor: false,
     },

@@ -117,11 +117,12 @@ pub async fn snapshot(deps: &Deps, input: SnapshotInput) -> Result<Snapshots, Op
 /// Polls the pre-change snapshots: `NotReady` until every one is available.
 pub async fn check_snapshots(deps: &Deps, input: Snapshots) -> Result<Snapshots, OpsError> {
     renew_held(deps.lock.as_ref(), input.lock.as_ref()).await?;
+    // One batched describe for every pre-change snapshot, however many instances change.
+    let found = deps.rds.snapshots(&input.snapshots).await?;
     for id in &input.snapshots {
-        let snap = deps
-            .rds
-            .snapshot(id)
-            .await?
+        let snap = found
+            .iter()
+            .find(|s| &s.id == id)
             .ok_or_else(|| OpsError::ResourceNotFound(format!("pre-change snapshot {id}")))?;
         match snap.status.as_str() {
             "available" => {}

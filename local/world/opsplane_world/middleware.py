@@ -69,6 +69,8 @@ def _targets(environ, request):
     service = request.service
     if service == "rds":
         names = {v.split(":")[-1].lower() for k, v in request.params.items() if k in _RDS_NAMES and v}
+        # A batched describe names its resources as a filter's values (Filters.Filter.1.Values.Value.N).
+        names |= {v.lower() for k, v in request.params.items() if k.startswith("Filters.") and ".Values." in k and v}
         return names or None
     if service == "elasticache":
         # A member cache cluster (<group>-001) moves with its replication group.
@@ -134,6 +136,7 @@ def _server_error(service):
 def _before(w, request):
     """An injected fault or a throttle for this request, or None to serve it."""
     faults = w.settings["faults"]
+    w.meter(request.service, request.t_ms)
     if request.service in _FAULTY and (faults["server_error_rate"] or faults["throttle_rate"]):
         roll = w.rng.random()
         if roll < faults["server_error_rate"]:
@@ -262,7 +265,7 @@ def _control(environ, start_response, body):
             w.configure(json.loads(body or b"{}"))
         except (ValueError, TypeError) as err:
             return _respond(start_response, 400, {"Content-Type": "application/json"}, json.dumps({"message": str(err)}))
-    return ok({"settings": w.settings, "counters": w.counters, "operations": len(w.operations)})
+    return ok({"settings": w.settings, "counters": w.counters, "operations": len(w.operations), "rates": w.rates()})
 
 
 def install(app_class):

@@ -226,7 +226,7 @@ def _copy_snapshot(original):
                 "InvalidParameterValue",
                 "KmsKeyId is required to copy an encrypted snapshot to another AWS Region.",
             )
-        if cross_region and len(w.in_flight("copy", self.region_name)) >= w.quota("copies_in_flight"):
+        if cross_region and len(w.in_flight("copy", self.region_name, request.t_ms)) >= w.quota("copies_in_flight"):
             w.count("refused.copies_in_flight")
             # AWS answers with the snapshot quota's code and these words (older accounts: 5).
             raise RDSClientError(

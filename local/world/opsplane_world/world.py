@@ -82,30 +82,41 @@ def linger(w, request, key, collection, name, resource, status, seconds):
 
 
 class TokenBucket:
-    """AWS's token bucket: ``burst`` tokens, refilled at ``rate`` per second of virtual time passing (a
-    polling loop's Wait refills it) and at ``real_rate`` per second of real time passing (the SDK's back-off
-    sleeps in real time); whichever refills more counts. A test that wants throttling to depend on the
-    workflow's own time only sets ``real_rate`` to 0."""
+    """AWS's token bucket (``burst`` tokens, refilled at ``rate`` per second), judged on the virtual clock.
 
-    def __init__(self, burst, rate, real_rate):
+    A stream of requests passes a token bucket if and only if every interval of ``W`` seconds holds at most
+    ``burst + rate * W`` of them (the bucket's arrival curve). The local engine runs executions at different
+    virtual times at once (a fleet's child executions, each at its own point of its own run), so requests
+    reach the world out of virtual order, and a bucket refilled by the clock's progress would throttle every
+    request behind the furthest-ahead execution. The windows are therefore checked around each request's own
+    time, ending and starting there, at 1, 10, 60 and 600 s: the short ones bind the burst, the long ones the
+    sustained rate. A throttled request is not counted; retried at the same virtual time (the SDK's
+    back-off sleeps in real time) it is throttled again, and the definitions' ``Throttled`` retry, which
+    waits in virtual time, gets it through."""
+
+    WINDOWS = (1, 10, 60, 600)
+
+    def __init__(self, burst, rate):
         self.burst = float(burst)
         self.rate = float(rate)
-        self.real_rate = float(real_rate)
-        self.tokens = float(burst)
-        self.last_real = context.real_ms()
-        self.last_virtual = None
+        # Admitted requests per virtual second, and per ten seconds for the long windows.
+        self.seconds = {}
+        self.tens = {}
+
+    def _count(self, lo, hi):
+        """Admitted requests in the virtual seconds ``[lo, hi)``."""
+        if hi - lo <= 60:
+            return sum(self.seconds.get(s, 0) for s in range(lo, hi))
+        return sum(self.tens.get(t, 0) for t in range(lo // 10, (hi + 9) // 10))
 
     def take(self, t_ms):
-        real = context.real_ms()
-        refill = (real - self.last_real) / 1000.0 * self.real_rate
-        if self.last_virtual is not None and t_ms > self.last_virtual:
-            refill = max(refill, (t_ms - self.last_virtual) / 1000.0 * self.rate)
-        self.last_real = real
-        self.last_virtual = t_ms if self.last_virtual is None else max(self.last_virtual, t_ms)
-        self.tokens = min(self.burst, self.tokens + refill)
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
+        second = int(t_ms // 1000)
+        for w in self.WINDOWS:
+            cap = self.burst + self.rate * w
+            if self._count(second - w + 1, second + 1) + 1 > cap or self._count(second, second + w) + 1 > cap:
+                return False
+        self.seconds[second] = self.seconds.get(second, 0) + 1
+        self.tens[second // 10] = self.tens.get(second // 10, 0) + 1
         return True
 
 
@@ -118,6 +129,9 @@ class World:
         self.operations = {}
         self.buckets = {}
         self.rng = random.Random(self.settings["faults"]["seed"])
+        # Requests per service and virtual second (the request's time header), for the fleet's
+        # request-rate figures: what AWS's per-account throttling would see.
+        self.meters = {}
         # Counters the soak tests and the docs read back: what the model refused or injected.
         self.counters = {}
         # The networks made for this world (network.py), by ("operator", region) or ("environment", ...).
@@ -135,6 +149,8 @@ class World:
 
     def configure(self, override):
         override = dict(override)
+        if override.pop("reset_meters", False):
+            self.meters = {}
         if override.pop("instant", False):
             self.settings = settings.merged(self.settings, settings.INSTANT)
         self.settings = settings.merged(self.settings, override)
@@ -150,6 +166,33 @@ class World:
     def count(self, name):
         self.counters[name] = self.counters.get(name, 0) + 1
 
+    def meter(self, service, t_ms):
+        seconds = self.meters.setdefault(service, {})
+        second = int(t_ms // 1000)
+        seconds[second] = seconds.get(second, 0) + 1
+
+    def rates(self):
+        """Per service: requests seen, the busiest virtual second, and the busiest minute as a rate (the
+        sustained rate AWS's token bucket refills at is per second; its burst absorbs a busy second)."""
+        out = {}
+        for service, seconds in self.meters.items():
+            ordered = sorted(seconds.items())
+            peak_minute, window, start = 0, 0, 0
+            for i, (second, n) in enumerate(ordered):
+                window += n
+                while ordered[start][0] <= second - 60:
+                    window -= ordered[start][1]
+                    start += 1
+                peak_minute = max(peak_minute, window)
+            out[service] = {
+                "requests": sum(seconds.values()),
+                "peak_second": max(seconds.values()),
+                "peak_minute_rate": round(peak_minute / 60.0, 3),
+                "first_second": ordered[0][0],
+                "last_second": ordered[-1][0],
+            }
+        return out
+
     def start(self, key, operation):
         """Tracks ``operation`` on ``key`` (replacing one in flight) and shows its first status."""
         self.operations[key] = operation
@@ -159,8 +202,18 @@ class World:
     def forget(self, key):
         self.operations.pop(key, None)
 
-    def in_flight(self, kind, region):
-        return [k for k, op in self.operations.items() if op.kind == kind and k[1] == region]
+    def in_flight(self, kind, region, t_ms=None):
+        """The operations of ``kind`` in ``region`` still running; at ``t_ms``, when given (those done by
+        then are finished first: a quota counts what is in flight at the request's time, not what no
+        request has looked at since)."""
+        keys = [k for k, op in self.operations.items() if op.kind == kind and k[1] == region]
+        if t_ms is not None:
+            for key in keys:
+                operation = self.operations.get(key)
+                if operation is not None and operation.advance(t_ms):
+                    self.operations.pop(key, None)
+            keys = [k for k in keys if k in self.operations]
+        return keys
 
     def settle(self, t_ms, targets=None, service=None):
         """Moves this world's operations on ``targets`` (resource names; None: every resource of ``service``,
@@ -181,8 +234,7 @@ class World:
             return None
         key = (service, region)
         if key not in self.buckets:
-            real_rate = limits.get("real_rate", limits["rate"])
-            self.buckets[key] = TokenBucket(limits["burst"], limits["rate"], real_rate)
+            self.buckets[key] = TokenBucket(limits["burst"], limits["rate"])
         return self.buckets[key]
 
 

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::spec::BackupPolicy;
 
+/// Snapshot identifiers asked for in one `DescribeDBSnapshots` (its `db-snapshot-id` filter takes a
+/// list): the backup polls all its snapshots in one request per this many. The API reference documents no
+/// maximum for a filter's values; 50 keeps each request small and its answer one page.
+pub const SNAPSHOTS_PER_CALL: usize = 50;
+
 /// Tag naming the environment a snapshot or drill instance belongs to.
 pub const TAG_ENVIRONMENT: &str = "opsplane:environment";
 /// Tag naming the backup run that made a snapshot.

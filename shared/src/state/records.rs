@@ -113,6 +113,9 @@ pub struct DrillRecord {
     pub started_at: DateTime<Utc>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The RDS instance drilled (absent in records older than the drill rotation).
+    #[serde(default)]
+    pub instance: Option<String>,
     /// The snapshot restored.
     pub snapshot_id: Option<String>,
     /// Measured recovery time, seconds.

@@ -36,6 +36,7 @@ pub async fn record(deps: &Deps, input: RecordInput) -> Result<RecordOutput, Ops
         id: plan.drill_id.clone(),
         started_at: plan.started_at,
         finished_at: Some(deps.now()),
+        instance: Some(plan.instance.clone()),
         snapshot_id: state
             .steps
             .pick

@@ -15,6 +15,7 @@ use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::DbInstance;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
+use crate::domain::backup::SNAPSHOTS_PER_CALL;
 pub use error::RdsError;
 use error::{
     INSTANCE_EXISTS, NO_INSTANCE, NO_SNAPSHOT, SNAPSHOT_EXISTS, answered, classify, code, found,
@@ -106,28 +107,78 @@ impl Rds {
             .and_then(|out| out.db_snapshots().iter().find_map(Snapshot::from_sdk)))
     }
 
+    /// Describes many snapshots at once: one paginated `DescribeDBSnapshots` per [`SNAPSHOTS_PER_CALL`]
+    /// identifiers (the `db-snapshot-id` filter takes a list), so that a workflow waiting on many snapshots
+    /// asks RDS at a rate that does not grow with how many it waits on. Snapshots that do not exist are
+    /// absent from the answer.
+    pub async fn snapshots(&self, ids: &[String]) -> Result<Vec<Snapshot>, RdsError> {
+        self.snapshot_pages(Some(("db-snapshot-id", ids)), None, None)
+            .await
+    }
+
+    /// The manual snapshots (with tags) of these instances: one paginated `DescribeDBSnapshots` per
+    /// [`SNAPSHOTS_PER_CALL`] instances (the `db-instance-id` filter takes a list), so that an
+    /// environment's retention reads its own snapshots, not the Region's thousands.
+    pub async fn manual_snapshots_of(
+        &self,
+        instances: &[String],
+    ) -> Result<Vec<Snapshot>, RdsError> {
+        self.snapshot_pages(Some(("db-instance-id", instances)), None, Some("manual"))
+            .await
+    }
+
     /// Every manual snapshot, of one instance or of all, with tags.
     pub async fn manual_snapshots(
         &self,
         instance: Option<&str>,
     ) -> Result<Vec<Snapshot>, RdsError> {
+        self.snapshot_pages(None, instance, Some("manual")).await
+    }
+
+    /// `DescribeDBSnapshots`, every page: filtered by `filter`'s values ([`SNAPSHOTS_PER_CALL`] a
+    /// request), by one instance, and of one type.
+    async fn snapshot_pages(
+        &self,
+        filter: Option<(&str, &[String])>,
+        instance: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Vec<Snapshot>, RdsError> {
+        let chunks: Vec<Option<aws_sdk_rds::types::Filter>> = match filter {
+            None => vec![None],
+            Some((name, values)) => values
+                .chunks(SNAPSHOTS_PER_CALL)
+                .map(|chunk| {
+                    Some(
+                        aws_sdk_rds::types::Filter::builder()
+                            .name(name)
+                            .set_values(Some(chunk.to_vec()))
+                            .build(),
+                    )
+                })
+                .collect(),
+        };
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_db_snapshots()
-            .snapshot_type("manual")
-            .set_db_instance_identifier(instance.map(str::to_owned))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("DescribeDBSnapshots", e))?;
-            out.extend(
-                page.db_snapshots()
-                    .iter()
-                    .filter_map(Snapshot::from_sdk)
-                    // Some endpoints ignore SnapshotType when an instance is named.
-                    .filter(|s| s.snapshot_type.is_empty() || s.snapshot_type == "manual"),
-            );
+        for filter in chunks {
+            let mut pages = self
+                .client
+                .describe_db_snapshots()
+                .set_snapshot_type(kind.map(str::to_owned))
+                .set_db_instance_identifier(instance.map(str::to_owned))
+                .set_filters(filter.map(|f| vec![f]))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| classify("DescribeDBSnapshots", e))?;
+                out.extend(
+                    page.db_snapshots()
+                        .iter()
+                        .filter_map(Snapshot::from_sdk)
+                        // Some endpoints ignore SnapshotType when an instance is named.
+                        .filter(|s| {
+                            kind.is_none_or(|k| s.snapshot_type.is_empty() || s.snapshot_type == k)
+                        }),
+                );
+            }
         }
         Ok(out)
     }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::drill::Verdict as DrillVerdict;
 
+pub mod budget;
+pub mod capacity;
 mod render;
+pub mod rotation;
 
 pub use render::render_fleet_html;
 

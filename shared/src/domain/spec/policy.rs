@@ -136,6 +136,11 @@ pub struct DrillPolicy {
     pub rpo_target_minutes: u32,
     /// Instance class of the scratch instance.
     pub instance_class: String,
+    /// The drill rotation's period: every RDS instance of the environment is drilled at least once in
+    /// this many days by the nightly fleet drill rotation. Absent: the environment is not in the rotation
+    /// (its drills run on their own schedule or on demand).
+    #[serde(default)]
+    pub every_days: Option<u32>,
     /// The SQL probe run against the restored instance.
     #[serde(default)]
     pub probe: Option<ProbeSpec>,

@@ -94,6 +94,13 @@ fn each_rule_names_its_field() {
         field_of(&DESIGN_EXAMPLE.replace("rto_target_minutes: 30", "rto_target_minutes: 0")),
         "drill.rto_target_minutes"
     );
+    assert_eq!(
+        field_of(&DESIGN_EXAMPLE.replace(
+            "instance_class: db.t4g.small }",
+            "instance_class: db.t4g.small, every_days: 0 }"
+        )),
+        "drill.every_days"
+    );
 }
 
 #[test]

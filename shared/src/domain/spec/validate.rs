@@ -247,6 +247,14 @@ impl EnvironmentSpec {
                     "must be at least 1 minute",
                 ));
             }
+            if let Some(days) = drill.every_days
+                && !(1..=365).contains(&days)
+            {
+                out.push(SpecError::invalid(
+                    "drill.every_days",
+                    format!("{days} is not a period of 1 to 365 days"),
+                ));
+            }
             if !drill.instance_class.starts_with("db.") {
                 out.push(SpecError::invalid(
                     "drill.instance_class",

@@ -176,8 +176,24 @@ impl Runner {
             .end_overdue(br.now.timestamp_millis());
         let call: BoxFuture<'static, Result<Value, FunctionError>> = match callee {
             Callee::Handler(handler) => {
+                // A bounded engine starts the call once a slot is free; the Task's timeout runs from then.
+                let slots = self
+                    .inner
+                    .invocation_slots
+                    .read()
+                    .expect("slots lock")
+                    .clone();
+                let slot = match slots {
+                    Some(s) => Some(
+                        s.acquire_owned()
+                            .await
+                            .expect("the engine's slots stay open"),
+                    ),
+                    None => None,
+                };
                 // A handler that panics is a crashed function: AWS reports it as Lambda.Unknown.
-                let call = std::panic::AssertUnwindSafe(handler(payload, ctx.clone())).catch_unwind().map(|r| {
+                let call = std::panic::AssertUnwindSafe(handler(payload, ctx.clone())).catch_unwind().map(move |r| {
+                    drop(slot);
                     r.unwrap_or_else(|_| {
                         Err(FunctionError::new(
                             "Lambda.Unknown",
