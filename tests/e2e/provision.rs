@@ -649,6 +649,18 @@ async fn every_workflow_refuses_bad_input_naming_the_field_and_touches_nothing()
             json!({"environments": ["nosuchenv"]}),
             "environments[0]",
         ),
+        ("fleet", json!({}), "operation"),
+        (
+            "fleet",
+            json!({"operation": "restore-everything"}),
+            "operation",
+        ),
+        ("fleet", json!({"operation": "backup", "bogus": 1}), "bogus"),
+        (
+            "fleet",
+            json!({"operation": "drill-rotation", "environments": ["nosuchenv"]}),
+            "environments[0]",
+        ),
     ];
     for (workflow, input, field) in cases {
         let run = stage.run(workflow, input.clone()).await;
@@ -679,7 +691,7 @@ fn every_definition_is_lint_clean() {
         }
     }
     linted.sort();
-    for wanted in ["drift", "health-sweep", "provision", "rollback"] {
+    for wanted in ["drift", "fleet", "health-sweep", "provision", "rollback"] {
         assert!(linted.contains(&format!("{wanted}.asl.json")), "{linted:?}");
     }
     // Take the Catch off any state between the lock and the release and the lint names the leak.
