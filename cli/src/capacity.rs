@@ -85,17 +85,7 @@ pub async fn plan(
     };
     let requests: u64 = loaded
         .iter()
-        .map(|s| {
-            let copies = s.backup.copy_to_region.is_some();
-            backup_requests(
-                BackupShape {
-                    instances: s.rds.len() as u64,
-                    copies,
-                    reads_instances: copies && s.backup.copy_kms_key_id.is_none(),
-                },
-                account,
-            )
-        })
+        .map(|s| backup_requests(BackupShape::of(s), account))
         .sum();
     let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
     wanted.insert(home.to_owned(), steady.home_snapshots);
@@ -133,6 +123,31 @@ pub async fn plan(
         drills_per_night: rotation_share.ceil() as u64,
         skipped,
     })
+}
+
+/// `opsplane plan-capacity`: the plan of the fleet whose state `cfg` names, printed as lines or JSON;
+/// `budget` overrides the configured request budget.
+pub async fn command(
+    cfg: &opsplane_shared::Config,
+    budget: Option<f64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let budget = budget.unwrap_or(cfg.fleet.rds_request_budget);
+    if !(budget > 0.0 && budget <= 12.0) {
+        anyhow::bail!(
+            "--budget must be more than 0 and at most RDS's 12 requests a second, not {budget}"
+        );
+    }
+    let clients = opsplane_shared::aws::Clients::load(cfg).await;
+    let specs = SpecStore::new(clients.s3.clone(), cfg.bucket_name.clone());
+    let rds = Rds::new(clients.rds.clone());
+    let plan = plan(&specs, &rds, &cfg.region, budget).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", render(&plan));
+    }
+    Ok(())
 }
 
 /// One environment's backup habit.

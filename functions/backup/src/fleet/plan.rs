@@ -158,9 +158,9 @@ pub async fn plan(deps: &Deps, input: PlanInput) -> Result<FleetPlan, OpsError> 
                 .collect();
             let requests: Vec<u64> = chosen
                 .iter()
-                .map(|s| backup_requests(shape(s), account))
+                .map(|s| backup_requests(BackupShape::of(s), account))
                 .collect();
-            let items = chosen
+            let items: Vec<(String, Option<String>)> = chosen
                 .iter()
                 .map(|s| (s.environment.clone(), None))
                 .collect();
@@ -177,7 +177,6 @@ pub async fn plan(deps: &Deps, input: PlanInput) -> Result<FleetPlan, OpsError> 
             (items, requests, Vec::new(), Vec::new(), night.deferred)
         }
     };
-    let items: Vec<(String, Option<String>)> = items;
     let offsets = start_offsets(&requests, budget);
     let paced_from = input.entered.unwrap_or(started_at);
     let items: Vec<Item> = items
@@ -224,14 +223,4 @@ pub async fn plan(deps: &Deps, input: PlanInput) -> Result<FleetPlan, OpsError> 
         "fleet run planned"
     );
     Ok(plan)
-}
-
-/// One environment's backup as the request model sees it.
-pub(super) fn shape(spec: &EnvironmentSpec) -> BackupShape {
-    let copies = spec.backup.copy_to_region.is_some();
-    BackupShape {
-        instances: spec.rds.len() as u64,
-        copies,
-        reads_instances: copies && spec.backup.copy_kms_key_id.is_none(),
-    }
 }

@@ -8,6 +8,7 @@
 //! environment after environment, each one's share being the requests its backup is expected to make.
 
 use crate::domain::backup::SNAPSHOTS_PER_CALL;
+use crate::domain::spec::EnvironmentSpec;
 
 /// Polls one wait is expected to take. The backup polls its snapshots at 30 s, x1.5, capped at 5 min
 /// (`backup.asl.json`), so eight polls see a snapshot of about half an hour through; most take minutes.
@@ -25,6 +26,19 @@ pub struct BackupShape {
     pub copies: bool,
     /// Whether the validation reads each instance to check its encryption (copies without a key).
     pub reads_instances: bool,
+}
+
+impl BackupShape {
+    /// An environment's backup as its spec makes it: its instances, whether it copies, and whether the
+    /// validation reads the instances (copies without a key).
+    pub fn of(spec: &EnvironmentSpec) -> Self {
+        let copies = spec.backup.copy_to_region.is_some();
+        Self {
+            instances: spec.rds.len() as u64,
+            copies,
+            reads_instances: copies && spec.backup.copy_kms_key_id.is_none(),
+        }
+    }
 }
 
 /// The account around the fleet, in the control plane's Region.
